@@ -1,0 +1,1 @@
+"""Homomorphic-encryption backends: Paillier, threshold Paillier, CKKS."""

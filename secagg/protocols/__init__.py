@@ -1,0 +1,1 @@
+"""Sans-I/O secure aggregation protocols and an in-process simulator."""
