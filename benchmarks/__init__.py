@@ -1,0 +1,1 @@
+"""Benchmarks of secagg: each module runs with `python -m benchmarks.<name> [--quick]`."""
