@@ -1,0 +1,90 @@
+"""A Grid decorator that gives any FedAvg-style Message-API strategy secure aggregation.
+
+``Strategy.start(grid=SecAggGrid(grid, settings), ...)`` runs the strategy unchanged: every
+``send_and_receive`` of training messages becomes one secure aggregation
+(:func:`run_secure_round`), and the strategy receives a single reply holding the weighted
+mean and the total weight, which FedAvg, FedAvgM, FedProx, FedAdam, FedYogi and FedAdagrad
+aggregate to itself. Evaluation and query messages pass through to the wrapped grid.
+Robust aggregators that need individual updates (Krum, median, trimmed mean) cannot work
+on a secure sum and must not be used with it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from flwr.app import Message, RecordDict
+from flwr.proto.node_pb2 import NodeInfo
+from flwr.serverapp import Grid
+from flwr.supercore.run import Run
+
+from secagg.integrations.flower.server import (
+    RoundReport,
+    ServerFactory,
+    is_train_message,
+    run_secure_round,
+)
+from secagg.integrations.flower.settings import SecAggSettings
+
+__all__ = ["SecAggGrid"]
+
+log = logging.getLogger(__name__)
+
+
+class SecAggGrid(Grid):
+    """Wraps ``grid``; training rounds sent through it are securely aggregated.
+
+    ``reports`` lists one :class:`RoundReport` per training round (included and excluded
+    nodes, reasons, sizes). The strategy's ``timeout`` is replaced by the settings'
+    ``train_timeout`` / ``stage_timeout``. Only ``send_and_receive`` is intercepted: do not
+    push training messages with ``push_messages`` directly (the client mod refuses them).
+    """
+
+    def __init__(self, grid: Grid, settings: SecAggSettings | None = None, *,
+                 make_server: ServerFactory | None = None) -> None:
+        self._grid = grid
+        self.settings = settings or SecAggSettings()
+        self._make_server = make_server
+        self.reports: list[RoundReport] = []
+
+    def set_run(self, run: Run) -> None:
+        self._grid.set_run(run)
+
+    @property
+    def run(self) -> Run:
+        return self._grid.run
+
+    def create_message(self, content: RecordDict, message_type: str, dst_node_id: int,
+                       group_id: str, ttl: float | None = None) -> Message:
+        return self._grid.create_message(content, message_type, dst_node_id, group_id, ttl)
+
+    def get_node_ids(self) -> Iterable[int]:
+        return self._grid.get_node_ids()
+
+    def get_nodes(self) -> Iterable[NodeInfo]:
+        return self._grid.get_nodes()
+
+    def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
+        return self._grid.push_messages(messages)
+
+    def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
+        return self._grid.pull_messages(message_ids)
+
+    def send_and_receive(self, messages: Iterable[Message], *,
+                         timeout: float | None = None) -> Iterable[Message]:
+        """Securely aggregate training messages; pass every other kind through.
+
+        Returns one reply (the aggregate) for a completed training round, or no reply if
+        the round aborted (the strategy then keeps its current model).
+        """
+        batch = list(messages)
+        if not batch or not all(is_train_message(m) for m in batch):
+            return self._grid.send_and_receive(batch, timeout=timeout)
+        report = run_secure_round(self._grid, batch, self.settings,
+                                  make_server=self._make_server)
+        self.reports.append(report)
+        log.info("secure aggregation: %r", report)
+        if not report.ok:
+            return []
+        return [Message(report.reply_content(), reply_to=batch[0])]
