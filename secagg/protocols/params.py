@@ -133,7 +133,8 @@ class _UpperTail:
 
     lo: int
     log_tails: np.ndarray  # log P[X >= lo + i], i = 0 .. hi - lo + 1
-    log_beyond: float  # bound used for x > hi + 1
+    log_beyond: float  # bound used for hi + 1 < x <= support_high
+    support_high: int
 
     @classmethod
     def build(cls, total: int, marked: int, draws: int, log_cutoff: float) -> _UpperTail:
@@ -173,12 +174,14 @@ class _UpperTail:
         if hi < support_high:
             log_beyond = log_cutoff
             np.logaddexp(log_tails, log_cutoff, out=log_tails)
-        return cls(lo=lo, log_tails=log_tails, log_beyond=log_beyond)
+        return cls(lo=lo, log_tails=log_tails, log_beyond=log_beyond, support_high=support_high)
 
     def at(self, x: int) -> float:
         """An upper bound on ``log P[X >= x]`` (exact up to ``exp(log_cutoff)``)."""
-        if x <= self.lo:
+        if x < self.lo:
             return 0.0
+        if x > self.support_high:
+            return -math.inf
         index = x - self.lo
         if index >= len(self.log_tails):
             return self.log_beyond
