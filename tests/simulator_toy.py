@@ -43,12 +43,12 @@ class ToyMessage:
         )
 
 
-def decode(data: bytes) -> Message:
+def decode(data: bytes, transport_sender: int) -> Message:
     try:
         version, sender, recipient, session, round_name, payload = msgpack.unpackb(data)
     except Exception as exc:
         raise DecodeError("bad toy message") from exc
-    if version != 1 or round_name not in ROUNDS:
+    if version != 1 or round_name not in ROUNDS or sender != transport_sender:
         raise DecodeError("bad toy message")
     return ToyMessage(sender, recipient, session, round_name, payload)
 

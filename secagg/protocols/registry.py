@@ -55,6 +55,7 @@ class ProtocolSpec:
     """How a transport drives one protocol.
 
     ``dropout_round`` is the round a bare dropout rate applies to (the CLI's default).
+    ``decode(data, sender)`` decodes bytes whose sender the transport knows (0 = server).
     ``accepts`` tells two protocols sharing one config class apart (None: any instance).
 
     ``make_client(config, client_id, input_source)`` must call ``input_source`` at most once,
@@ -70,7 +71,7 @@ class ProtocolSpec:
     client_ids: Callable[[Any], Sequence[int]]
     vector_length: Callable[[Any], int]
     bits: Callable[[Any], int]
-    decode: Callable[[bytes], Message]
+    decode: Callable[[bytes, int], Message]
     dropout_round: str
     description: str = ""
     accepts: Callable[[Any], bool] | None = None
@@ -125,10 +126,7 @@ def protocol_for_config(config: object) -> ProtocolSpec:
     ConfigurationError if none does.
     """
     for name in protocol_names():
-        try:
-            spec = get_protocol(name)
-        except ImportError:  # a protocol whose optional dependency is missing
-            continue
+        spec = get_protocol(name)
         if isinstance(config, spec.config_type) and (
             spec.accepts is None or spec.accepts(config)
         ):

@@ -270,7 +270,7 @@ class _Transport:
         round_name = message.round_name
         data = message.to_bytes()
         self.ledger.record_message(round_name, message.sender, SERVER_ID, len(data))
-        decoded = self.spec.decode(data)
+        decoded = self.spec.decode(data, message.sender)
         self._server_round = round_name
         return self._server_call(lambda: self.server.receive(decoded))
 
@@ -286,7 +286,7 @@ class _Transport:
             return []
         data = message.to_bytes()
         self.ledger.record_message(round_name, SERVER_ID, cid, len(data))
-        decoded = self.spec.decode(data)
+        decoded = self.spec.decode(data, SERVER_ID)
         overhead = self.feed.overhead
         start = time.perf_counter()
         replies = client.receive(decoded)
