@@ -131,15 +131,19 @@ class AggregationResult:
 
     ``total`` is the sum over exactly the clients in ``included``, in Z_(2^bits) (the
     storage dtype of :func:`secagg.prg.dtype_for_bits`). ``excluded`` maps every other
-    configured client to the reason it is not in the sum (dropped in a round, bad share...).
+    configured client to the reason it is not in the sum (dropped in a round, bad message...).
+    ``faults`` maps a party to misbehaviour that was contained without removing it from the
+    sum (an off-polynomial share it revealed, a replayed message, a bad signature...).
     """
 
     total: np.ndarray
     included: frozenset[int]
     excluded: Mapping[int, str] = field(default_factory=dict)
+    faults: Mapping[int, str] = field(default_factory=dict)
 
     def __repr__(self) -> str:
         return (
             f"AggregationResult(length={self.total.shape[0] if self.total.ndim else 0}, "
-            f"included={sorted(self.included)}, excluded={dict(sorted(self.excluded.items()))})"
+            f"included={sorted(self.included)}, excluded={dict(sorted(self.excluded.items()))}, "
+            f"faults={len(self.faults)})"
         )

@@ -10,8 +10,9 @@ is secret. The threshold rules (refused with :class:`ConfigurationError` otherwi
   (Bonawitz et al., CCS'17), and ``t <= n``;
 * sparse SecAgg+ graph (Bell et al., CCS'20): the threshold is per neighbourhood; the
   parameter finder picks ``(k, t)`` against a corrupt fraction, so semi-honest mode only
-  needs ``2 <= t <= k + 1``; active mode needs ``t > 2(k + 1)/3`` so that a server that
-  splits one neighbourhood into two camps cannot collect both secrets of a client.
+  needs ``2 <= t <= k + 1``; active mode needs ``2t > k + 1`` so that a server that
+  splits the honest holders of one neighbourhood into two camps cannot collect t shares
+  of both secrets of a client (the finder adds the margin for corrupt neighbours).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import numpy as np
 
 from secagg.errors import ConfigurationError
 from secagg.protocols.graph import harary_graph, validate_graph
+from secagg.shamir import PRIME
 
 __all__ = [
     "ACTIVE",
@@ -46,8 +48,8 @@ MODES: tuple[Mode, ...] = (SEMI_HONEST, ACTIVE)
 
 #: Accepted session id sizes: at least 16 bytes so random ids do not collide across sessions.
 SESSION_ID_BYTES = (16, 64)
-#: Client ids are Shamir x coordinates: they must stay below the field prime (> 2^31).
-MAX_CLIENT_ID = 2**31 - 1
+#: Client ids are Shamir x coordinates: they must stay below the field prime.
+MAX_CLIENT_ID = PRIME - 1
 MAX_VECTOR_LENGTH = 2**31
 VERIFY_KEY_BYTES = 32
 
@@ -65,7 +67,7 @@ class ProtocolConfig:
     32-byte Ed25519 verify key registered out of band) to a dict.
 
     Raises ConfigurationError on anything wrong: a session id outside 16..64 bytes,
-    client ids that are not unique ints in 1..2^31-1, fewer than two clients, ``bits``
+    client ids that are not unique ints in 1..PRIME-1, fewer than two clients, ``bits``
     outside 1..64, a vector length outside 1..2^31, an unknown mode, an irregular or
     asymmetric graph, identities missing (active) or present (semi-honest), or a
     threshold outside the rules of the module docstring.
@@ -173,9 +175,9 @@ class ProtocolConfig:
                 raise ConfigurationError(
                     f"semi-honest mode needs t > n/2: t = {t} is too small for n = {holders}"
                 )
-        elif self.mode == ACTIVE and 3 * t <= 2 * holders:
+        elif self.mode == ACTIVE and 2 * t <= holders:
             raise ConfigurationError(
-                f"active SecAgg+ needs t > 2(k+1)/3: t = {t} is too small for k = {self.degree}"
+                f"active SecAgg+ needs 2t > k + 1: t = {t} is too small for k = {self.degree}"
             )
 
     # -- derived views -----------------------------------------------------------------
