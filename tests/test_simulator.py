@@ -240,3 +240,115 @@ def test_registry_lookup() -> None:
     complete = ProtocolConfig.create([1, 2, 3], threshold=2, bits=16, vector_length=4)
     assert protocol_for_config(complete).name == "bonawitz"
     assert set(get_protocol("bonawitz").round_names) <= set(ROUND_NAMES)
+
+
+# --- the real protocols --------------------------------------------------------------------
+
+# Semi-honest sessions have no consistency check round: the client never sees it.
+_REAL_ROUNDS = ("advertise_keys", "share_keys", "masked_input", "unmasking")
+_BEFORE_MASKING = {"advertise_keys", "share_keys", "masked_input"}
+
+
+def _config(n: int, m: int, bits: int, *, degree: int | None = None, t: int | None = None):  # type: ignore[no-untyped-def]
+    threshold = t if t is not None else n // 2 + 1
+    return ProtocolConfig.create(
+        list(range(1, n + 1)), threshold=threshold, bits=bits, vector_length=m, degree=degree
+    )
+
+
+@given(
+    n=st.integers(3, 8),
+    m=st.integers(1, 40),
+    bits=st.sampled_from([1, 8, 17, 32, 40, 64]),
+    data=st.data(),
+)
+def test_bonawitz_matches_plaintext_sum_under_dropouts_at_every_round(
+    n: int, m: int, bits: int, data: st.DataObject
+) -> None:
+    config = _config(n, m, bits)
+    ids = list(range(1, n + 1))
+    # At most n - t clients may vanish in all: t must still answer Unmasking.
+    dropped = data.draw(
+        st.lists(st.sampled_from(ids), unique=True, max_size=n - config.threshold), label="who"
+    )
+    rounds = data.draw(
+        st.lists(st.sampled_from(_REAL_ROUNDS), min_size=len(dropped), max_size=len(dropped)),
+        label="when",
+    )
+    by_round: dict[str, set[int]] = defaultdict(set)
+    for cid, round_name in zip(dropped, rounds):
+        by_round[round_name].add(cid)
+    schedule = DropoutSchedule({r: frozenset(v) for r, v in by_round.items()})
+    inputs = _inputs(n, m, bits, seed=n + m + bits)
+    result = simulate(config, inputs, dropouts=schedule)
+    vanished_before_masking = {c for c, r in zip(dropped, rounds) if r in _BEFORE_MASKING}
+    assert result.protocol == "bonawitz"
+    assert result.aggregate.included == frozenset(ids) - vanished_before_masking
+    assert set(result.aggregate.excluded) == vanished_before_masking
+    assert result.matches
+    np.testing.assert_array_equal(
+        result.expected, _plain_sum(inputs, result.aggregate.included, bits)
+    )
+
+
+@given(
+    n=st.integers(6, 10),
+    rate=st.floats(0.0, 0.3),
+    round_name=st.sampled_from(_REAL_ROUNDS),
+    seed=st.integers(0, 2**16),
+)
+def test_secagg_plus_under_dropout_rates(n: int, rate: float, round_name: str, seed: int) -> None:
+    config = _config(n, 8, 16, degree=4, t=3)
+    schedule = DropoutSchedule.from_rate(config.clients, rate, round_name, seed)
+    inputs = _inputs(n, 8, 16, seed=seed)
+    try:
+        result = simulate(config, inputs, dropouts=schedule)
+    except ProtocolAbort:
+        # Allowed only when some neighbourhood really lost too many members.
+        assert schedule.clients
+        return
+    assert result.protocol == "secagg+"
+    assert result.matches
+    included = result.aggregate.included
+    assert included | set(result.aggregate.excluded) == set(config.clients)
+    if round_name in _BEFORE_MASKING:
+        assert not included & schedule.clients
+    np.testing.assert_array_equal(result.expected, _plain_sum(inputs, included, 16))
+
+
+def test_real_protocol_lazy_inputs_and_bytes() -> None:
+    n, m, bits = 5, 1000, 24
+    config = _config(n, m, bits)
+    table = _inputs(n, m, bits, seed=11)
+    calls: Counter[int] = Counter()
+
+    def factory(cid: int) -> np.ndarray:
+        calls[cid] += 1
+        return table[cid]
+
+    log: list[tuple[int, int, int]] = []
+    spec = _recording_spec(get_protocol("bonawitz"), log)
+    schedule = DropoutSchedule({"share_keys": frozenset({2}), "unmasking": frozenset({4})})
+    result = simulate(config, factory, dropouts=schedule, protocol=spec)
+    assert result.matches
+    assert result.aggregate.included == {1, 3, 4, 5}
+    # Each client is asked for its vector once, when it masks; 2 never got that far.
+    assert calls == Counter({1: 1, 3: 1, 4: 1, 5: 1})
+    costs = result.costs
+    for cid in range(1, n + 1):
+        assert costs.party_total(cid).bytes_up == sum(s for a, _, s in log if a == cid)
+        assert costs.party_total(cid).bytes_down == sum(s for _, b, s in log if b == cid)
+    # The masked input is bit-packed at exactly `bits` bits, plus a small header.
+    masked = costs.cost("masked_input", 1).bytes_up
+    assert m * bits // 8 <= masked <= m * bits // 8 + 64
+    assert costs.cost("masked_input", 2).bytes_up == 0
+    assert costs.cost("unmasking", 4).bytes_up == 0
+    assert costs.party_total(SERVER_ID).seconds > 0
+
+
+def test_protocol_override_must_fit_the_config() -> None:
+    with pytest.raises(ConfigurationError):
+        simulate(ToyConfig(3, 2, 8), _inputs(3, 2, 8), protocol="bonawitz")
+    config = _config(4, 3, 8)
+    result = simulate(config, _inputs(4, 3, 8), protocol="secagg+")
+    assert result.protocol == "secagg+" and result.matches

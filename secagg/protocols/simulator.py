@@ -30,7 +30,7 @@ from tqdm import tqdm
 from secagg.errors import ConfigurationError, ProtocolAbort, UsageError
 from secagg.protocols.base import SERVER_ID, AggregationResult, ClientProtocol, Message
 from secagg.protocols.costs import CostLedger
-from secagg.protocols.registry import ProtocolSpec, protocol_for_config
+from secagg.protocols.registry import ProtocolSpec, get_protocol, protocol_for_config
 
 __all__ = [
     "DropoutSchedule",
@@ -336,20 +336,28 @@ def simulate(
     *,
     dropouts: DropoutSchedule | None = None,
     progress: bool = False,
+    protocol: str | ProtocolSpec | None = None,
 ) -> SimulationResult:
     """Run one aggregation of ``config``'s protocol in-process.
 
     ``inputs`` gives each configured client's vector in Z_(2^bits) (integers in
     [0, 2^bits), the protocol's vector length): a mapping or a deterministic factory.
+    ``protocol`` (a registry name or a spec) overrides the lookup by config type.
 
     Guarantees: every message is encoded, counted and decoded; the returned ``expected``
     is the plaintext sum of exactly the clients the protocol reports as included, and
     ``matches`` compares it with the protocol's total. Raises ConfigurationError for an
     unknown config type, a dropout round the protocol does not have, a dropout of an
-    unconfigured client, or bad inputs; ProtocolAbort if the protocol cannot finish (for
+    unconfigured client, or bad inputs (or a ``protocol`` that does not take ``config``);
+    ProtocolAbort if the protocol cannot finish (for
     example too few clients remain); ProtocolViolation if a party rejects a message.
     """
-    spec = protocol_for_config(config)
+    if protocol is None:
+        spec = protocol_for_config(config)
+    else:
+        spec = get_protocol(protocol) if isinstance(protocol, str) else protocol
+        if not isinstance(config, spec.config_type):
+            raise ConfigurationError(f"{spec.name} does not take a {type(config).__name__}")
     schedule = dropouts if dropouts is not None else DropoutSchedule()
     ids = list(spec.client_ids(config))
     unknown_rounds = set(schedule.by_round) - set(spec.round_names)
