@@ -145,9 +145,7 @@ def run_session(
 
 def assert_correct(session: Session, result: AggregationResult) -> None:
     assert result.total.dtype == session.config.dtype
-    np.testing.assert_array_equal(
-        result.total.astype(np.uint64), session.expected(result.included)
-    )
+    np.testing.assert_array_equal(result.total.astype(np.uint64), session.expected(result.included))
     assert result.included | set(result.excluded) == session.config.client_set
     assert not result.included & set(result.excluded)
 
@@ -176,7 +174,13 @@ def sessions(draw: st.DrawFn, *, max_n: int = 30, active: bool | None = None) ->
     bits = draw(st.sampled_from([1, 7, 16, 31, 32, 33, 64]))
     length = draw(st.integers(1, 12))
     return make_session(
-        n, threshold, bits=bits, length=length, mode=mode, degree=degree, seed=draw(st.integers(0, 9))
+        n,
+        threshold,
+        bits=bits,
+        length=length,
+        mode=mode,
+        degree=degree,
+        seed=draw(st.integers(0, 9)),
     )
 
 
@@ -194,7 +198,9 @@ def dropout_plans(session: Session) -> st.SearchStrategy[dict[str, set[int]]]:
     return st.lists(choice, min_size=session.config.n, max_size=session.config.n).map(plan)
 
 
-def complete_graph_outcome(session: Session, drops: Mapping[str, set[int]]) -> frozenset[int] | None:
+def complete_graph_outcome(
+    session: Session, drops: Mapping[str, set[int]]
+) -> frozenset[int] | None:
     """The included set Bonawitz et al. promise for the complete graph, or None (abort)."""
     t = session.config.threshold
     live = set(session.config.clients)

@@ -73,9 +73,7 @@ def encode_share_bundle(bundle: ShareBundle) -> bytes:
     return packed
 
 
-def decode_share_bundle(
-    data: bytes, *, dealer: int, holder: int, threshold: int
-) -> ShareBundle:
+def decode_share_bundle(data: bytes, *, dealer: int, holder: int, threshold: int) -> ShareBundle:
     """Parse an opened bundle and check it is ``dealer``'s bundle for ``holder``.
 
     Guarantees: both shares parse, sit at x = ``holder``, have threshold ``threshold`` and

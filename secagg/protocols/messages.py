@@ -64,7 +64,6 @@ MAX_CIPHERTEXT_BYTES = 4096
 MAX_SHARE_BYTES = 2048
 
 
-
 def packed_size(length: int, bits: int) -> int:
     """Bytes of ``length`` values bit-packed at ``bits`` bits (as :func:`secagg.packing.pack`)."""
     return (length * bits + 7) // 8

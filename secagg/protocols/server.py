@@ -399,9 +399,7 @@ class Server:
         self._open_round(self._u2)
         requests: list[Message] = []
         for client in sorted(self._u2):
-            bundles = tuple(
-                item for item in self._inbox.get(client, []) if item.peer in self._u2
-            )
+            bundles = tuple(item for item in self._inbox.get(client, []) if item.peer in self._u2)
             requests.append(MaskedInputRequest(SERVER_ID, client, sid, bundles))
         self._inbox.clear()
         return requests
