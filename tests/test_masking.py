@@ -61,7 +61,7 @@ def test_pairwise_masks_cancel_for_every_bit_width(
             session_id=SESSION,
         )
     apply_masks(total, bits=bits, domain=SELF, sub_seeds=list(self_seeds.values()))
-    expected = sum(inputs[u].astype(object) for u in ids)
+    expected = np.sum([inputs[u].astype(object) for u in ids], axis=0)
     assert [int(v) for v in total] == [int(v) % (1 << bits) for v in expected]
 
 
@@ -257,7 +257,7 @@ def test_mask_input_validation() -> None:
     good = dict(bits=16, own_id=3, self_seed=seed, pair_seeds={1: seed}, session_id=SESSION)
     x = np.zeros(4, dtype=np.uint32)
     mask_input(x, **good)  # type: ignore[arg-type]
-    bad = [
+    bad: list[tuple[object, dict[str, object]]] = [
         (x, {"own_id": 1}),  # own id among the peers
         (x, {"self_seed": seed[:16]}),
         (x, {"pair_seeds": {2: b"short"}}),
