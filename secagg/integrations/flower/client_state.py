@@ -2,8 +2,9 @@
 
 Flower runs each message in a new ClientApp process, so the mod keeps the protocol
 client's state as bytes in ``context.state`` (client side only). A :class:`ClientBackend`
-says how: the default one uses secagg's Bonawitz/SecAgg+ client and its own versioned
-state encoding (msgpack, no pickle); tests and other protocols can plug in their own.
+says how: the default one uses secagg's Bonawitz/SecAgg+ client and the versioned state
+encoding of :mod:`secagg.integrations.flower.client_snapshot` (msgpack, no pickle); tests
+and other protocols can plug in their own.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Protocol
 
 import numpy as np
 
+from secagg.errors import UsageError
 from secagg.protocols.base import ClientProtocol
 from secagg.protocols.config import ProtocolConfig
 
@@ -45,15 +47,17 @@ class BonawitzBackend:
         return Client(config, client_id, vector)
 
     def dump(self, client: ClientProtocol) -> bytes:
-        state: bytes = client.to_state_bytes()  # type: ignore[attr-defined]
-        return state
-
-    def load(self, config: ProtocolConfig, client_id: int, data: bytes) -> ClientProtocol:
+        from secagg.integrations.flower.client_snapshot import dump_client
         from secagg.protocols.client import Client
 
-        client: ClientProtocol = Client.from_state_bytes(  # type: ignore[attr-defined]
-            config, client_id, data)
-        return client
+        if not isinstance(client, Client):
+            raise UsageError("BonawitzBackend stores only secagg.protocols.client.Client")
+        return dump_client(client)
+
+    def load(self, config: ProtocolConfig, client_id: int, data: bytes) -> ClientProtocol:
+        from secagg.integrations.flower.client_snapshot import load_client
+
+        return load_client(config, client_id, data)
 
 
 def default_backend() -> ClientBackend:

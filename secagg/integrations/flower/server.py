@@ -22,13 +22,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Protocol
 
 from flwr.app import ArrayRecord, Message, MetricRecord, RecordDict
 from flwr.serverapp import Grid
 
 from secagg.encoding import FixedPoint
-from secagg.errors import ConfigurationError, ProtocolAbort, ProtocolViolation
+from secagg.errors import ConfigurationError, ProtocolAbort, ProtocolViolation, UsageError
 from secagg.integrations.flower.layout import ArrayLayout
 from secagg.integrations.flower.settings import SecAggSettings, default_threshold
 from secagg.integrations.flower.wire import (
@@ -38,16 +39,33 @@ from secagg.integrations.flower.wire import (
     read_envelope,
     write_envelope,
 )
-from secagg.protocols.base import SERVER_ID, AggregationResult, ServerProtocol
+from secagg.protocols.base import AggregationResult, ServerProtocol
 from secagg.protocols.base import Message as ProtocolMessage
 from secagg.protocols.config import ProtocolConfig
-from secagg.protocols.messages import decode_message, packed_size
+from secagg.protocols.messages import packed_size
 
-__all__ = ["RoundReport", "ServerFactory", "is_train_message", "run_secure_round"]
+__all__ = [
+    "RoundReport",
+    "ServerFactory",
+    "TransportServer",
+    "is_train_message",
+    "run_secure_round",
+]
 
 log = logging.getLogger(__name__)
 
-ServerFactory = Callable[[ProtocolConfig], ServerProtocol]
+
+
+class TransportServer(ServerProtocol, Protocol):
+    """A protocol server a transport can hand raw bytes with the authenticated sender."""
+
+    def receive_bytes(self, data: bytes, sender: int) -> list[ProtocolMessage]:
+        """Decode ``data`` as sent by ``sender`` and receive it; a DecodeError excludes
+        ``sender`` instead of being raised."""
+        ...
+
+
+ServerFactory = Callable[[ProtocolConfig], TransportServer]
 """Builds the protocol server for a config (default: :class:`secagg.protocols.server.Server`)."""
 
 # A Bonawitz session has at most 5 stages; a server that keeps asking is a bug, not a loop.
@@ -58,10 +76,10 @@ _PER_PEER_BYTES = 8192
 _BASE_BYTES = 65536
 
 
-def _default_server(config: ProtocolConfig) -> ServerProtocol:
+def _default_server(config: ProtocolConfig) -> TransportServer:
     from secagg.protocols.server import Server
 
-    server: ServerProtocol = Server(config)
+    server: TransportServer = Server(config)
     return server
 
 
@@ -136,10 +154,12 @@ class _Session:
 
     settings: SecAggSettings
     config: ProtocolConfig
-    server: ServerProtocol
+    server: TransportServer
     node_of_client: dict[int, int]
+    setups: dict[int, bytes]
     max_reply_bytes: int
     excluded: dict[int, str] = field(default_factory=dict)
+    stages: int = 0
     bytes_sent: int = 0
     bytes_received: int = 0
 
@@ -161,11 +181,10 @@ def run_secure_round(
 ) -> RoundReport:
     """Securely aggregate the training round that ``messages`` (one per node) describe.
 
-    Only ``grid.send_and_receive`` is used. Guarantees:
-    the report's aggregate is the weighted mean over exactly ``included_nodes``; a node
-    that misses a deadline, replies with an error or sends anything malformed is excluded
-    (with the reason) and the others go on; nothing a client sends is ever exposed except
-    through the protocol's sum.
+    Only ``grid.send_and_receive`` is used. Guarantees: the report's aggregate is the
+    weighted mean over exactly ``included_nodes``; a node that misses a deadline, replies
+    with an error or sends anything malformed is excluded (with the reason) and the others
+    go on; nothing a client sends is ever exposed except through the protocol's sum.
 
     Raises ConfigurationError for unusable inputs (no messages, duplicate destinations,
     several ArrayRecords, unsupported dtypes, unsafe settings). A protocol abort (fewer
@@ -179,15 +198,54 @@ def run_secure_round(
     nodes = sorted({m.metadata.dst_node_id for m in train})
     if len(nodes) != len(train):
         raise ConfigurationError("two training messages go to the same node")
-    arrays_key, _, layout = _global_arrays(train)
-    layout = ArrayLayout(layout.arrays, settings.secure_metrics)
+    arrays_key, _, model_layout = _global_arrays(train)
+    layout = ArrayLayout(model_layout.arrays, settings.secure_metrics)
     node_of_client = {i + 1: node for i, node in enumerate(nodes)}
     n = len(nodes)
+    report = RoundReport(
+        session_id=bytes(16), client_of_node={node: c for c, node in node_of_client.items()},
+        arrays_key=arrays_key, weighted_by_key=settings.weighted_by_key,
+    )
     if n < settings.min_clients:
-        return RoundReport(session_id=b"\x00" * 16, client_of_node={v: k for k, v in
-                                                                    node_of_client.items()},
-                           aborted=f"{n} sampled nodes, fewer than min_clients = "
-                                   f"{settings.min_clients}")
+        return replace(report, excluded_nodes=dict.fromkeys(nodes, "round not run"),
+                       aborted=f"{n} sampled nodes, fewer than min_clients = "
+                               f"{settings.min_clients}")
+    session, fixed = _open_session(settings, layout, node_of_client, make_server)
+    report = replace(report, session_id=session.config.session_id)
+    aborted = None
+    try:
+        _drive(grid, session, train)
+    except ProtocolAbort as exc:
+        aborted = f"protocol aborted: {exc}"
+        log.warning("secure aggregation aborted after %d stages: %s", session.stages, exc)
+    result = session.server.result
+    report = replace(
+        report, stages=session.stages, bytes_sent=session.bytes_sent,
+        bytes_received=session.bytes_received, result=result,
+        excluded_nodes=_excluded_nodes(session, result),
+    )
+    if aborted is None and result is None:
+        aborted = "the protocol finished without a result"
+    if aborted is not None or result is None:
+        return replace(report, aborted=aborted, seconds=time.perf_counter() - started)
+    try:
+        mean, total_weight = fixed.decode_weighted(result.total)
+    except UsageError:
+        return replace(report, aborted="the included clients' total weight is zero",
+                       seconds=time.perf_counter() - started)
+    arrays, metrics = layout.unflatten(mean)
+    return replace(
+        report, included_nodes=frozenset(node_of_client[c] for c in result.included),
+        arrays=arrays, metrics=metrics, total_weight=float(total_weight),
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _open_session(settings: SecAggSettings, layout: ArrayLayout,
+                  node_of_client: dict[int, int],
+                  make_server: ServerFactory | None) -> tuple[_Session, FixedPoint]:
+    """Choose the public parameters of one session and build its protocol server."""
+    n = len(node_of_client)
     degree = settings.degree if settings.degree is not None and settings.degree < n - 1 \
         else None
     holders = (degree if degree is not None else n - 1) + 1
@@ -200,78 +258,46 @@ def run_secure_round(
         clients=list(node_of_client), threshold=threshold, bits=settings.bits,
         vector_length=layout.size + 1, mode=settings.mode, degree=degree,
     )
-    session = _Session(
-        settings=settings, config=config, server=(make_server or _default_server)(config),
-        node_of_client=node_of_client,
-        max_reply_bytes=packed_size(config.vector_length, config.bits) + _BASE_BYTES
-        + _PER_PEER_BYTES * n,
-    )
-    fp = FixedPointParams(clip=fixed.clip, scale=fixed.scale, max_clients=fixed.max_clients,
-                          max_weight=fixed.max_weight)
+    params = FixedPointParams(clip=fixed.clip, scale=fixed.scale,
+                              max_clients=fixed.max_clients, max_weight=fixed.max_weight)
     setups = {
         client: SessionSetup(
             session_id=config.session_id, n=n, client_id=client, threshold=threshold,
-            bits=settings.bits, degree=degree, fixed_point=fp, layout=layout,
+            bits=settings.bits, degree=degree, fixed_point=params, layout=layout,
             weighted_by_key=settings.weighted_by_key, weighted=settings.weighted,
         ).to_bytes()
         for client in node_of_client
     }
+    session = _Session(
+        settings=settings, config=config, server=(make_server or _default_server)(config),
+        node_of_client=node_of_client, setups=setups,
+        max_reply_bytes=packed_size(config.vector_length, config.bits) + _BASE_BYTES
+        + _PER_PEER_BYTES * n,
+    )
+    return session, fixed
+
+
+def _drive(grid: Grid, session: _Session, train: Sequence[Message]) -> None:
+    """Run the protocol to its end, one Flower round trip per stage.
+
+    Raises ProtocolAbort when the protocol aborts or misbehaves (no messages, no end).
+    """
     first_content = {m.metadata.dst_node_id: m.content for m in train}
     group_id = train[0].metadata.group_id
-    stages, aborted = 0, None
-    try:
-        outgoing = session.server.start()
-        while not session.server.done:
-            if not outgoing:
-                raise ProtocolAbort("the protocol server has nothing to send but is not done")
-            if stages >= _MAX_STAGES:
-                raise ProtocolAbort("too many protocol stages")
-            first = stages == 0
-            outgoing = _run_stage(
-                grid, session, outgoing, stage=stages, group_id=group_id,
-                timeout=settings.train_timeout if first else settings.stage_timeout,
-                setups=setups if first else None,
-                first_content=first_content if first else None,
-            )
-            stages += 1
-    except ProtocolAbort as exc:
-        aborted = f"protocol aborted: {exc}"
-        log.warning("secure aggregation aborted after %d stages: %s", stages, exc)
-    result = session.server.result
-    report = RoundReport(
-        session_id=config.session_id, client_of_node=session.client_of_node,
-        arrays_key=arrays_key, weighted_by_key=settings.weighted_by_key, stages=stages,
-        bytes_sent=session.bytes_sent, bytes_received=session.bytes_received,
-    )
-    if aborted is not None or result is None:
-        return _replace(report, aborted=aborted or "no result", started=started,
-                        excluded=_excluded_nodes(session, None))
-    mean, total_weight = fixed.decode_weighted(result.total)
-    if not total_weight > 0:
-        return _replace(report, aborted="the included clients' total weight is zero",
-                        started=started, excluded=_excluded_nodes(session, result),
-                        result=result)
-    arrays, metrics = layout.unflatten(mean)
-    return _replace(
-        report, started=started, excluded=_excluded_nodes(session, result), result=result,
-        included=frozenset(node_of_client[c] for c in result.included), arrays=arrays,
-        metrics=metrics, total_weight=float(total_weight),
-    )
-
-
-def _replace(report: RoundReport, *, started: float, excluded: dict[int, str],
-             aborted: str | None = None, result: AggregationResult | None = None,
-             included: frozenset[int] = frozenset(), arrays: ArrayRecord | None = None,
-             metrics: Mapping[str, float] | None = None, total_weight: float = 0.0
-             ) -> RoundReport:
-    return RoundReport(
-        session_id=report.session_id, client_of_node=report.client_of_node,
-        included_nodes=included, excluded_nodes=excluded, arrays=arrays,
-        arrays_key=report.arrays_key, metrics=dict(metrics or {}), total_weight=total_weight,
-        weighted_by_key=report.weighted_by_key, aborted=aborted, result=result,
-        stages=report.stages, bytes_sent=report.bytes_sent,
-        bytes_received=report.bytes_received, seconds=time.perf_counter() - started,
-    )
+    settings = session.settings
+    outgoing = session.server.start()
+    while not session.server.done:
+        if not outgoing:
+            raise ProtocolAbort("the protocol server has nothing to send but is not done")
+        if session.stages >= _MAX_STAGES:
+            raise ProtocolAbort("too many protocol stages")
+        first = session.stages == 0
+        outgoing = _run_stage(
+            grid, session, outgoing, stage=session.stages, group_id=group_id,
+            timeout=settings.train_timeout if first else settings.stage_timeout,
+            first_content=first_content if first else None,
+        )
+        session.stages += 1
 
 
 def _excluded_nodes(session: _Session, result: AggregationResult | None) -> dict[int, str]:
@@ -295,7 +321,6 @@ def _run_stage(
     stage: int,
     group_id: str,
     timeout: float,
-    setups: Mapping[int, bytes] | None,
     first_content: Mapping[int, RecordDict] | None,
 ) -> list[ProtocolMessage]:
     """Send one stage's messages, feed the replies to the server, return the next stage's."""
@@ -311,7 +336,8 @@ def _run_stage(
         content = RecordDict(dict(base.items())) if base is not None else RecordDict()
         envelope = Envelope(stage=stage, session_id=session.config.session_id,
                             payloads=tuple(payloads),
-                            setup=setups[client] if setups is not None else None)
+                            setup=session.setups[client] if first_content is not None
+                            else None)
         session.bytes_sent += sum(len(p) for p in payloads)
         flower_messages.append(
             Message(write_envelope(content, envelope), node, "train", group_id=group_id,
@@ -350,17 +376,16 @@ def _feed_reply(session: _Session, client: int, reply: Message,
                                  max_bytes=session.max_reply_bytes)
         if envelope.stage != stage or envelope.session_id != session.config.session_id:
             raise ProtocolViolation("reply for another stage or session", party=client)
-        out: list[ProtocolMessage] = []
-        for payload in envelope.payloads:
-            session.bytes_received += len(payload)
-            message = decode_message(payload, sender=client)
-            if message.recipient != SERVER_ID:
-                raise ProtocolViolation("reply not addressed to the server", party=client)
-            out.extend(session.server.receive(message))
-        return out
     except ProtocolViolation as exc:
-        # One bad client never breaks the round: it is simply not heard from (close_round
-        # then excludes it) and the reason is kept for the report.
+        # One bad client never breaks the round: it is not heard from in this stage
+        # (close_round then excludes it) and the reason is kept for the report.
         session.note(client, f"bad reply in stage {stage}: {exc}")
         log.warning("excluding client %d: %s", client, exc)
         return []
+    out: list[ProtocolMessage] = []
+    for payload in envelope.payloads:
+        session.bytes_received += len(payload)
+        # The protocol decodes with the transport-authenticated sender: a payload that
+        # does not decode, or claims another sender, excludes this client only.
+        out.extend(session.server.receive_bytes(payload, client))
+    return out
