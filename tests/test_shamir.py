@@ -92,6 +92,20 @@ def test_uniform_mod_p_is_in_range_and_unbiased() -> None:
     assert abs(low - high) < 5 * np.sqrt(low + high)
 
 
+def test_uniform_mod_p_rejects_words_above_the_last_multiple_of_p(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    limit = (2**32 // PRIME) * PRIME
+    pattern = np.array([limit - 1, 2**32 - 1, 5, limit], dtype="<u4").tobytes()
+
+    def fake_urandom(size: int) -> bytes:
+        return (pattern * (size // len(pattern) + 1))[:size]
+
+    monkeypatch.setattr(shamir.os, "urandom", fake_urandom)
+    # Only limit - 1 (= p - 1 mod p) and 5 are accepted; the two words >= limit are skipped.
+    assert shamir._uniform_mod_p(6).tolist() == [PRIME - 1, 5] * 3
+
+
 # --- correctness ---
 
 
