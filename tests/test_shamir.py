@@ -101,7 +101,7 @@ def test_uniform_mod_p_rejects_words_above_the_last_multiple_of_p(
     def fake_urandom(size: int) -> bytes:
         return (pattern * (size // len(pattern) + 1))[:size]
 
-    monkeypatch.setattr(shamir.os, "urandom", fake_urandom)
+    monkeypatch.setattr("secagg.shamir.os.urandom", fake_urandom)
     # Only limit - 1 (= p - 1 mod p) and 5 are accepted; the two words >= limit are skipped.
     assert shamir._uniform_mod_p(6).tolist() == [PRIME - 1, 5] * 3
 
