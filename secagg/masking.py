@@ -46,6 +46,8 @@ SELF_PURPOSE = "self"
 # hand-off around them (measured: 32-64 KiB chunks make 2 threads slower than 1); small
 # enough that the accumulator chunk plus the keystream buffer (512 KiB) stay in L2.
 _CHUNK_BYTES = 256 * 1024
+# Live encryptors per thread at a time (each holds an expanded AES key schedule).
+_SEED_BATCH = 256
 # Thread ranges start on multiples of this many elements (whole AES blocks, no skipping).
 _RANGE_ALIGN = 1024
 _ZEROS = memoryview(bytes(_CHUNK_BYTES))
@@ -143,28 +145,31 @@ def _accumulate_range(
     chunk_elements = _CHUNK_BYTES // itemsize
     buffer = np.empty(chunk_elements, dtype=flat.dtype)
     buffer_bytes = buffer.data.cast("B")
-    adders = [keystream_encryptor(key, start * itemsize) for key in add_keys]
-    subtractors = [keystream_encryptor(key, start * itemsize) for key in sub_keys]
     swap = not _LITTLE_ENDIAN
-    for first in range(start, stop, chunk_elements):
-        count = min(chunk_elements, stop - first)
-        target = flat[first : first + count]
-        if count == chunk_elements:
-            words, word_bytes, zeros = buffer, buffer_bytes, _ZEROS
-        else:
-            words = buffer[:count]
-            word_bytes = buffer_bytes[: count * itemsize]
-            zeros = _ZEROS[: count * itemsize]
-        for encryptor in adders:
-            encryptor.update_into(zeros, word_bytes)
-            if swap:  # pragma: no cover - big-endian hosts only
-                words.byteswap(inplace=True)
-            np.add(target, words, out=target)
-        for encryptor in subtractors:
-            encryptor.update_into(zeros, word_bytes)
-            if swap:  # pragma: no cover - big-endian hosts only
-                words.byteswap(inplace=True)
-            np.subtract(target, words, out=target)
+    signed_keys = [(key, False) for key in add_keys] + [(key, True) for key in sub_keys]
+    # Seeds go in batches so that a server regenerating masks for 10^5 pairs holds a bounded
+    # number of live encryptors; each batch re-reads the accumulator chunk once, which is
+    # negligible next to the batch's keystream.
+    for batch_start in range(0, len(signed_keys), _SEED_BATCH):
+        batch = signed_keys[batch_start : batch_start + _SEED_BATCH]
+        encryptors = [(keystream_encryptor(key, start * itemsize), sub) for key, sub in batch]
+        for first in range(start, stop, chunk_elements):
+            count = min(chunk_elements, stop - first)
+            target = flat[first : first + count]
+            if count == chunk_elements:
+                words, word_bytes, zeros = buffer, buffer_bytes, _ZEROS
+            else:
+                words = buffer[:count]
+                word_bytes = buffer_bytes[: count * itemsize]
+                zeros = _ZEROS[: count * itemsize]
+            for encryptor, subtract in encryptors:
+                encryptor.update_into(zeros, word_bytes)
+                if swap:  # pragma: no cover - big-endian hosts only
+                    words.byteswap(inplace=True)
+                if subtract:
+                    np.subtract(target, words, out=target)
+                else:
+                    np.add(target, words, out=target)
 
 
 def _apply_stream_keys(
