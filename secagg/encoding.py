@@ -172,12 +172,21 @@ class FixedPoint:
         if per_client < 1:
             raise HeadroomError(f"{max_clients} clients do not fit in {bits} bits at any scale")
         scale = per_client / (clip_f * max(1.0, weight_f))
-        # A few ulps down until the float rounding of the bound is on the safe side.
-        for _ in range(256):
-            magnitude = _magnitude(clip_f, scale, weight_f)
-            if math.isfinite(magnitude) and math.ceil(magnitude) <= per_client:
+        def fits(candidate: float) -> bool:
+            magnitude = _magnitude(clip_f, candidate, weight_f)
+            return math.isfinite(magnitude) and math.ceil(magnitude) <= per_client
+
+        # The quotient is within a few ulps of the answer: step down until the rounded bound
+        # fits, then up while the next float still fits, so the scale is the largest safe one.
+        for _ in range(1024):
+            if fits(scale):
                 break
             scale = math.nextafter(scale, 0.0)
+        for _ in range(1024):
+            larger = math.nextafter(scale, math.inf)
+            if not fits(larger):
+                break
+            scale = larger
         return cls(
             bits=bits, clip=clip_f, scale=scale, max_clients=max_clients, max_weight=weight_f
         )
