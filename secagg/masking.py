@@ -6,7 +6,7 @@ whole vector and every pass goes to main memory. Here the accumulator is walked 
 ``_CHUNK_BYTES``: for each chunk, each seed's keystream is written with ``update_into`` into
 one reused chunk buffer, viewed with ``np.frombuffer`` semantics (a fixed ndarray over the
 buffer) and added or subtracted into the chunk of the accumulator with ``out=``. The chunk of
-the accumulator and the keystream buffer stay in L1/L2 across all seeds. Storage words wrap
+the accumulator and the keystream buffer stay in L2 across all seeds. Storage words wrap
 modulo 2^32 (2^64); a single final AND reduces to 2^bits, which is correct because 2^bits
 divides the storage modulus.
 
