@@ -25,9 +25,10 @@ import torch
 from torch import nn
 
 from secagg.errors import ConfigurationError
+from secagg.integrations.torch.state import StateLayout
 
-__all__ = ["AttackResult", "DLGNet", "gradient_of", "infer_label", "ncc", "psnr",
-           "reconstruct", "ssim"]
+__all__ = ["AttackResult", "DLGNet", "attack_update", "gradient_of", "infer_label", "ncc",
+           "psnr", "reconstruct", "ssim"]
 
 
 class DLGNet(nn.Module):
@@ -129,6 +130,31 @@ def reconstruct(model: nn.Module, target: Sequence[torch.Tensor], *,
     final = float(_squared_distance(grads, targets))
     images = torch.nan_to_num(dummy.detach(), nan=0.5).clamp(0.0, 1.0)
     return AttackResult(images=images, labels=labels, gradient_loss=final)
+
+
+def attack_update(model: nn.Module, update: np.ndarray, *, lr: float, iterations: int = 50,
+                  seed: int = 0, shape: tuple[int, ...] = (1, 1, 8, 8)) -> AttackResult:
+    """DLG against a flat update vector: one SGD step of learning rate ``lr`` from ``model``.
+
+    ``update`` is the model's parameter delta flattened by
+    :class:`~secagg.integrations.torch.state.StateLayout` (parameters only, in
+    ``state_dict`` order); the observed gradient is ``-update / lr``. Whatever the vector
+    really is (a plain update, or a masked one decoded as if it were an update), the same
+    attack runs on it; a vector that is not finite is treated as zeros.
+
+    Raises:
+        ConfigurationError: the model has buffers, or ``update`` has the wrong length.
+    """
+    named = dict(model.named_parameters())
+    state = model.state_dict()
+    if set(state) != set(named):
+        raise ConfigurationError("attack_update needs a model without buffers")
+    layout = StateLayout.from_state(state)
+    update = np.nan_to_num(np.asarray(update, dtype=np.float64), nan=0.0, posinf=0.0,
+                           neginf=0.0)
+    tensors = layout.unflatten(update * (-1.0 / lr))
+    return reconstruct(model, [tensors[name] for name in named], shape=shape,
+                       iterations=iterations, seed=seed)
 
 
 def _pair(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

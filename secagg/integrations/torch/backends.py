@@ -1,0 +1,200 @@
+"""Aggregation backends for :class:`~secagg.integrations.torch.fedavg.SecureFedAvg`.
+
+A backend turns clipped float updates and their weights into a weighted mean. Two kinds:
+
+* :class:`SimulatedProtocolBackend` runs any protocol of :mod:`secagg.protocols.registry`
+  (``"bonawitz"``, ``"secagg+"``, and whatever else registers a ``ProtocolSpec``, e.g. the
+  threshold Paillier and CKKS protocols) in-process through
+  :func:`secagg.protocols.simulator.simulate`. Each update is fixed-point encoded with
+  :meth:`FixedPoint.encode_weighted`, so the example count travels *inside* the masked
+  vector as one extra element: the server learns only the sum of the weights.
+* :class:`PlainBackend` is the insecure baseline: float64 FedAvg with the same clipping,
+  the same weights and the same dropout rule, and no quantization. Comparing the two
+  isolates the cost of the secure path.
+
+Adding a protocol needs no change here: register its ``ProtocolSpec`` (one line in the
+registry's built-ins), and ``SecureFedAvg(model, protocol="<its name>")`` runs it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from secagg.encoding import FixedPoint
+from secagg.errors import ConfigurationError, ProtocolAbort
+from secagg.protocols.base import ROUND_MASKED_INPUT, ROUND_NAMES, SERVER_ID
+from secagg.protocols.costs import CostLedger
+from secagg.protocols.registry import SimulationParams, get_protocol
+from secagg.protocols.simulator import DropoutSchedule, simulate
+
+__all__ = ["AggregateOutcome", "AggregationBackend", "Dropouts", "PlainBackend",
+           "SimulatedProtocolBackend"]
+
+Dropouts = Mapping[str, Collection[int]]
+"""Round name -> the clients that vanish before sending in that round (caller's ids)."""
+
+
+@dataclass(frozen=True)
+class AggregateOutcome:
+    """One aggregation, in the caller's client ids.
+
+    ``mean`` is the weighted mean of the included updates (float64), ``total_weight`` the
+    sum of their weights: the only per-round facts the server learns besides membership.
+    ``costs`` holds the transport's per-round, per-party ledger (``None`` for the plain
+    baseline); ``bytes_up``/``bytes_down`` are the totals over all parties.
+    """
+
+    mean: np.ndarray
+    total_weight: float
+    included: frozenset[int]
+    excluded: Mapping[int, str]
+    seconds: float
+    bytes_up: int
+    bytes_down: int
+    costs: CostLedger | None = field(default=None, repr=False)
+
+
+class AggregationBackend(Protocol):
+    """What :class:`SecureFedAvg` needs from a backend."""
+
+    @property
+    def name(self) -> str: ...
+
+    def aggregate(self, updates: Mapping[int, np.ndarray], weights: Mapping[int, float], *,
+                  clip: float, max_weight: float, dropouts: Dropouts | None = None
+                  ) -> AggregateOutcome:
+        """The weighted mean of the included updates (each with ``max |x| <= clip`` and
+        ``0 < weight <= max_weight``), who was included, and what it cost."""
+        ...
+
+
+def _require_two(included: Collection[int]) -> None:
+    # A sum of one input is that input: aggregating fewer than two clients is never safe.
+    if len(included) < 2:
+        raise ProtocolAbort(f"only {len(included)} client(s) left: an aggregate needs two")
+
+
+@dataclass(frozen=True)
+class PlainBackend:
+    """Insecure float64 FedAvg: the server sees every update (the baseline).
+
+    Dropouts follow the Bonawitz rounds: a client that vanishes in a round up to and
+    including ``masked_input`` never sent its update and is left out; one that vanishes
+    later already sent it and is included, exactly as the secure protocols do.
+    ``bytes_up`` counts what float32 uploads of the updates would weigh.
+    """
+
+    name: str = "plain"
+
+    def aggregate(self, updates: Mapping[int, np.ndarray], weights: Mapping[int, float], *,
+                  clip: float, max_weight: float, dropouts: Dropouts | None = None
+                  ) -> AggregateOutcome:
+        """Weighted mean of the updates of the clients that sent theirs (``clip`` and
+        ``max_weight`` are the caller's bounds; float64 needs no headroom for them).
+
+        Raises:
+            ConfigurationError: a dropout round that is not a Bonawitz round.
+            ProtocolAbort: fewer than two clients sent an update.
+        """
+        started = time.perf_counter()
+        excluded: dict[int, str] = {}
+        last_input_round = ROUND_NAMES.index(ROUND_MASKED_INPUT)
+        for round_name, ids in (dropouts or {}).items():
+            if round_name not in ROUND_NAMES:
+                raise ConfigurationError(f"unknown round {round_name!r}; rounds: {ROUND_NAMES}")
+            if ROUND_NAMES.index(round_name) <= last_input_round:
+                excluded.update({cid: f"dropped in {round_name}" for cid in ids if cid in updates})
+        included = frozenset(updates) - set(excluded)
+        _require_two(included)
+        length = len(next(iter(updates.values())))
+        total = np.zeros(length, dtype=np.float64)
+        total_weight = 0.0
+        for cid in sorted(included):
+            total += weights[cid] * updates[cid]
+            total_weight += weights[cid]
+        total /= total_weight
+        return AggregateOutcome(mean=total, total_weight=total_weight, included=included,
+                                excluded=excluded, seconds=time.perf_counter() - started,
+                                bytes_up=4 * length * len(included), bytes_down=0)
+
+
+@dataclass(frozen=True)
+class SimulatedProtocolBackend:
+    """A registered secure-aggregation protocol, run in-process by the simulator.
+
+    ``threshold`` and ``degree`` (``None``: the protocol's own choice, e.g. the SecAgg+
+    parameter finder) and the expected ``dropout_fraction`` / ``corrupt_fraction`` go to
+    the protocol's ``make_config``. ``bits`` is the modulus 2^bits of the masked sum.
+    """
+
+    name: str
+    bits: int = 32
+    threshold: int | None = None
+    degree: int | None = None
+    dropout_fraction: float = 0.1
+    corrupt_fraction: float = 0.05
+
+    def __post_init__(self) -> None:
+        get_protocol(self.name)  # ConfigurationError now for an unknown protocol
+
+    def fixed_point(self, *, clip: float, clients: int, max_weight: float) -> FixedPoint:
+        """The encoding of one round: the largest scale whose sum over ``clients`` cannot wrap.
+
+        Raises:
+            HeadroomError: no scale >= 1 fits ``bits`` for these bounds.
+        """
+        return FixedPoint.for_precision(bits=self.bits, clip=clip, max_clients=clients,
+                                        max_weight=max_weight)
+
+    def aggregate(self, updates: Mapping[int, np.ndarray], weights: Mapping[int, float], *,
+                  clip: float, max_weight: float, dropouts: Dropouts | None = None
+                  ) -> AggregateOutcome:
+        """Securely aggregate: encode each ``weights[c] * updates[c]`` with its weight, sum
+        under the protocol, decode the weighted mean.
+
+        Every update must already satisfy ``max |x| <= clip`` and every weight
+        ``0 < w <= max_weight``. The caller's client ids are mapped, in sorted order, onto
+        the protocol's ids; ``dropouts`` use the caller's ids.
+
+        Raises:
+            ConfigurationError / HeadroomError: parameters the protocol refuses.
+            ProtocolAbort: the protocol cannot finish (too few clients left).
+        """
+        started = time.perf_counter()
+        ours = sorted(updates)
+        _require_two(ours)
+        length = len(updates[ours[0]]) + 1  # the weight rides as one extra element
+        spec = get_protocol(self.name)
+        config = spec.make_config(SimulationParams(
+            clients=len(ours), dim=length, bits=self.bits, threshold=self.threshold,
+            degree=self.degree, dropout_fraction=self.dropout_fraction,
+            corrupt_fraction=self.corrupt_fraction))
+        theirs = list(spec.client_ids(config))
+        if len(theirs) != len(ours) or spec.vector_length(config) != length:
+            raise ConfigurationError(f"protocol {self.name!r} did not configure "
+                                     f"{len(ours)} clients of length {length}")
+        to_protocol = dict(zip(ours, theirs, strict=True))
+        to_caller = {p: c for c, p in to_protocol.items()}
+        encoding = self.fixed_point(clip=clip, clients=len(ours), max_weight=max_weight)
+        schedule = DropoutSchedule({
+            round_name: frozenset(to_protocol[c] for c in ids if c in to_protocol)
+            for round_name, ids in (dropouts or {}).items()})
+        # Encoded once, eagerly: stochastic rounding draws fresh randomness at every call,
+        # and the simulator may ask for a vector twice (to check its plaintext sum).
+        encoded = {to_protocol[c]: encoding.encode_weighted(updates[c], weights[c]) for c in ours}
+        result = simulate(config, encoded, dropouts=schedule)
+        aggregate = result.aggregate
+        included = frozenset(to_caller[p] for p in aggregate.included)
+        _require_two(included)
+        mean, total_weight = encoding.decode_weighted(aggregate.total)
+        server = result.costs.party_total(SERVER_ID)
+        return AggregateOutcome(
+            mean=mean, total_weight=total_weight, included=included,
+            excluded={to_caller[p]: reason for p, reason in aggregate.excluded.items()},
+            seconds=time.perf_counter() - started, bytes_up=server.bytes_up,
+            bytes_down=server.bytes_down, costs=result.costs)
