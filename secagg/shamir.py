@@ -21,7 +21,8 @@ sampling of 32-bit words (no modulo bias); sharing ids are ``os.urandom(16)``.
 
 Wire format of one share (``SHARE_BYTES = 58`` bytes): a format byte (version 1, this
 field), threshold (3 bytes little-endian), x (3 bytes little-endian), the 16-byte sharing id,
-then the 13 limb shares bit-packed at 21 bits (:mod:`secagg.packing`, 35 bytes).
+then the 13 limb shares bit-packed at 21 bits (the layout of :func:`secagg.packing.pack`,
+35 bytes).
 """
 
 from __future__ import annotations
@@ -42,7 +43,6 @@ from secagg.errors import (
     InsufficientSharesError,
     ShareError,
 )
-from secagg.packing import pack, unpack
 
 __all__ = [
     "LIMBS",
@@ -150,7 +150,7 @@ class Share:
                 self.threshold.to_bytes(_INT_BYTES, "little"),
                 self.x.to_bytes(_INT_BYTES, "little"),
                 self.sharing_id,
-                pack(self.values, SHARE_BITS),
+                _pack_limbs(self.values),
             )
         )
 
@@ -178,11 +178,35 @@ class Share:
             raise DecodeError("share x coordinate out of range")
         offset = 1 + 2 * _INT_BYTES
         sharing_id = raw[offset : offset + SHARING_ID_BYTES]
-        values = unpack(raw[offset + SHARING_ID_BYTES :], SHARE_BITS, LIMBS)
-        if int(values.max()) >= PRIME:
-            raise DecodeError("limb share outside the field")
-        values.setflags(write=False)
+        values = _unpack_limbs(raw[offset + SHARING_ID_BYTES :])
         return _make_share(x, threshold, sharing_id, values)
+
+
+# The 13 limb shares are one fixed-size field-element tuple, not a vector: a Python int does
+# the 21-bit packing (the same layout as secagg.packing.pack(values, 21)) 3-4x faster than
+# NumPy calls, which matters because a server decodes about n * (n - 1) shares per round.
+_LIMB_SHIFTS = tuple(SHARE_BITS * i for i in range(LIMBS))
+_LIMB_MASK = (1 << SHARE_BITS) - 1
+
+
+def _pack_limbs(values: np.ndarray) -> bytes:
+    packed = 0
+    for shift, limb in zip(_LIMB_SHIFTS, values.tolist(), strict=True):
+        packed |= limb << shift
+    return packed.to_bytes(_PACKED_LIMBS_BYTES, "little")
+
+
+def _unpack_limbs(data: bytes) -> np.ndarray:
+    """Read-only uint32 limb shares; DecodeError on a padding bit or a limb >= PRIME."""
+    packed = int.from_bytes(data, "little")
+    if packed >> (LIMBS * SHARE_BITS):
+        raise DecodeError("non-zero padding bits in a share")
+    limbs = [(packed >> shift) & _LIMB_MASK for shift in _LIMB_SHIFTS]
+    if max(limbs) >= PRIME:
+        raise DecodeError("limb share outside the field")
+    values = np.array(limbs, dtype=np.uint32)
+    values.setflags(write=False)
+    return values
 
 
 def _make_share(x: int, threshold: int, sharing_id: bytes, values: np.ndarray) -> Share:

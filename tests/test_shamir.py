@@ -20,6 +20,7 @@ from secagg.errors import (
     InsufficientSharesError,
     ShareError,
 )
+from secagg.packing import pack
 from secagg.shamir import (
     LIMB_BITS,
     LIMBS,
@@ -355,6 +356,11 @@ def test_to_bytes_round_trip_and_size() -> None:
         assert decoded.values.dtype == np.uint32 and not decoded.values.flags.writeable
     rebuilt = [Share.from_bytes(s[0].to_bytes()) for s in shares.values()]
     assert reconstruct_secret(rebuilt) == reconstruct_secret([s[0] for s in shares.values()])
+
+
+def test_limbs_use_the_packing_layout() -> None:
+    share = share_secrets([os.urandom(SECRET_BYTES)], [1, 2], 2)[1][0]
+    assert share.to_bytes()[-35:] == pack(share.values, PRIME.bit_length())
 
 
 def test_from_bytes_refuses_bad_fields() -> None:
