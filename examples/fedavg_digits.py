@@ -77,8 +77,9 @@ def train_federated(args: argparse.Namespace, data: DigitsData, parts: list[np.n
                        f"{len(report.included):>8} {left_out:>10} {report.seconds:>8.3f} "
                        f"{format_bytes(report.bytes_up):>10} {format_bytes(report.bytes_down):>10}")
 
+    options = {} if protocol == "plain" else {"dropout_fraction": args.dropout}
     agg = SecureFedAvg(model, protocol=protocol, clip=args.clip, bits=args.bits,
-                       max_examples=max(len(p) for p in parts))
+                       max_examples=max(len(p) for p in parts), protocol_options=options)
     reports = agg.run(model, clients, local_train, rounds=args.rounds,
                       dropouts=make_dropouts(clients, args.dropout, args.seed),
                       on_round=on_round, progress=log and not args.no_progress)
