@@ -73,9 +73,7 @@ def test_harary_graph_is_deterministic_and_order_free(
     shuffled = list(clients)
     rng.shuffle(shuffled)
     assert harary_graph(clients, degree, seed) == harary_graph(shuffled, degree, seed)
-    assert harary_graph(tuple(clients), degree, bytes(seed)) == harary_graph(
-        clients, degree, seed
-    )
+    assert harary_graph(tuple(clients), degree, bytes(seed)) == harary_graph(clients, degree, seed)
 
 
 @given(graph_params())

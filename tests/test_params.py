@@ -155,9 +155,7 @@ def reference(
     for k in [*range(2, n - 1, 2), n - 1]:
         bad = corrupt_max + dropped_max
         if k < n - 1 and k <= bad:
-            disconnect = Fraction(n * (n - k - 1), 2) * Fraction(
-                math.perm(bad, k), math.perm(n, k)
-            )
+            disconnect = Fraction(n * (n - k - 1), 2) * Fraction(math.perm(bad, k), math.perm(n, k))
             if disconnect >= event_budget:
                 continue
         secure_from = next(
