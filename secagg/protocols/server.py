@@ -185,10 +185,12 @@ class Server:
         answer for this round and removes it as a bad message would; nothing is raised for
         it. Other errors as :meth:`receive`.
         """
+        if self._state is ServerState.IDLE:
+            raise UsageError("call start() before receive_bytes()")
         try:
             message = decode_message(data, sender=sender)
         except DecodeError as exc:
-            if self._state in (ServerState.IDLE, ServerState.DONE, ServerState.ABORTED):
+            if self._state in (ServerState.DONE, ServerState.ABORTED):
                 return []
             self._reject(sender, f"undecodable message ({exc})")
             return self._advance() if self._expected <= self._answered else []
