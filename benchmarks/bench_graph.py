@@ -1,0 +1,170 @@
+"""SecAgg+ graphs, the parameter finder and the cost model.
+
+Run: ``.venv/bin/python -m benchmarks.bench_graph [--quick] [--json PATH]``.
+
+Every figure is measured side by side with its floor in the same run:
+
+* ``harary_adjacency`` (seeded, AES-CTR sort shuffle) against a non-secret floor that
+  builds the same ``(n, k)`` neighbour array from ``np.random.permutation``;
+* ``harary_graph`` (dict of frozensets) against building that dict from a ready array;
+* ``find_parameters`` against one evaluation of the tail tables for the degree it returns
+  (the cost of checking a single candidate; the ratio counts the candidates scanned);
+* ``bonawitz_costs``: its run time, and the communication expansion it predicts at
+  Bonawitz et al.'s parameters next to their published 1.73x and 1.98x.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+import numpy as np
+
+from secagg.protocols.cost_model import bonawitz_costs
+from secagg.protocols.graph import harary_adjacency, harary_graph
+from secagg.protocols.params import _LN2, _MARGIN_BITS, _UpperTail, find_parameters
+
+SEED = bytes(range(32))
+
+
+def best_of(fn: Callable[[], object], repeat: int) -> float:
+    """Best wall-clock seconds of ``repeat`` calls (the machine is shared: best is stablest)."""
+    best = math.inf
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def floor_adjacency(n: int, k: int) -> np.ndarray:
+    """The same neighbour array from a non-secret permutation (the floor of the work)."""
+    # not-secret: a benchmark floor, never used as a graph.
+    order = np.random.default_rng(0).permutation(n)
+    position = np.empty(n, dtype=np.int64)
+    position[order] = np.arange(n, dtype=np.int64)
+    steps = np.arange(1, k // 2 + 1, dtype=np.int64)
+    offsets = np.concatenate([steps, -steps])
+    ring = (order + 1).astype(np.int64)
+    neighbours: np.ndarray = ring[(position[:, None] + offsets[None, :]) % n]
+    return neighbours
+
+
+def floor_dict(neighbours: np.ndarray) -> dict[int, frozenset[int]]:
+    rows = neighbours.tolist()
+    return {i + 1: frozenset(row) for i, row in enumerate(rows)}
+
+
+def floor_finder(n: int, degree: int) -> None:
+    """One candidate check at the returned degree: both tail tables."""
+    budget = -41 * _LN2 - math.log(n)
+    _UpperTail.build(n, math.floor(0.05 * n), degree, budget - _MARGIN_BITS * _LN2)
+    _UpperTail.build(n, n - math.ceil(0.95 * n), degree, budget - _MARGIN_BITS * _LN2)
+
+
+def run(quick: bool) -> dict[str, Any]:
+    repeat = 3 if quick else 5
+    rows: list[dict[str, Any]] = []
+    sizes = [(1_000, 30), (10_000, 34)] if quick else [(1_000, 30), (10_000, 34), (100_000, 36)]
+    for n, k in sizes:
+        clients = list(range(1, n + 1))
+        ours = best_of(partial(harary_adjacency, clients, k, SEED), repeat)
+        floor = best_of(partial(floor_adjacency, n, k), repeat)
+        rows.append({"work": "harary_adjacency", "n": n, "k": k, "seconds": ours, "floor": floor})
+        array = floor_adjacency(n, k)
+        ours = best_of(partial(harary_graph, clients, k, SEED), repeat)
+        floor = best_of(partial(floor_dict, array), repeat)
+        rows.append({"work": "harary_graph", "n": n, "k": k, "seconds": ours, "floor": floor})
+    finder_cases = [10**3, 10**4, 10**6] if quick else [10**2, 10**3, 10**4, 10**5, 10**6]
+    for n in finder_cases:
+        params = find_parameters(n)
+        ours = best_of(partial(find_parameters, n), repeat * 3)
+        floor = best_of(partial(floor_finder, n, params.degree), repeat * 3)
+        rows.append(
+            {
+                "work": f"find_parameters -> ({params.degree}, {params.threshold})",
+                "n": n,
+                "k": params.degree,
+                "seconds": ours,
+                "floor": floor,
+            }
+        )
+    hard = find_parameters(10**6, corrupt_fraction=0.3, dropout_fraction=0.3, semi_malicious=True)
+    ours = best_of(
+        lambda: find_parameters(
+            10**6, corrupt_fraction=0.3, dropout_fraction=0.3, semi_malicious=True
+        ),
+        1 if quick else 3,
+    )
+    rows.append(
+        {
+            "work": f"find_parameters 30%/30% semi-mal -> ({hard.degree}, {hard.threshold})",
+            "n": 10**6,
+            "k": hard.degree,
+            "seconds": ours,
+            "floor": best_of(lambda: floor_finder(10**6, hard.degree), 3),
+        }
+    )
+    ours = best_of(lambda: bonawitz_costs(10_000, 10**6, 16, 20, 34, 500), repeat)
+    rows.append(
+        {"work": "bonawitz_costs", "n": 10_000, "k": 34, "seconds": ours, "floor": math.nan}
+    )
+
+    expansion = []
+    for n, m, published in ((2**10, 2**20, 1.73), (2**14, 2**24, 1.98)):
+        model = bonawitz_costs(n, m, 16, n // 2 + 1)
+        sparse = find_parameters(n)
+        plus = bonawitz_costs(n, m, 16, sparse.threshold, sparse.degree)
+        expansion.append(
+            {
+                "n": n,
+                "m": m,
+                "bits": 16,
+                "bonawitz_published": published,
+                "secagg_complete": model["totals"]["expansion"],
+                "secagg_plus": plus["totals"]["expansion"],
+                "secagg_plus_degree": sparse.degree,
+            }
+        )
+    return {"quick": quick, "rows": rows, "expansion": expansion}
+
+
+def print_tables(result: dict[str, Any]) -> None:
+    print(f"{'work':<52} {'n':>8} {'k':>6} {'ours ms':>10} {'floor ms':>10} {'ratio':>7}")
+    for row in result["rows"]:
+        ratio = row["seconds"] / row["floor"] if row["floor"] == row["floor"] else math.nan
+        floor = f"{1e3 * row['floor']:>10.3f}" if row["floor"] == row["floor"] else f"{'-':>10}"
+        print(
+            f"{row['work']:<52} {row['n']:>8} {row['k']:>6} {1e3 * row['seconds']:>10.3f} "
+            f"{floor} {ratio:>7.2f}"
+        )
+    print()
+    print("Communication expansion per client (up + down) / packed input, 16-bit inputs:")
+    print(f"{'n':>6} {'m':>9} {'Bonawitz CCS17':>15} {'secagg complete':>16} {'secagg+ (k)':>14}")
+    for row in result["expansion"]:
+        print(
+            f"{row['n']:>6} {row['m']:>9} {row['bonawitz_published']:>14.2f}x "
+            f"{row['secagg_complete']:>15.3f}x {row['secagg_plus']:>8.3f}x "
+            f"({row['secagg_plus_degree']})"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, a few seconds")
+    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    args = parser.parse_args()
+    result = run(args.quick)
+    print_tables(result)
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as handle:
+            json.dump(result, handle, indent=2, default=str)
+
+
+if __name__ == "__main__":
+    main()
