@@ -1,0 +1,113 @@
+"""An in-process Flower Grid for testing ClientApps and ServerApps with secure aggregation.
+
+:class:`InProcessGrid` plays the SuperLink: ``send_and_receive`` hands each message to
+the real ``flwr.clientapp.ClientApp`` of its destination node (mods included) and
+returns the replies. Every message, reply and node ``Context`` crosses a deep copy, as
+they cross process boundaries in a deployment (each ClientApp call runs on a copy of
+the node's state, which is kept only after the call returns), so nothing leaks between
+stages through shared objects. For fault injection, a node can vanish from a given
+(training round, secagg stage) on, and a ``tamper`` hook can rewrite or swallow replies.
+
+There are no deadlines: a vanished node simply never answers, which is what a deadline
+passing looks like to the ServerApp. Not for production use.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+
+from flwr.app import Context, Message, RecordDict
+from flwr.clientapp import ClientApp
+from flwr.serverapp import Grid
+from flwr.supercore.run import Run
+
+from secagg.integrations.flower.wire import has_envelope, read_envelope
+
+__all__ = ["InProcessGrid", "Tamper"]
+
+Tamper = Callable[[int, int, Message], Message | None]
+"""``(node id, secagg stage or -1, reply) -> reply to deliver`` (``None``: no reply)."""
+
+
+@dataclass
+class InProcessGrid(Grid):
+    """A Grid whose nodes are in-process ClientApps (see the module docstring).
+
+    ``apps`` maps node id -> ClientApp, ``contexts`` node id -> its Context (node config,
+    persistent state). ``drop_from[node] = (round, stage)`` makes the node silent from the
+    secagg ``stage`` of its ``round``-th secure aggregation on (stage 0 counts rounds).
+    ``batches`` records the destination nodes of every ``send_and_receive`` call.
+    """
+
+    apps: dict[int, ClientApp]
+    contexts: dict[int, Context] = field(default_factory=dict)
+    drop_from: dict[int, tuple[int, int]] = field(default_factory=dict)
+    tamper: Tamper | None = None
+    rounds_seen: dict[int, int] = field(default_factory=dict)
+    batches: list[list[int]] = field(default_factory=list)
+    run_id: int = 1
+
+    @classmethod
+    def create(cls, app: ClientApp, node_configs: Mapping[int, Mapping[str, object]]
+               ) -> InProcessGrid:
+        """One node per entry of ``node_configs`` (node id -> node config), all running
+        ``app``, each with a fresh empty state."""
+        grid = cls(apps=dict.fromkeys(node_configs, app))
+        for node, config in node_configs.items():
+            grid.contexts[node] = Context(run_id=grid.run_id, node_id=node,
+                                          node_config=dict(config),  # type: ignore[arg-type]
+                                          state=RecordDict(), run_config={})
+        return grid
+
+    def set_run(self, run: Run) -> None:
+        self.run_id = run.run_id
+
+    @property
+    def run(self) -> Run:
+        return Run.create_empty(self.run_id)
+
+    def create_message(self, content: RecordDict, message_type: str, dst_node_id: int,
+                       group_id: str, ttl: float | None = None) -> Message:
+        return Message(content, dst_node_id, message_type, group_id=group_id, ttl=ttl)
+
+    def get_node_ids(self) -> Iterable[int]:
+        return sorted(self.apps)
+
+    def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
+        raise NotImplementedError("InProcessGrid only supports send_and_receive")
+
+    def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
+        raise NotImplementedError("InProcessGrid only supports send_and_receive")
+
+    def send_and_receive(self, messages: Iterable[Message], *,
+                         timeout: float | None = None) -> Iterable[Message]:
+        """Deliver every message to its node's ClientApp; return the replies that came."""
+        replies = []
+        batch = list(messages)
+        self.batches.append([m.metadata.dst_node_id for m in batch])
+        for message in batch:
+            node = message.metadata.dst_node_id
+            if node not in self.apps:
+                continue
+            stage = -1
+            if has_envelope(message.content):
+                stage = read_envelope(message.content, party=0, max_bytes=2**62).stage
+                if stage == 0:
+                    self.rounds_seen[node] = self.rounds_seen.get(node, 0) + 1
+            drop = self.drop_from.get(node)
+            if drop is not None and (self.rounds_seen.get(node, 0), stage) >= drop:
+                continue  # the node is gone: no reply within any deadline
+            delivered = Message(metadata=copy.deepcopy(message.metadata),  # type: ignore[call-overload]
+                                content=copy.deepcopy(message.content))
+            context = copy.deepcopy(self.contexts[node])
+            reply = self.apps[node](delivered, context)
+            self.contexts[node] = context
+            if self.tamper is not None:
+                tampered = self.tamper(node, stage, reply)
+                if tampered is None:
+                    continue
+                reply = tampered
+            replies.append(copy.deepcopy(reply))
+        return replies
