@@ -26,12 +26,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from secagg.encoding import FixedPoint
 from secagg.integrations.torch.digits import load_digits_data
-from secagg.integrations.torch.dlg import DLGNet, attack_update, ncc, psnr, ssim
-from secagg.integrations.torch.server_view import observe_masked_input
-from secagg.integrations.torch.state import StateLayout
-from secagg.protocols.registry import SimulationParams, get_protocol
+from secagg.integrations.torch.dlg import DLGNet, attack_update, ncc, psnr, sgd_step_update, ssim
+from secagg.integrations.torch.server_view import masked_update_view
 
 LR = 0.1  # the victims' local learning rate (the attacker is assumed to know it)
 CLIP = 1.0  # fixed-point range of an update element; one SGD step stays well inside
@@ -58,39 +55,8 @@ class Outcome:
     secure: np.ndarray
     plain_scores: Scores
     secure_scores: Scores
-    random_scores: Scores
-
-
-def one_step_update(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> np.ndarray:
-    """The flat update of one SGD step of ``model`` on (x, y): what a plain client sends."""
-    layout = StateLayout.from_state(model.state_dict())
-    before = {k: v.clone() for k, v in model.state_dict().items()}
-    optimizer = torch.optim.SGD(model.parameters(), lr=LR)
-    optimizer.zero_grad()
-    torch.nn.functional.cross_entropy(model(x), y).backward()
-    optimizer.step()
-    delta = layout.delta(model.state_dict(), before)
-    model.load_state_dict(before)
-    return delta
-
-
-def masked_view(update: np.ndarray, *, protocol: str, bits: int, clients: int,
-                seed: int) -> np.ndarray:
-    """What the server receives from client 1 when ``update`` is its input, decoded by the
-    server as if it were an update (the weight, 1, is even given to the attacker)."""
-    spec = get_protocol(protocol)
-    length = update.size + 1
-    config = spec.make_config(SimulationParams(clients=clients, dim=length, bits=bits))
-    ids = list(spec.client_ids(config))
-    encoding = FixedPoint.for_precision(bits=bits, clip=CLIP, max_clients=clients)
-    # not-secret: the other clients' updates are filler test data.
-    rng = np.random.default_rng(seed)
-    inputs = {cid: encoding.encode_weighted(
-        update if cid == ids[0] else rng.normal(0, 1e-3, update.size), 1.0) for cid in ids}
-    seen, total = observe_masked_input(config, inputs, ids[0])
-    mean, _ = encoding.decode_weighted(total)  # the real aggregate does decode
-    assert np.all(np.isfinite(mean))
-    return encoding.decode(seen[:-1])
+    random_scores: Scores  # mean over 32 uniform random images
+    random_ssim_sd: float  # their spread: the level of chance
 
 
 def run(*, images: int, iterations: int, protocol: str, bits: int, clients: int,
@@ -103,9 +69,10 @@ def run(*, images: int, iterations: int, protocol: str, bits: int, clients: int,
         torch.manual_seed(seed + i)
         model = DLGNet()
         x, y = data.x_train[i:i + 1], data.y_train[i:i + 1]
-        update = one_step_update(model, x, y)
+        update = sgd_step_update(model, x, y, lr=LR)
         plain = attack_update(model, update, lr=LR, iterations=iterations, seed=seed + i)
-        masked = masked_view(update, protocol=protocol, bits=bits, clients=clients, seed=i)
+        masked = masked_update_view(update, protocol=protocol, bits=bits, clients=clients,
+                                    clip=CLIP)
         secure = attack_update(model, masked, lr=LR, iterations=iterations, seed=seed + i)
         original = x.numpy()[0, 0]
         randoms = [Scores.of(original, rng.random((8, 8))) for _ in range(32)]
@@ -114,7 +81,8 @@ def run(*, images: int, iterations: int, protocol: str, bits: int, clients: int,
             secure=secure.images.numpy()[0, 0],
             plain_scores=Scores.of(original, plain.images.numpy()),
             secure_scores=Scores.of(original, secure.images.numpy()),
-            random_scores=Scores(*np.mean([[r.ssim, r.ncc, r.psnr] for r in randoms], axis=0))))
+            random_scores=Scores(*np.mean([[r.ssim, r.ncc, r.psnr] for r in randoms], axis=0)),
+            random_ssim_sd=float(np.std([r.ssim for r in randoms]))))
     return outcomes
 
 
@@ -163,22 +131,26 @@ def main(argv: list[str] | None = None) -> int:
     outcomes = run(images=args.images, iterations=args.iterations, protocol=args.protocol,
                    bits=args.bits, clients=args.clients, seed=args.seed)
     print(f"{'image':>5} {'label':>5} | {'plain SSIM':>10} {'NCC':>6} {'PSNR':>6} | "
-          f"{'secagg SSIM':>11} {'NCC':>6} {'PSNR':>6} | {'random SSIM':>11}")
+          f"{'secagg SSIM':>11} {'NCC':>6} {'PSNR':>6} | {'random SSIM':>13}")
     for i, o in enumerate(outcomes):
         p, s, r = o.plain_scores, o.secure_scores, o.random_scores
         print(f"{i:>5} {o.label:>5} | {p.ssim:>10.3f} {p.ncc:>6.3f} {p.psnr:>6.1f} | "
-              f"{s.ssim:>11.3f} {s.ncc:>6.3f} {s.psnr:>6.1f} | {r.ssim:>11.3f}")
+              f"{s.ssim:>11.3f} {s.ncc:>6.3f} {s.psnr:>6.1f} | "
+              f"{r.ssim:>6.3f} ± {o.random_ssim_sd:.3f}")
     mean = {k: float(np.mean([getattr(o, k).ssim for o in outcomes]))
             for k in ("plain_scores", "secure_scores", "random_scores")}
+    chance = float(np.mean([o.random_ssim_sd for o in outcomes]))
     print(f"mean SSIM: plain {mean['plain_scores']:.3f}, secagg {mean['secure_scores']:.3f}, "
-          f"random image {mean['random_scores']:.3f}  ({time.perf_counter() - started:.1f} s)")
+          f"random image {mean['random_scores']:.3f} ± {chance:.3f}  "
+          f"({args.protocol}, {args.iterations} L-BFGS steps, "
+          f"{time.perf_counter() - started:.1f} s)")
     save_grid(outcomes, args.out)
     print(f"saved {args.out}")
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({
             "parameters": vars(args) | {"out": str(args.out), "json": str(args.json)},
-            "mean_ssim": mean,
+            "mean_ssim": mean, "random_ssim_sd": chance,
             "per_image": [{k: asdict(getattr(o, k)) for k in
                            ("plain_scores", "secure_scores", "random_scores")}
                           for o in outcomes]}, indent=2))

@@ -28,7 +28,7 @@ from secagg.errors import ConfigurationError
 from secagg.integrations.torch.state import StateLayout
 
 __all__ = ["AttackResult", "DLGNet", "attack_update", "gradient_of", "infer_label", "ncc",
-           "psnr", "reconstruct", "ssim"]
+           "psnr", "reconstruct", "sgd_step_update", "ssim"]
 
 
 class DLGNet(nn.Module):
@@ -55,6 +55,16 @@ def gradient_of(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> list[torc
     """The gradient of the mean cross-entropy of ``model`` on (x, y), per parameter."""
     loss = nn.functional.cross_entropy(model(x), y)
     return [g.detach() for g in torch.autograd.grad(loss, list(model.parameters()))]
+
+
+def sgd_step_update(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, lr: float
+                    ) -> np.ndarray:
+    """The flat update (new minus old parameters) of one SGD step of ``model`` on (x, y):
+    what a plain FedAvg client with one local step sends. ``model`` is left unchanged."""
+    names = [name for name, _ in model.named_parameters()]
+    step = {name: -lr * g for name, g in zip(names, gradient_of(model, x, y), strict=True)}
+    # Raises ConfigurationError for a model with buffers: they would not be in ``step``.
+    return StateLayout.from_state(model.state_dict()).flatten(step)
 
 
 def infer_label(last_weight_grad: torch.Tensor) -> int:

@@ -13,12 +13,13 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
+from secagg.encoding import FixedPoint
 from secagg.errors import ConfigurationError, ProtocolAbort
 from secagg.packing import unpack
 from secagg.protocols.base import ROUND_MASKED_INPUT, SERVER_ID, Message
-from secagg.protocols.registry import protocol_for_config
+from secagg.protocols.registry import SimulationParams, get_protocol, protocol_for_config
 
-__all__ = ["observe_masked_input"]
+__all__ = ["masked_update_view", "observe_masked_input"]
 
 
 def observe_masked_input(config: object, inputs: Mapping[int, np.ndarray], victim: int
@@ -72,3 +73,34 @@ def _vector_of(message: Message) -> np.ndarray:
         raise ConfigurationError("the masked-input message carries no packed vector") from None
     vector: np.ndarray = unpack(payload, bits, length)
     return vector
+
+
+def masked_update_view(update: np.ndarray, *, protocol: str = "secagg+", bits: int = 32,
+                       clients: int = 5, clip: float = 1.0) -> np.ndarray:
+    """What the server makes of one client's upload under secure aggregation.
+
+    The victim (the protocol's first client) contributes ``encode_weighted(update, 1)`` to a
+    real session of ``protocol`` with ``clients - 1`` other clients (sending zeros); the
+    victim's masked vector is taken off the wire and decoded as if it were an update, with
+    the attacker even told the weight (1). Returns that float64 "update" (``update.size``
+    values). The session's aggregate is checked to decode to ``update``, so the view comes
+    from a session that really aggregates.
+
+    Raises:
+        ConfigurationError / HeadroomError: parameters the protocol or encoding refuses.
+        ProtocolAbort: the session did not finish or did not aggregate correctly.
+    """
+    spec = get_protocol(protocol)
+    config = spec.make_config(SimulationParams(clients=clients, dim=update.size + 1, bits=bits))
+    ids = list(spec.client_ids(config))
+    encoding = FixedPoint.for_precision(bits=bits, clip=clip, max_clients=len(ids))
+    zeros = np.zeros_like(update, dtype=np.float64)
+    inputs = {cid: encoding.encode_weighted(update if cid == ids[0] else zeros, 1.0)
+              for cid in ids}
+    seen, total = observe_masked_input(config, inputs, ids[0])
+    mean, _ = encoding.decode_weighted(total)
+    expected = np.clip(update, -clip, clip)
+    if not np.allclose(mean * len(ids), expected, rtol=0, atol=len(ids) / encoding.scale):
+        raise ProtocolAbort("the session's aggregate does not decode to the victim's update")
+    view: np.ndarray = encoding.decode(seen[:-1])
+    return view
