@@ -81,6 +81,15 @@ def test_blocked_matmul_is_exact() -> None:
     np.testing.assert_array_equal(got.astype(np.int64), expected)
 
 
+def test_float_reduction_is_exact_up_to_2_to_the_53() -> None:
+    rng = np.random.default_rng(4)
+    edges = [0, 1, PRIME - 1, PRIME, PRIME + 1, 2**53 - 1, 2**53 - PRIME, (2**53 // PRIME) * PRIME]
+    edges += [k * PRIME + d for k in (1, 2**20, 2**32 - 1) for d in (-1, 0, 1)]
+    values = np.array(edges + rng.integers(0, 2**53, 100_000).tolist(), dtype=np.int64)
+    reduced = shamir._reduce(values.astype(np.float64))
+    np.testing.assert_array_equal(reduced.astype(np.int64), values % PRIME)
+
+
 def test_uniform_mod_p_is_in_range_and_unbiased() -> None:
     samples = shamir._uniform_mod_p(200_000)
     assert samples.min() >= 0 and samples.max() < PRIME
