@@ -240,8 +240,10 @@ def _start(message: Message, context: Context, call_next: ClientAppCallable,
             return error_reply or _refuse(message, UsageError("training produced no vector"))
         client = backend.create(config, setup.client_id, vector)
         return _answer(message, context, envelope, stored, config, client, backend)
-    except SecAggError:
-        stored.status = _ABORTED
+    except BaseException:
+        # Whatever failed (a refusal, the training function crashing), this session is
+        # over for this client: a retry of it is refused.
+        stored.status, stored.client = _ABORTED, b""
         stored.save(context)
         raise
 
