@@ -35,20 +35,27 @@ from secagg.integrations.torch.digits import (
 from secagg.integrations.torch.fedavg import RoundReport, SecureFedAvg
 from secagg.protocols.base import ROUND_MASKED_INPUT, ROUND_UNMASKING
 from secagg.protocols.costs import format_bytes
+from secagg.protocols.registry import get_protocol
 
 
-def make_dropouts(clients: list[int], rate: float, seed: int
+def make_dropouts(clients: list[int], rate: float, seed: int, protocol: str
                   ) -> Callable[[int], dict[str, list[int]]]:
     """Round index -> dropouts: ``rate`` of the clients vanish each round, alternately
-    before sending their masked input (left out of the sum) and during unmasking (their
-    input is already in; the survivors' shares still unmask the sum)."""
+    before sending their input (left out of the sum) and in the protocol's last round
+    (their input is already in; for Bonawitz/SecAgg+, the survivors' shares still unmask
+    the sum). The plain baseline uses the Bonawitz names for the same two moments."""
+    if protocol == "plain":
+        early, late = ROUND_MASKED_INPUT, ROUND_UNMASKING
+    else:
+        spec = get_protocol(protocol)
+        early, late = spec.dropout_round, spec.round_names[-1]
 
     def dropouts(round_index: int) -> dict[str, list[int]]:
         # not-secret: which simulated clients drop is test data.
         rng = np.random.default_rng([seed, round_index])
         count = round(rate * len(clients))
         chosen = [int(c) for c in rng.choice(clients, size=count, replace=False)]
-        return {ROUND_MASKED_INPUT: chosen[0::2], ROUND_UNMASKING: chosen[1::2]}
+        return {early: chosen[0::2], late: chosen[1::2]}
 
     return dropouts
 
@@ -81,7 +88,7 @@ def train_federated(args: argparse.Namespace, data: DigitsData, parts: list[np.n
     agg = SecureFedAvg(model, protocol=protocol, clip=args.clip, bits=args.bits,
                        max_examples=max(len(p) for p in parts), protocol_options=options)
     reports = agg.run(model, clients, local_train, rounds=args.rounds,
-                      dropouts=make_dropouts(clients, args.dropout, args.seed),
+                      dropouts=make_dropouts(clients, args.dropout, args.seed, protocol),
                       on_round=on_round, progress=log and not args.no_progress)
     return accuracies[-1], reports, accuracies
 

@@ -218,3 +218,35 @@ def test_the_library_imports_without_torch() -> None:
                          timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
+
+
+@pytest.fixture()
+def he_protocols() -> None:
+    """Register the threshold-HE specs if the registry's built-ins do not list them yet."""
+    from secagg.protocols.registry import protocol_names, register_protocol
+    from secagg.protocols.threshold_he_specs import ckks_spec, threshold_paillier_spec
+
+    for spec in (ckks_spec(), threshold_paillier_spec()):
+        if spec.name not in protocol_names():
+            register_protocol(spec)
+
+
+@pytest.mark.parametrize("protocol", ["ckks", "threshold-paillier"])
+def test_he_protocols_run_through_the_same_wrapper(protocol: str, he_protocols: None) -> None:
+    from secagg.protocols.registry import get_protocol
+
+    torch.manual_seed(0)
+    model = nn.Linear(6, 2)
+    shifts = {1: 0.01, 2: 0.02, 3: -0.03, 4: 0.04}
+    counts = {1: 3, 2: 5, 3: 7, 4: 9}
+    input_round = get_protocol(protocol).dropout_round
+    secure = SecureFedAvg(model, protocol=protocol, clip=1.0, max_examples=10)
+    state, report = secure.round(_results(model, shifts, counts), dropouts={input_round: [2]})
+    plain = SecureFedAvg(model, protocol="plain", clip=1.0, max_examples=10)
+    expected, _ = plain.round(_results(model, shifts, counts),
+                              dropouts={ROUND_MASKED_INPUT: [2]})
+    assert report.included == frozenset({1, 3, 4}) and set(report.excluded) == {2}
+    assert report.total_examples == pytest.approx(19.0, abs=1e-6)
+    assert report.bytes_up > 0 and report.costs is not None
+    for name, value in expected.items():
+        torch.testing.assert_close(state[name], value, atol=1e-5, rtol=0)
