@@ -22,6 +22,7 @@ same session is refused. Training messages without secagg records are refused to
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -78,8 +79,8 @@ class _Stored:
 
     @classmethod
     def load(cls, context: Context) -> _Stored:
-        record = context.state.config_records.get(STATE_KEY)
-        if record is None:
+        record = context.state.get(STATE_KEY)
+        if not isinstance(record, ConfigRecord):
             return cls()
         seen = record.get("seen", [])
         return cls(
@@ -156,9 +157,17 @@ def _reply(message: Message, envelope: Envelope) -> Message:
 
 
 def _config_of(setup: SessionSetup) -> ProtocolConfig:
+    """The public config a setup describes (cached: rebuilding a SecAgg+ graph is costly)."""
+    return _cached_config(setup.session_id, setup.n, setup.threshold, setup.bits,
+                          setup.vector_length, setup.degree)
+
+
+@functools.lru_cache(maxsize=16)
+def _cached_config(session_id: bytes, n: int, threshold: int, bits: int, vector_length: int,
+                   degree: int | None) -> ProtocolConfig:
     return ProtocolConfig.create(
-        clients=range(1, setup.n + 1), threshold=setup.threshold, bits=setup.bits,
-        vector_length=setup.vector_length, degree=setup.degree, session_id=setup.session_id,
+        clients=range(1, n + 1), threshold=threshold, bits=bits,
+        vector_length=vector_length, degree=degree, session_id=session_id,
     )
 
 

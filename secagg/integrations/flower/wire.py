@@ -69,7 +69,8 @@ class Envelope:
 
 def has_envelope(content: RecordDict) -> bool:
     """Whether ``content`` carries a secagg header (the message belongs to a session)."""
-    return HEADER_KEY in content.config_records
+    # RecordDict.config_records builds a new view per call: look the key up directly.
+    return isinstance(content.get(HEADER_KEY), ConfigRecord)
 
 
 def write_envelope(content: RecordDict, envelope: Envelope) -> RecordDict:
@@ -99,11 +100,9 @@ def read_envelope(content: RecordDict, *, party: int, max_bytes: int) -> Envelop
     Raises DecodeError(party=party) if the header or payload records are missing or
     malformed, the version is unknown, or the payloads exceed ``max_bytes`` in total.
     """
-    try:
-        header = content.config_records[HEADER_KEY]
-        payload = content.array_records[PAYLOAD_KEY]
-    except KeyError:
-        raise DecodeError("missing secagg records", party=party) from None
+    header, payload = content.get(HEADER_KEY), content.get(PAYLOAD_KEY)
+    if not isinstance(header, ConfigRecord) or not isinstance(payload, ArrayRecord):
+        raise DecodeError("missing secagg records", party=party)
     keys = set(header.keys())
     if not {"v", "stage", "session"} <= keys <= {"v", "stage", "session", "setup"}:
         raise DecodeError("unexpected secagg header keys", party=party)
