@@ -172,7 +172,9 @@ def check_attack(
         assert bad in result.included or bad == dropper
     if kind in ("bad_share", "junk_share") and round_name == "unmasking":
         assert bad in result.included
-        assert bad in result.faults
+        # A bad share is caught when it is used: the fast path takes the first t holders.
+        if bad in sorted(result.included)[: session.config.threshold]:
+            assert bad in result.faults
     if kind in ("duplicate", "foreign_session"):
         assert bad in result.faults
 

@@ -167,11 +167,11 @@ def test_share_keys_guards() -> None:
         "fewer than t": request.peers[:1],
         "not a neighbour (itself)": (
             *request.peers[:2],
-            dataclasses.replace(request.peers[0], client_id=1),
+            request.peers[0]._replace(client_id=1),
         ),
         "equal keys": (
             request.peers[0],
-            dataclasses.replace(request.peers[1], mask_public_key=request.peers[0].mask_public_key),
+            request.peers[1]._replace(mask_public_key=request.peers[0].mask_public_key),
         ),
     }
     for why, peers in cases.items():
@@ -192,7 +192,7 @@ def test_masked_input_guards() -> None:
             session.clients[1],
             dataclasses.replace(request, sealed_shares=request.sealed_shares[:2]),
         )
-    stranger = dataclasses.replace(request.sealed_shares[0], peer=9)
+    stranger = request.sealed_shares[0]._replace(peer=9)
     with pytest.raises(MaliciousRequestError):
         deliver(
             session.clients[2],
@@ -245,7 +245,7 @@ def test_active_mode_forged_advertisement_is_refused() -> None:
     requests = advance_to(session, "share_keys")
     request = requests[1]
     assert isinstance(request, ShareKeysRequest)
-    forged = dataclasses.replace(request.peers[0], signature=bytes(64))
+    forged = request.peers[0]._replace(signature=bytes(64))
     with pytest.raises(AuthenticationError):
         deliver(
             session.clients[1], dataclasses.replace(request, peers=(forged, *request.peers[1:]))

@@ -327,7 +327,7 @@ class Server:
 
     def _on_unmasking(self, message: UnmaskingResponse) -> None:
         survivors, dropped = self._asked[message.sender]
-        for note in self._revealed.record(self._config, message, survivors, dropped):
+        for note in self._revealed.record(message, survivors, dropped):
             self._fault(message.sender, note)
         for owner in message.unreadable:
             self._fault(owner, f"client {message.sender} could not open its share bundle")

@@ -4,9 +4,10 @@ Theory of operation. The server needs one secret per client of U2: b_v for every
 (v in U3, its self mask is in the sum) and s_v^SK for every client that dropped after
 sharing (v in U2 \\ U3, its pairwise masks with the survivors are in the sum).
 
-* Reconstruction is batched: secrets whose first ``t`` trusted holders are the same set
-  go through one :func:`secagg.shamir.reconstruct_secrets` call, so the Lagrange
-  coefficients are computed once per holder set (plain SecAgg has a single set).
+* Reconstruction is batched: secrets whose first ``t`` holders are the same set are
+  parsed in bulk and interpolated with one Lagrange vector (:mod:`share_batch`, over
+  :func:`secagg.shamir.lagrange_coefficients_at_zero`, cached per holder set; plain
+  SecAgg has a single set).
 * Every secret is verified against what its owner published in AdvertiseKeys: b_v against
   the SHA-256 commitment, s_v^SK against the mask public key. A secret that fails goes
   through a bounded search for a verified ``t``-subset (holders already caught lying are
@@ -31,8 +32,9 @@ from secagg.masking import apply_masks, pairwise_sign
 from secagg.prg import domain
 from secagg.protocols.bundles import self_mask_commitment
 from secagg.protocols.config import ProtocolConfig
-from secagg.protocols.messages import AdvertiseKeys, RevealedShare, UnmaskingResponse
-from secagg.shamir import Share, reconstruct_secret, reconstruct_secrets
+from secagg.protocols.messages import AdvertiseKeys, UnmaskingResponse
+from secagg.protocols.share_batch import interpolate, limbs_to_secrets, parse_records
+from secagg.shamir import LIMBS, SHARE_BYTES, Share, reconstruct_secret
 
 __all__ = ["MAX_SEARCH_ATTEMPTS", "RevealedShares", "reconstruct_all", "remove_masks"]
 
@@ -45,24 +47,23 @@ MASK_KEY = "mask key"
 
 @dataclass
 class RevealedShares:
-    """The shares the server collected in Unmasking: secret owner -> holder -> share."""
+    """The share records collected in Unmasking: secret owner -> holder -> Share bytes.
 
-    self_mask: dict[int, dict[int, Share]] = field(default_factory=dict)
-    mask_key: dict[int, dict[int, Share]] = field(default_factory=dict)
+    Records are kept as bytes and parsed in bulk at reconstruction (:mod:`share_batch`).
+    """
+
+    self_mask: dict[int, dict[int, bytes]] = field(default_factory=dict)
+    mask_key: dict[int, dict[int, bytes]] = field(default_factory=dict)
 
     def record(
-        self,
-        config: ProtocolConfig,
-        response: UnmaskingResponse,
-        survivors: frozenset[int],
-        dropped: frozenset[int],
+        self, response: UnmaskingResponse, survivors: frozenset[int], dropped: frozenset[int]
     ) -> list[str]:
         """Store the shares of one response whose holder was asked about ``survivors``
         (b shares) and ``dropped`` (s^SK shares); return the faults found.
 
         Guarantees: a response whose owners do not partition what was asked is discarded
-        whole; a share that does not parse, or is not at the holder's x with threshold t,
-        is discarded alone. Nothing raises: faults are returned as text.
+        whole; a share record of the wrong size is discarded alone (a record that does not
+        parse is caught at reconstruction). Nothing raises: faults are returned as text.
         """
         holder = response.sender
         asked_self = {item.owner for item in response.self_mask_shares}
@@ -81,30 +82,19 @@ class RevealedShares:
             (response.self_mask_shares, self.self_mask),
             (response.key_shares, self.mask_key),
         ):
-            for item in items:
-                share = _parse(item, holder, config.threshold)
-                if share is None:
-                    faults.append(f"a malformed share of client {item.owner}'s secret")
+            for owner, share in items:
+                if len(share) == SHARE_BYTES:
+                    table.setdefault(owner, {})[holder] = share
                 else:
-                    table.setdefault(item.owner, {})[holder] = share
+                    faults.append(f"a malformed share of client {owner}'s secret")
         return faults
-
-
-def _parse(item: RevealedShare, holder: int, threshold: int) -> Share | None:
-    try:
-        share = Share.from_bytes(item.share)
-    except (DecodeError, ShareError, ValueError):
-        return None
-    if share.x != holder or share.threshold != threshold:
-        return None
-    return share
 
 
 @dataclass(frozen=True)
 class _Job:
     owner: int
     kind: str
-    shares: Mapping[int, Share]
+    records: Mapping[int, bytes]
     verify: Callable[[bytes], bool]
 
 
@@ -146,10 +136,31 @@ def _candidates(order: list[int], threshold: int) -> Iterator[tuple[int, ...]]:
     yield from itertools.combinations(order, threshold)
 
 
-def _search(job: _Job, threshold: int, suspects: set[int]) -> tuple[bytes, set[int]] | None:
+def _parse_shares(job: _Job, threshold: int) -> tuple[dict[int, Share], set[int]]:
+    """The job's records as Shares, and the holders whose record is malformed."""
+    shares: dict[int, Share] = {}
+    malformed: set[int] = set()
+    for holder, data in job.records.items():
+        try:
+            share = Share.from_bytes(data)
+        except (DecodeError, ShareError, ValueError):
+            malformed.add(holder)
+            continue
+        if share.x != holder or share.threshold != threshold:
+            malformed.add(holder)
+        else:
+            shares[holder] = share
+    return shares, malformed
+
+
+def _search(
+    shares: Mapping[int, Share], verify: Callable[[bytes], bool], threshold: int, suspects: set[int]
+) -> tuple[bytes, set[int]] | None:
     """A verified secret and the holders whose shares are off its polynomial, or None."""
-    order = sorted(x for x in job.shares if x not in suspects)
-    order += sorted(x for x in job.shares if x in suspects)
+    order = sorted(x for x in shares if x not in suspects)
+    order += sorted(x for x in shares if x in suspects)
+    if len(order) < threshold:
+        return None
     tried: set[frozenset[int]] = set()
     for subset in _candidates(order, threshold):
         key = frozenset(subset)
@@ -158,20 +169,36 @@ def _search(job: _Job, threshold: int, suspects: set[int]) -> tuple[bytes, set[i
         tried.add(key)
         if len(tried) > MAX_SEARCH_ATTEMPTS:
             return None
-        secret = _try([job.shares[x] for x in subset], job.verify)
+        secret = _try([shares[x] for x in subset], verify)
         if secret is None:
             continue
         # The verified subset pins the polynomial: a share x is on it exactly when
         # swapping x for one member of the subset gives the same secret back.
-        base = [job.shares[x] for x in subset[:-1]]
+        base = [shares[x] for x in subset[:-1]]
         found = secret
-        bad = {
-            x
-            for x in job.shares
-            if x not in key and _try([*base, job.shares[x]], found.__eq__) is None
-        }
+        bad = {x for x in shares if x not in key and _try([*base, shares[x]], found.__eq__) is None}
         return found, bad
     return None
+
+
+def _fast_path(group: Sequence[_Job], holders: tuple[int, ...]) -> list[bytes | None]:
+    """Every secret of ``group`` from the records of ``holders`` (the same t holders for
+    all), with one Lagrange vector; None for a secret whose records are not consistent
+    shares of one sharing or that fails verification."""
+    t, count = len(holders), len(group)
+    blob = b"".join(job.records[x] for x in holders for job in group)
+    parsed = parse_records(np.frombuffer(blob, dtype=np.uint8).reshape(t * count, SHARE_BYTES))
+    consistent = parsed.valid.reshape(t, count).all(axis=0)
+    consistent &= (parsed.thresholds.reshape(t, count) == t).all(axis=0)
+    expected_xs = np.asarray(holders, dtype=np.int64)[:, None]
+    consistent &= (parsed.xs.reshape(t, count) == expected_xs).all(axis=0)
+    ids = parsed.sharing_ids.reshape(t, count, -1)
+    consistent &= (ids == ids[0]).all(axis=(0, 2))
+    secrets = limbs_to_secrets(interpolate(parsed.values.reshape(t, count, LIMBS), holders))
+    return [
+        secret if ok and secret is not None and job.verify(secret) else None
+        for job, secret, ok in zip(group, secrets, consistent.tolist(), strict=True)
+    ]
 
 
 def reconstruct_all(
@@ -184,8 +211,9 @@ def reconstruct_all(
     """Verified b_v for every survivor and s_v^SK for every dropped client, plus faults.
 
     Returns ``(self_seeds, mask_keys, faults)`` where faults maps a holder to the shares
-    it revealed that are off the owner's polynomial. Raises ProtocolAbort when a secret
-    has fewer than t shares or no verified reconstruction within the search budget.
+    it revealed that are malformed or off the owner's polynomial. Raises ProtocolAbort
+    when a secret has fewer than t shares or no verified reconstruction within the search
+    budget.
     """
     t = config.threshold
     jobs: list[_Job] = []
@@ -194,42 +222,38 @@ def reconstruct_all(
         (dropped, MASK_KEY, revealed.mask_key),
     ):
         for owner in sorted(owners):
-            shares = table.get(owner, {})
-            if len(shares) < t:
+            records = table.get(owner, {})
+            if len(records) < t:
                 raise ProtocolAbort(
-                    f"only {len(shares)} < t = {t} shares of client {owner}'s {kind} arrived"
+                    f"only {len(records)} < t = {t} shares of client {owner}'s {kind} arrived"
                 )
-            jobs.append(_Job(owner, kind, shares, _verifier(config, adverts[owner], kind)))
+            jobs.append(_Job(owner, kind, records, _verifier(config, adverts[owner], kind)))
     results: dict[tuple[int, str], bytes] = {}
     failed: list[_Job] = []
     groups: dict[tuple[int, ...], list[_Job]] = {}
     for job in jobs:
-        groups.setdefault(tuple(sorted(job.shares)[:t]), []).append(job)
+        groups.setdefault(tuple(sorted(job.records)[:t]), []).append(job)
     for holders, group in groups.items():
-        try:
-            secrets = reconstruct_secrets({x: [job.shares[x] for job in group] for x in holders})
-        except (ShareError, DecodeError, ValueError):
-            failed.extend(group)
-            continue
-        for job, secret in zip(group, secrets, strict=True):
-            if job.verify(secret):
-                results[job.owner, job.kind] = secret
-            else:
+        for job, secret in zip(group, _fast_path(group, holders), strict=True):
+            if secret is None:
                 failed.append(job)
+            else:
+                results[job.owner, job.kind] = secret
     faults: dict[int, list[str]] = {}
     suspects: set[int] = set()
     for job in failed:
-        found = _search(job, t, suspects)
+        shares, malformed = _parse_shares(job, t)
+        found = _search(shares, job.verify, t, suspects)
         if found is None:
             raise ProtocolAbort(
                 f"no verified reconstruction of client {job.owner}'s {job.kind} exists"
             )
-        results[job.owner, job.kind], bad = found
-        for holder in sorted(bad):
+        results[job.owner, job.kind], off_polynomial = found
+        for holder in sorted(malformed | off_polynomial):
             suspects.add(holder)
+            what = "a malformed share" if holder in malformed else "a share off the polynomial"
             faults.setdefault(holder, []).append(
-                f"revealed a share of client {job.owner}'s {job.kind} that is off the "
-                "polynomial (or was dealt one)"
+                f"revealed {what} of client {job.owner}'s {job.kind} (or was dealt one)"
             )
     self_seeds = {owner: results[owner, SELF_MASK] for owner in survivors}
     mask_keys = {owner: results[owner, MASK_KEY] for owner in dropped}
