@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from secagg import packing
 from secagg.errors import ConfigurationError, DecodeError
 from secagg.packing import pack, packed_size, storage_dtype, unpack
 
@@ -42,8 +43,8 @@ def test_known_answer() -> None:
 @pytest.mark.parametrize("bits", ALL_BITS)
 def test_round_trip_every_width_short_and_long(bits: int) -> None:
     rng = np.random.default_rng(bits)
-    # Short vectors take the bit-matrix path, long ones the grouped path.
-    for length in (0, 1, 7, 8, 63, 65, 301, (1 << 15) // bits + 77):
+    # Short vectors take the bit-matrix path, long ones the phase path.
+    for length in (0, 1, 7, 8, 63, 65, 301, 200 * 64 + 77):
         values = random_values(rng, length, bits)
         data = pack(values, bits)
         assert len(data) == packed_size(length, bits) == -(-length * bits // 8)
@@ -54,10 +55,18 @@ def test_round_trip_every_width_short_and_long(bits: int) -> None:
         np.testing.assert_array_equal(out, values)
 
 
-@pytest.mark.parametrize("bits", [5, 20, 33, 63])
-def test_grouped_path_matches_reference(bits: int) -> None:
-    values = random_values(np.random.default_rng(7), (1 << 15) // bits + 200, bits)
-    assert pack(values, bits) == reference_pack(values, bits)
+@pytest.mark.parametrize("bits", [1, 3, 12, 20, 31, 33, 57, 63])
+def test_long_path_matches_bit_matrix_path_across_chunks(bits: int) -> None:
+    # Several chunks and a short last group: compared with the independent small path.
+    length = 2 * packing._CHUNK + 200 * 64 + 13
+    values = random_values(np.random.default_rng(bits), length, bits)
+    data = packing._pack_long(values, bits)[: packed_size(length, bits)]
+    assert data == packing._pack_small(values, bits) == pack(values, bits)
+    raw = np.frombuffer(data, dtype=np.uint8)
+    np.testing.assert_array_equal(packing._unpack_long(raw, bits, length), values)
+    np.testing.assert_array_equal(packing._unpack_small(raw, bits, length), values)
+    signed = values.astype(np.int64) if bits < 64 else values
+    assert pack(signed, bits) == data
 
 
 @given(
