@@ -178,7 +178,7 @@ def test_bad_inputs_are_refused() -> None:
         agg.round(good, dropouts={ROUND_MASKED_INPUT: [2]})
     with pytest.raises(ConfigurationError):
         agg.round(good, dropouts={"no-such-round": [2]})
-    for kwargs in ({"clip": 0.0}, {"clip": float("inf")}, {"max_examples": 0},
+    for kwargs in ({"clip": 0.0}, {"clip": float("inf")}, {"clip": "5"}, {"max_examples": 0},
                    {"protocol": "no-such-protocol"}, {"protocol_options": {"nope": 1}},
                    {"integer_step_bound": -1.0}):
         with pytest.raises(ConfigurationError):

@@ -16,6 +16,13 @@ encoding never saturates); the backend then encodes ``num_examples * delta`` wit
 decodes only the weighted mean and the total number of examples: no client's count, no
 client's update. The new global state is the old one moved by that mean.
 
+Where it runs: every round is one fresh session of the protocol (new keys, new session id),
+with the clients and the server simulated in this process by
+:func:`secagg.protocols.simulator.simulate`, every message really encoded and decoded. It
+is the tool for research loops and demos; a deployment runs the same client-side steps
+(clip, :meth:`FixedPoint.encode_weighted`, the protocol's client) on the devices, e.g.
+through the Flower integration.
+
 Integer buffers (BatchNorm's ``num_batches_tracked``): with ``integer_buffers="keep"`` (the
 default) they stay as in the global model, since they only count steps and BatchNorm with a
 momentum never reads them; with ``"average"`` their deltas, bounded by
@@ -90,6 +97,13 @@ class RoundReport:
         }
 
 
+def _positive_finite(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not (math.isfinite(value) and value > 0):
+        raise ConfigurationError(f"{name} must be a positive finite number, got {value!r}")
+    return float(value)
+
+
 def _backend(protocol: str | AggregationBackend, bits: int,
              options: Mapping[str, object]) -> AggregationBackend:
     if not isinstance(protocol, str):
@@ -102,8 +116,9 @@ def _backend(protocol: str | AggregationBackend, bits: int,
 class SecureFedAvg:
     """FedAvg whose server learns only the weighted mean of the clients' updates.
 
-    ``protocol`` is a registered protocol name (``"bonawitz"``, ``"secagg+"``, or any other
-    registered in :mod:`secagg.protocols.registry`), ``"plain"`` for the insecure float64
+    ``protocol`` is a protocol name of :mod:`secagg.protocols.registry` (``"bonawitz"``,
+    ``"secagg+"``, ``"threshold-paillier"``, ``"ckks"``, or any protocol registered there),
+    ``"plain"`` for the insecure float64
     baseline with the same clipping and weighting, or an :class:`AggregationBackend`.
     ``clip`` bounds each update's L2 norm; ``max_examples`` bounds each client's example
     count (the weight); ``bits`` is the modulus 2^bits of the secure sum;
@@ -119,21 +134,17 @@ class SecureFedAvg:
                  integer_buffers: IntegerPolicy = "keep", integer_step_bound: float = 1024.0,
                  protocol_options: Mapping[str, object] | None = None) -> None:
         state = model.state_dict() if isinstance(model, nn.Module) else model
-        if not (np.isfinite(clip) and clip > 0):
-            raise ConfigurationError("clip must be a positive finite L2 norm")
         if isinstance(max_examples, bool) or not isinstance(max_examples, int) \
                 or max_examples < 1:
             raise ConfigurationError("max_examples must be a positive int")
-        if not (np.isfinite(integer_step_bound) and integer_step_bound > 0):
-            raise ConfigurationError("integer_step_bound must be positive and finite")
         try:
             self.backend = _backend(protocol, bits, protocol_options or {})
         except TypeError as exc:  # an option the backend does not take
             raise ConfigurationError(f"bad protocol_options: {exc}") from None
         self.layout = StateLayout.from_state(state, integer_buffers=integer_buffers)
-        self.clip = float(clip)
+        self.clip = _positive_finite("clip", clip)
         self.max_examples = max_examples
-        self.integer_step_bound = float(integer_step_bound)
+        self.integer_step_bound = _positive_finite("integer_step_bound", integer_step_bound)
         self._integer_mask = self.layout.integer_mask
         self._scratch = np.empty(self.layout.size, dtype=np.float64)
         self._global = {k: v.detach().clone() for k, v in state.items()}
