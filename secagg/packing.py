@@ -15,9 +15,9 @@ vectorized paths, never a Python loop over elements:
 * long vectors: ``P = 64 / gcd(b, 64)`` consecutive elements fill exactly ``W = P*b/64``
   64-bit words, so element ``i = j + P*g`` always lands in word ``w_j + W*g`` at shift
   ``s_j`` (plus the next word when it straddles one). Packing ORs each phase ``j`` into the
-  strided word view ``words[w_j::W]`` with one shift; unpacking gathers, for every element
-  slot, its word(s) with ``np.take`` on ``(groups, W)`` rows. Both run chunk by chunk so the
-  strided passes stay in cache. The work is a few word operations per element.
+  strided word view ``words[w_j::W]`` with one shift; unpacking shifts the strided word
+  views into one contiguous row per phase and transposes the rows into place. Both run
+  chunk by chunk so the strided passes stay in cache: a few word operations per element.
 """
 
 from __future__ import annotations
@@ -78,41 +78,22 @@ class _Plan:
     """Periodic layout of ``bits``-bit elements: ``per_group`` elements fill ``words`` words.
 
     ``phases[j] = (word, shift, straddles)``: element slot ``j`` starts in word slot ``word``
-    at bit ``shift`` and, if it straddles, ends in ``word + 1``. ``lo``/``lo_shift`` and
-    ``hi``/``hi_shift`` are the same per slot as arrays for gathering; ``hi`` points at the
-    all-zero sentinel word ``words`` (shift 0) for slots that do not straddle. All shifts are
-    below 64, so none is undefined.
+    at bit ``shift`` and, if it straddles, ends in ``word + 1`` (then ``shift > 0``). Every
+    shift used, ``shift`` or ``64 - shift``, is below 64, so none is undefined.
     """
 
     per_group: int
     words: int
     phases: tuple[tuple[int, int, bool], ...]
-    lo: np.ndarray
-    lo_shift: np.ndarray
-    hi: np.ndarray
-    hi_shift: np.ndarray
 
 
 @lru_cache(maxsize=64)
 def _plan(bits: int) -> _Plan:
     per_group = 64 // math.gcd(bits, 64)
     words = per_group * bits // 64
-    starts = np.arange(per_group) * bits
-    lo = starts // 64
-    lo_shift = starts % 64
-    straddles = lo_shift + bits > 64
-    phases = tuple(
-        (int(w), int(s), bool(x)) for w, s, x in zip(lo, lo_shift, straddles, strict=True)
-    )
-    return _Plan(
-        per_group=per_group,
-        words=words,
-        phases=phases,
-        lo=lo.astype(np.intp),
-        lo_shift=lo_shift.astype(np.uint64),
-        hi=np.where(straddles, lo + 1, words).astype(np.intp),
-        hi_shift=np.where(straddles, 64 - lo_shift, 0).astype(np.uint64),
-    )
+    starts = [slot * bits for slot in range(per_group)]
+    phases = tuple((start // 64, start % 64, start % 64 + bits > 64) for start in starts)
+    return _Plan(per_group=per_group, words=words, phases=phases)
 
 
 def _checked(values: np.ndarray, bits: int) -> np.ndarray:
@@ -228,26 +209,28 @@ def _unpack_long(raw: np.ndarray, bits: int, length: int) -> np.ndarray:
     plan = _plan(bits)
     per_group, width = plan.per_group, plan.words
     groups = -(-length // per_group)
+    # Whole groups of words plus one zero word, so every straddling read stays in bounds.
+    words = np.zeros(groups * width + 1, dtype=np.uint64)
+    words.view(np.uint8)[: raw.size] = raw
+    if not _LITTLE_ENDIAN:  # pragma: no cover - big-endian hosts
+        words = words.view("<u8").astype(np.uint64)
     out = np.empty((groups, per_group), dtype=np.uint64)
     step = max(1, _CHUNK // per_group)  # groups per chunk
-    # Word rows plus one all-zero sentinel column: the "next word" of non-straddling slots.
-    rows = np.zeros((step, width + 1), dtype=np.uint64)
-    scratch = np.empty((step, per_group), dtype=np.uint64)
+    # One contiguous row per element slot, transposed into ``out`` once per chunk.
+    slots = np.empty((per_group, step), dtype=np.uint64)
+    scratch = np.empty(step, dtype=np.uint64)
     mask = np.uint64((1 << bits) - 1)
-    group_bytes = 8 * width
     for first in range(0, groups, step):
         count = min(step, groups - first)
-        block = raw[first * group_bytes : (first + count) * group_bytes]
-        if block.size < count * group_bytes:  # the last group is short: zero-pad it
-            block = np.concatenate([block, np.zeros(count * group_bytes - block.size, np.uint8)])
-        chunk_rows = rows[:count]
-        chunk_rows[:, :width] = block.view("<u8").reshape(count, width)
-        values = out[first : first + count]
-        np.take(chunk_rows, plan.lo, axis=1, out=values)
-        np.right_shift(values, plan.lo_shift, out=values)
-        high = scratch[:count]
-        np.take(chunk_rows, plan.hi, axis=1, out=high)
-        np.left_shift(high, plan.hi_shift, out=high)
-        np.bitwise_or(values, high, out=values)
-        np.bitwise_and(values, mask, out=values)
+        chunk = words[first * width : (first + count) * width + 1]
+        rows, high = slots[:, :count], scratch[:count]
+        for slot, (word, shift, straddles) in enumerate(plan.phases):
+            row = rows[slot]
+            np.right_shift(chunk[word : word + count * width : width], np.uint64(shift), out=row)
+            if straddles:
+                source = chunk[word + 1 : word + 1 + count * width : width]
+                np.left_shift(source, np.uint64(64 - shift), out=high)
+                np.bitwise_or(row, high, out=row)
+        np.bitwise_and(rows, mask, out=rows)
+        out[first : first + count] = rows.T
     return out.reshape(-1)[:length]
