@@ -172,6 +172,7 @@ class FixedPoint:
         if per_client < 1:
             raise HeadroomError(f"{max_clients} clients do not fit in {bits} bits at any scale")
         scale = per_client / (clip_f * max(1.0, weight_f))
+
         def fits(candidate: float) -> bool:
             magnitude = _magnitude(clip_f, candidate, weight_f)
             return math.isfinite(magnitude) and math.ceil(magnitude) <= per_client
