@@ -27,7 +27,7 @@ test: lint
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
 
 demo: $(STAMP)
-	$(BIN)/python examples/demo.py
+	$(BIN)/python examples/fedavg_digits.py
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
