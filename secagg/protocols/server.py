@@ -416,11 +416,18 @@ class Server:
                 f"only {len(self._u3)} masked inputs arrived, fewer than t = {config.threshold}"
             )
         if config.mode == ACTIVE:
-            self._open_round(self._u3)
+            # A client whose neighbourhood kept fewer than t survivors refuses to confirm
+            # (and to unmask): only the others are asked. Its input still counts.
+            asked = sorted(
+                client
+                for client in self._u3
+                if len(config.holders_of(client) & self._u3) >= config.threshold
+            )
+            self._open_round(asked)
             survivors = tuple(sorted(self._u3))
             return [
                 ConsistencyCheckRequest(SERVER_ID, client, config.session_id, survivors)
-                for client in survivors
+                for client in asked
             ]
         return self._unmasking_requests(self._u3)
 
