@@ -48,8 +48,6 @@ from secagg.protocols.client import Client
 from secagg.protocols.config import ProtocolConfig
 from secagg.protocols.server import Server
 
-SETTINGS = SecAggSettings(clip=4.0, max_weight=100.0, min_clients=2)
-
 
 @dataclass(frozen=True)
 class Case:
@@ -161,7 +159,8 @@ def flower_round(case: Case, arrays: dict[str, np.ndarray]) -> tuple[int, int]:
     grid.tamper = measure
     report = run_secure_round(grid, messages(grid, arrays),
                               SecAggSettings(clip=4.0, max_weight=100.0, min_clients=2,
-                                             degree=case.degree))
+                                             degree=case.degree, stage_timeout=1e-3,
+                                             poll_interval=1e-3))
     assert report.ok, report.aborted
     np.testing.assert_allclose(report.arrays["w"].numpy() if report.arrays else None,  # type: ignore[arg-type]
                                arrays["w"], atol=1e-4)

@@ -275,7 +275,8 @@ def test_a_server_asking_for_both_shares_of_a_victim_gets_nothing() -> None:
     messages = [Message(RecordDict({"arrays": initial_arrays(),
                                     "config": ConfigRecord({"server-round": 1})}), node,
                         "train") for node in grid.get_node_ids()]
-    report = run_secure_round(grid, messages, SecAggSettings(clip=4.0, max_weight=100.0),
+    report = run_secure_round(grid, messages, SecAggSettings(clip=4.0, max_weight=100.0,
+                                                             stage_timeout=0.02),
                               make_server=lambda c: TamperingServer(c, victim=1))  # type: ignore[arg-type,return-value]
     assert not report.ok
     assert all("MaliciousRequestError" in r and "dropped and alive" in r

@@ -343,15 +343,19 @@ def _run_stage(
             Message(write_envelope(content, envelope), node, "train", group_id=group_id,
                     ttl=timeout + _TTL_MARGIN)
         )
-    replies = list(grid.send_and_receive(flower_messages, timeout=timeout))
     client_of_node = session.client_of_node
     answered: set[int] = set()
     next_messages: list[ProtocolMessage] = []
-    for reply in replies:
-        node = reply.metadata.src_node_id
+    for node, reply in _exchange(grid, flower_messages, timeout=timeout,
+                                 poll_interval=session.settings.poll_interval):
         sender = client_of_node.get(node)
         if sender is None or sender not in by_client or sender in answered:
-            log.warning("ignoring an unexpected reply from node %s", node)
+            log.warning("ignoring an unexpected reply for node %s", node)
+            continue
+        if not reply.has_error() and reply.metadata.src_node_id != node:
+            # Only the SuperLink itself may answer for a node (with an error reply).
+            log.warning("ignoring a reply for node %s sent by node %s", node,
+                        reply.metadata.src_node_id)
             continue
         answered.add(sender)
         next_messages.extend(_feed_reply(session, sender, reply, stage))
@@ -362,6 +366,37 @@ def _run_stage(
         # The deadline passed (or the last replies were bad): go on with those who answered.
         next_messages = session.server.close_round()
     return next_messages
+
+
+def _exchange(grid: Grid, messages: list[Message], *, timeout: float,
+              poll_interval: float) -> list[tuple[int, Message]]:
+    """Push ``messages`` and pull their replies until all came or ``timeout`` passed.
+
+    Returns ``(destination node, reply)`` pairs, matched through the message ids, so that
+    an error reply the SuperLink writes for an unreachable node is attributed to it.
+    Grid.send_and_receive polls every 3 s, fine for one round trip per training round but
+    not for a protocol with four: this polls every ``poll_interval`` seconds. Grids
+    without push/pull fall back to ``send_and_receive``.
+    """
+    try:
+        ids = list(grid.push_messages(messages))
+    except NotImplementedError:
+        return [(m.metadata.src_node_id, m)
+                for m in grid.send_and_receive(messages, timeout=timeout)]
+    pending = {mid: m.metadata.dst_node_id for m, mid in zip(messages, ids, strict=True)
+               if mid}
+    replies: list[tuple[int, Message]] = []
+    end = time.monotonic() + timeout
+    while pending:
+        for reply in grid.pull_messages(list(pending)):
+            node = pending.pop(reply.metadata.reply_to_message_id, None)
+            if node is not None:
+                replies.append((node, reply))
+        remaining = end - time.monotonic()
+        if not pending or remaining <= 0:
+            break
+        time.sleep(min(poll_interval, remaining))
+    return replies
 
 
 def _feed_reply(session: _Session, client: int, reply: Message,

@@ -55,6 +55,7 @@ class SecAggSettings:
     * ``secure_metrics``: reply metrics aggregated securely as weighted means; every other
       metric of a client's reply is discarded, never sent in clear.
     * ``weighted``: False gives every client weight 1 (a plain mean).
+    * ``poll_interval``: seconds between two pulls of replies from the SuperLink.
 
     Raises ConfigurationError on any invalid value.
     """
@@ -71,13 +72,14 @@ class SecAggSettings:
     weighted_by_key: str = "num-examples"
     secure_metrics: tuple[str, ...] = ()
     weighted: bool = True
+    poll_interval: float = 0.25
 
     def __post_init__(self) -> None:
         if isinstance(self.bits, bool) or not isinstance(self.bits, int):
             raise ConfigurationError("bits must be an int")
         if not 8 <= self.bits <= 64:
             raise ConfigurationError(f"bits must be in [8, 64], got {self.bits}")
-        for name in ("clip", "max_weight", "train_timeout", "stage_timeout"):
+        for name in ("clip", "max_weight", "train_timeout", "stage_timeout", "poll_interval"):
             _positive(name, getattr(self, name))
         for name in ("threshold", "degree"):
             value = getattr(self, name)

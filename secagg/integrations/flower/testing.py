@@ -38,7 +38,7 @@ class InProcessGrid(Grid):
     ``apps`` maps node id -> ClientApp, ``contexts`` node id -> its Context (node config,
     persistent state). ``drop_from[node] = (round, stage)`` makes the node silent from the
     secagg ``stage`` of its ``round``-th secure aggregation on (stage 0 counts rounds).
-    ``batches`` records the destination nodes of every ``send_and_receive`` call.
+    ``batches`` records the destination nodes of every push (or ``send_and_receive``).
     ``isolate=False`` skips the deep copies (faster; for benchmarks whose messages are
     never reused: the mods may then modify the sender's message objects).
     """
@@ -51,6 +51,8 @@ class InProcessGrid(Grid):
     batches: list[list[int]] = field(default_factory=list)
     run_id: int = 1
     isolate: bool = True
+    _pushed: int = field(default=0, init=False, repr=False)
+    _replies: dict[str, Message] = field(default_factory=dict, init=False, repr=False)
 
     @classmethod
     def create(cls, app: ClientApp, node_configs: Mapping[int, Mapping[str, object]], *,
@@ -79,40 +81,52 @@ class InProcessGrid(Grid):
         return sorted(self.apps)
 
     def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
-        raise NotImplementedError("InProcessGrid only supports send_and_receive")
+        """Deliver every message at once; its reply (if any) waits for :meth:`pull_messages`."""
+        ids: list[str] = []
+        batch = list(messages)
+        self.batches.append([m.metadata.dst_node_id for m in batch])
+        for message in batch:
+            self._pushed += 1
+            message_id = f"in-process-{self._pushed}"
+            ids.append(message_id)
+            reply = self._deliver(message, message_id)
+            if reply is not None:
+                self._replies[message_id] = reply
+        return ids
 
     def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
-        raise NotImplementedError("InProcessGrid only supports send_and_receive")
+        """The replies that came for ``message_ids`` (each is returned once)."""
+        return [self._replies.pop(m) for m in message_ids if m in self._replies]
+
+    def _deliver(self, message: Message, message_id: str) -> Message | None:
+        node = message.metadata.dst_node_id
+        if node not in self.apps:
+            return None
+        stage = -1
+        if has_envelope(message.content):
+            stage = read_envelope(message.content, party=0, max_bytes=2**62).stage
+            if stage == 0:
+                self.rounds_seen[node] = self.rounds_seen.get(node, 0) + 1
+        drop = self.drop_from.get(node)
+        if drop is not None and (self.rounds_seen.get(node, 0), stage) >= drop:
+            return None  # the node is gone: no reply within any deadline
+        delivered, context = message, self.contexts[node]
+        if self.isolate:
+            delivered = Message(metadata=copy.deepcopy(message.metadata),  # type: ignore[call-overload]
+                                content=copy.deepcopy(message.content))
+            context = copy.deepcopy(context)
+        # As the SuperLink does on push: the id the reply will refer to.
+        delivered.metadata.__dict__["_message_id"] = message_id
+        reply = self.apps[node](delivered, context)
+        self.contexts[node] = context
+        if self.tamper is not None:
+            tampered = self.tamper(node, stage, reply)
+            if tampered is None:
+                return None
+            reply = tampered
+        return copy.deepcopy(reply) if self.isolate else reply
 
     def send_and_receive(self, messages: Iterable[Message], *,
                          timeout: float | None = None) -> Iterable[Message]:
         """Deliver every message to its node's ClientApp; return the replies that came."""
-        replies = []
-        batch = list(messages)
-        self.batches.append([m.metadata.dst_node_id for m in batch])
-        for message in batch:
-            node = message.metadata.dst_node_id
-            if node not in self.apps:
-                continue
-            stage = -1
-            if has_envelope(message.content):
-                stage = read_envelope(message.content, party=0, max_bytes=2**62).stage
-                if stage == 0:
-                    self.rounds_seen[node] = self.rounds_seen.get(node, 0) + 1
-            drop = self.drop_from.get(node)
-            if drop is not None and (self.rounds_seen.get(node, 0), stage) >= drop:
-                continue  # the node is gone: no reply within any deadline
-            delivered, context = message, self.contexts[node]
-            if self.isolate:
-                delivered = Message(metadata=copy.deepcopy(message.metadata),  # type: ignore[call-overload]
-                                    content=copy.deepcopy(message.content))
-                context = copy.deepcopy(context)
-            reply = self.apps[node](delivered, context)
-            self.contexts[node] = context
-            if self.tamper is not None:
-                tampered = self.tamper(node, stage, reply)
-                if tampered is None:
-                    continue
-                reply = tampered
-            replies.append(copy.deepcopy(reply) if self.isolate else reply)
-        return replies
+        return self.pull_messages(list(self.push_messages(messages)))
