@@ -17,7 +17,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
+from flwr.app import (
+    Array,
+    ArrayRecord,
+    ConfigRecord,
+    Context,
+    Error,
+    Message,
+    Metadata,
+    MetricRecord,
+    RecordDict,
+)
 from flwr.clientapp import ClientApp
 from flwr.serverapp.strategy import FedAdam, FedAvg
 from flwr.supercore.task_identity import TaskIdentity
@@ -272,3 +282,26 @@ def test_any_dropout_pattern_sums_exactly_the_included(n: int, data: st.DataObje
         check_report(report, [p for p in range(n) if drops.get(p, 3) == 3], 1)
     else:
         assert report.arrays is None and set(report.excluded_nodes) == set(fake.apps)
+
+
+def test_superlink_error_replies_and_spoofed_senders() -> None:
+    def tamper(node: int, stage: int, reply: Message) -> Message | None:
+        meta = reply.metadata
+        if node == node_of(0) and stage == 1:
+            # What the SuperLink writes for an unreachable node: sent by node 0 (itself).
+            unavailable = Metadata(meta.run_id, "", 0, 0, meta.reply_to_message_id,
+                                   meta.group_id, meta.created_at, meta.ttl, meta.message_type)
+            return Message(metadata=unavailable, error=Error(5, "node unavailable"))
+        if node == node_of(1) and stage == 0:
+            # A reply to node 1's message that claims to come from node 2: not node 1's.
+            spoofed = copy.deepcopy(meta)
+            spoofed.__dict__["_src_node_id"] = node_of(2)
+            return Message(metadata=spoofed, content=copy.deepcopy(reply.content))
+        return reply
+
+    fake = make_grid(range(6))
+    fake.tamper = tamper
+    report = run_secure_round(fake, train_messages(fake), SETTINGS)
+    check_report(report, [2, 3, 4, 5], 1)
+    assert "error reply in stage 1: node unavailable" in report.excluded_nodes[node_of(0)]
+    assert "no reply in stage 0" in report.excluded_nodes[node_of(1)]

@@ -12,6 +12,7 @@ import msgpack
 import numpy as np
 import pytest
 from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
+from flwr.clientapp import ClientApp
 from flwr.supercore.task_identity import TaskIdentity
 from hypothesis import given
 from hypothesis import strategies as st
@@ -267,9 +268,7 @@ class TamperingServer:
 def test_a_server_asking_for_both_shares_of_a_victim_gets_nothing() -> None:
     from secagg_flower_app.client_app import train  # the example's training function
 
-    app_mod = make_secagg_mod()
-    from flwr.clientapp import ClientApp
-    app = ClientApp(mods=[app_mod])
+    app = ClientApp(mods=[make_secagg_mod()])
     app.train()(train)
     grid = InProcessGrid.create(app, {100 + p: {"partition-id": p} for p in range(4)})
     messages = [Message(RecordDict({"arrays": initial_arrays(),
@@ -372,3 +371,16 @@ def test_snapshot_refuses_what_it_cannot_carry() -> None:
     vars(clients[2])["_extra"] = 1
     with pytest.raises(UsageError, match="changed its fields"):
         dump_client(clients[2])
+
+
+def test_no_secret_in_reprs() -> None:
+    from secagg.integrations.flower.client_mod import _Stored
+
+    ctx = context()
+    make_secagg_mod()(first_message(setup()), ctx, Trainer())
+    stored = _Stored.load(ctx)
+    assert stored.client and stored.client.hex() not in repr(stored)
+    assert "bytes>" in repr(stored)
+    grid = InProcessGrid.create(ClientApp(), {1: {}})
+    grid.contexts[1] = ctx
+    assert "state" not in repr(grid) and stored.client.hex()[:32] not in repr(grid)

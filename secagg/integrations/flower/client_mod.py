@@ -66,9 +66,12 @@ _SEEN_SESSIONS = 64
 _ACTIVE, _ABORTED, _DONE = "active", "aborted", "done"
 
 
-@dataclass
+@dataclass(repr=False)
 class _Stored:
-    """The client's session as kept in ``context.state`` between ClientApp processes."""
+    """The client's session as kept in ``context.state`` between ClientApp processes.
+
+    ``client`` is the protocol client's snapshot: secret, never shown in a repr.
+    """
 
     session_id: bytes = b""
     next_stage: int = 0
@@ -76,6 +79,10 @@ class _Stored:
     setup: bytes = b""
     client: bytes = b""
     seen: tuple[bytes, ...] = ()
+
+    def __repr__(self) -> str:
+        return (f"_Stored(session={self.session_id.hex()[:16]}..., stage={self.next_stage}, "
+                f"status={self.status}, client=<{len(self.client)} bytes>)")
 
     @classmethod
     def load(cls, context: Context) -> _Stored:

@@ -43,8 +43,9 @@ class InProcessGrid(Grid):
     never reused: the mods may then modify the sender's message objects).
     """
 
-    apps: dict[int, ClientApp]
-    contexts: dict[int, Context] = field(default_factory=dict)
+    apps: dict[int, ClientApp] = field(repr=False)
+    # The nodes' states hold their protocol secrets: never in a repr.
+    contexts: dict[int, Context] = field(default_factory=dict, repr=False)
     drop_from: dict[int, tuple[int, int]] = field(default_factory=dict)
     tamper: Tamper | None = None
     rounds_seen: dict[int, int] = field(default_factory=dict)
