@@ -5,10 +5,10 @@ u's X25519 mask key s_u^SK and v's share of u's self-mask seed b_u. The bundle n
 dealer and holder again inside the AES-GCM box, so a bundle that the channel's associated
 data would accept can still not be re-labelled.
 
-The commitment to b_u (SHA-256 over a label, the session, the client id and b_u) is sent
-in AdvertiseKeys; it lets the server verify a reconstructed b_u and find the shares that
-are off the polynomial when a reconstruction fails (b_u has 256 bits of entropy, so the
-hash hides it).
+The mask key s_u^SK is shared in its clamped form (:func:`clamp_scalar`). The commitment
+to b_u (SHA-256 over a label, the session, the client id and b_u) is sent in AdvertiseKeys;
+it lets the server verify a reconstructed b_u and find the shares that are off the
+polynomial when a reconstruction fails (b_u has 256 bits of entropy, so the hash hides it).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from secagg.shamir import Share
 __all__ = [
     "BUNDLE_VERSION",
     "ShareBundle",
+    "clamp_scalar",
     "decode_share_bundle",
     "encode_share_bundle",
     "self_mask_commitment",
@@ -32,6 +33,22 @@ __all__ = [
 BUNDLE_VERSION = 1
 _COMMITMENT_LABEL = b"secagg/v1/self-mask-commitment\x00"
 _MAX_SHARE_BYTES = 1024
+
+
+def clamp_scalar(raw: bytes) -> bytes:
+    """The canonical (RFC 7748 clamped) form of a 32-byte X25519 private key.
+
+    X25519 ignores bits 0-2 and 255 of a private key and forces bit 254, so eight raw keys
+    share one public key. Clients share the clamped form, which makes "the reconstruction
+    equals its clamped form and matches the advertised public key" an exact check: a
+    reconstruction off by a few low bits (a bad share weighted by a small Lagrange
+    coefficient) cannot pass it. Same public key and agreements as ``raw``.
+    """
+    clamped = bytearray(raw)
+    clamped[0] &= 248
+    clamped[31] &= 127
+    clamped[31] |= 64
+    return bytes(clamped)
 
 
 def self_mask_commitment(session_id: bytes, client_id: int, self_seed: bytes) -> bytes:

@@ -47,6 +47,7 @@ from secagg.packing import pack
 from secagg.protocols.base import SERVER_ID, Message
 from secagg.protocols.bundles import (
     ShareBundle,
+    clamp_scalar,
     decode_share_bundle,
     encode_share_bundle,
     self_mask_commitment,
@@ -262,7 +263,8 @@ class Client:
     def _advertise_keys(self) -> AdvertiseKeys:
         config = self._config
         self._cipher_keys = KeyPair.generate()
-        self._mask_keys = KeyPair.generate()
+        # Clamped, so that the server can verify a reconstructed key exactly.
+        self._mask_keys = KeyPair.from_private_bytes(clamp_scalar(os.urandom(32)))
         self._self_seed = os.urandom(32)
         commitment = self_mask_commitment(config.session_id, self._id, self._self_seed)
         signature = b""

@@ -30,7 +30,7 @@ from secagg.errors import DecodeError, ProtocolAbort, ShareError
 from secagg.keys import KeyPair, Purpose, agree
 from secagg.masking import apply_masks, pairwise_sign
 from secagg.prg import domain
-from secagg.protocols.bundles import self_mask_commitment
+from secagg.protocols.bundles import clamp_scalar, self_mask_commitment
 from secagg.protocols.config import ProtocolConfig
 from secagg.protocols.messages import AdvertiseKeys, UnmaskingResponse
 from secagg.protocols.share_batch import interpolate, limbs_to_secrets, parse_records
@@ -108,6 +108,8 @@ def _verifier(config: ProtocolConfig, advert: AdvertiseKeys, kind: str) -> Calla
         return check_self_mask
 
     def check_mask_key(secret: bytes) -> bool:
+        if secret != clamp_scalar(secret):  # clients share the clamped form only
+            return False
         try:
             public = KeyPair.from_private_bytes(secret).public_bytes
         except (DecodeError, ValueError):
