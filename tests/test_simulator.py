@@ -352,3 +352,9 @@ def test_protocol_override_must_fit_the_config() -> None:
     config = _config(4, 3, 8)
     result = simulate(config, _inputs(4, 3, 8), protocol="secagg+")
     assert result.protocol == "secagg+" and result.matches
+
+
+def test_progress_bar_path_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    result = simulate(ToyConfig(3, 4, 8), _inputs(3, 4, 8), progress=True)
+    assert result.matches
+    assert capsys.readouterr().out == ""  # the bar only ever writes to stderr
