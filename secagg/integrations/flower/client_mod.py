@@ -216,6 +216,9 @@ def _train_vector(message: Message, context: Context, call_next: ClientAppCallab
         raise ConfigurationError("the training reply must hold exactly one ArrayRecord")
     arrays = next(iter(content.array_records.values()))
     metrics: dict[str, object] = {}
+    # Legacy FitRes replies keep their metrics in a ConfigRecord; MetricRecords win.
+    for config in content.config_records.values():
+        metrics.update(config)
     for record in content.metric_records.values():
         metrics.update(record)
     if setup.weighted:

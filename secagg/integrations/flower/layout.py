@@ -85,9 +85,11 @@ class ArrayLayout:
         """
         specs = []
         for name, array in record.items():
-            dtype = np.dtype(array.dtype)
-            specs.append(ArraySpec(name, tuple(int(d) for d in array.shape),
-                                   _check_dtype(name, dtype)))
+            # The array itself, not its metadata: legacy (Parameters) records leave the
+            # dtype and shape fields empty.
+            values = array.numpy()
+            specs.append(ArraySpec(name, tuple(int(d) for d in values.shape),
+                                   _check_dtype(name, values.dtype)))
         return cls(tuple(specs), tuple(metrics))
 
     @property
