@@ -522,14 +522,19 @@ class RevealedShare(NamedTuple):
 
 
 def _revealed_from_wire(value: object, what: str, party: int | None) -> tuple[RevealedShare, ...]:
-    revealed = tuple(
-        RevealedShare(
-            _check_int(owner, 1, MAX_CLIENT_ID, f"owner in {what}", party),
-            _check_bytes(share, what, party, limit=MAX_SHARE_BYTES),
-        )
-        for owner, share in _check_list(value, what, party, arity=2)
-    )
-    _unique([item.owner for item in revealed], what, party)
+    # One tight loop: a response holds up to n entries and the server decodes n responses.
+    items = _check_list(value, what, party, arity=2)
+    for owner, share in items:
+        if (
+            type(owner) is not int
+            or not 1 <= owner <= MAX_CLIENT_ID
+            or type(share) is not bytes
+            or len(share) > MAX_SHARE_BYTES
+        ):
+            raise _fail(f"an entry of {what} is not (client id, share bytes)", party)
+    revealed = tuple(map(RevealedShare._make, items))
+    if len({item[0] for item in items}) != len(items):
+        raise _fail(f"duplicate ids in {what}", party)
     return revealed
 
 

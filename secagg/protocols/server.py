@@ -114,6 +114,7 @@ class Server:
         self._excluded: dict[int, str] = {}
         self._faults: dict[int, list[str]] = {}
         self._adverts: dict[int, AdvertiseKeys] = {}
+        self._taken_keys: set[bytes] = set()  # every accepted public key (all must differ)
         self._inbox: dict[int, list[SealedShares]] = {}  # recipient -> bundles for it
         self._u1: frozenset[int] = frozenset()
         self._u2: frozenset[int] = frozenset()
@@ -278,9 +279,7 @@ class Server:
                 self._drop(client, "advertisement with a bad signature")
                 return
         keys = {message.cipher_public_key, message.mask_public_key}
-        taken = {a.cipher_public_key for a in self._adverts.values()}
-        taken |= {a.mask_public_key for a in self._adverts.values()}
-        if len(keys) != 2 or keys & taken:
+        if len(keys) != 2 or keys & self._taken_keys:
             self._drop(client, "advertised public keys that are not distinct")
             return
         for key in keys:
@@ -290,6 +289,7 @@ class Server:
                 self._drop(client, "advertised an invalid X25519 public key")
                 return
         self._adverts[client] = message
+        self._taken_keys |= keys
 
     def _on_share_keys(self, message: ShareKeys) -> None:
         client = message.sender
