@@ -34,6 +34,7 @@ from flwr.supercore.task_identity import TaskIdentity
 from hypothesis import given
 from hypothesis import strategies as st
 
+from secagg.errors import ConfigurationError, UsageError
 from secagg.integrations.flower import (
     ClientPolicy,
     RoundReport,
@@ -305,3 +306,17 @@ def test_superlink_error_replies_and_spoofed_senders() -> None:
     check_report(report, [2, 3, 4, 5], 1)
     assert "error reply in stage 1: node unavailable" in report.excluded_nodes[node_of(0)]
     assert "no reply in stage 0" in report.excluded_nodes[node_of(1)]
+
+
+def test_mixed_batches_are_refused_and_reports_of_aborted_rounds_have_no_reply() -> None:
+    fake = make_grid(range(3))
+    secure = SecAggGrid(fake, SETTINGS)
+    mixed = [*train_messages(fake)[:2],
+             Message(RecordDict({"config": ConfigRecord({})}), node_of(2), "evaluate")]
+    with pytest.raises(ConfigurationError, match="mixes"):
+        secure.send_and_receive(mixed)
+    assert fake.batches == []
+    report = run_secure_round(make_grid(range(2)), train_messages(make_grid(range(2))),
+                              SETTINGS)
+    with pytest.raises(UsageError, match="no aggregate"):
+        report.reply_content()

@@ -19,6 +19,7 @@ from flwr.proto.node_pb2 import NodeInfo
 from flwr.serverapp import Grid
 from flwr.supercore.run import Run
 
+from secagg.errors import ConfigurationError
 from secagg.integrations.flower.server import (
     RoundReport,
     ServerFactory,
@@ -76,11 +77,16 @@ class SecAggGrid(Grid):
         """Securely aggregate training messages; pass every other kind through.
 
         Returns one reply (the aggregate) for a completed training round, or no reply if
-        the round aborted (the strategy then keeps its current model).
+        the round aborted (the strategy then keeps its current model). Raises
+        ConfigurationError for a batch that mixes training and other messages.
         """
         batch = list(messages)
-        if not batch or not all(is_train_message(m) for m in batch):
+        training = [is_train_message(m) for m in batch]
+        if not any(training):
             return self._grid.send_and_receive(batch, timeout=timeout)
+        if not all(training):
+            # Sending the training part in clear is not an option, nor is guessing.
+            raise ConfigurationError("a batch mixes training and other messages")
         report = run_secure_round(self._grid, batch, self.settings,
                                   make_server=self._make_server)
         self.reports.append(report)

@@ -124,10 +124,10 @@ class RoundReport:
     def reply_content(self) -> RecordDict:
         """A FedAvg-shaped reply: the mean arrays and the total weight (plus secure metrics).
 
-        Raises UsageError-like ConfigurationError if the round did not complete.
+        Raises UsageError if the round did not complete (there is no aggregate).
         """
         if not self.ok or self.arrays is None:
-            raise ConfigurationError(f"no aggregate: {self.aborted}")
+            raise UsageError(f"no aggregate: {self.aborted}")
         metrics = MetricRecord({self.weighted_by_key: self.total_weight, **self.metrics})
         return RecordDict({self.arrays_key: self.arrays, "metrics": metrics})
 
