@@ -1,34 +1,41 @@
 """Typed messages of the Bonawitz et al. (CCS'17) protocol and their wire encoding.
 
-Wire format (version :data:`WIRE_VERSION`): one msgpack array
-``[version, type, sender, recipient, session_id, *fields]``; byte strings travel as
-msgpack ``bin``, vectors bit-packed at exactly ``bits`` bits (:mod:`secagg.packing`).
-No pickle. :func:`decode_message` checks every field's type and size and raises
-:class:`DecodeError` (with the claimed sender as ``party`` once the header parsed) on
-anything malformed; the meaning of the ids (who is a neighbour, who survived) is checked
-by the state machines, not here.
+Wire format: the conventions of :mod:`secagg.protocols.wire` (one versioned msgpack array
+per message, byte strings as ``bin``, no pickle), with vectors bit-packed at exactly
+``bits`` bits (:mod:`secagg.packing`). :func:`decode_message` checks every field's type
+and size and raises :class:`DecodeError` (with the claimed sender as ``party`` once the
+header parsed) on anything malformed; the meaning of the ids (who is a neighbour, who
+survived) is checked by the state machines, not here.
 
 Messages never show secrets in their repr: only the type, the parties and field sizes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields
-from typing import Any, ClassVar, NamedTuple, TypeVar
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, NamedTuple
 
-import msgpack
-
-from secagg.errors import DecodeError
 from secagg.protocols.base import (
     ROUND_ADVERTISE_KEYS,
     ROUND_CONSISTENCY_CHECK,
     ROUND_MASKED_INPUT,
     ROUND_SHARE_KEYS,
     ROUND_UNMASKING,
-    SERVER_ID,
 )
-from secagg.protocols.config import MAX_CLIENT_ID, MAX_VECTOR_LENGTH, SESSION_ID_BYTES
+from secagg.protocols.config import MAX_CLIENT_ID, MAX_VECTOR_LENGTH
+from secagg.protocols.wire import (
+    WIRE_VERSION,
+    MessageT,
+    ProtocolMessage,
+    check_bytes,
+    check_ids,
+    check_int,
+    check_list,
+    check_unique,
+    decode_wire,
+    malformed,
+)
 
 __all__ = [
     "KEY_BYTES",
@@ -55,7 +62,6 @@ __all__ = [
     "packed_size",
 ]
 
-WIRE_VERSION = 1
 KEY_BYTES = 32  # X25519 public keys, SHA-256 commitments
 SIGNATURE_BYTES = 64  # Ed25519
 # Generous caps: a sealed share bundle or a revealed share is a few hundred bytes; the
@@ -105,99 +111,6 @@ def consistency_signature_payload(session_id: bytes, survivors: Sequence[int]) -
     )
 
 
-# --- field checks (shared by every decoder) ---------------------------------------------
-
-
-def _fail(what: str, party: int | None) -> DecodeError:
-    return DecodeError(f"malformed message: {what}", party=party)
-
-
-def _check_int(value: object, low: int, high: int, what: str, party: int | None) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        raise _fail(f"{what} must be an int in [{low}, {high}]", party)
-    return value
-
-
-def _check_bytes(
-    value: object, what: str, party: int | None, *, size: int | None = None, limit: int = 0
-) -> bytes:
-    if not isinstance(value, bytes):
-        raise _fail(f"{what} must be bytes", party)
-    if size is not None and len(value) != size:
-        raise _fail(f"{what} must be {size} bytes, got {len(value)}", party)
-    if limit and len(value) > limit:
-        raise _fail(f"{what} exceeds {limit} bytes", party)
-    return value
-
-
-def _check_list(value: object, what: str, party: int | None, *, arity: int = 0) -> list[Any]:
-    if not isinstance(value, list):
-        raise _fail(f"{what} must be an array", party)
-    if arity and any(not isinstance(item, list) or len(item) != arity for item in value):
-        raise _fail(f"every entry of {what} must be an array of {arity}", party)
-    return value
-
-
-def _check_ids(value: object, what: str, party: int | None) -> tuple[int, ...]:
-    ids = tuple(
-        _check_int(item, 1, MAX_CLIENT_ID, f"an id in {what}", party)
-        for item in _check_list(value, what, party)
-    )
-    if len(set(ids)) != len(ids):
-        raise _fail(f"duplicate ids in {what}", party)
-    return ids
-
-
-def _unique(ids: Sequence[int], what: str, party: int | None) -> None:
-    if len(set(ids)) != len(ids):
-        raise _fail(f"duplicate ids in {what}", party)
-
-
-# --- message base -------------------------------------------------------------------------
-
-_M = TypeVar("_M", bound="ProtocolMessage")
-
-
-@dataclass(frozen=True, repr=False)
-class ProtocolMessage:
-    """Fields and encoding shared by every Bonawitz message (see module docstring)."""
-
-    TYPE: ClassVar[int] = 0
-    FROM_SERVER: ClassVar[bool] = True
-    round_name: ClassVar[str] = ""
-
-    sender: int
-    recipient: int
-    session_id: bytes
-
-    def _wire_fields(self) -> list[Any]:
-        return []
-
-    @classmethod
-    def _from_wire(
-        cls: type[_M], sender: int, recipient: int, session_id: bytes, body: list[Any]
-    ) -> _M:
-        if body:
-            raise _fail(f"{cls.__name__} carries no fields", sender)
-        return cls(sender, recipient, session_id)
-
-    def to_bytes(self) -> bytes:
-        """The version-1 wire encoding (msgpack array, byte strings as bin)."""
-        header: list[Any] = [WIRE_VERSION, self.TYPE, self.sender, self.recipient, self.session_id]
-        packed: bytes = msgpack.packb(header + self._wire_fields(), use_bin_type=True)
-        return packed
-
-    def __repr__(self) -> str:
-        parts = [f"sender={self.sender}", f"recipient={self.recipient}"]
-        for item in fields(self)[3:]:
-            value = getattr(self, item.name)
-            if isinstance(value, (bytes, tuple)):
-                parts.append(f"{item.name}=<{len(value)}>")
-            else:
-                parts.append(f"{item.name}={value!r}")
-        return f"{type(self).__name__}({', '.join(parts)})"
-
-
 # --- round 0: AdvertiseKeys --------------------------------------------------------------
 
 
@@ -234,14 +147,14 @@ class AdvertiseKeys(ProtocolMessage):
 
     @classmethod
     def _from_wire(
-        cls: type[_M], sender: int, recipient: int, session_id: bytes, body: list[Any]
-    ) -> _M:
+        cls: type[MessageT], sender: int, recipient: int, session_id: bytes, body: list[Any]
+    ) -> MessageT:
         if len(body) != 4:
-            raise _fail("AdvertiseKeys needs 4 fields", sender)
-        keys = [_check_bytes(v, "a key", sender, size=KEY_BYTES) for v in body[:3]]
-        signature = _check_bytes(body[3], "signature", sender)
+            raise malformed("AdvertiseKeys needs 4 fields", sender)
+        keys = [check_bytes(v, "a key", sender, size=KEY_BYTES) for v in body[:3]]
+        signature = check_bytes(body[3], "signature", sender)
         if len(signature) not in (0, SIGNATURE_BYTES):
-            raise _fail("signature must be empty or 64 bytes", sender)
+            raise malformed("signature must be empty or 64 bytes", sender)
         return cls(sender, recipient, session_id, *keys, signature)  # type: ignore[call-arg]
 
     def peer_keys(self) -> PeerKeys:
@@ -278,11 +191,11 @@ class PeerKeys(NamedTuple):
 
     @classmethod
     def from_wire(cls, item: list[Any], party: int | None) -> PeerKeys:
-        client = _check_int(item[0], 1, MAX_CLIENT_ID, "peer id", party)
-        keys = [_check_bytes(v, "a peer key", party, size=KEY_BYTES) for v in item[1:4]]
-        signature = _check_bytes(item[4], "peer signature", party)
+        client = check_int(item[0], 1, MAX_CLIENT_ID, "peer id", party)
+        keys = [check_bytes(v, "a peer key", party, size=KEY_BYTES) for v in item[1:4]]
+        signature = check_bytes(item[4], "peer signature", party)
         if len(signature) not in (0, SIGNATURE_BYTES):
-            raise _fail("peer signature must be empty or 64 bytes", party)
+            raise malformed("peer signature must be empty or 64 bytes", party)
         return cls(client, keys[0], keys[1], keys[2], signature)
 
 
@@ -303,13 +216,13 @@ class ShareKeysRequest(ProtocolMessage):
 
     @classmethod
     def _from_wire(
-        cls: type[_M], sender: int, recipient: int, session_id: bytes, body: list[Any]
-    ) -> _M:
+        cls: type[MessageT], sender: int, recipient: int, session_id: bytes, body: list[Any]
+    ) -> MessageT:
         if len(body) != 1:
-            raise _fail("ShareKeysRequest needs 1 field", sender)
-        items = _check_list(body[0], "peers", sender, arity=5)
+            raise malformed("ShareKeysRequest needs 1 field", sender)
+        items = check_list(body[0], "peers", sender, arity=5)
         peers = tuple(PeerKeys.from_wire(item, sender) for item in items)
-        _unique([peer.client_id for peer in peers], "peers", sender)
+        check_unique([peer.client_id for peer in peers], "peers", sender)
         return cls(sender, recipient, session_id, peers)  # type: ignore[call-arg]
 
 
@@ -329,15 +242,15 @@ def _sealed_to_wire(items: tuple[SealedShares, ...]) -> list[Any]:
 
 
 def _sealed_from_wire(value: object, party: int | None) -> tuple[SealedShares, ...]:
-    items = _check_list(value, "sealed shares", party, arity=2)
+    items = check_list(value, "sealed shares", party, arity=2)
     sealed = tuple(
         SealedShares(
-            _check_int(peer, 1, MAX_CLIENT_ID, "sealed share peer", party),
-            _check_bytes(ct, "ciphertext", party, limit=MAX_CIPHERTEXT_BYTES),
+            check_int(peer, 1, MAX_CLIENT_ID, "sealed share peer", party),
+            check_bytes(ct, "ciphertext", party, limit=MAX_CIPHERTEXT_BYTES),
         )
         for peer, ct in items
     )
-    _unique([item.peer for item in sealed], "sealed shares", party)
+    check_unique([item.peer for item in sealed], "sealed shares", party)
     return sealed
 
 
@@ -356,10 +269,10 @@ class ShareKeys(ProtocolMessage):
 
     @classmethod
     def _from_wire(
-        cls: type[_M], sender: int, recipient: int, session_id: bytes, body: list[Any]
-    ) -> _M:
+        cls: type[MessageT], sender: int, recipient: int, session_id: bytes, body: list[Any]
+    ) -> MessageT:
         if len(body) != 1:
-            raise _fail("ShareKeys needs 1 field", sender)
+            raise malformed("ShareKeys needs 1 field", sender)
         return cls(sender, recipient, session_id, _sealed_from_wire(body[0], sender))  # type: ignore[call-arg]
 
 
@@ -381,10 +294,10 @@ class MaskedInputRequest(ProtocolMessage):
 
     @classmethod
     def _from_wire(
-        cls: type[_M], sender: int, recipient: int, session_id: bytes, body: list[Any]
-    ) -> _M:
+        cls: type[MessageT], sender: int, recipient: int, session_id: bytes, body: list[Any]
+    ) -> MessageT:
         if len(body) != 1:
-            raise _fail("MaskedInputRequest needs 1 field", sender)
+            raise malformed("MaskedInputRequest needs 1 field", sender)
         return cls(sender, recipient, session_id, _sealed_from_wire(body[0], sender))  # type: ignore[call-arg]
 
 
@@ -405,13 +318,13 @@ class MaskedInput(ProtocolMessage):
 
     @classmethod
     def _from_wire(
-        cls: type[_M], sender: int, recipient: int, session_id: bytes, body: list[Any]
-    ) -> _M:
+        cls: type[MessageT], sender: int, recipient: int, session_id: bytes, body: list[Any]
+    ) -> MessageT:
         if len(body) != 3:
-            raise _fail("MaskedInput needs 3 fields", sender)
-        bits = _check_int(body[0], 1, 64, "bits", sender)
-        length = _check_int(body[1], 1, MAX_VECTOR_LENGTH, "length", sender)
-        payload = _check_bytes(body[2], "payload", sender, size=packed_size(length, bits))
+            raise malformed("MaskedInput needs 3 fields", sender)
+        bits = check_int(body[0], 1, 64, "bits", sender)
+        length = check_int(body[1], 1, MAX_VECTOR_LENGTH, "length", sender)
+        payload = check_bytes(body[2], "payload", sender, size=packed_size(length, bits))
         return cls(sender, recipient, session_id, bits, length, payload)  # type: ignore[call-arg]
 
 
@@ -432,11 +345,11 @@ class ConsistencyCheckRequest(ProtocolMessage):
 
     @classmethod
     def _from_wire(
-        cls: type[_M], sender: int, recipient: int, session_id: bytes, body: list[Any]
-    ) -> _M:
+        cls: type[MessageT], sender: int, recipient: int, session_id: bytes, body: list[Any]
+    ) -> MessageT:
         if len(body) != 1:
-            raise _fail("ConsistencyCheckRequest needs 1 field", sender)
-        return cls(sender, recipient, session_id, _check_ids(body[0], "survivors", sender))  # type: ignore[call-arg]
+            raise malformed("ConsistencyCheckRequest needs 1 field", sender)
+        return cls(sender, recipient, session_id, check_ids(body[0], "survivors", sender))  # type: ignore[call-arg]
 
 
 @dataclass(frozen=True, repr=False)
@@ -454,11 +367,11 @@ class ConsistencyCheck(ProtocolMessage):
 
     @classmethod
     def _from_wire(
-        cls: type[_M], sender: int, recipient: int, session_id: bytes, body: list[Any]
-    ) -> _M:
+        cls: type[MessageT], sender: int, recipient: int, session_id: bytes, body: list[Any]
+    ) -> MessageT:
         if len(body) != 1:
-            raise _fail("ConsistencyCheck needs 1 field", sender)
-        signature = _check_bytes(body[0], "signature", sender, size=SIGNATURE_BYTES)
+            raise malformed("ConsistencyCheck needs 1 field", sender)
+        signature = check_bytes(body[0], "signature", sender, size=SIGNATURE_BYTES)
         return cls(sender, recipient, session_id, signature)  # type: ignore[call-arg]
 
 
@@ -494,20 +407,20 @@ class UnmaskingRequest(ProtocolMessage):
 
     @classmethod
     def _from_wire(
-        cls: type[_M], sender: int, recipient: int, session_id: bytes, body: list[Any]
-    ) -> _M:
+        cls: type[MessageT], sender: int, recipient: int, session_id: bytes, body: list[Any]
+    ) -> MessageT:
         if len(body) != 3:
-            raise _fail("UnmaskingRequest needs 3 fields", sender)
-        survivors = _check_ids(body[0], "survivors", sender)
-        dropped = _check_ids(body[1], "dropped", sender)
+            raise malformed("UnmaskingRequest needs 3 fields", sender)
+        survivors = check_ids(body[0], "survivors", sender)
+        dropped = check_ids(body[1], "dropped", sender)
         signatures = tuple(
             PeerSignature(
-                _check_int(client, 1, MAX_CLIENT_ID, "signer id", sender),
-                _check_bytes(sig, "signature", sender, size=SIGNATURE_BYTES),
+                check_int(client, 1, MAX_CLIENT_ID, "signer id", sender),
+                check_bytes(sig, "signature", sender, size=SIGNATURE_BYTES),
             )
-            for client, sig in _check_list(body[2], "signatures", sender, arity=2)
+            for client, sig in check_list(body[2], "signatures", sender, arity=2)
         )
-        _unique([item.client_id for item in signatures], "signatures", sender)
+        check_unique([item.client_id for item in signatures], "signatures", sender)
         return cls(sender, recipient, session_id, survivors, dropped, signatures)  # type: ignore[call-arg]
 
 
@@ -523,7 +436,7 @@ class RevealedShare(NamedTuple):
 
 def _revealed_from_wire(value: object, what: str, party: int | None) -> tuple[RevealedShare, ...]:
     # One tight loop: a response holds up to n entries and the server decodes n responses.
-    items = _check_list(value, what, party, arity=2)
+    items = check_list(value, what, party, arity=2)
     for owner, share in items:
         if (
             type(owner) is not int
@@ -531,10 +444,10 @@ def _revealed_from_wire(value: object, what: str, party: int | None) -> tuple[Re
             or type(share) is not bytes
             or len(share) > MAX_SHARE_BYTES
         ):
-            raise _fail(f"an entry of {what} is not (client id, share bytes)", party)
+            raise malformed(f"an entry of {what} is not (client id, share bytes)", party)
     revealed = tuple(map(RevealedShare._make, items))
     if len({item[0] for item in items}) != len(items):
-        raise _fail(f"duplicate ids in {what}", party)
+        raise malformed(f"duplicate ids in {what}", party)
     return revealed
 
 
@@ -560,13 +473,13 @@ class UnmaskingResponse(ProtocolMessage):
 
     @classmethod
     def _from_wire(
-        cls: type[_M], sender: int, recipient: int, session_id: bytes, body: list[Any]
-    ) -> _M:
+        cls: type[MessageT], sender: int, recipient: int, session_id: bytes, body: list[Any]
+    ) -> MessageT:
         if len(body) != 3:
-            raise _fail("UnmaskingResponse needs 3 fields", sender)
+            raise malformed("UnmaskingResponse needs 3 fields", sender)
         self_mask = _revealed_from_wire(body[0], "self-mask shares", sender)
         keys = _revealed_from_wire(body[1], "key shares", sender)
-        unreadable = _check_ids(body[2], "unreadable", sender)
+        unreadable = check_ids(body[2], "unreadable", sender)
         return cls(sender, recipient, session_id, self_mask, keys, unreadable)  # type: ignore[call-arg]
 
 
@@ -588,11 +501,9 @@ _TYPES: dict[int, type[ProtocolMessage]] = {
     )
 }
 
-_Decoder = Callable[[int, int, bytes, list[Any]], ProtocolMessage]
-
 
 def decode_message(data: bytes, *, sender: int | None = None) -> ProtocolMessage:
-    """Decode and structurally validate one wire message.
+    """Decode and structurally validate one Bonawitz wire message.
 
     ``sender``, when given, is the transport-authenticated sender: a header claiming
     another sender is refused. Guarantees: the result re-encodes to ``data``'s fields
@@ -601,39 +512,6 @@ def decode_message(data: bytes, *, sender: int | None = None) -> ProtocolMessage
     ``ceil(length * bits / 8)`` bytes.
 
     Raises DecodeError (``party`` = the claimed sender once known, else ``sender``) on
-    anything else: not bytes, not msgpack, trailing bytes, an unknown version or type, a
-    sender/recipient pair that does not fit the message's direction, a bad field.
+    anything else (see :func:`secagg.protocols.wire.decode_wire`).
     """
-    if not isinstance(data, (bytes, bytearray, memoryview)):
-        raise DecodeError("message must be bytes", party=sender)
-    try:
-        decoded = msgpack.unpackb(bytes(data), raw=False, use_list=True, strict_map_key=True)
-    except Exception as exc:  # msgpack raises several unrelated types on bad input
-        raise DecodeError(f"not a msgpack message: {type(exc).__name__}", party=sender) from None
-    if not isinstance(decoded, list) or len(decoded) < 5:
-        raise DecodeError("message must be an array with a 5-field header", party=sender)
-    version, type_code, claimed, recipient, session_id = decoded[:5]
-    if version != WIRE_VERSION or isinstance(version, bool):
-        raise DecodeError(f"unsupported wire version {version!r}", party=sender)
-    party = sender
-    claimed = _check_int(claimed, 0, MAX_CLIENT_ID, "sender", party)
-    if sender is not None and claimed != sender:
-        raise DecodeError(f"message claims sender {claimed}, transport says {sender}", party=sender)
-    party = claimed
-    cls = _TYPES.get(type_code) if isinstance(type_code, int) else None
-    if cls is None or isinstance(type_code, bool):
-        raise DecodeError(f"unknown message type {type_code!r}", party=party)
-    recipient = _check_int(recipient, 0, MAX_CLIENT_ID, "recipient", party)
-    from_server, to_server = claimed == SERVER_ID, recipient == SERVER_ID
-    if from_server != cls.FROM_SERVER or to_server == cls.FROM_SERVER:
-        raise DecodeError(f"{cls.__name__} cannot go from {claimed} to {recipient}", party=party)
-    low, high = SESSION_ID_BYTES
-    if not isinstance(session_id, bytes) or not low <= len(session_id) <= high:
-        raise DecodeError("session id must be 16 to 64 bytes", party=party)
-    decoder: _Decoder = cls._from_wire
-    try:
-        return decoder(claimed, recipient, session_id, decoded[5:])
-    except DecodeError:
-        raise
-    except (TypeError, ValueError, IndexError) as exc:
-        raise DecodeError(f"malformed {cls.__name__}: {exc}", party=party) from None
+    return decode_wire(data, _TYPES, sender=sender)

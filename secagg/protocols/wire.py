@@ -1,0 +1,178 @@
+"""The wire conventions shared by every sans-I/O protocol of :mod:`secagg.protocols`.
+
+One message is one msgpack array ``[version, type, sender, recipient, session_id,
+*fields]`` (version :data:`WIRE_VERSION`); byte strings travel as msgpack ``bin``; no
+pickle. A protocol subclasses :class:`ProtocolMessage` (a frozen dataclass with a type
+code, a direction and a round name), writes ``_wire_fields``/``_from_wire`` with the field
+checks below, and decodes with :func:`decode_wire` over its own table of type codes. Every
+check raises :class:`DecodeError` naming the claimed sender once the header parsed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar, TypeVar
+
+import msgpack
+
+from secagg.errors import DecodeError
+from secagg.protocols.base import SERVER_ID
+from secagg.protocols.config import MAX_CLIENT_ID, SESSION_ID_BYTES
+
+__all__ = [
+    "WIRE_VERSION",
+    "MessageT",
+    "ProtocolMessage",
+    "check_bytes",
+    "check_ids",
+    "check_int",
+    "check_list",
+    "check_unique",
+    "decode_wire",
+    "malformed",
+]
+
+WIRE_VERSION = 1
+
+# --- field checks (shared by every decoder) ---------------------------------------------
+
+
+def malformed(what: str, party: int | None) -> DecodeError:
+    return DecodeError(f"malformed message: {what}", party=party)
+
+
+def check_int(value: object, low: int, high: int, what: str, party: int | None) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise malformed(f"{what} must be an int in [{low}, {high}]", party)
+    return value
+
+
+def check_bytes(
+    value: object, what: str, party: int | None, *, size: int | None = None, limit: int = 0
+) -> bytes:
+    if not isinstance(value, bytes):
+        raise malformed(f"{what} must be bytes", party)
+    if size is not None and len(value) != size:
+        raise malformed(f"{what} must be {size} bytes, got {len(value)}", party)
+    if limit and len(value) > limit:
+        raise malformed(f"{what} exceeds {limit} bytes", party)
+    return value
+
+
+def check_list(value: object, what: str, party: int | None, *, arity: int = 0) -> list[Any]:
+    if not isinstance(value, list):
+        raise malformed(f"{what} must be an array", party)
+    if arity and any(not isinstance(item, list) or len(item) != arity for item in value):
+        raise malformed(f"every entry of {what} must be an array of {arity}", party)
+    return value
+
+
+def check_ids(value: object, what: str, party: int | None) -> tuple[int, ...]:
+    ids = tuple(
+        check_int(item, 1, MAX_CLIENT_ID, f"an id in {what}", party)
+        for item in check_list(value, what, party)
+    )
+    if len(set(ids)) != len(ids):
+        raise malformed(f"duplicate ids in {what}", party)
+    return ids
+
+
+def check_unique(ids: Sequence[int], what: str, party: int | None) -> None:
+    if len(set(ids)) != len(ids):
+        raise malformed(f"duplicate ids in {what}", party)
+
+
+# --- message base -------------------------------------------------------------------------
+
+MessageT = TypeVar("MessageT", bound="ProtocolMessage")
+"""The type of ``cls`` in a ``_from_wire`` classmethod."""
+
+
+@dataclass(frozen=True, repr=False)
+class ProtocolMessage:
+    """Fields and encoding shared by every Bonawitz message (see module docstring)."""
+
+    TYPE: ClassVar[int] = 0
+    FROM_SERVER: ClassVar[bool] = True
+    round_name: ClassVar[str] = ""
+
+    sender: int
+    recipient: int
+    session_id: bytes
+
+    def _wire_fields(self) -> list[Any]:
+        return []
+
+    @classmethod
+    def _from_wire(
+        cls: type[MessageT], sender: int, recipient: int, session_id: bytes, body: list[Any]
+    ) -> MessageT:
+        if body:
+            raise malformed(f"{cls.__name__} carries no fields", sender)
+        return cls(sender, recipient, session_id)
+
+    def to_bytes(self) -> bytes:
+        """The version-1 wire encoding (msgpack array, byte strings as bin)."""
+        header: list[Any] = [WIRE_VERSION, self.TYPE, self.sender, self.recipient, self.session_id]
+        packed: bytes = msgpack.packb(header + self._wire_fields(), use_bin_type=True)
+        return packed
+
+    def __repr__(self) -> str:
+        parts = [f"sender={self.sender}", f"recipient={self.recipient}"]
+        for item in fields(self)[3:]:
+            value = getattr(self, item.name)
+            if isinstance(value, (bytes, tuple)):
+                parts.append(f"{item.name}=<{len(value)}>")
+            else:
+                parts.append(f"{item.name}={value!r}")
+        return f"{type(self).__name__}({', '.join(parts)})"
+
+
+_Decoder = Callable[[int, int, bytes, list[Any]], ProtocolMessage]
+
+
+def decode_wire(
+    data: bytes, types: Mapping[int, type[ProtocolMessage]], *, sender: int | None = None
+) -> ProtocolMessage:
+    """Decode one message whose type code is in ``types``; check its header and fields.
+
+    ``sender``, when given, is the transport-authenticated sender: a header claiming
+    another sender is refused. Raises DecodeError (``party`` = the claimed sender once
+    known, else ``sender``) on anything malformed: not bytes, not msgpack, trailing bytes,
+    an unknown version or type, a sender/recipient pair that does not fit the message's
+    direction, a session id outside 16..64 bytes, a bad field.
+    """
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise DecodeError("message must be bytes", party=sender)
+    try:
+        decoded = msgpack.unpackb(bytes(data), raw=False, use_list=True, strict_map_key=True)
+    except Exception as exc:  # msgpack raises several unrelated types on bad input
+        raise DecodeError(f"not a msgpack message: {type(exc).__name__}", party=sender) from None
+    if not isinstance(decoded, list) or len(decoded) < 5:
+        raise DecodeError("message must be an array with a 5-field header", party=sender)
+    version, type_code, claimed, recipient, session_id = decoded[:5]
+    if version != WIRE_VERSION or isinstance(version, bool):
+        raise DecodeError(f"unsupported wire version {version!r}", party=sender)
+    party = sender
+    claimed = check_int(claimed, 0, MAX_CLIENT_ID, "sender", party)
+    if sender is not None and claimed != sender:
+        raise DecodeError(f"message claims sender {claimed}, transport says {sender}", party=sender)
+    party = claimed
+    cls = types.get(type_code) if isinstance(type_code, int) else None
+    if cls is None or isinstance(type_code, bool):
+        raise DecodeError(f"unknown message type {type_code!r}", party=party)
+    recipient = check_int(recipient, 0, MAX_CLIENT_ID, "recipient", party)
+    from_server, to_server = claimed == SERVER_ID, recipient == SERVER_ID
+    if from_server != cls.FROM_SERVER or to_server == cls.FROM_SERVER:
+        raise DecodeError(f"{cls.__name__} cannot go from {claimed} to {recipient}", party=party)
+    low, high = SESSION_ID_BYTES
+    if not isinstance(session_id, bytes) or not low <= len(session_id) <= high:
+        raise DecodeError("session id must be 16 to 64 bytes", party=party)
+    decoder: _Decoder = cls._from_wire
+    try:
+        return decoder(claimed, recipient, session_id, decoded[5:])
+    except DecodeError:
+        raise
+    except (TypeError, ValueError, IndexError) as exc:
+        raise DecodeError(f"malformed {cls.__name__}: {exc}", party=party) from None
