@@ -37,7 +37,6 @@ from secagg.errors import (
     AuthenticationError,
     ConfigurationError,
     DecodeError,
-    MaliciousRequestError,
     ProtocolViolation,
     UsageError,
 )
@@ -51,6 +50,12 @@ from secagg.protocols.bundles import (
     decode_share_bundle,
     encode_share_bundle,
     self_mask_commitment,
+)
+from secagg.protocols.client_guards import (
+    check_consistency_request,
+    check_peers,
+    check_unmasking_request,
+    refuse,
 )
 from secagg.protocols.config import ACTIVE, ProtocolConfig
 from secagg.protocols.messages import (
@@ -72,7 +77,7 @@ from secagg.protocols.messages import (
     consistency_signature_payload,
 )
 from secagg.shamir import share_secrets
-from secagg.signing import SigningKey, verify_signature
+from secagg.signing import SigningKey
 
 __all__ = ["TRANSITIONS", "Client", "ClientState", "InputVector", "generate_identities"]
 
@@ -107,10 +112,6 @@ def generate_identities(clients: Sequence[int]) -> dict[int, SigningKey]:
     """Fresh Ed25519 identities for ``clients`` (for tests and simulations; a deployment
     registers them out of band). ``{c: key.verify_key}`` is ProtocolConfig's ``identities``."""
     return {client: SigningKey.generate() for client in clients}
-
-
-def _refuse(reason: str) -> MaliciousRequestError:
-    return MaliciousRequestError(f"refused: {reason}", party=SERVER_ID)
 
 
 class Client:
@@ -290,41 +291,11 @@ class Client:
 
     # -- round 1 -------------------------------------------------------------------------
 
-    def _check_peers(self, peers: Sequence[PeerKeys]) -> None:
-        config = self._config
-        if any(peer.client_id not in self._neighbours for peer in peers):
-            raise _refuse("the server forwarded keys of a client that is not a neighbour")
-        if len(peers) + 1 < config.threshold:
-            raise _refuse(f"fewer than t = {config.threshold} clients remain")
-        assert self._cipher_keys is not None and self._mask_keys is not None
-        keys = [self._cipher_keys.public_bytes, self._mask_keys.public_bytes]
-        for peer in peers:
-            keys += [peer.cipher_public_key, peer.mask_public_key]
-        if len(set(keys)) != len(keys):
-            raise _refuse("two advertised public keys are equal")
-        if config.mode == ACTIVE:
-            assert config.identities is not None
-            for peer in peers:
-                payload = advertise_signature_payload(
-                    config.session_id,
-                    peer.client_id,
-                    peer.cipher_public_key,
-                    peer.mask_public_key,
-                    peer.self_mask_commitment,
-                )
-                try:
-                    verify_signature(config.identities[peer.client_id], payload, peer.signature)
-                except (AuthenticationError, DecodeError):
-                    raise AuthenticationError(
-                        f"the server forwarded keys of client {peer.client_id} with a bad "
-                        "signature",
-                        party=SERVER_ID,
-                    ) from None
-
     def _share_keys(self, message: ShareKeysRequest) -> ShareKeys:
         config = self._config
-        self._check_peers(message.peers)
         assert self._cipher_keys is not None and self._mask_keys is not None
+        own_keys = (self._cipher_keys.public_bytes, self._mask_keys.public_bytes)
+        check_peers(config, self._id, own_keys, message.peers)
         assert self._self_seed is not None
         channel_keys: dict[int, bytes] = {}
         for peer in message.peers:
@@ -338,7 +309,7 @@ class Client:
                     peer_id=peer.client_id,
                 )
             except DecodeError:
-                raise _refuse(f"the key of client {peer.client_id} is invalid") from None
+                raise refuse(f"the key of client {peer.client_id} is invalid") from None
         holders = sorted([self._id, *channel_keys])
         shares = share_secrets(
             [self._mask_keys.private_bytes(), self._self_seed], holders, config.threshold
@@ -368,9 +339,9 @@ class Client:
         config = self._config
         sharers = [item.peer for item in message.sealed_shares]
         if any(peer not in self._peers for peer in sharers):
-            raise _refuse("a share bundle from a client that did not advertise keys to us")
+            raise refuse("a share bundle from a client that did not advertise keys to us")
         if len(sharers) + 1 < config.threshold:
-            raise _refuse(f"fewer than t = {config.threshold} clients remain")
+            raise refuse(f"fewer than t = {config.threshold} clients remain")
         assert self._mask_keys is not None and self._self_seed is not None
         for item in message.sealed_shares:
             # A bundle that does not open is that share lost, not a reason to stop: the
@@ -442,15 +413,7 @@ class Client:
 
     def _consistency_check(self, message: ConsistencyCheckRequest) -> ConsistencyCheck:
         config = self._config
-        survivors = frozenset(message.survivors)
-        if not survivors <= config.client_set:
-            raise _refuse("the survivor set names clients outside the session")
-        if self._id not in survivors:
-            raise _refuse("the survivor set does not contain this client")
-        if (survivors & self._neighbours) - self._sharers:
-            raise _refuse("a survivor never shared its keys with this client")
-        if len(survivors & (self._neighbours | {self._id})) < config.threshold:
-            raise _refuse(f"fewer than t = {config.threshold} survivors remain")
+        survivors = check_consistency_request(config, self._id, self._sharers, message)
         assert self._identity is not None
         signature = self._identity.sign(
             consistency_signature_payload(config.session_id, sorted(survivors))
@@ -460,44 +423,10 @@ class Client:
 
     # -- round 4 -------------------------------------------------------------------------
 
-    def _check_unmasking(self, message: UnmaskingRequest) -> tuple[list[int], list[int]]:
-        config = self._config
-        survivors, dropped = frozenset(message.survivors), frozenset(message.dropped)
-        if survivors & dropped:
-            raise _refuse(f"clients {sorted(survivors & dropped)} are listed dropped and alive")
-        if survivors | dropped != self._sharers | {self._id}:
-            raise _refuse("the survivor and dropped lists do not match the peers we masked with")
-        if self._id not in survivors:
-            raise _refuse("this client is listed as dropped")
-        if len(survivors) < config.threshold:
-            raise _refuse(f"fewer than t = {config.threshold} survivors remain")
-        if config.mode == ACTIVE:
-            self._check_signatures(message, survivors)
-        elif message.signatures:
-            raise _refuse("signatures in a semi-honest session")
-        return sorted(survivors), sorted(dropped)
-
-    def _check_signatures(self, message: UnmaskingRequest, survivors: frozenset[int]) -> None:
-        config = self._config
-        assert self._survivors is not None and config.identities is not None
-        if survivors != self._survivors & (self._neighbours | {self._id}):
-            raise _refuse("the survivor list differs from the one of the consistency check")
-        payload = consistency_signature_payload(config.session_id, sorted(self._survivors))
-        for item in message.signatures:
-            if item.client_id not in survivors - {self._id}:
-                raise _refuse(f"a consistency signature of non-survivor {item.client_id}")
-            try:
-                verify_signature(config.identities[item.client_id], payload, item.signature)
-            except (AuthenticationError, DecodeError):
-                raise AuthenticationError(
-                    f"the consistency signature of client {item.client_id} does not verify",
-                    party=SERVER_ID,
-                ) from None
-        if len(message.signatures) + 1 < config.threshold:
-            raise _refuse(f"fewer than t = {config.threshold} clients confirmed the survivors")
-
     def _unmasking(self, message: UnmaskingRequest) -> UnmaskingResponse:
-        survivors, dropped = self._check_unmasking(message)
+        survivors, dropped = check_unmasking_request(
+            self._config, self._id, self._sharers, self._survivors, message
+        )
         self_mask_shares = tuple(
             RevealedShare(owner, self._bundles[owner].self_mask_share.to_bytes())
             for owner in survivors
