@@ -54,18 +54,21 @@ from secagg.protocols.messages import (
     ConsistencyCheckRequest,
     MaskedInput,
     MaskedInputRequest,
-    PeerSignature,
     ProtocolMessage,
     SealedShares,
     ShareKeys,
     ShareKeysRequest,
-    UnmaskingRequest,
     UnmaskingResponse,
     advertise_signature_payload,
     consistency_signature_payload,
     decode_message,
 )
-from secagg.protocols.server_unmasking import RevealedShares, reconstruct_all, remove_masks
+from secagg.protocols.server_unmasking import (
+    RevealedShares,
+    plan_unmasking,
+    reconstruct_all,
+    remove_masks,
+)
 from secagg.signing import verify_signature
 
 __all__ = ["ROUNDS", "Server", "ServerState"]
@@ -441,45 +444,16 @@ class Server:
         return self._unmasking_requests(confirmed)
 
     def _unmasking_requests(self, candidates: frozenset[int]) -> list[Message]:
-        """Unmasking requests to the candidates that will accept them, after checking that
-        every needed secret can still gather t shares."""
-        config, t = self._config, self._config.threshold
-        dropped = self._u2 - self._u3
-        responders = set()
-        for client in candidates:
-            holders = config.holders_of(client)
-            enough_survivors = len(holders & self._u3) >= t
-            enough_signatures = config.mode != ACTIVE or len(holders & candidates) >= t
-            if enough_survivors and enough_signatures:
-                responders.add(client)
-        for owner in sorted(self._u2):
-            available = len(config.holders_of(owner) & responders)
-            if available < t:
-                raise self._abort(
-                    f"client {owner}'s secret has {available} holders left, fewer than t = {t}"
-                )
-        self._open_round(responders)
-        requests: list[Message] = []
-        for client in sorted(responders):
-            survivors = config.holders_of(client) & self._u3
-            dropped_peers = config.neighbours_of(client) & dropped
-            self._asked[client] = (survivors, dropped_peers)
-            signatures = tuple(
-                PeerSignature(peer, self._signatures[peer])
-                for peer in sorted(config.neighbours_of(client) & candidates)
-                if config.mode == ACTIVE
+        try:
+            requests = plan_unmasking(
+                self._config, self._u2, self._u3, candidates, self._signatures
             )
-            requests.append(
-                UnmaskingRequest(
-                    SERVER_ID,
-                    client,
-                    config.session_id,
-                    tuple(sorted(survivors)),
-                    tuple(sorted(dropped_peers)),
-                    signatures,
-                )
-            )
-        return requests
+        except ProtocolAbort as exc:
+            raise self._abort(str(exc)) from None
+        self._open_round(requests)
+        for client, request in requests.items():
+            self._asked[client] = (frozenset(request.survivors), frozenset(request.dropped))
+        return list(requests.values())
 
     def _finish_unmasking(self) -> list[Message]:
         config = self._config

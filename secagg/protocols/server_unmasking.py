@@ -30,13 +30,25 @@ from secagg.errors import DecodeError, ProtocolAbort, ShareError
 from secagg.keys import KeyPair, Purpose, agree
 from secagg.masking import apply_masks, pairwise_sign
 from secagg.prg import domain
+from secagg.protocols.base import SERVER_ID
 from secagg.protocols.bundles import clamp_scalar, self_mask_commitment
-from secagg.protocols.config import ProtocolConfig
-from secagg.protocols.messages import AdvertiseKeys, UnmaskingResponse
+from secagg.protocols.config import ACTIVE, ProtocolConfig
+from secagg.protocols.messages import (
+    AdvertiseKeys,
+    PeerSignature,
+    UnmaskingRequest,
+    UnmaskingResponse,
+)
 from secagg.protocols.share_batch import interpolate, limbs_to_secrets, parse_records
 from secagg.shamir import LIMBS, SHARE_BYTES, Share, reconstruct_secret
 
-__all__ = ["MAX_SEARCH_ATTEMPTS", "RevealedShares", "reconstruct_all", "remove_masks"]
+__all__ = [
+    "MAX_SEARCH_ATTEMPTS",
+    "RevealedShares",
+    "plan_unmasking",
+    "reconstruct_all",
+    "remove_masks",
+]
 
 #: Upper bound on reconstructions tried for one secret whose first attempt failed.
 MAX_SEARCH_ATTEMPTS = 2048
@@ -201,6 +213,52 @@ def _fast_path(group: Sequence[_Job], holders: tuple[int, ...]) -> list[bytes | 
         secret if ok and secret is not None and job.verify(secret) else None
         for job, secret, ok in zip(group, secrets, consistent.tolist(), strict=True)
     ]
+
+
+def plan_unmasking(
+    config: ProtocolConfig,
+    sharers: frozenset[int],
+    survivors: frozenset[int],
+    candidates: frozenset[int],
+    signatures: Mapping[int, bytes],
+) -> dict[int, UnmaskingRequest]:
+    """The Unmasking requests, by recipient, for the ``candidates`` that will accept them.
+
+    ``sharers`` is U2, ``survivors`` U3, ``candidates`` U3 (semi-honest) or the clients
+    that confirmed U3 with ``signatures`` (active). A candidate is asked when its
+    neighbourhood keeps t survivors (and, active, t confirmed members): a client refuses
+    otherwise. Each is told, within its neighbourhood, who survived and who dropped after
+    sharing. Raises ProtocolAbort when some secret of U2 would have fewer than t holders
+    among the clients asked.
+    """
+    t = config.threshold
+    active = config.mode == ACTIVE
+    responders = {
+        client
+        for client in candidates
+        if len(config.holders_of(client) & survivors) >= t
+        and (not active or len(config.holders_of(client) & candidates) >= t)
+    }
+    for owner in sorted(sharers):
+        available = len(config.holders_of(owner) & responders)
+        if available < t:
+            raise ProtocolAbort(
+                f"client {owner}'s secret has {available} holders left, fewer than t = {t}"
+            )
+    dropped = sharers - survivors
+    requests: dict[int, UnmaskingRequest] = {}
+    for client in sorted(responders):
+        neighbours = config.neighbours_of(client)
+        confirmed = sorted(neighbours & candidates) if active else []
+        requests[client] = UnmaskingRequest(
+            SERVER_ID,
+            client,
+            config.session_id,
+            tuple(sorted(config.holders_of(client) & survivors)),
+            tuple(sorted(neighbours & dropped)),
+            tuple(PeerSignature(peer, signatures[peer]) for peer in confirmed),
+        )
+    return requests
 
 
 def reconstruct_all(
