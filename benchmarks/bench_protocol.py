@@ -450,8 +450,8 @@ def bench_end_to_end(rows: list[Row]) -> None:
     """SecAgg+ n = 1000, m = 1M, (k, t) from the finder for 5 % corrupt and 5 % dropout,
     5 % dropping after ShareKeys: wall clock of the whole simulation (every party, one
     process, under tracemalloc) and the server's peak memory. The server's key and share
-    state (O(n k) bytes, independent of m) is measured by the same run at m = 10K; what
-    the m = 1M run holds beyond it, divided by one vector, is the vector count."""
+    state (O(n k) bytes, independent of m) is measured by the same run at m = 10K and is
+    the allowance beyond 4 vectors."""
     n, m, small_m = 1000, 1_000_000, 10_000
     dropped = int(0.05 * n)
     found = find_parameters(n, corrupt_fraction=0.05, dropout_fraction=0.05)
@@ -480,12 +480,13 @@ def bench_end_to_end(rows: list[Row]) -> None:
     )
     rows.append(
         Row(
-            "  server peak memory beyond keys (vectors of m uint32)",
-            vectors,
+            "  server peak memory, keys included (vectors of m u32)",
+            peak / vector,
             unit=" vec",
-            goal=f"<= 4 vectors (+ {keys / 2**20:.1f} MiB keys/shares, O(n k))",
-            passed=vectors <= 4,
-            notes={"peak_bytes": peak, "vector_bytes": vector, "key_state_bytes": keys},
+            goal=f"<= 4 vectors + {keys / 2**20:.1f} MiB keys/shares (O(n k))",
+            passed=peak <= 4 * vector + keys,
+            notes={"peak_bytes": peak, "vector_bytes": vector, "key_state_bytes": keys,
+                   "vectors_beyond_keys": vectors},
         )
     )
 
