@@ -242,8 +242,8 @@ def test_operation_counts_match_instrumented_runs(
         monkeypatch,
         calls,
         server_unmasking,
-        "reconstruct_secrets",
-        lambda by_holder: len(next(iter(by_holder.values()))),
+        "interpolate",
+        lambda values, holders: values.shape[1],
     )
     exchange = keys.KeyPair.exchange
     monkeypatch.setattr(
@@ -267,7 +267,7 @@ def test_operation_counts_match_instrumented_runs(
     assert calls["client.share_secrets"] == total("client", "shamir_share_evaluations")
     assert calls["client.mask_input"] == total("client", "prg_expansions")
     assert calls["server_unmasking.self_mask_commitment"] == total("server", "hashes")
-    assert calls["server_unmasking.reconstruct_secrets"] == total(
+    assert calls["server_unmasking.interpolate"] == total(
         "server", "shamir_reconstructions"
     )
     # The server rebuilds one pairwise mask per (dropped, surviving neighbour) pair. The
