@@ -82,6 +82,8 @@ class ProtocolSpec:
 _BUILTINS: dict[str, str] = {
     "bonawitz": "secagg.protocols.simulator_specs:bonawitz_spec",
     "secagg+": "secagg.protocols.simulator_specs:secagg_plus_spec",
+    "threshold-paillier": "secagg.protocols.threshold_he_specs:threshold_paillier_spec",
+    "ckks": "secagg.protocols.threshold_he_specs:ckks_spec",
 }
 
 _REGISTRY: dict[str, ProtocolSpec] = {}
