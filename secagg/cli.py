@@ -34,8 +34,7 @@ def seeded_inputs(seed: int, dim: int, bits: int) -> Callable[[int], np.ndarray]
     dtype = np.uint32 if bits <= 32 else np.uint64
 
     def make(client_id: int) -> np.ndarray:
-        # not-secret: simulated client inputs are test data.
-        rng = np.random.default_rng([seed, client_id])
+        rng = np.random.default_rng([seed, client_id])  # not-secret: simulated test inputs
         return rng.integers(0, 1 << bits, size=dim, dtype=dtype)
 
     return make

@@ -87,8 +87,7 @@ class DropoutSchedule:
             raise ConfigurationError(f"dropout rate must be in [0, 1], got {rate}")
         pool = sorted(set(clients))
         count = math.floor(rate * len(pool) + 0.5)
-        # not-secret: which simulated clients drop is test data, not key material.
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng(seed)  # not-secret: which simulated clients drop
         chosen = rng.choice(len(pool), size=count, replace=False).tolist() if count else []
         return cls({round_name: frozenset(pool[i] for i in chosen)})
 
