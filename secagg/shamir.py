@@ -22,7 +22,9 @@ sampling of 32-bit words (no modulo bias); sharing ids are ``os.urandom(16)``.
 Wire format of one share (``SHARE_BYTES = 58`` bytes): a format byte (version 1, this
 field), threshold (3 bytes little-endian), x (3 bytes little-endian), the 16-byte sharing id,
 then the 13 limb shares bit-packed at 21 bits (the layout of :func:`secagg.packing.pack`,
-35 bytes).
+35 bytes). This module is the one place that knows it: :meth:`Share.from_bytes` reads one
+share, :func:`parse_shares` many at once into columns (vectorized over the records, with
+the same validation), for a server that reads n * t shares per round.
 """
 
 from __future__ import annotations
@@ -53,7 +55,10 @@ __all__ = [
     "SHARE_BYTES",
     "SHARING_ID_BYTES",
     "Share",
+    "ShareArrays",
     "lagrange_coefficients_at_zero",
+    "limbs_to_secrets",
+    "parse_shares",
     "reconstruct_secret",
     "reconstruct_secrets",
     "share_secrets",
@@ -70,9 +75,14 @@ SHARE_BITS = PRIME.bit_length()
 SHARING_ID_BYTES = 16
 _FORMAT = 0x01
 """Format byte: version 1 of the wire format, over GF(2^20 + 7)."""
+# The share wire layout, defined here only (Share.to_bytes, Share.from_bytes, parse_shares).
 _INT_BYTES = 3
+_THRESHOLD_AT = 1
+_X_AT = _THRESHOLD_AT + _INT_BYTES
+_ID_AT = _X_AT + _INT_BYTES
+_LIMBS_AT = _ID_AT + SHARING_ID_BYTES
 _PACKED_LIMBS_BYTES = (LIMBS * SHARE_BITS + 7) // 8
-SHARE_BYTES = 1 + 2 * _INT_BYTES + SHARING_ID_BYTES + _PACKED_LIMBS_BYTES
+SHARE_BYTES = _LIMBS_AT + _PACKED_LIMBS_BYTES
 _TOP_LIMB_BITS = SECRET_BYTES * 8 - (LIMBS - 1) * LIMB_BITS
 # Largest number of products (each <= (p-1)^2) whose sum stays exact in a float64.
 _BLOCK = min(4096, (2**53 - 1) // (PRIME - 1) ** 2)
@@ -171,16 +181,14 @@ class Share:
             raise DecodeError(f"a share is {SHARE_BYTES} bytes, got {len(raw)}")
         if raw[0] != _FORMAT:
             raise DecodeError(f"unknown share format or field byte {raw[0]:#04x}")
-        threshold = int.from_bytes(raw[1 : 1 + _INT_BYTES], "little")
-        x = int.from_bytes(raw[1 + _INT_BYTES : 1 + 2 * _INT_BYTES], "little")
+        threshold = int.from_bytes(raw[_THRESHOLD_AT:_X_AT], "little")
+        x = int.from_bytes(raw[_X_AT:_ID_AT], "little")
         if not 1 <= threshold < PRIME:
             raise DecodeError("share threshold out of range")
         if not 1 <= x < PRIME:
             raise DecodeError("share x coordinate out of range")
-        offset = 1 + 2 * _INT_BYTES
-        sharing_id = raw[offset : offset + SHARING_ID_BYTES]
-        values = _unpack_limbs(raw[offset + SHARING_ID_BYTES :])
-        return _make_share(x, threshold, sharing_id, values)
+        values = _unpack_limbs(raw[_LIMBS_AT:])
+        return _make_share(x, threshold, raw[_ID_AT:_LIMBS_AT], values)
 
 
 # The 13 limb shares are one fixed-size field-element tuple, not a vector: a Python int does
@@ -218,6 +226,108 @@ def _make_share(x: int, threshold: int, sharing_id: bytes, values: np.ndarray) -
     object.__setattr__(share, "sharing_id", sharing_id)
     object.__setattr__(share, "values", values)
     return share
+
+
+# --- many shares at once: the server reads n * t records per round -----------------------
+
+_WORD_BYTES = 8
+_RECORD_WORDS = -(-SHARE_BYTES // _WORD_BYTES)
+_LIMB_BIT_AT = 8 * _LIMBS_AT
+_PADDING_BIT_AT = _LIMB_BIT_AT + LIMBS * SHARE_BITS
+# The padding bits after the limbs sit in the record's last word (checked at import).
+assert _PADDING_BIT_AT // 64 == _RECORD_WORDS - 1
+
+
+@dataclass(frozen=True, repr=False)
+class ShareArrays:
+    """Many parsed shares as columns, one row per record. ``repr`` shows only the row count.
+
+    ``valid[i]`` is True exactly when :meth:`Share.from_bytes` accepts record ``i``; the
+    other columns of that row then hold that Share's fields (elsewhere they are
+    meaningless). ``values`` holds share values: it is secret like a Share's.
+    """
+
+    valid: np.ndarray  # bool, (rows,)
+    thresholds: np.ndarray  # int64, (rows,)
+    xs: np.ndarray  # int64, (rows,)
+    sharing_ids: np.ndarray  # uint8, (rows, SHARING_ID_BYTES)
+    values: np.ndarray  # int64, (rows, LIMBS), each in [0, PRIME) where valid
+
+    def __repr__(self) -> str:
+        return f"ShareArrays(rows={self.valid.shape[0]})"
+
+
+def _bit_field(words: np.ndarray, start: int, width: int) -> np.ndarray:
+    """Bits ``start .. start + width`` of each little-endian record (``words``: one row of
+    uint64 per record, transposed to (words, rows) for contiguous columns) as int64."""
+    word, shift = divmod(start, 64)
+    part: np.ndarray = words[word] >> np.uint64(shift)
+    if shift + width > 64:
+        part |= words[word + 1] << np.uint64(64 - shift)
+    part &= np.uint64((1 << width) - 1)
+    return part.astype(np.int64)
+
+
+def _records_of(blobs: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray | None]:
+    """(rows, SHARE_BYTES) uint8 records of ``blobs`` and, if some blob is not bytes of
+    ``SHARE_BYTES``, the mask of the well-sized ones (the others become zero rows)."""
+    count = len(blobs)
+    try:  # the common case, checked in C: every blob is bytes-like of SHARE_BYTES bytes
+        joined = b"".join(blobs)
+        uniform = len(joined) == count * SHARE_BYTES and set(map(len, blobs)) <= {SHARE_BYTES}
+    except TypeError:
+        uniform = False
+    mask = None
+    if not uniform:
+        raw = [bytes(b) if isinstance(b, bytearray | memoryview) else b for b in blobs]
+        sized = [isinstance(b, bytes) and len(b) == SHARE_BYTES for b in raw]
+        blank = bytes(SHARE_BYTES)
+        joined = b"".join(b if ok else blank for b, ok in zip(raw, sized, strict=True))
+        mask = np.array(sized, dtype=bool)
+    return np.frombuffer(joined, dtype=np.uint8).reshape(count, SHARE_BYTES), mask
+
+
+def parse_shares(records: Sequence[bytes] | np.ndarray) -> ShareArrays:
+    """Parse many :meth:`Share.to_bytes` records at once, vectorized over the records.
+
+    ``records`` is a sequence of share byte strings, or a uint8 array of shape
+    ``(rows, SHARE_BYTES)`` (one record per row, e.g. a joined buffer reshaped: no copy).
+    Guarantees: never raises on record contents; row ``i`` is ``valid`` exactly when
+    :meth:`Share.from_bytes` accepts record ``i`` (wrong size or type, unknown format byte,
+    threshold or x outside 1..PRIME-1, a limb ``>= PRIME`` or a non-zero padding bit make
+    it invalid), and then its fields equal that Share's.
+
+    Raises:
+        ConfigurationError: an array that is not uint8 of shape ``(rows, SHARE_BYTES)``, or
+            ``records`` given as one bytes object.
+    """
+    sized: np.ndarray | None = None
+    if isinstance(records, np.ndarray):
+        if records.ndim != 2 or records.shape[1] != SHARE_BYTES or records.dtype != np.uint8:
+            raise ConfigurationError(f"records must be uint8 of shape (rows, {SHARE_BYTES})")
+    elif isinstance(records, bytes | bytearray | memoryview | str):
+        raise ConfigurationError("records must be a sequence of share byte strings")
+    else:
+        records, sized = _records_of(records)
+    rows = records.shape[0]
+    padded = np.zeros((rows, _RECORD_WORDS * _WORD_BYTES), dtype=np.uint8)
+    padded[:, :SHARE_BYTES] = records
+    # (words, rows): each field below is then read from contiguous columns.
+    words = np.ascontiguousarray(padded.view("<u8").T)
+    thresholds = _bit_field(words, 8 * _THRESHOLD_AT, 8 * _INT_BYTES)
+    xs = _bit_field(words, 8 * _X_AT, 8 * _INT_BYTES)
+    # Limb-major while computing (contiguous rows), returned as a (rows, LIMBS) view.
+    limbs = np.empty((LIMBS, rows), dtype=np.int64)
+    for limb in range(LIMBS):  # 13 column passes, each vectorized over all records
+        limbs[limb] = _bit_field(words, _LIMB_BIT_AT + limb * SHARE_BITS, SHARE_BITS)
+    valid = (words[-1] >> np.uint64(_PADDING_BIT_AT % 64)) == 0
+    valid &= records[:, 0] == _FORMAT
+    valid &= (limbs < PRIME).all(axis=0)
+    for column in (thresholds, xs):
+        valid &= (column >= 1) & (column < PRIME)
+    if sized is not None:
+        valid &= sized
+    return ShareArrays(valid, thresholds, xs, records[:, _ID_AT:_LIMBS_AT].copy(), limbs.T)
 
 
 def _check_x(x: object) -> int:
@@ -366,14 +476,27 @@ def _secrets_to_limbs(secrets: Sequence[bytes]) -> np.ndarray:
     return limbs
 
 
-def _limbs_to_secrets(limbs: np.ndarray) -> list[bytes]:
-    """(secrets, LIMBS) int64 limbs -> secrets; ShareError if a limb is out of range."""
-    if int(limbs.max(initial=0)) >> LIMB_BITS or int(limbs[:, -1].max(initial=0)) >> _TOP_LIMB_BITS:
-        raise ShareError("reconstruction is not a valid secret: the shares are inconsistent")
+def limbs_to_secrets(limbs: np.ndarray) -> list[bytes | None]:
+    """The 32-byte secrets of (secrets, LIMBS) interpolated limbs, in order; None for a row
+    with a limb out of its range (a limb above 20 bits, a top limb above 16: the shares it
+    came from were inconsistent). Never raises on limb values."""
+    ok = ((limbs >= 0) & (limbs < (1 << LIMB_BITS))).all(axis=1)
+    ok &= limbs[:, -1] < (1 << _TOP_LIMB_BITS)
     bits = (limbs[:, :, None] >> _BIT_POSITIONS) & 1
     flat = bits.reshape(limbs.shape[0], LIMBS * LIMB_BITS)[:, : SECRET_BYTES * 8]
     data = np.packbits(flat.astype(np.uint8), axis=1, bitorder="little").tobytes()
-    return [data[i : i + SECRET_BYTES] for i in range(0, len(data), SECRET_BYTES)]
+    return [
+        data[i * SECRET_BYTES : (i + 1) * SECRET_BYTES] if good else None
+        for i, good in enumerate(ok.tolist())
+    ]
+
+
+def _limbs_to_secrets(limbs: np.ndarray) -> list[bytes]:
+    """(secrets, LIMBS) int64 limbs -> secrets; ShareError if a limb is out of range."""
+    secrets = limbs_to_secrets(limbs)
+    if None in secrets:
+        raise ShareError("reconstruction is not a valid secret: the shares are inconsistent")
+    return [secret for secret in secrets if secret is not None]
 
 
 # --- public API ---

@@ -29,6 +29,8 @@ from secagg.shamir import (
     SHARE_BYTES,
     Share,
     lagrange_coefficients_at_zero,
+    limbs_to_secrets,
+    parse_shares,
     reconstruct_secret,
     reconstruct_secrets,
     share_secrets,
@@ -420,3 +422,76 @@ def test_repr_never_shows_values() -> None:
     )
     assert repr(share) == expected
     assert str(share) == expected
+
+
+# --- many shares at once: parse_shares agrees with Share.from_bytes ---
+
+
+def as_records(blobs: list[bytes]) -> np.ndarray:
+    return np.frombuffer(b"".join(blobs), dtype=np.uint8).reshape(len(blobs), SHARE_BYTES)
+
+
+def assert_row_is(parsed: shamir.ShareArrays, row: int, share: Share) -> None:
+    assert parsed.valid[row]
+    assert parsed.xs[row] == share.x and parsed.thresholds[row] == share.threshold
+    assert parsed.sharing_ids[row].tobytes() == share.sharing_id
+    np.testing.assert_array_equal(parsed.values[row], share.values)
+
+
+@given(st.integers(1, 6), st.integers(2, 9), st.data())
+def test_parse_shares_matches_from_bytes(t: int, n: int, data: st.DataObject) -> None:
+    t = min(t, n)
+    holders = sorted(data.draw(st.sets(st.integers(1, PRIME - 1), min_size=n, max_size=n)))
+    shares = share_secrets([os.urandom(SECRET_BYTES) for _ in range(3)], holders, t)
+    flat = [s for x in holders for s in shares[x]]
+    blobs = [s.to_bytes() for s in flat]
+    for parsed in (parse_shares(as_records(blobs)), parse_shares(blobs)):
+        assert parsed.valid.all() and parsed.values.shape == (len(flat), LIMBS)
+        for i, share in enumerate(flat):
+            assert_row_is(parsed, i, share)
+        assert repr(parsed) == f"ShareArrays(rows={len(flat)})"
+
+
+@given(st.lists(st.binary(min_size=SHARE_BYTES - 2, max_size=SHARE_BYTES + 1), max_size=6),
+       st.data())
+def test_parse_shares_validity_is_from_bytes_validity(blobs: list[bytes],
+                                                      data: st.DataObject) -> None:
+    """Damaged, random and wrongly sized records: valid exactly where from_bytes accepts."""
+    share = share_secrets([os.urandom(SECRET_BYTES)], [1, 2, 3], 2)[2][0]
+    damaged = bytearray(share.to_bytes())
+    for _ in range(data.draw(st.integers(0, 3))):
+        damaged[data.draw(st.integers(0, SHARE_BYTES - 1))] = data.draw(st.integers(0, 255))
+    blobs = [*blobs, bytes(damaged), share.to_bytes()]
+    parsed = parse_shares(blobs)
+    for i, blob in enumerate(blobs):
+        try:
+            expected = Share.from_bytes(blob)
+        except DecodeError:
+            assert not parsed.valid[i]
+            continue
+        assert_row_is(parsed, i, expected)
+
+
+def test_parse_shares_inputs_and_refusals() -> None:
+    share = share_secrets([os.urandom(SECRET_BYTES)], [1, 2], 2)[1][0]
+    good = share.to_bytes()
+    mixed = parse_shares([good, bytearray(good), memoryview(good), "text", 7, good[:-1]])  # type: ignore[list-item]
+    assert mixed.valid.tolist() == [True, True, True, False, False, False]
+    assert parse_shares([]).valid.shape == (0,)
+    for bad in (np.zeros((2, SHARE_BYTES + 1), dtype=np.uint8),
+                np.zeros((2, SHARE_BYTES), dtype=np.int64), np.zeros(SHARE_BYTES, np.uint8)):
+        with pytest.raises(ConfigurationError):
+            parse_shares(bad)
+    with pytest.raises(ConfigurationError):
+        parse_shares(good)  # type: ignore[arg-type]  # one bytes object, not a list
+
+
+def test_limbs_to_secrets_marks_inconsistent_rows() -> None:
+    secrets = [os.urandom(SECRET_BYTES), b"\xff" * SECRET_BYTES]
+    limbs = np.array([reference_limbs(s) for s in secrets], dtype=np.int64)
+    assert limbs_to_secrets(limbs) == secrets
+    broken = np.repeat(limbs[:1], 4, axis=0)
+    broken[1, 0] = 1 << LIMB_BITS  # a limb above 20 bits
+    broken[2, -1] = 1 << 16  # the top limb holds only 16 bits
+    broken[3, 5] = -1
+    assert limbs_to_secrets(broken) == [secrets[0], None, None, None]
