@@ -21,11 +21,14 @@ Two rules the client keeps: it derives the dropped and surviving sets itself fro
 saw and refuses a request that would reveal both shares of one peer, and it answers
 Unmasking at most once. Every refusal is a :class:`ProtocolViolation` naming the server
 (``party=0``); a refusal inside a round aborts the client for good and wipes its secrets.
+
+Between rounds a client can be saved as bytes (:meth:`Client.to_state_bytes`) and
+restored in another process (:meth:`Client.from_state_bytes`); the encoding and its
+validation live in :mod:`secagg.protocols.client_state`.
 """
 
 from __future__ import annotations
 
-import enum
 import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Final
@@ -57,6 +60,12 @@ from secagg.protocols.client_guards import (
     check_unmasking_request,
     refuse,
 )
+from secagg.protocols.client_state import (
+    ClientSnapshot,
+    ClientState,
+    decode_state,
+    encode_state,
+)
 from secagg.protocols.config import ACTIVE, ProtocolConfig
 from secagg.protocols.messages import (
     AdvertiseKeys,
@@ -83,18 +92,6 @@ __all__ = ["TRANSITIONS", "Client", "ClientState", "InputVector", "generate_iden
 
 InputVector = np.ndarray | Callable[[], np.ndarray]
 """A client's input in Z_(2^bits): the vector, or a callable that returns it when needed."""
-
-
-class ClientState(enum.Enum):
-    """Where a client stands: which request it waits for."""
-
-    AWAIT_ADVERTISE_KEYS = "await advertise_keys request"
-    AWAIT_SHARE_KEYS = "await share_keys request"
-    AWAIT_MASKED_INPUT = "await masked_input request"
-    AWAIT_CONSISTENCY_CHECK = "await consistency_check request"
-    AWAIT_UNMASKING = "await unmasking request"
-    DONE = "done"
-    ABORTED = "aborted"
 
 
 _S = ClientState
@@ -135,8 +132,12 @@ class Client:
     ) -> None:
         if not isinstance(config, ProtocolConfig):
             raise ConfigurationError("config must be a ProtocolConfig")
-        if client_id not in config.client_set:
-            raise ConfigurationError(f"client {client_id} is not in this session")
+        if (
+            not isinstance(client_id, int | np.integer)
+            or isinstance(client_id, bool)
+            or client_id not in config.client_set
+        ):
+            raise ConfigurationError(f"client {client_id!r} is not in this session")
         if config.mode == ACTIVE:
             expected = config.identities[client_id] if config.identities else None
             if not isinstance(identity, SigningKey) or identity.verify_key != expected:
@@ -183,6 +184,78 @@ class Client:
     @property
     def aborted(self) -> bool:
         return self._state is ClientState.ABORTED
+
+    # -- state export --------------------------------------------------------------------
+
+    def to_state_bytes(self) -> bytes:
+        """This client's complete state, as versioned msgpack bytes (no pickle).
+
+        SECRET: the bytes hold the client's private keys, self-mask seed, the shares it
+        holds and its input. Store them only where the client's own secrets may be (e.g.
+        Flower's node-local ``context.state``); never send them to the server, log them or
+        put them in a repr. They restore with :meth:`from_state_bytes` into this session
+        and client id only. The identity (active mode) is not in them: the caller keeps it.
+
+        Raises UsageError while the input is a callable not called yet (a lazy input
+        cannot be stored: give the client its vector).
+        """
+        if callable(self._input):
+            raise UsageError("a lazy input cannot be stored; give the client its vector")
+        return encode_state(self._config, self._id, self._snapshot())
+
+    @classmethod
+    def from_state_bytes(
+        cls,
+        config: ProtocolConfig,
+        client_id: int,
+        data: bytes,
+        *,
+        identity: SigningKey | None = None,
+    ) -> Client:
+        """The client :meth:`to_state_bytes` saved, in ``config``'s session as ``client_id``.
+
+        ``identity`` is the client's Ed25519 key in active mode (as for the constructor).
+        The restored client goes on exactly where the saved one stood.
+
+        Raises DecodeError (``party=None``) if ``data`` is not a state of this client in
+        this configuration of this session (truncated, garbled, another session, config,
+        client id or version, a field that its state cannot hold); ConfigurationError as
+        the constructor does for the config, the id or the identity.
+        """
+        client = cls(config, client_id, _no_input, identity)
+        client._restore(decode_state(config, client.client_id, data))
+        return client
+
+    def _snapshot(self) -> ClientSnapshot:
+        if self._state in (ClientState.DONE, ClientState.ABORTED):
+            return ClientSnapshot(self._state)  # nothing of a finished session is needed
+        assert not callable(self._input)
+        return ClientSnapshot(
+            state=self._state,
+            input_vector=self._input,
+            cipher_key=None if self._cipher_keys is None else self._cipher_keys.private_bytes(),
+            mask_key=None if self._mask_keys is None else self._mask_keys.private_bytes(),
+            self_seed=self._self_seed,
+            channel_keys=self._channel_keys,
+            bundles=self._bundles,
+            peers=self._peers,
+            sharers=self._sharers,
+            unreadable=frozenset(self._unreadable),
+            survivors=self._survivors,
+        )
+
+    def _restore(self, saved: ClientSnapshot) -> None:
+        self._state = saved.state
+        self._input = saved.input_vector
+        self._cipher_keys = _key_pair(saved.cipher_key)
+        self._mask_keys = _key_pair(saved.mask_key)
+        self._self_seed = saved.self_seed
+        self._channel_keys = dict(saved.channel_keys)
+        self._bundles = dict(saved.bundles)
+        self._peers = dict(saved.peers)
+        self._sharers = saved.sharers
+        self._unreadable = set(saved.unreadable)
+        self._survivors = saved.survivors
 
     def receive(self, message: Message) -> list[Message]:
         """Process one server message and return the reply to send to the server.
@@ -338,6 +411,8 @@ class Client:
     def _masked_input(self, message: MaskedInputRequest) -> MaskedInput:
         config = self._config
         sharers = [item.peer for item in message.sealed_shares]
+        if len(set(sharers)) != len(sharers):
+            raise refuse("two share bundles from one client")
         if any(peer not in self._peers for peer in sharers):
             raise refuse("a share bundle from a client that did not advertise keys to us")
         if len(sharers) + 1 < config.threshold:
@@ -444,3 +519,12 @@ class Client:
 
     def __repr__(self) -> str:
         return f"Client(id={self._id}, state={self._state.name})"
+
+
+def _no_input() -> np.ndarray:
+    """The input of a client being restored (replaced by the saved one, or never used)."""
+    raise UsageError("this restored client has no input")
+
+
+def _key_pair(private: bytes | None) -> KeyPair | None:
+    return None if private is None else KeyPair.from_private_bytes(private)
