@@ -27,12 +27,18 @@ from test_protocol_e2e import (
     sessions,
 )
 
-from secagg.errors import ConfigurationError, DecodeError, ProtocolAbort, UsageError
+from secagg.errors import (
+    ConfigurationError,
+    DecodeError,
+    MaliciousRequestError,
+    ProtocolAbort,
+    UsageError,
+)
 from secagg.protocols import client_state
 from secagg.protocols.client import Client, ClientState
 from secagg.protocols.client_state import ClientSnapshot, decode_state, encode_state
 from secagg.protocols.config import ProtocolConfig
-from secagg.protocols.messages import AdvertiseKeysRequest
+from secagg.protocols.messages import AdvertiseKeysRequest, MaskedInputRequest, SealedShares
 
 
 class ThroughBytes(dict[int, Client]):
@@ -283,3 +289,13 @@ def test_equal_configs_share_a_digest() -> None:
     )
     assert rebuilt is not config
     assert client_state.config_digest(rebuilt) == client_state.config_digest(config)
+
+
+def test_two_bundles_from_one_peer_are_refused() -> None:
+    """Each bundle sender counts once: a doubled one would also make the state ambiguous."""
+    session, data = after_share_keys()
+    client = Client.from_state_bytes(session.config, 1, data)
+    doubled = (SealedShares(2, b"\x00" * 60), SealedShares(2, b"\x01" * 60))
+    with pytest.raises(MaliciousRequestError, match="two share bundles"):
+        client.receive(MaskedInputRequest(0, 1, session.config.session_id, doubled))
+    assert client.aborted

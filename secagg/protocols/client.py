@@ -173,6 +173,11 @@ class Client:
         return self._id
 
     @property
+    def config(self) -> ProtocolConfig:
+        """The session's public parameters."""
+        return self._config
+
+    @property
     def state(self) -> ClientState:
         return self._state
 

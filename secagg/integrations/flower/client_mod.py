@@ -70,7 +70,8 @@ _ACTIVE, _ABORTED, _DONE = "active", "aborted", "done"
 class _Stored:
     """The client's session as kept in ``context.state`` between ClientApp processes.
 
-    ``client`` is the protocol client's snapshot: secret, never shown in a repr.
+    ``client`` is the protocol client's state bytes (``Client.to_state_bytes``): secret,
+    never shown in a repr.
     """
 
     session_id: bytes = b""

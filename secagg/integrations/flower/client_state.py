@@ -2,9 +2,9 @@
 
 Flower runs each message in a new ClientApp process, so the mod keeps the protocol
 client's state as bytes in ``context.state`` (client side only). A :class:`ClientBackend`
-says how: the default one uses secagg's Bonawitz/SecAgg+ client and the versioned state
-encoding of :mod:`secagg.integrations.flower.client_snapshot` (msgpack, no pickle); tests
-and other protocols can plug in their own.
+says how: the default one uses secagg's Bonawitz/SecAgg+ client and its public, versioned
+state export (:meth:`Client.to_state_bytes`, msgpack, no pickle); tests and other
+protocols can plug in their own.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import numpy as np
 
 from secagg.errors import UsageError
 from secagg.protocols.base import ClientProtocol
-from secagg.protocols.config import ProtocolConfig
+from secagg.protocols.config import ACTIVE, ProtocolConfig
 
 __all__ = ["BonawitzBackend", "ClientBackend", "default_backend"]
 
@@ -47,17 +47,22 @@ class BonawitzBackend:
         return Client(config, client_id, vector)
 
     def dump(self, client: ClientProtocol) -> bytes:
-        from secagg.integrations.flower.client_snapshot import dump_client
+        """The client's state bytes (secret). Raises UsageError for another client type,
+        an active-mode client (its identity is not carried across Flower processes) or a
+        lazy input."""
         from secagg.protocols.client import Client
 
         if not isinstance(client, Client):
             raise UsageError("BonawitzBackend stores only secagg.protocols.client.Client")
-        return dump_client(client)
+        if client.config.mode == ACTIVE:
+            raise UsageError("active-mode clients cannot be carried across Flower processes")
+        return client.to_state_bytes()
 
     def load(self, config: ProtocolConfig, client_id: int, data: bytes) -> ClientProtocol:
-        from secagg.integrations.flower.client_snapshot import load_client
+        """The client :meth:`dump` stored; DecodeError if ``data`` is not its state."""
+        from secagg.protocols.client import Client
 
-        return load_client(config, client_id, data)
+        return Client.from_state_bytes(config, client_id, data)
 
 
 def default_backend() -> ClientBackend:
