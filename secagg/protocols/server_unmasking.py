@@ -9,10 +9,12 @@ sharing (v in U2 \\ U3, its pairwise masks with the survivors are in the sum).
   :func:`secagg.shamir.lagrange_coefficients_at_zero`, cached per holder set; plain
   SecAgg has a single set).
 * Every secret is verified against what its owner published in AdvertiseKeys: b_v against
-  the SHA-256 commitment, s_v^SK against the mask public key. A secret that fails goes
-  through a bounded search for a verified ``t``-subset (holders already caught lying are
-  left out first); the shares off the verified polynomial are then attributed to their
-  holders. Only when no verified reconstruction exists does the server abort.
+  the SHA-256 commitment, s_v^SK against the mask public key. A secret that fails is
+  decoded as a Reed-Solomon codeword (:mod:`share_decoding`: up to ``(h - t) // 2`` wrong
+  shares among ``h`` are located in O(h^2), whoever holds them), with a bounded search as
+  the last resort; the shares off the verified polynomial are attributed to their holders,
+  and the other failed secrets go back to the bulk path without them. Only when no
+  verified reconstruction exists does the server abort.
 * Masks are regenerated with :func:`secagg.masking.apply_masks` over all seeds at once (one
   call per PRG domain), on its thread pool.
 """
@@ -26,7 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from secagg.errors import DecodeError, ProtocolAbort, ShareError
+from secagg.errors import DecodeError, ProtocolAbort
 from secagg.keys import KeyPair, Purpose, agree
 from secagg.masking import apply_masks, pairwise_sign
 from secagg.prg import domain
@@ -40,7 +42,8 @@ from secagg.protocols.messages import (
     UnmaskingResponse,
 )
 from secagg.protocols.share_batch import interpolate, limbs_to_secrets, parse_records
-from secagg.shamir import LIMBS, SHARE_BYTES, Share, reconstruct_secret
+from secagg.protocols.share_decoding import evaluate_at, locate_errors
+from secagg.shamir import LIMBS, SHARE_BYTES
 
 __all__ = [
     "MAX_SEARCH_ATTEMPTS",
@@ -131,67 +134,110 @@ def _verifier(config: ProtocolConfig, advert: AdvertiseKeys, kind: str) -> Calla
     return check_mask_key
 
 
-def _try(shares: Sequence[Share], verify: Callable[[bytes], bool]) -> bytes | None:
-    try:
-        secret = reconstruct_secret(shares)
-    except (ShareError, DecodeError, ValueError):
-        return None
-    return secret if verify(secret) else None
-
-
 def _candidates(order: list[int], threshold: int) -> Iterator[tuple[int, ...]]:
-    """t-subsets of ``order`` (trusted holders first): the first t, then every single swap
-    of one of them for a spare, then all combinations in order."""
+    """Last-resort t-subsets of ``order`` (trusted rows first): every single swap of one
+    of the first t for a spare, then all combinations in order."""
     first = tuple(order[:threshold])
-    yield first
-    for left_out in reversed(first):
+    for left_out in first:
         for spare in order[threshold:]:
             yield (*(x for x in first if x != left_out), spare)
     yield from itertools.combinations(order, threshold)
 
 
-def _parse_shares(job: _Job, threshold: int) -> tuple[dict[int, Share], set[int]]:
-    """The job's records as Shares, and the holders whose record is malformed."""
-    shares: dict[int, Share] = {}
-    malformed: set[int] = set()
-    for holder, data in job.records.items():
-        try:
-            share = Share.from_bytes(data)
-        except (DecodeError, ShareError, ValueError):
-            malformed.add(holder)
-            continue
-        if share.x != holder or share.threshold != threshold:
-            malformed.add(holder)
-        else:
-            shares[holder] = share
-    return shares, malformed
+@dataclass(frozen=True)
+class _Sharing:
+    """The well-formed rows of one sharing id in one secret's parsed records."""
+
+    holders: np.ndarray  # int64, x of each row
+    values: np.ndarray  # int64, (rows, LIMBS)
+    order: list[int]  # row indices, holders not yet caught lying first
+
+    def secret(self, base: Sequence[int], verify: Callable[[bytes], bool]) -> bytes | None:
+        xs = self.holders[list(base)].tolist()
+        limbs = interpolate(self.values[list(base)][:, None, :], xs)
+        secret = limbs_to_secrets(limbs)[0]
+        return secret if secret is not None and verify(secret) else None
+
+    def off(self, base: Sequence[int]) -> list[int]:
+        """Rows off the polynomial through the ``base`` rows."""
+        used = set(base)
+        rest = [row for row in range(self.holders.shape[0]) if row not in used]
+        evaluated = evaluate_at(
+            self.holders[list(base)], self.values[list(base)], self.holders[rest]
+        )
+        agree = (evaluated == self.values[rest]).all(axis=1).tolist()
+        return [row for row, ok in zip(rest, agree, strict=True) if not ok]
+
+    def bases(self, threshold: int) -> Iterator[tuple[int, ...]]:
+        """Candidate t-row bases: the first t, then the rows a Reed-Solomon decoding keeps,
+        then a bounded enumeration."""
+        yield tuple(self.order[:threshold])
+        off = locate_errors(self.holders, self.values, threshold)
+        if off is not None:
+            kept = [row for row in self.order if not off[row]]
+            yield tuple(kept[:threshold])
+        yield from itertools.islice(_candidates(self.order, threshold), MAX_SEARCH_ATTEMPTS)
 
 
-def _search(
-    shares: Mapping[int, Share], verify: Callable[[bytes], bool], threshold: int, suspects: set[int]
-) -> tuple[bytes, set[int]] | None:
-    """A verified secret and the holders whose shares are off its polynomial, or None."""
-    order = sorted(x for x in shares if x not in suspects)
-    order += sorted(x for x in shares if x in suspects)
-    if len(order) < threshold:
-        return None
+def _recover(
+    sharing: _Sharing, verify: Callable[[bytes], bool], threshold: int
+) -> tuple[bytes, list[int]] | None:
+    """A verified secret and the rows to blame, or None.
+
+    A verified base can still hold wrong shares whose errors cancel at zero (two colluding
+    holders can arrange it), so the polynomial through it is only used to blame when it is
+    the unique best explanation: two verified polynomials agree on at most t - 2 non-zero
+    points, so with ``k`` rows off one of them any other leaves at least
+    ``rows - (t - 2) - k`` off; blame only when ``2k < rows - t + 2``. Otherwise the next
+    candidate base is tried, and a verified secret is returned without blame at the end.
+    """
+    rows = sharing.holders.shape[0]
+    found: bytes | None = None
     tried: set[frozenset[int]] = set()
-    for subset in _candidates(order, threshold):
-        key = frozenset(subset)
-        if key in tried:
+    for base in sharing.bases(threshold):
+        if frozenset(base) in tried:
             continue
-        tried.add(key)
-        if len(tried) > MAX_SEARCH_ATTEMPTS:
-            return None
-        secret = _try([shares[x] for x in subset], verify)
+        tried.add(frozenset(base))
+        secret = sharing.secret(base, verify)
         if secret is None:
             continue
-        # The verified subset pins the polynomial: a share x is on it exactly when
-        # swapping x for one member of the subset gives the same secret back.
-        base = [shares[x] for x in subset[:-1]]
         found = secret
-        bad = {x for x in shares if x not in key and _try([*base, shares[x]], found.__eq__) is None}
-        return found, bad
+        off = sharing.off(base)
+        if 2 * len(off) < rows - threshold + 2:
+            return found, off
+        if len(tried) > 2:  # past the decoded base: keep the secret, blame no one
+            break
+    return None if found is None else (found, [])
+
+
+def _slow_path(
+    job: _Job, threshold: int, suspects: set[int]
+) -> tuple[bytes, set[int], set[int]] | None:
+    """Reconstruct one secret whose bulk path failed: ``(secret, malformed, off)`` with the
+    holders whose record is malformed and those whose share is off its polynomial, or None
+    when no verified reconstruction is found."""
+    holders = sorted(job.records)
+    parsed = parse_records([job.records[x] for x in holders])
+    xs = np.asarray(holders, dtype=np.int64)
+    ok = parsed.valid & (parsed.thresholds == threshold) & (parsed.xs == xs)
+    malformed = {holders[row] for row in np.flatnonzero(~ok).tolist()}
+    by_id: dict[bytes, list[int]] = {}
+    for row in np.flatnonzero(ok).tolist():
+        by_id.setdefault(parsed.sharing_ids[row].tobytes(), []).append(row)
+    # Honest holders share one sharing id; a liar may invent another: largest group first.
+    for rows in sorted(by_id.values(), key=len, reverse=True):
+        if len(rows) < threshold:
+            break
+        order = sorted(range(len(rows)), key=lambda i: (holders[rows[i]] in suspects, i))
+        sharing = _Sharing(xs[rows], parsed.values[rows], order)
+        found = _recover(sharing, job.verify, threshold)
+        if found is None:
+            continue
+        secret, off_rows = found
+        off = {holders[rows[i]] for i in off_rows}
+        group = set(rows)
+        off |= {holders[row] for row in np.flatnonzero(ok).tolist() if row not in group}
+        return secret, malformed, off
     return None
 
 
@@ -213,6 +259,27 @@ def _fast_path(group: Sequence[_Job], holders: tuple[int, ...]) -> list[bytes | 
         secret if ok and secret is not None and job.verify(secret) else None
         for job, secret, ok in zip(group, secrets, consistent.tolist(), strict=True)
     ]
+
+
+def _bulk(
+    jobs: Sequence[_Job], threshold: int, suspects: set[int], results: dict[tuple[int, str], bytes]
+) -> list[_Job]:
+    """Reconstruct ``jobs`` in bulk, each from its first t holders (those caught lying
+    last); store the verified secrets in ``results`` and return the jobs that failed."""
+    groups: dict[tuple[int, ...], list[_Job]] = {}
+    for job in jobs:
+        order = sorted(job.records)
+        if suspects:
+            order = [x for x in order if x not in suspects] + [x for x in order if x in suspects]
+        groups.setdefault(tuple(sorted(order[:threshold])), []).append(job)
+    failed: list[_Job] = []
+    for holders, group in groups.items():
+        for job, secret in zip(group, _fast_path(group, holders), strict=True):
+            if secret is None:
+                failed.append(job)
+            else:
+                results[job.owner, job.kind] = secret
+    return failed
 
 
 def plan_unmasking(
@@ -289,32 +356,27 @@ def reconstruct_all(
                 )
             jobs.append(_Job(owner, kind, records, _verifier(config, adverts[owner], kind)))
     results: dict[tuple[int, str], bytes] = {}
-    failed: list[_Job] = []
-    groups: dict[tuple[int, ...], list[_Job]] = {}
-    for job in jobs:
-        groups.setdefault(tuple(sorted(job.records)[:t]), []).append(job)
-    for holders, group in groups.items():
-        for job, secret in zip(group, _fast_path(group, holders), strict=True):
-            if secret is None:
-                failed.append(job)
-            else:
-                results[job.owner, job.kind] = secret
     faults: dict[int, list[str]] = {}
     suspects: set[int] = set()
-    for job in failed:
-        shares, malformed = _parse_shares(job, t)
-        found = _search(shares, job.verify, t, suspects)
+    pending = _bulk(jobs, t, suspects, results)
+    while pending:
+        job = pending.pop(0)
+        found = _slow_path(job, t, suspects)
         if found is None:
             raise ProtocolAbort(
                 f"no verified reconstruction of client {job.owner}'s {job.kind} exists"
             )
-        results[job.owner, job.kind], off_polynomial = found
+        results[job.owner, job.kind], malformed, off_polynomial = found
         for holder in sorted(malformed | off_polynomial):
-            suspects.add(holder)
             what = "a malformed share" if holder in malformed else "a share off the polynomial"
             faults.setdefault(holder, []).append(
                 f"revealed {what} of client {job.owner}'s {job.kind} (or was dealt one)"
             )
+        caught = (malformed | off_polynomial) - suspects
+        if caught:
+            # The other failed secrets most likely failed on these holders: back to bulk.
+            suspects |= caught
+            pending = _bulk(pending, t, suspects, results)
     self_seeds = {owner: results[owner, SELF_MASK] for owner in survivors}
     mask_keys = {owner: results[owner, MASK_KEY] for owner in dropped}
     return self_seeds, mask_keys, faults
