@@ -1,0 +1,459 @@
+"""PNG plots of a cost-suite run (matplotlib, Agg backend: no display needed).
+
+Each figure puts seconds (left) beside bytes (right): ours measured (markers), the model
+(lines, from the analytic cost model on a dense grid), the floor and Flower's SecAgg+
+measured in the same run, and the 2017 paper's figures cited from ANCHORS.md (stars).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+from matplotlib.axes import Axes
+
+from benchmarks.report import PLOTS
+from secagg.protocols.cost_model import bonawitz_costs
+from secagg.protocols.cost_model_he import ckks_costs, threshold_paillier_costs
+from secagg.protocols.params import find_parameters
+
+__all__ = ["write_plots"]
+
+COLORS = {
+    "bonawitz": "tab:blue",
+    "secagg+": "tab:green",
+    "threshold-paillier": "tab:purple",
+    "ckks": "tab:orange",
+    "flower": "tab:red",
+    "floor": "0.5",
+    "paper": "black",
+}
+PAPER_LABEL = "Bonawitz et al. 2017 (cited, Java 1 thread)"
+
+
+def _runs(document: dict[str, Any], study: str, protocol: str) -> list[dict[str, Any]]:
+    return [
+        document["runs"][k]
+        for k in document["studies"].get(study, [])
+        if document["runs"][k]["protocol"] == protocol
+    ]
+
+
+def _round(run: dict[str, Any], name: str, field: str) -> float:
+    for row in run["rounds"]:
+        if row["round"] == name:
+            return float(row[field])
+    return float("nan")
+
+
+def _model_bytes(protocol: str, n: int, m: int, bits: int, rate: float) -> float:
+    """Model bytes per surviving client (up + down) with the suite's parameter choices."""
+    dropouts = int(rate * n + 0.5)
+    if protocol == "bonawitz":
+        model = bonawitz_costs(n, m, bits, n // 2 + 1, None, dropouts)
+    else:
+        found = find_parameters(n, dropout_fraction=max(rate, 0.05))
+        model = bonawitz_costs(n, m, bits, found.threshold, found.degree, dropouts)
+    return float(model["totals"]["client_bytes_up"] + model["totals"]["client_bytes_down"])
+
+
+def _time_panel(
+    ax: Axes,
+    document: dict[str, Any],
+    study: str,
+    x_of: Callable[[dict[str, Any]], float],
+) -> None:
+    for protocol in ("bonawitz", "secagg+"):
+        runs = sorted(_runs(document, study, protocol), key=x_of)
+        if not runs:
+            continue
+        xs = [x_of(r) for r in runs]
+        color = COLORS[protocol]
+        ax.plot(
+            xs,
+            [_round(r, "unmasking", "server_seconds") for r in runs],
+            "o-",
+            color=color,
+            label=f"{protocol}: server unmasking",
+        )
+        ax.plot(
+            xs,
+            [_round(r, "masked_input", "client_seconds_mean") for r in runs],
+            "s--",
+            color=color,
+            label=f"{protocol}: client masking",
+        )
+        if protocol == "secagg+":
+            ax.plot(
+                xs,
+                [r["floor"]["server_seconds"] for r in runs],
+                ":",
+                color=COLORS["floor"],
+                label="floor (keystream + add), secagg+ server",
+            )
+        flower = [(x_of(r), r["flower"]) for r in runs if r.get("flower")]
+        server = [(x, f["server_seconds"]) for x, f in flower if f.get("server_seconds")]
+        marker = "^" if protocol == "bonawitz" else "v"
+        if server:
+            ax.plot(
+                *zip(*server, strict=True),
+                marker + "-",
+                color=COLORS["flower"],
+                alpha=0.8,
+                label=f"Flower server ({'complete' if protocol == 'bonawitz' else 'same k'})",
+            )
+        if flower:
+            ax.plot(
+                [x for x, _ in flower],
+                [f["client_seconds"] for _, f in flower],
+                marker + ":",
+                color=COLORS["flower"],
+                alpha=0.6,
+                label=f"Flower client ({'complete' if protocol == 'bonawitz' else 'same k'})",
+            )
+    ax.set_yscale("log")
+    ax.set_ylabel("seconds (one core)")
+    ax.grid(True, which="both", alpha=0.3)
+
+
+def _bytes_panel(
+    ax: Axes,
+    document: dict[str, Any],
+    study: str,
+    x_of: Callable[[dict[str, Any]], float],
+    model_grid: Sequence[float],
+    model_at: Callable[[str, float], float],
+) -> None:
+    for protocol in ("bonawitz", "secagg+"):
+        runs = sorted(_runs(document, study, protocol), key=x_of)
+        if not runs:
+            continue
+        color = COLORS[protocol]
+        ax.plot(
+            [x_of(r) for r in runs],
+            [r["client_bytes_up_mean"] + r["client_bytes_down_mean"] for r in runs],
+            "o",
+            color=color,
+            label=f"{protocol}: measured",
+        )
+        ax.plot(
+            model_grid,
+            [model_at(protocol, x) for x in model_grid],
+            "-",
+            color=color,
+            alpha=0.6,
+            label=f"{protocol}: model",
+        )
+    ax.set_yscale("log")
+    ax.set_ylabel("bytes per client, up + down")
+    ax.grid(True, which="both", alpha=0.3)
+
+
+def _grid(low: float, high: float, points: int = 12) -> list[float]:
+    if high <= low:
+        return [low]
+    step = (high / low) ** (1 / (points - 1))
+    return [low * step**i for i in range(points)]
+
+
+def _plot_n(document: dict[str, Any], path: Path) -> None:
+    plan = document["plan"]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
+    _time_panel(left, document, "n", lambda r: r["n"])
+    paper = document["paper_2017"]
+    if plan["n_m"] == paper["m"]:
+        ns = [int(n) for n in paper["client_seconds"]]
+        left.plot(
+            ns,
+            list(paper["client_seconds"].values()),
+            "*",
+            color=COLORS["paper"],
+            markersize=11,
+            label=PAPER_LABEL + ": client",
+        )
+        at = f"{plan['sweep_dropout']:g}"
+        server = [(int(n), v[at]) for n, v in paper["server_seconds"].items() if at in v]
+        if server:
+            left.plot(
+                *zip(*server, strict=True),
+                "P",
+                color=COLORS["paper"],
+                markersize=10,
+                label=PAPER_LABEL + f": server, {float(at):.0%} dropout",
+            )
+    left.set_xscale("log")
+    left.set_xlabel(f"clients n (m = {plan['n_m']:,}, {plan['sweep_dropout']:.0%} dropout)")
+    left.legend(fontsize=7)
+    ns = [r["n"] for r in document["runs"].values() if r["key"] in document["studies"]["n"]]
+    _bytes_panel(
+        right,
+        document,
+        "n",
+        lambda r: r["n"],
+        [int(x) for x in _grid(min(ns), max(ns))],
+        lambda p, x: _model_bytes(p, int(x), plan["n_m"], 32, plan["sweep_dropout"]),
+    )
+    right.set_xscale("log")
+    right.set_xlabel("clients n")
+    right.legend(fontsize=7)
+    fig.suptitle(PLOTS["cost_vs_n.png"])
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _plot_m(document: dict[str, Any], path: Path) -> None:
+    plan = document["plan"]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
+    _time_panel(left, document, "m", lambda r: r["m"])
+    paper = document["paper_2017"]
+    n = str(plan["m_n"])
+    if n in paper["client_seconds"]:
+        left.plot(
+            [paper["m"]],
+            [paper["client_seconds"][n]],
+            "*",
+            color=COLORS["paper"],
+            markersize=11,
+            label=PAPER_LABEL,
+        )
+    left.set_xscale("log")
+    left.set_xlabel(f"vector length m (n = {plan['m_n']}, {plan['sweep_dropout']:.0%} dropout)")
+    left.legend(fontsize=7)
+    ms = plan["m_values"]
+    _bytes_panel(
+        right,
+        document,
+        "m",
+        lambda r: r["m"],
+        _grid(min(ms), max(ms)),
+        lambda p, x: _model_bytes(p, plan["m_n"], int(x), 32, plan["sweep_dropout"]),
+    )
+    right.set_xscale("log")
+    right.set_xlabel("vector length m")
+    right.legend(fontsize=7)
+    fig.suptitle(PLOTS["cost_vs_m.png"])
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _plot_dropout(document: dict[str, Any], path: Path) -> None:
+    plan = document["plan"]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
+    _time_panel(left, document, "dropout", lambda r: r["dropout_rate"])
+    paper_runs = sorted(_runs(document, "paper", "bonawitz"), key=lambda r: r["dropout_rate"])
+    paper = document["paper_2017"]
+    for n, marker in (("500", "*"), ("1000", "P")):
+        cited = paper["server_seconds"].get(n, {})
+        if cited:
+            left.plot(
+                [float(d) for d in cited],
+                list(cited.values()),
+                marker + "--",
+                color=COLORS["paper"],
+                markersize=10,
+                label=PAPER_LABEL + f": server, n = {n}",
+            )
+        ours = [r for r in paper_runs if str(r["n"]) == n]
+        if ours:
+            left.plot(
+                [r["dropout_rate"] for r in ours],
+                [r["server_seconds"] for r in ours],
+                marker + "-",
+                color=COLORS["bonawitz"],
+                alpha=0.6,
+                markersize=9,
+                label=f"bonawitz (ours): server total, n = {n}",
+            )
+    left.set_xlabel(
+        f"dropout rate (n = {plan['dropout_n']}, m = {plan['dropout_m']:,}; paper: m = 100,000)"
+    )
+    left.legend(fontsize=7)
+    rates = plan["dropout_values"]
+    _bytes_panel(
+        right,
+        document,
+        "dropout",
+        lambda r: r["dropout_rate"],
+        [min(rates) + (max(rates) - min(rates)) * i / 10 for i in range(11)],
+        lambda p, x: _model_bytes(p, plan["dropout_n"], plan["dropout_m"], 32, x),
+    )
+    right.set_yscale("linear")
+    right.set_xlabel("dropout rate")
+    right.legend(fontsize=7)
+    fig.suptitle(PLOTS["cost_vs_dropout.png"])
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _plot_he(document: dict[str, Any], path: Path) -> None:
+    plan = document["plan"]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
+    for protocol in ("threshold-paillier", "ckks"):
+        base_n = plan["he_base"][protocol][0]
+        runs = sorted(
+            (r for r in _runs(document, "he", protocol) if r["n"] == base_n and not r["dropouts"]),
+            key=lambda r: r["m"],
+        )
+        if not runs:
+            continue
+        color = COLORS[protocol]
+        ms = [r["m"] for r in runs]
+        left.plot(
+            ms,
+            [_round(r, "encrypted_input", "client_seconds_mean") for r in runs],
+            "s-",
+            color=color,
+            label=f"{protocol}: client encryption",
+        )
+        left.plot(
+            ms,
+            [_round(r, "decryption", "client_seconds_mean") for r in runs],
+            "d--",
+            color=color,
+            label=f"{protocol}: member decryption",
+        )
+        left.plot(ms, [r["floor"]["client_seconds"] for r in runs], ":", color=COLORS["floor"])
+        right.plot(
+            ms,
+            [_round(r, "encrypted_input", "client_bytes_up_mean") for r in runs],
+            "o",
+            color=color,
+            label=f"{protocol}: upload measured",
+        )
+        grid = _grid(min(ms), max(ms))
+        if protocol == "ckks":
+            model = [
+                ckks_costs(base_n, int(m), 32)["rounds"]["encrypted_input"]["client_bytes_up"]
+                for m in grid
+            ]
+        else:
+            model = [
+                threshold_paillier_costs(base_n, int(m), 32)["rounds"]["encrypted_input"][
+                    "client_bytes_up"
+                ]
+                for m in grid
+            ]
+        right.plot(grid, model, "-", color=color, alpha=0.6, label=f"{protocol}: model")
+    masking = sorted(_runs(document, "m", "secagg+"), key=lambda r: r["m"])
+    if masking:
+        ms = [r["m"] for r in masking]
+        left.plot(
+            ms,
+            [_round(r, "masked_input", "client_seconds_mean") for r in masking],
+            "o-",
+            color=COLORS["secagg+"],
+            label=f"secagg+ (n = {plan['m_n']}): client masking",
+        )
+        right.plot(
+            ms,
+            [_round(r, "masked_input", "client_bytes_up_mean") for r in masking],
+            "o-",
+            color=COLORS["secagg+"],
+            label="secagg+: masked upload",
+        )
+    left.plot([], [], ":", color=COLORS["floor"], label="floor: one keystream + add")
+    for ax, label in ((left, "seconds (one core)"), (right, "bytes uploaded per client")):
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("vector length m (32-bit values)")
+        ax.set_ylabel(label)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(PLOTS["he.png"])
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _plot_scale(document: dict[str, Any], path: Path) -> None:
+    scale = document["scale"]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
+    done = [r for r in scale["ladder"] if not r.get("skipped")] + scale["memory"]
+    done.sort(key=lambda r: r["n"] * r["m"])
+    if done:
+        work = [r["n"] * r["m"] for r in done]
+        left.plot(
+            work,
+            [r["wall_seconds"] for r in done],
+            "o",
+            color="black",
+            label="wall, whole simulation",
+        )
+        left.plot(
+            work, [r["server_seconds"] for r in done], "s", color=COLORS["secagg+"], label="server"
+        )
+        left.plot(
+            work,
+            [r["client_seconds_max"] for r in done],
+            "^",
+            color=COLORS["bonawitz"],
+            label="slowest client",
+        )
+        for r in done:
+            left.annotate(
+                f"n={r['n']:,}\nm={r['m']:,}",
+                (r["n"] * r["m"], r["wall_seconds"]),
+                fontsize=6,
+                alpha=0.7,
+            )
+        left.axhline(600, color=COLORS["flower"], linestyle="--", label="10 minutes")
+    left.set_xscale("log")
+    left.set_yscale("log")
+    left.set_xlabel("n m (values aggregated)")
+    left.set_ylabel("seconds (2 cores; memory runs under tracemalloc)")
+    left.grid(True, which="both", alpha=0.3)
+    left.legend(fontsize=7)
+    memory = scale["memory"]
+    if memory:
+        labels = [f"n={r['n']:,}\nm={r['m']:,}" for r in memory]
+        xs = range(len(memory))
+        mib = 2**20
+        right.bar(
+            [x - 0.2 for x in xs],
+            [r["memory"]["server_peak_bytes"] / mib for r in memory],
+            0.4,
+            color=COLORS["secagg+"],
+            label="server peak",
+        )
+        right.bar(
+            [x + 0.2 for x in xs],
+            [r["memory"]["client_peak_bytes_max"] / mib for r in memory],
+            0.4,
+            color=COLORS["bonawitz"],
+            label="client peak (max)",
+        )
+        right.set_xticks(list(xs), labels, fontsize=7)
+    right.set_ylabel("MiB (tracemalloc)")
+    right.legend(fontsize=7)
+    right.grid(True, axis="y", alpha=0.3)
+    fig.suptitle(PLOTS["scale.png"] + " (SecAgg+, 5 % dropout)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_plots(document: dict[str, Any], directory: str) -> list[Path]:
+    """Write every plot of :data:`benchmarks.report.PLOTS` into ``directory``."""
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    makers = {
+        "cost_vs_n.png": _plot_n,
+        "cost_vs_m.png": _plot_m,
+        "cost_vs_dropout.png": _plot_dropout,
+        "he.png": _plot_he,
+        "scale.png": _plot_scale,
+    }
+    written = []
+    for name, make in makers.items():
+        make(document, out / name)
+        written.append(out / name)
+    return written

@@ -1,0 +1,102 @@
+"""Flower's SecAgg+ (flwr) measured beside ours, with the same n, k, t, m and dropouts.
+
+The client's masking step is flwr's own ``_collect_masked_vectors`` and the complete-graph
+server unmasking flwr's primitives in flwr's order, both as
+:mod:`benchmarks.bench_protocol` drives them (reused, not rewritten). For a sparse graph
+:func:`flower_sparse_unmasking` follows flwr's ``unmask_stage`` the same way on a k-regular
+ring (each client and its k nearest ids hold its shares): combine each client's shares
+from its surviving holders (PyCryptodome Shamir, flwr's ``combine_shares``), regenerate the
+self mask of a survivor or the pairwise masks of a dropped client with each neighbour
+(flwr's ``pseudo_rand_gen``), then reduce mod 2^32.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+
+from benchmarks.bench_protocol import (
+    FLOWER_MOD_RANGE,
+    flower_client_masking,
+    flower_server_unmasking,
+)
+
+__all__ = ["flower_client", "flower_server", "flower_sparse_unmasking"]
+
+
+def flower_client(k: int, m: int, repeat: int = 2) -> float:
+    """Best-of-``repeat`` seconds of flwr's client masking step with ``k`` neighbours."""
+    return flower_client_masking(k, m, repeat=repeat)
+
+
+def _ring(n: int, k: int) -> dict[int, list[int]]:
+    """Holders of each client's shares: itself and its k nearest ids on a ring."""
+    half = k // 2
+    return {
+        nid: sorted({(nid - 1 + j) % n + 1 for j in range(-half, half + 1)})
+        for nid in range(1, n + 1)
+    }
+
+
+def flower_sparse_unmasking(n: int, k: int, threshold: int, m: int, dropouts: int) -> float:
+    """Seconds of flwr's server unmasking on a k-regular ring (k even), ``dropouts``
+    clients dead after sharing keys (the last ids), shares t-of-(k + 1)."""
+    from flwr.common.secure_aggregation.crypto.shamir import combine_shares, create_shares
+    from flwr.common.secure_aggregation.crypto.symmetric_encryption import generate_shared_key
+    from flwr.common.secure_aggregation.ndarrays_arithmetic import (
+        get_parameters_shape,
+        parameters_addition,
+        parameters_mod,
+        parameters_subtraction,
+    )
+    from flwr.common.secure_aggregation.secaggplus_utils import pseudo_rand_gen
+    from flwr.supercore.primitives.asymmetric import (
+        bytes_to_private_key,
+        bytes_to_public_key,
+        generate_key_pairs,
+        private_key_to_bytes,
+        public_key_to_bytes,
+    )
+
+    holders = _ring(n, k)
+    dead = set(range(n - dropouts + 1, n + 1))
+    pairs = {nid: generate_key_pairs() for nid in holders}
+    public = {nid: public_key_to_bytes(pair[1]) for nid, pair in pairs.items()}
+    collected: dict[int, list[bytes]] = {}
+    for nid, group in holders.items():
+        secret = os.urandom(32) if nid not in dead else private_key_to_bytes(pairs[nid][0])
+        shares = create_shares(secret, threshold, len(group))
+        collected[nid] = [s for s, h in zip(shares, group, strict=True) if h not in dead]
+    # not-secret: benchmark data.
+    rng = np.random.default_rng(1)
+    masked = [rng.integers(0, FLOWER_MOD_RANGE, m, dtype=np.int64)]
+    start = time.perf_counter()
+    for nid, share_list in collected.items():
+        secret = combine_shares(share_list)
+        if nid not in dead:
+            mask = pseudo_rand_gen(secret, FLOWER_MOD_RANGE, get_parameters_shape(masked))
+            masked = parameters_subtraction(masked, mask)
+            continue
+        for neighbour in holders[nid]:
+            if neighbour == nid:
+                continue
+            shared = generate_shared_key(
+                bytes_to_private_key(secret), bytes_to_public_key(public[neighbour])
+            )
+            mask = pseudo_rand_gen(shared, FLOWER_MOD_RANGE, get_parameters_shape(masked))
+            if nid > neighbour:
+                masked = parameters_addition(masked, mask)
+            else:
+                masked = parameters_subtraction(masked, mask)
+    parameters_mod(masked, FLOWER_MOD_RANGE)
+    return time.perf_counter() - start
+
+
+def flower_server(n: int, k: int, threshold: int, m: int, dropouts: int) -> float:
+    """Flower's server unmasking for our setting: flwr's complete-graph unmasking
+    (``bench_protocol``) when ``k = n - 1``, else the sparse ring."""
+    if k >= n - 1:
+        return flower_server_unmasking(n, m, dropouts)
+    return flower_sparse_unmasking(n, k, threshold, m, dropouts)
