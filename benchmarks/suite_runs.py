@@ -226,30 +226,17 @@ def _model(setting: Setting, config: Any, result: SimulationResult, blobs: _Blob
             nsquare_bits=int(he.public_key.paillier.nsquare.bit_length()),
             committee_dropouts=committee_dropped,
         )
-    upload = statistics.fmean(blobs.uploads)
-    model = ckks_costs(
+    return ckks_costs(
         he.n,
         setting.m,
         setting.bits,
         len(he.committee),
         he.threshold,
         dropped,
-        ciphertext_bytes=upload,
+        ciphertext_bytes=statistics.fmean(blobs.uploads),
+        aggregate_ciphertext_bytes=statistics.fmean(blobs.aggregate),
         committee_dropouts=committee_dropped,
     )
-    # The aggregate's ciphertexts compress differently: redo that message with their mean.
-    aggregate = ckks_costs(
-        he.n,
-        setting.m,
-        setting.bits,
-        len(he.committee),
-        he.threshold,
-        dropped,
-        ciphertext_bytes=statistics.fmean(blobs.aggregate),
-        committee_dropouts=committee_dropped,
-    )
-    model["rounds"][ROUND_DECRYPTION] = aggregate["rounds"][ROUND_DECRYPTION]
-    return model
 
 
 def _units(setting: Setting, config: Any, model: Any) -> UnitCosts:

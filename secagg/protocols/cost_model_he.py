@@ -401,6 +401,7 @@ def ckks_costs(
     poly_modulus_degree: int = 8192,
     coeff_mod_bit_sizes: tuple[int, ...] = (60, 40, 40, 60),
     ciphertext_bytes: float | None = None,
+    aggregate_ciphertext_bytes: float | None = None,
     committee_dropouts: int | None = None,
     session_id_bytes: int = 16,
 ) -> dict[str, Any]:
@@ -411,7 +412,9 @@ def ckks_costs(
     ``committee`` (default ``min(5, n)``) of which the server needs ``threshold`` (default
     a majority) identical decryptions. ``ciphertext_bytes`` is the mean size of one
     serialized ciphertext (default: :data:`CKKS_DEFAULT_CIPHERTEXT_BYTES` for the default
-    parameters, else that figure scaled by the coefficient bits, an estimate).
+    parameters, else that figure scaled by the coefficient bits, an estimate);
+    ``aggregate_ciphertext_bytes`` the same for the summed ciphertexts the server sends to
+    the committee (default: ``ciphertext_bytes``; SEAL compresses them a little differently).
 
     Same return shape as :func:`threshold_paillier_costs`. Operation names:
     ``ckks_encryptions``, ``ckks_serializations``, ``ckks_deserializations``,
@@ -430,19 +433,19 @@ def ckks_costs(
         raise ConfigurationError("coefficient moduli: at least two sizes in [20, 60] bits")
     if ciphertext_bytes is None:
         data_bits = 2 * degree * sum(sizes[:-1])  # the special prime is not in a ciphertext
-        blob: float = CKKS_DEFAULT_CIPHERTEXT_BYTES * data_bits / _CKKS_DEFAULT_DATA_BITS
-    elif isinstance(ciphertext_bytes, bool) or not isinstance(ciphertext_bytes, int | float):
-        raise ConfigurationError("ciphertext_bytes must be a number")
+        blob = CKKS_DEFAULT_CIPHERTEXT_BYTES * data_bits / _CKKS_DEFAULT_DATA_BITS
     else:
-        blob = float(ciphertext_bytes)
-        if not 2**16 <= blob < 2**31:
-            raise ConfigurationError("ciphertext_bytes must be in [65536, 2^31)")
+        blob = _blob_size("ciphertext_bytes", ciphertext_bytes)
+    summed = blob
+    if aggregate_ciphertext_bytes is not None:
+        summed = _blob_size("aggregate_ciphertext_bytes", aggregate_ciphertext_bytes)
     slots = degree // 2
     c = -(-s.m // slots)
     levels = len(sizes) - 2
 
     def vector(summands: int) -> float:
-        chunk = _bin(int(blob)) + blob - int(blob)  # bin32 header: every blob is >= 64 KiB
+        size = blob if summands == 1 else summed
+        chunk = _bin(int(size)) + size - int(size)  # bin32 header: every blob is >= 64 KiB
         return (
             1
             + _map_entry("v", _uint(_VECTOR_VERSION))
@@ -485,8 +488,17 @@ def ckks_costs(
         "slots": slots,
         "ciphertexts": c,
         "ciphertext_bytes": blob,
+        "aggregate_ciphertext_bytes": summed,
     }
     return _assemble("ckks", s, extra, input_payload, rounds)
+
+
+def _blob_size(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigurationError(f"{name} must be a number")
+    if not 2**16 <= value < 2**31:
+        raise ConfigurationError(f"{name} must be in [65536, 2^31)")
+    return float(value)
 
 
 def ckks_ciphertext_bytes(
