@@ -19,10 +19,11 @@ from dataclasses import dataclass
 import msgpack
 
 from secagg.errors import DecodeError
-from secagg.shamir import Share
+from secagg.shamir import SHARE_BYTES, Share
 
 __all__ = [
     "BUNDLE_VERSION",
+    "MAX_BUNDLE_BYTES",
     "ShareBundle",
     "clamp_scalar",
     "decode_share_bundle",
@@ -33,6 +34,9 @@ __all__ = [
 BUNDLE_VERSION = 1
 _COMMITMENT_LABEL = b"secagg/v1/self-mask-commitment\x00"
 _MAX_SHARE_BYTES = 1024
+#: The largest encoded bundle: a fixarray header, the version, two uint32 ids (client ids
+#: stay below 2^21) and two bin8 shares. Bounds what a sealed bundle may weigh on the wire.
+MAX_BUNDLE_BYTES = 1 + 1 + 2 * 5 + 2 * (2 + SHARE_BYTES)
 
 
 def clamp_scalar(raw: bytes) -> bytes:

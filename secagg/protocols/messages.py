@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple
 
+from secagg.channel import OVERHEAD_BYTES
 from secagg.protocols.base import (
     ROUND_ADVERTISE_KEYS,
     ROUND_CONSISTENCY_CHECK,
@@ -23,6 +24,7 @@ from secagg.protocols.base import (
     ROUND_SHARE_KEYS,
     ROUND_UNMASKING,
 )
+from secagg.protocols.bundles import MAX_BUNDLE_BYTES
 from secagg.protocols.config import MAX_CLIENT_ID, MAX_VECTOR_LENGTH
 from secagg.protocols.wire import (
     WIRE_VERSION,
@@ -39,6 +41,8 @@ from secagg.protocols.wire import (
 
 __all__ = [
     "KEY_BYTES",
+    "MAX_CIPHERTEXT_BYTES",
+    "MAX_SHARE_BYTES",
     "SIGNATURE_BYTES",
     "WIRE_VERSION",
     "AdvertiseKeys",
@@ -64,10 +68,13 @@ __all__ = [
 
 KEY_BYTES = 32  # X25519 public keys, SHA-256 commitments
 SIGNATURE_BYTES = 64  # Ed25519
-# Generous caps: a sealed share bundle or a revealed share is a few hundred bytes; the
-# caps only stop a peer from making the other side allocate without bound.
-MAX_CIPHERTEXT_BYTES = 4096
+# The server keeps one sealed bundle per (client, neighbour) pair until round 2: its cap is
+# the largest honest bundle (MAX_BUNDLE_BYTES + AES-GCM overhead, 160 bytes) rounded up, so
+# a client cannot make it store much more than an honest one does. A revealed share is
+# only decoded, then dropped unless it has the exact share size: a looser cap.
+MAX_CIPHERTEXT_BYTES = 256
 MAX_SHARE_BYTES = 2048
+assert MAX_BUNDLE_BYTES + OVERHEAD_BYTES <= MAX_CIPHERTEXT_BYTES
 
 
 def packed_size(length: int, bits: int) -> int:

@@ -71,7 +71,11 @@ from secagg.protocols.server_unmasking import (
 )
 from secagg.signing import verify_signature
 
-__all__ = ["ROUNDS", "Server", "ServerState"]
+__all__ = ["MAX_FAULT_NOTES", "ROUNDS", "Server", "ServerState"]
+
+MAX_FAULT_NOTES = 32
+"""Notes kept per party: the rest are only counted, so a peer that floods the server with
+junk cannot grow its state (each note is short: see :func:`secagg.protocols.wire.shown`)."""
 
 
 class ServerState(enum.Enum):
@@ -116,6 +120,7 @@ class Server:
         self._answered: set[int] = set()
         self._excluded: dict[int, str] = {}
         self._faults: dict[int, list[str]] = {}
+        self._unrecorded: dict[int, int] = {}  # faults beyond MAX_FAULT_NOTES, per party
         self._adverts: dict[int, AdvertiseKeys] = {}
         self._taken_keys: set[bytes] = set()  # every accepted public key (all must differ)
         self._inbox: dict[int, list[SealedShares]] = {}  # recipient -> bundles for it
@@ -146,8 +151,15 @@ class Server:
 
     @property
     def faults(self) -> dict[int, list[str]]:
-        """Misbehaviour recorded so far: party -> what it did (a copy)."""
-        return {party: list(notes) for party, notes in self._faults.items()}
+        """Misbehaviour recorded so far: party -> what it did (a copy; at most
+        MAX_FAULT_NOTES notes each, then one note counting the others)."""
+        return {party: self._notes(party) for party in self._faults}
+
+    def _notes(self, party: int) -> list[str]:
+        notes = list(self._faults[party])
+        if self._unrecorded.get(party):
+            notes.append(f"and {self._unrecorded[party]} more faults not recorded")
+        return notes
 
     def start(self) -> list[Message]:
         """AdvertiseKeys requests for every configured client. UsageError if called twice."""
@@ -217,7 +229,11 @@ class Server:
     # -- intake ----------------------------------------------------------------------------
 
     def _fault(self, party: int, note: str) -> None:
-        self._faults.setdefault(party, []).append(f"{self._state.value}: {note}")
+        notes = self._faults.setdefault(party, [])
+        if len(notes) < MAX_FAULT_NOTES:
+            notes.append(f"{self._state.value}: {note}")
+        else:
+            self._unrecorded[party] = self._unrecorded.get(party, 0) + 1
 
     def _accept(self, message: ProtocolMessage) -> bool:
         """True if ``message`` is a fresh answer of this round from an expected client."""
@@ -479,7 +495,7 @@ class Server:
             total=acc,
             included=self._u3,
             excluded=excluded,
-            faults={c: "; ".join(notes) for c, notes in sorted(self._faults.items())},
+            faults={c: "; ".join(self._notes(c)) for c in sorted(self._faults)},
         )
         return []
 

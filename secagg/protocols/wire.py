@@ -31,11 +31,30 @@ __all__ = [
     "check_unique",
     "decode_wire",
     "malformed",
+    "shown",
 ]
 
 WIRE_VERSION = 1
 
 # --- field checks (shared by every decoder) ---------------------------------------------
+
+
+_MAX_DETAIL = 80
+
+
+def shown(value: object) -> str:
+    """A peer-chosen value as it may appear in an error: short ints as themselves, anything
+    else as its type and size (error texts end up in results and logs: never echo a peer's
+    bytes whole)."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) < 2**64:
+        return str(value)
+    if isinstance(value, (bytes, str, list, dict)):
+        return f"<{type(value).__name__} of {len(value)}>"
+    return f"<{type(value).__name__}>"
+
+
+def _bounded(text: str) -> str:
+    return text if len(text) <= _MAX_DETAIL else text[:_MAX_DETAIL] + "..."
 
 
 def malformed(what: str, party: int | None) -> DecodeError:
@@ -141,7 +160,8 @@ def decode_wire(
     another sender is refused. Raises DecodeError (``party`` = the claimed sender once
     known, else ``sender``) on anything malformed: not bytes, not msgpack, trailing bytes,
     an unknown version or type, a sender/recipient pair that does not fit the message's
-    direction, a session id outside 16..64 bytes, a bad field.
+    direction, a session id outside 16..64 bytes, a bad field. Error texts never echo a
+    peer's field whole (:func:`shown`): they stay under a few hundred characters.
     """
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise DecodeError("message must be bytes", party=sender)
@@ -153,7 +173,7 @@ def decode_wire(
         raise DecodeError("message must be an array with a 5-field header", party=sender)
     version, type_code, claimed, recipient, session_id = decoded[:5]
     if version != WIRE_VERSION or isinstance(version, bool):
-        raise DecodeError(f"unsupported wire version {version!r}", party=sender)
+        raise DecodeError(f"unsupported wire version {shown(version)}", party=sender)
     party = sender
     claimed = check_int(claimed, 0, MAX_CLIENT_ID, "sender", party)
     if sender is not None and claimed != sender:
@@ -161,7 +181,7 @@ def decode_wire(
     party = claimed
     cls = types.get(type_code) if isinstance(type_code, int) else None
     if cls is None or isinstance(type_code, bool):
-        raise DecodeError(f"unknown message type {type_code!r}", party=party)
+        raise DecodeError(f"unknown message type {shown(type_code)}", party=party)
     recipient = check_int(recipient, 0, MAX_CLIENT_ID, "recipient", party)
     from_server, to_server = claimed == SERVER_ID, recipient == SERVER_ID
     if from_server != cls.FROM_SERVER or to_server == cls.FROM_SERVER:
@@ -175,4 +195,4 @@ def decode_wire(
     except DecodeError:
         raise
     except (TypeError, ValueError, IndexError) as exc:
-        raise DecodeError(f"malformed {cls.__name__}: {exc}", party=party) from None
+        raise DecodeError(f"malformed {cls.__name__}: {_bounded(str(exc))}", party=party) from None
