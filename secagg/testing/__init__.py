@@ -1,0 +1,47 @@
+"""Property-testing tools for aggregation protocols, as ``hypothesis.extra.numpy`` is for arrays.
+
+Importing this package imports hypothesis (install the ``testing`` extra:
+``pip install secagg[testing]``); importing :mod:`secagg` alone never does.
+
+* :mod:`secagg.testing.strategies`: hypothesis strategies for protocol configurations,
+  inputs that respect headroom, dropout schedules (with the worst cases) and malicious
+  server and client behaviours;
+* :mod:`secagg.testing.harness`: drive any sans-I/O protocol (ClientProtocol /
+  ServerProtocol) through a schedule, over your own transport, and check the invariants
+  of :mod:`secagg.testing.invariants`;
+* targets: :class:`BonawitzTarget`, :class:`ThresholdHETarget`, and :class:`SpecTarget`
+  for any protocol described by a :class:`~secagg.protocols.registry.ProtocolSpec`.
+"""
+
+from __future__ import annotations
+
+from secagg.testing import strategies
+from secagg.testing.bonawitz import BonawitzTarget, predict_outcome
+from secagg.testing.harness import Chooser, Network, Transport, as_target, run
+from secagg.testing.invariants import InvariantViolation, RunReport
+from secagg.testing.model import ClientFault, DropoutModel, Quorum, ServerAttack
+from secagg.testing.target import Prediction, ProtocolUnderTest, SpecTarget
+from secagg.testing.threshold_he import ThresholdHETarget
+from secagg.testing.uniformity import uniformity_score
+
+__all__ = [
+    "BonawitzTarget",
+    "Chooser",
+    "ClientFault",
+    "DropoutModel",
+    "InvariantViolation",
+    "Network",
+    "Prediction",
+    "ProtocolUnderTest",
+    "Quorum",
+    "RunReport",
+    "ServerAttack",
+    "SpecTarget",
+    "ThresholdHETarget",
+    "Transport",
+    "as_target",
+    "predict_outcome",
+    "run",
+    "strategies",
+    "uniformity_score",
+]

@@ -1,0 +1,181 @@
+"""The harness's view of the threshold-HE protocol (:mod:`secagg.protocols.threshold_he`).
+
+Promises stated by :class:`ThresholdHETarget`:
+
+* outcome: the sum holds exactly the clients whose ciphertext arrived; the session aborts
+  exactly when fewer than ``min_clients`` inputs arrived or fewer than ``threshold``
+  committee members answer the decryption request (a member that vanished in the input
+  round never answers it; one whose input was lost still does);
+* privacy: a committee member answers one decryption request per session, so each
+  member discloses at most one decryption share (the harness checks that every holder
+  sends at most one disclosing message). The ciphertexts are not Z_(2^b) vectors: there is
+  no masked view to test for uniformity.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from collections.abc import Set as AbstractSet
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from secagg.errors import ConfigurationError
+from secagg.protocols.base import SERVER_ID, ClientProtocol, Message, ServerProtocol
+from secagg.protocols.threshold_he_messages import (
+    ROUND_DECRYPTION,
+    ROUND_ENCRYPTED_INPUT,
+    THRESHOLD_HE_ROUNDS,
+    DecryptionShare,
+    decode_threshold_he_message,
+)
+from secagg.testing.model import ClientFault, DropoutModel, Quorum, ServerAttack
+from secagg.testing.target import Prediction
+
+if TYPE_CHECKING:
+    from secagg.he.ckks import CkksContext
+    from secagg.he.threshold_paillier import KeyShare
+    from secagg.protocols.threshold_he import ThresholdHEConfig
+
+__all__ = ["DECRYPTION_SHARE", "ThresholdHETarget"]
+
+DECRYPTION_SHARE = "decryption share"
+
+
+class ThresholdHETarget:
+    """One threshold-HE session under test (a ProtocolUnderTest).
+
+    ``key_shares`` (threshold Paillier: member id -> KeyShare) or ``ckks_secret`` (CKKS: the
+    secret context) are the dealer's material; the server gets the public config only.
+    Raises ConfigurationError when the material does not fit the config's backend.
+    """
+
+    name = "threshold-he"
+
+    def __init__(
+        self,
+        config: ThresholdHEConfig,
+        *,
+        key_shares: Mapping[int, KeyShare] | None = None,
+        ckks_secret: CkksContext | None = None,
+    ) -> None:
+        from secagg.protocols.threshold_he import ThresholdHEConfig  # heavy: HE backends
+
+        if not isinstance(config, ThresholdHEConfig):
+            raise ConfigurationError("ThresholdHETarget needs a ThresholdHEConfig")
+        if config.backend == "threshold-paillier" and not key_shares:
+            raise ConfigurationError("threshold Paillier needs the members' key shares")
+        if config.backend == "ckks" and ckks_secret is None:
+            raise ConfigurationError("CKKS needs the secret context")
+        self.config = config
+        self._key_shares = dict(key_shares or {})
+        self._ckks_secret = ckks_secret
+
+    @classmethod
+    def paillier(
+        cls,
+        clients: Sequence[int],
+        *,
+        bits: int,
+        vector_length: int,
+        committee: Sequence[int],
+        threshold: int,
+        min_clients: int = 2,
+        key_bits: int = 512,
+    ) -> ThresholdHETarget:
+        """A fresh dealer setup with a ``key_bits`` key (512 by default: a test-only size
+        that keeps examples fast; never use it for real data)."""
+        from secagg.protocols.threshold_he import setup_threshold_paillier
+
+        config, shares = setup_threshold_paillier(
+            clients,
+            bits=bits,
+            vector_length=vector_length,
+            committee=committee,
+            threshold=threshold,
+            min_clients=min_clients,
+            key_bits=key_bits,
+        )
+        return cls(config, key_shares=shares)
+
+    def __repr__(self) -> str:
+        return f"ThresholdHETarget({self.config!r})"
+
+    @property
+    def clients(self) -> tuple[int, ...]:
+        return self.config.clients
+
+    @property
+    def bits(self) -> int:
+        return self.config.bits
+
+    @property
+    def vector_length(self) -> int:
+        return self.config.vector_length
+
+    @property
+    def dropout_model(self) -> DropoutModel:
+        config = self.config
+        committee = frozenset(config.committee)
+        return DropoutModel(
+            clients=config.clients,
+            rounds=THRESHOLD_HE_ROUNDS,
+            input_round=ROUND_ENCRYPTED_INPUT,
+            quorums={
+                ROUND_ENCRYPTED_INPUT: Quorum(frozenset(config.clients), config.min_clients),
+                ROUND_DECRYPTION: Quorum(committee, config.threshold),
+            },
+            neighbourhoods={m: committee - {m} for m in config.committee},
+        )
+
+    def make_server(self) -> ServerProtocol:
+        from secagg.protocols.threshold_he import ThresholdHEServer
+
+        return ThresholdHEServer(self.config)
+
+    def make_client(self, client_id: int, vector: np.ndarray) -> ClientProtocol:
+        from secagg.protocols.threshold_he import ThresholdHEClient
+
+        return ThresholdHEClient(
+            self.config,
+            client_id,
+            vector,
+            key_share=self._key_shares.get(client_id),
+            ckks_secret=self._ckks_secret,
+        )
+
+    def decode(self, data: bytes, sender: int) -> Message:
+        return decode_threshold_he_message(data, sender=sender)
+
+    def predict(
+        self, vanished: Mapping[int, str], lost: AbstractSet[tuple[int, str]]
+    ) -> Prediction:
+        config = self.config
+        inputs = {
+            c
+            for c in config.clients
+            if vanished.get(c) != ROUND_ENCRYPTED_INPUT and (c, ROUND_ENCRYPTED_INPUT) not in lost
+        }
+        answering = [
+            m for m in config.committee if m not in vanished and (m, ROUND_DECRYPTION) not in lost
+        ]
+        if len(inputs) < config.min_clients or len(answering) < config.threshold:
+            return Prediction(True)
+        return Prediction(False, frozenset(inputs))
+
+    def reveals(self, message: Message) -> Sequence[tuple[int, str]] | None:
+        if isinstance(message, DecryptionShare):
+            return [(SERVER_ID, DECRYPTION_SHARE)]  # a share of the session's decryption key
+        return None
+
+    def reveal_threshold(self, owner: int, *, attacked: bool) -> int | None:
+        return None
+
+    def masked_view(self, message: Message) -> np.ndarray | None:
+        return None
+
+    def tamper_request(self, message: Message, attack: ServerAttack) -> list[Message] | None:
+        return None
+
+    def tamper_answer(self, message: Message, fault: ClientFault) -> Message | None:
+        return None
