@@ -1,10 +1,11 @@
 """The client's guards against a malicious server: pure checks of the server's requests.
 
 Each function takes what the client saw so far and the server's request, and either
-returns the sets the client will act on or raises. Every refusal names the server
-(``party=0``): :class:`MaliciousRequestError` for a request that breaks a rule (both shares
-of one peer, fewer than t peers, lists that contradict what the client saw),
-:class:`AuthenticationError` for a forwarded signature that does not verify.
+returns the sets the client will act on or raises. Counts are of distinct ids: a request
+object handed over in process has not been through the decoder's duplicate checks. Every
+refusal names the server (``party=0``): :class:`MaliciousRequestError` for a request that
+breaks a rule (both shares of one peer, fewer than t peers, lists that contradict what the
+client saw), :class:`AuthenticationError` for a forwarded signature that does not verify.
 """
 
 from __future__ import annotations
@@ -47,12 +48,14 @@ def _verify(
 def check_peers(
     config: ProtocolConfig, client_id: int, own_keys: Sequence[bytes], peers: Sequence[PeerKeys]
 ) -> None:
-    """ShareKeys: the forwarded advertisements are of neighbours only, at least t - 1 of
-    them, with public keys all distinct from each other and from ``own_keys``, and (active
+    """ShareKeys: the forwarded advertisements are of distinct neighbours only, at least
+    t - 1 of them, with public keys all distinct from each other and from ``own_keys``, and (active
     mode) each signed by its client's registered identity."""
     neighbours = config.neighbours_of(client_id)
     if any(peer.client_id not in neighbours for peer in peers):
         raise refuse("the server forwarded keys of a client that is not a neighbour")
+    if len({peer.client_id for peer in peers}) != len(peers):
+        raise refuse("the server forwarded two advertisements of one client")
     if len(peers) + 1 < config.threshold:
         raise refuse(f"fewer than t = {config.threshold} clients remain")
     keys = list(own_keys)
@@ -104,8 +107,8 @@ def check_unmasking_request(
     """Unmasking: the survivor and dropped lists are disjoint (never both shares of one
     peer), together exactly this client and the peers it masked with (``sharers``), keep
     this client alive and at least t survivors; in active mode the survivors are those of
-    the consistency check (``signed_survivors``, U3) and at least t - 1 neighbours signed
-    that very U3. Returns (survivors, dropped), sorted."""
+    the consistency check (``signed_survivors``, U3) and at least t - 1 distinct neighbours
+    signed that very U3. Returns (survivors, dropped), sorted."""
     survivors, dropped = frozenset(request.survivors), frozenset(request.dropped)
     if survivors & dropped:
         raise refuse(f"clients {sorted(survivors & dropped)} are listed dropped and alive")
@@ -125,10 +128,13 @@ def check_unmasking_request(
     if survivors != signed_survivors & holders:
         raise refuse("the survivor list differs from the one of the consistency check")
     payload = consistency_signature_payload(config.session_id, sorted(signed_survivors))
+    signers: set[int] = set()
     for item in request.signatures:
         if item.client_id not in survivors - {client_id}:
             raise refuse(f"a consistency signature of non-survivor {item.client_id}")
         _verify(config, item.client_id, payload, item.signature, "the consistency signature")
-    if len(request.signatures) + 1 < config.threshold:
+        signers.add(item.client_id)
+    # Distinct signers: a repeated signature is one confirmation, not two.
+    if len(signers) + 1 < config.threshold:
         raise refuse(f"fewer than t = {config.threshold} clients confirmed the survivors")
     return sorted(survivors), sorted(dropped)

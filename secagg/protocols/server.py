@@ -313,6 +313,9 @@ class Server:
     def _on_share_keys(self, message: ShareKeys) -> None:
         client = message.sender
         recipients = {item.peer for item in message.sealed_shares}
+        if len(recipients) != len(message.sealed_shares):
+            self._drop(client, "two share bundles for one neighbour")
+            return
         if recipients != self._config.neighbours_of(client) & self._u1:
             self._drop(client, "share bundles not addressed to exactly its live neighbours")
             return

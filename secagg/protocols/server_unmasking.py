@@ -85,7 +85,9 @@ class RevealedShares:
         asked_key = {item.owner for item in response.key_shares}
         unreadable = set(response.unreadable)
         if (
-            asked_self & unreadable
+            len(asked_self) != len(response.self_mask_shares)
+            or len(asked_key) != len(response.key_shares)
+            or asked_self & unreadable
             or asked_key & unreadable
             or asked_self | (unreadable & survivors) != survivors
             or asked_key | (unreadable & dropped) != dropped
