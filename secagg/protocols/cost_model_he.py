@@ -121,13 +121,15 @@ class _Setting:
         dropouts: int,
         committee_dropouts: float | None,
         session_id_bytes: int,
+        default_threshold: int | None = None,
     ) -> None:
         self.n = _check_int("n", n, 2, MAX_CLIENT_ID)
         self.m = _check_int("m", m, 1, MAX_VECTOR_LENGTH)
         self.bits = _check_int("bits", bits, 1, 64)
         size = min(5, self.n) if committee is None else committee
         self.committee = _check_int("committee", size, 1, min(self.n, MAX_HOLDERS))
-        t = self.committee // 2 + 1 if threshold is None else threshold
+        majority = self.committee // 2 + 1
+        t = (default_threshold or majority) if threshold is None else threshold
         self.threshold = _check_int("threshold", t, 1, self.committee)
         self.dropouts = _check_int("dropouts", dropouts, 0, self.n - 2)
         if committee_dropouts is None:
@@ -313,7 +315,7 @@ def threshold_paillier_costs(
     """
     s = _Setting(n, m, bits, committee, threshold, dropouts, committee_dropouts, session_id_bytes)
     key_bits = _check_int("key_bits", key_bits, 512, 2**16)
-    guard_bits = _check_int("guard_bits", guard_bits, 0, 64)
+    guard_bits = _check_int("guard_bits", guard_bits, 0, key_bits)
     nsq = 2 * key_bits if nsquare_bits is None else nsquare_bits
     nsq = _check_int("nsquare_bits", nsq, 2 * key_bits - 1, 2 * key_bits)
     layout = SlotLayout(
@@ -410,9 +412,10 @@ def ckks_costs(
     ``n`` clients, ``m`` values of ``bits`` bits (sent as centered integers), one CKKS
     ciphertext per ``poly_modulus_degree / 2`` values, a committee of key holders of size
     ``committee`` (default ``min(5, n)``) of which the server needs ``threshold`` (default
-    a majority) identical decryptions. ``ciphertext_bytes`` is the mean size of one
-    serialized ciphertext (default: :data:`CKKS_DEFAULT_CIPHERTEXT_BYTES` for the default
-    parameters, else that figure scaled by the coefficient bits, an estimate);
+    1, as :func:`~secagg.protocols.threshold_he.setup_ckks`) identical decryptions.
+    ``ciphertext_bytes`` is the mean size of one serialized ciphertext (default:
+    :data:`CKKS_DEFAULT_CIPHERTEXT_BYTES` for the default parameters, else that figure
+    scaled by the coefficient bits, an estimate);
     ``aggregate_ciphertext_bytes`` the same for the summed ciphertexts the server sends to
     the committee (default: ``ciphertext_bytes``; SEAL compresses them a little differently).
 
@@ -424,7 +427,9 @@ def ckks_costs(
     ``[1, committee]``, dropouts that leave fewer than ``threshold`` members, or a
     ``poly_modulus_degree`` that is not a power of two in [1024, 32768].
     """
-    s = _Setting(n, m, bits, committee, threshold, dropouts, committee_dropouts, session_id_bytes)
+    s = _Setting(
+        n, m, bits, committee, threshold, dropouts, committee_dropouts, session_id_bytes, 1
+    )
     degree = _check_int("poly_modulus_degree", poly_modulus_degree, 1024, 32768)
     if degree & (degree - 1):
         raise ConfigurationError("poly_modulus_degree must be a power of two")
