@@ -667,16 +667,16 @@ def _jsonable(value: object) -> object:
 def console_summary(document: dict[str, Any]) -> str:
     """A short plain-text table for the terminal: one line per run."""
     lines = [
-        f"{'run':<44} {'wall':>8} {'server':>9} {'client':>9} {'floor x':>8} "
+        f"{'run':<44} {'wall':>8} {'server':>9} {'client':>9} {'unmask/floor':>12} "
         f"{'Flower x':>9} {'model bytes':>11}"
     ]
     for run in _all_runs(document):
         flower = run.get("flower") or {}
         speed = _ratio(flower.get("server_seconds"), _unmasking_seconds(run))
-        floor = _ratio(run["server_seconds"], run["floor"]["server_seconds"])
+        floor = _ratio(_unmasking_seconds(run), run["floor"]["server_seconds"])
         lines.append(
             f"{run['key']:<44} {_s(run['wall_seconds']):>8} {_s(run['server_seconds']):>9} "
-            f"{_s(run['client_seconds_mean']):>9} {_x(floor):>8} {_x(speed):>9} "
+            f"{_s(run['client_seconds_mean']):>9} {_x(floor):>12} {_x(speed):>9} "
             f"{run['bytes_check']:>11}"
         )
     summary = summarize(document)

@@ -256,19 +256,28 @@ def _units(setting: Setting, config: Any, model: Any) -> UnitCosts:
     return calibrate_ckks(config.config.ckks.parameters, m=setting.m, bits=setting.bits)
 
 
+def floors_for(
+    protocol: str, model: Any, per_mask: float, per_agreement: float
+) -> dict[str, float]:
+    """The floor of the rounds Flower's steps also do: a client's masked input (its masks
+    and key agreements) and the server's unmasking; for HE, one mask per client upload
+    (a one-time pad) and one per upload the server adds."""
+    if protocol in HE:
+        alive = int(model["parameters"]["n"]) - int(model["parameters"]["dropouts"])
+        return {"client_seconds": per_mask, "server_seconds": alive * per_mask}
+    client = model["rounds"]["masked_input"]["client_ops"]
+    server = model["rounds"]["unmasking"]["server_ops"]
+    return {
+        f"{side}_seconds": ops.get("prg_expansions", 0) * per_mask
+        + ops.get("key_agreements", 0) * per_agreement
+        for side, ops in (("client", client), ("server", server))
+    }
+
+
 def _floors(setting: Setting, model: Any, floors: Floors) -> dict[str, float]:
     per_mask = floors.per_mask(setting.m)
-    if setting.protocol in HE:
-        alive = setting.n - int(model["parameters"]["dropouts"])
-        return {"client_seconds": per_mask, "server_seconds": alive * per_mask}
-    per_agreement = floors.per_agreement()
-    out = {}
-    for side in ("client", "server"):
-        ops = model["operations"][side]
-        out[f"{side}_seconds"] = (
-            ops.get("prg_expansions", 0) * per_mask + ops.get("key_agreements", 0) * per_agreement
-        )
-    return out
+    per_agreement = 0.0 if setting.protocol in HE else floors.per_agreement()
+    return floors_for(setting.protocol, model, per_mask, per_agreement)
 
 
 def _rounds(result: SimulationResult, model: Any, predicted: Any) -> list[dict[str, Any]]:
