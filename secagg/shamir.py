@@ -25,6 +25,14 @@ then the 13 limb shares bit-packed at 21 bits (the layout of :func:`secagg.packi
 35 bytes). This module is the one place that knows it: :meth:`Share.from_bytes` reads one
 share, :func:`parse_shares` many at once into columns (vectorized over the records, with
 the same validation), for a server that reads n * t shares per round.
+
+Compact form. Inside a protocol the receiver already knows x (the holder), the threshold
+(the session's) and the sharing (whose secret, from the message it arrived in), so only
+the ``LIMB_SHARE_BYTES = 35`` bytes of packed limb shares need to travel:
+:func:`pack_limb_shares` writes them (one share or many rows at once),
+:func:`unpack_limb_shares` reads one with :meth:`Share.from_bytes`'s strictness
+(DecodeError on a stray padding bit or a limb ``>= PRIME``) and :func:`parse_limb_shares`
+reads many at once into a validity mask and a value matrix, vectorized over the records.
 """
 
 from __future__ import annotations
@@ -50,6 +58,7 @@ from secagg.errors import (
 __all__ = [
     "LIMBS",
     "LIMB_BITS",
+    "LIMB_SHARE_BYTES",
     "PRIME",
     "SECRET_BYTES",
     "SHARE_BYTES",
@@ -58,10 +67,13 @@ __all__ = [
     "ShareArrays",
     "lagrange_coefficients_at_zero",
     "limbs_to_secrets",
+    "pack_limb_shares",
+    "parse_limb_shares",
     "parse_shares",
     "reconstruct_secret",
     "reconstruct_secrets",
     "share_secrets",
+    "unpack_limb_shares",
 ]
 
 PRIME = 1_048_583
@@ -82,6 +94,8 @@ _X_AT = _THRESHOLD_AT + _INT_BYTES
 _ID_AT = _X_AT + _INT_BYTES
 _LIMBS_AT = _ID_AT + SHARING_ID_BYTES
 _PACKED_LIMBS_BYTES = (LIMBS * SHARE_BITS + 7) // 8
+LIMB_SHARE_BYTES = _PACKED_LIMBS_BYTES
+"""35: the packed limb shares of one share, its compact form (x, threshold, id implied)."""
 SHARE_BYTES = _LIMBS_AT + _PACKED_LIMBS_BYTES
 _TOP_LIMB_BITS = SECRET_BYTES * 8 - (LIMBS - 1) * LIMB_BITS
 # Largest number of products (each <= (p-1)^2) whose sum stays exact in a float64.
@@ -268,23 +282,25 @@ def _bit_field(words: np.ndarray, start: int, width: int) -> np.ndarray:
     return part.astype(np.int64)
 
 
-def _records_of(blobs: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray | None]:
-    """(rows, SHARE_BYTES) uint8 records of ``blobs`` and, if some blob is not bytes of
-    ``SHARE_BYTES``, the mask of the well-sized ones (the others become zero rows)."""
+def _records_of(
+    blobs: Sequence[bytes], size: int = SHARE_BYTES
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """(rows, size) uint8 records of ``blobs`` and, if some blob is not bytes of ``size``,
+    the mask of the well-sized ones (the others become zero rows)."""
     count = len(blobs)
-    try:  # the common case, checked in C: every blob is bytes-like of SHARE_BYTES bytes
+    try:  # the common case, checked in C: every blob is bytes-like of size bytes
         joined = b"".join(blobs)
-        uniform = len(joined) == count * SHARE_BYTES and set(map(len, blobs)) <= {SHARE_BYTES}
+        uniform = len(joined) == count * size and set(map(len, blobs)) <= {size}
     except TypeError:
         uniform = False
     mask = None
     if not uniform:
         raw = [bytes(b) if isinstance(b, bytearray | memoryview) else b for b in blobs]
-        sized = [isinstance(b, bytes) and len(b) == SHARE_BYTES for b in raw]
-        blank = bytes(SHARE_BYTES)
+        sized = [isinstance(b, bytes) and len(b) == size for b in raw]
+        blank = bytes(size)
         joined = b"".join(b if ok else blank for b, ok in zip(raw, sized, strict=True))
         mask = np.array(sized, dtype=bool)
-    return np.frombuffer(joined, dtype=np.uint8).reshape(count, SHARE_BYTES), mask
+    return np.frombuffer(joined, dtype=np.uint8).reshape(count, size), mask
 
 
 def parse_shares(records: Sequence[bytes] | np.ndarray) -> ShareArrays:
@@ -328,6 +344,102 @@ def parse_shares(records: Sequence[bytes] | np.ndarray) -> ShareArrays:
     if sized is not None:
         valid &= sized
     return ShareArrays(valid, thresholds, xs, records[:, _ID_AT:_LIMBS_AT].copy(), limbs.T)
+
+
+# --- the compact form: limb shares only (x, threshold and sharing implied by context) ----
+
+_LIMB_RECORD_WORDS = -(-LIMB_SHARE_BYTES // _WORD_BYTES)
+_LIMB_PADDING_BIT_AT = LIMBS * SHARE_BITS
+# The padding bits after the limbs sit in the record's last word (checked at import).
+assert _LIMB_PADDING_BIT_AT // 64 == _LIMB_RECORD_WORDS - 1
+
+
+def _checked_limb_rows(values: object) -> np.ndarray:
+    if not isinstance(values, np.ndarray) or values.dtype.kind not in "ui":
+        raise ConfigurationError("limb shares must be an integer numpy array")
+    if values.ndim not in (1, 2) or values.shape[-1] != LIMBS:
+        raise ConfigurationError(f"limb shares must have shape ({LIMBS},) or (rows, {LIMBS})")
+    rows = values.reshape(-1, LIMBS)
+    if rows.size and (int(rows.min()) < 0 or int(rows.max()) >= PRIME):
+        raise ConfigurationError(f"limb shares must be in [0, {PRIME})")
+    return rows.astype(np.uint64)
+
+
+def pack_limb_shares(values: np.ndarray) -> bytes:
+    """The compact form of one share's limbs (shape ``(LIMBS,)``: ``LIMB_SHARE_BYTES``
+    bytes, exactly the last 35 bytes of :meth:`Share.to_bytes`) or of many rows (shape
+    ``(rows, LIMBS)``: the rows' compact forms concatenated), vectorized over the rows.
+
+    Raises:
+        ConfigurationError: not an integer array of one of those shapes, or a value outside
+            [0, PRIME).
+    """
+    rows = _checked_limb_rows(values)
+    if rows.shape[0] == 1:
+        return _pack_limbs(rows[0])
+    words = np.zeros((_LIMB_RECORD_WORDS, rows.shape[0]), dtype=np.uint64)
+    for limb in range(LIMBS):  # 13 column passes, each vectorized over all rows
+        word, shift = divmod(limb * SHARE_BITS, 64)
+        column = rows[:, limb]
+        words[word] |= column << np.uint64(shift)
+        if shift + SHARE_BITS > 64:
+            words[word + 1] |= column >> np.uint64(64 - shift)
+    records = np.ascontiguousarray(words.T).astype("<u8").view(np.uint8)
+    return records[:, :LIMB_SHARE_BYTES].tobytes()
+
+
+def unpack_limb_shares(data: bytes) -> np.ndarray:
+    """The ``LIMBS`` limb shares (read-only uint32) of one compact share.
+
+    Raises:
+        DecodeError: ``data`` is not bytes of length ``LIMB_SHARE_BYTES``, has a non-zero
+            padding bit or a limb share ``>= PRIME``.
+    """
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise DecodeError("a compact share must be bytes")
+    raw = bytes(data)
+    if len(raw) != LIMB_SHARE_BYTES:
+        raise DecodeError(f"a compact share is {LIMB_SHARE_BYTES} bytes, got {len(raw)}")
+    return _unpack_limbs(raw)
+
+
+def parse_limb_shares(records: Sequence[bytes] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Parse many compact shares at once: ``(valid, values)``, vectorized over the records.
+
+    ``records`` is a sequence of byte strings or a uint8 array of shape
+    ``(rows, LIMB_SHARE_BYTES)``. Guarantees: never raises on record contents;
+    ``valid[i]`` (bool) is True exactly when :func:`unpack_limb_shares` accepts record
+    ``i``, and then ``values[i]`` (int64, ``(rows, LIMBS)``) holds its limbs (elsewhere
+    meaningless). ``values`` holds share values: secret.
+
+    Raises:
+        ConfigurationError: an array that is not uint8 of shape ``(rows, LIMB_SHARE_BYTES)``,
+            or ``records`` given as one bytes object.
+    """
+    sized: np.ndarray | None = None
+    if isinstance(records, np.ndarray):
+        if (
+            records.ndim != 2
+            or records.shape[1] != LIMB_SHARE_BYTES
+            or records.dtype != np.uint8
+        ):
+            raise ConfigurationError(f"records must be uint8 of shape (rows, {LIMB_SHARE_BYTES})")
+    elif isinstance(records, bytes | bytearray | memoryview | str):
+        raise ConfigurationError("records must be a sequence of compact share byte strings")
+    else:
+        records, sized = _records_of(records, LIMB_SHARE_BYTES)
+    rows = records.shape[0]
+    padded = np.zeros((rows, _LIMB_RECORD_WORDS * _WORD_BYTES), dtype=np.uint8)
+    padded[:, :LIMB_SHARE_BYTES] = records
+    words = np.ascontiguousarray(padded.view("<u8").T)
+    limbs = np.empty((LIMBS, rows), dtype=np.int64)
+    for limb in range(LIMBS):
+        limbs[limb] = _bit_field(words, limb * SHARE_BITS, SHARE_BITS)
+    valid = (words[-1] >> np.uint64(_LIMB_PADDING_BIT_AT % 64)) == 0
+    valid &= (limbs < PRIME).all(axis=0)
+    if sized is not None:
+        valid &= sized
+    return valid, limbs.T
 
 
 def _check_x(x: object) -> int:
