@@ -478,6 +478,10 @@ def _scale_lines(document: dict[str, Any]) -> list[str]:
     ]
     rows = []
     for step in scale["ladder"]:
+        if step.get("error"):
+            cells = [f"{step['n']:,}", f"{step['m']:,}", "-", "failed", "-", "-", "-", "-"]
+            rows.append([*cells, step["error"][:60]])
+            continue
         if step.get("skipped"):
             rows.append(
                 [

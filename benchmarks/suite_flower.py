@@ -42,7 +42,8 @@ def _ring(n: int, k: int) -> dict[int, list[int]]:
 
 def flower_sparse_unmasking(n: int, k: int, threshold: int, m: int, dropouts: int) -> float:
     """Seconds of flwr's server unmasking on a k-regular ring (k even), ``dropouts``
-    clients dead after sharing keys (the last ids), shares t-of-(k + 1)."""
+    clients dead after sharing keys (evenly spread ids), shares t-of-(k + 1). Raises
+    ValueError when a client keeps fewer than t surviving holders."""
     from flwr.common.secure_aggregation.crypto.shamir import combine_shares, create_shares
     from flwr.common.secure_aggregation.crypto.symmetric_encryption import generate_shared_key
     from flwr.common.secure_aggregation.ndarrays_arithmetic import (
@@ -61,7 +62,12 @@ def flower_sparse_unmasking(n: int, k: int, threshold: int, m: int, dropouts: in
     )
 
     holders = _ring(n, k)
-    dead = set(range(n - dropouts + 1, n + 1))
+    # Spread the dead over the ring (ours drop a seeded random set): a contiguous block
+    # would leave some neighbourhood with fewer than t survivors.
+    dead = {1 + (i * n) // dropouts for i in range(dropouts)} if dropouts else set()
+    short = [v for v, group in holders.items() if len(set(group) - dead) < threshold]
+    if short:
+        raise ValueError(f"clients {short[:5]} keep fewer than t = {threshold} share holders")
     pairs = {nid: generate_key_pairs() for nid in holders}
     public = {nid: public_key_to_bytes(pair[1]) for nid, pair in pairs.items()}
     collected: dict[int, list[bytes]] = {}
