@@ -25,7 +25,7 @@ from secagg.protocols.messages import (
     packed_size,
 )
 from secagg.protocols.server import Server
-from secagg.shamir import PRIME, Share
+from secagg.shamir import PRIME, Share, pack_limb_shares, unpack_limb_shares
 
 # Tampering kinds: what the bad client's message becomes on its way to the server, and
 # whether the client must end up excluded from the sum (else: included, with a fault).
@@ -34,10 +34,10 @@ CONTAINED = {"replay", "duplicate", "foreign_session", "bad_tag", "bad_share", "
 
 
 def garble_share(share: bytes, shift: int = 1) -> bytes:
-    parsed = Share.from_bytes(share)
-    values = parsed.values.astype(np.int64)
+    """A revealed (compact) share moved off its polynomial in its first limb."""
+    values = unpack_limb_shares(share).astype(np.int64)
     values[0] = (values[0] + shift) % PRIME
-    return dataclasses.replace(parsed, values=values).to_bytes()
+    return pack_limb_shares(values)
 
 
 def tampered(kind: str, message: ProtocolMessage, data: bytes, other: bytes) -> list[bytes]:
@@ -207,7 +207,9 @@ def dealing_one_bad_share(monkeypatch: pytest.MonkeyPatch, victim_holder: int) -
         if not done and victim_holder in shares and holders[0] != victim_holder:
             done.append(True)
             shares[victim_holder] = [
-                Share.from_bytes(garble_share(s.to_bytes(), shift=5)) for s in shares[victim_holder]
+                dataclasses.replace(s, values=unpack_limb_shares(garble_share(
+                    pack_limb_shares(s.values), shift=5)))
+                for s in shares[victim_holder]
             ]
         return shares
 

@@ -198,7 +198,8 @@ def test_crafted_fields_are_refused() -> None:
     key = record[7]
     cases: dict[str, tuple[int, object]] = {
         "tag": (0, "other"),
-        "version": (1, 2),
+        "version": (1, 3),
+        "version 1 (full shares in bundles)": (1, 1),
         "bool version": (1, True),
         "state": (5, "NOPE"),
         "state type": (5, 3),

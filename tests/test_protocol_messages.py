@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 
 import msgpack
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from secagg.errors import DecodeError
+from secagg.errors import ConfigurationError, DecodeError, IncompatibleSharesError
 from secagg.protocols.bundles import (
+    BUNDLE_VERSION,
+    MAX_BUNDLE_BYTES,
+    SecretKind,
     ShareBundle,
     decode_share_bundle,
+    derive_sharing_id,
     encode_share_bundle,
     self_mask_commitment,
 )
@@ -38,7 +43,7 @@ from secagg.protocols.messages import (
     decode_message,
     packed_size,
 )
-from secagg.shamir import share_secrets
+from secagg.shamir import LIMB_SHARE_BYTES, PRIME, reconstruct_secret, share_secrets
 
 SID = bytes(range(16))
 ids = st.integers(1, 1_048_582)
@@ -96,7 +101,7 @@ def messages(draw: st.DrawFn) -> ProtocolMessage:
         )
         return UnmaskingRequest(0, client, session, draw(id_tuples), draw(id_tuples), sigs)
     revealed = st.lists(ids, unique=True, max_size=4).map(
-        lambda owners: tuple(RevealedShare(o, bytes(58)) for o in owners)
+        lambda owners: tuple(RevealedShare(o, bytes(LIMB_SHARE_BYTES)) for o in owners)
     )
     return UnmaskingResponse(client, 0, session, draw(revealed), draw(revealed), draw(id_tuples))
 
@@ -188,7 +193,7 @@ def test_field_checks(fields: list[object]) -> None:
 
 
 def test_reprs_show_no_secret_material() -> None:
-    share = bytes(range(58))
+    share = bytes(range(LIMB_SHARE_BYTES))
     response = UnmaskingResponse(3, 0, SID, (RevealedShare(1, share),), (), ())
     for text in (repr(response), repr(response.self_mask_shares[0])):
         assert share.hex() not in text and repr(share) not in text
@@ -205,19 +210,40 @@ def test_signature_payloads_bind_session_and_sets() -> None:
     assert b != advertise_signature_payload(SID, 2, bytes(32), b"\x01" * 32, bytes(32))
 
 
-def test_share_bundle_checks_dealer_holder_and_threshold() -> None:
+def test_share_bundle_carries_limbs_only_and_implies_the_rest() -> None:
     shares = share_secrets([bytes(32), b"\x01" * 32], [1, 2, 3], 2)
     bundle = ShareBundle(1, 2, shares[2][0], shares[2][1])
     data = encode_share_bundle(bundle)
+    assert len(data) == MAX_BUNDLE_BYTES == 71
+    assert data[0] == BUNDLE_VERSION
     assert repr(bundle) == "ShareBundle(dealer=1, holder=2)"
-    decoded = decode_share_bundle(data, dealer=1, holder=2, threshold=2)
-    assert decoded.key_share == bundle.key_share
-    for dealer, holder, threshold in ((3, 2, 2), (1, 3, 2), (1, 2, 3)):
+    decoded = decode_share_bundle(data, session_id=SID, dealer=1, holder=2, threshold=2)
+    for got, sent, kind in (
+        (decoded.key_share, bundle.key_share, SecretKind.MASK_KEY),
+        (decoded.self_mask_share, bundle.self_mask_share, SecretKind.SELF_MASK),
+    ):
+        assert (got.x, got.threshold) == (2, 2)
+        assert (got.values == sent.values).all()
+        assert got.sharing_id == derive_sharing_id(SID, 1, kind)
+    # Another dealer or session names other sharings: a mixed share is foreign.
+    other = decode_share_bundle(data, session_id=SID, dealer=3, holder=2, threshold=2)
+    replayed = decode_share_bundle(data, session_id=bytes(16), dealer=1, holder=2, threshold=2)
+    for foreign in (other.key_share, replayed.key_share, decoded.self_mask_share):
+        assert foreign.sharing_id != decoded.key_share.sharing_id
+        with pytest.raises(IncompatibleSharesError):
+            reconstruct_secret([decoded.key_share, dataclasses.replace(foreign, x=3)])
+    bad_limb = bytearray(data)
+    bad_limb[1:4] = (PRIME).to_bytes(3, "little")  # first limb = PRIME (21 bits)
+    padding = bytearray(data)
+    padding[LIMB_SHARE_BYTES] |= 0x80  # a stray padding bit after the key share's limbs
+    version = bytes((BUNDLE_VERSION + 1,)) + data[1:]
+    for broken in (data[:-3], data + b"\x00", version, bytes(bad_limb), bytes(padding)):
         with pytest.raises(DecodeError):
-            decode_share_bundle(data, dealer=dealer, holder=holder, threshold=threshold)
-    with pytest.raises(DecodeError):
-        decode_share_bundle(data[:-3], dealer=1, holder=2, threshold=2)
-    same = ShareBundle(1, 2, shares[2][0], shares[2][0])
-    with pytest.raises(DecodeError):
-        decode_share_bundle(encode_share_bundle(same), dealer=1, holder=2, threshold=2)
+            decode_share_bundle(broken, session_id=SID, dealer=1, holder=2, threshold=2)
+    for wrong in (
+        ShareBundle(1, 2, shares[2][0], shares[2][0]),  # two shares of one sharing
+        ShareBundle(1, 3, shares[2][0], shares[2][1]),  # shares of another holder
+    ):
+        with pytest.raises(ConfigurationError):
+            encode_share_bundle(wrong)
     assert self_mask_commitment(SID, 1, bytes(32)) != self_mask_commitment(SID, 2, bytes(32))

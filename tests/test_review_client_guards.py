@@ -96,7 +96,7 @@ def test_server_drops_a_client_that_sends_two_bundles_to_one_neighbour() -> None
 def test_a_response_with_repeated_owners_is_discarded() -> None:
     revealed = RevealedShares()
     doubled = UnmaskingResponse(
-        3, 0, SID, (RevealedShare(2, bytes(58)), RevealedShare(2, b"\x01" * 58)), ()
+        3, 0, SID, (RevealedShare(2, bytes(35)), RevealedShare(2, b"\x01" * 35)), ()
     )
     notes = revealed.record(doubled, frozenset({2}), frozenset())
     assert notes and "does not answer" in notes[0]

@@ -33,7 +33,7 @@ from secagg.protocols.messages import (
 )
 from secagg.protocols.server_unmasking import RevealedShares, reconstruct_all
 from secagg.protocols.share_decoding import evaluate_at, locate_errors, rs_decode
-from secagg.shamir import LIMBS, PRIME, share_secrets
+from secagg.shamir import LIMBS, PRIME, pack_limb_shares, share_secrets
 
 
 def lying_holders(liars: set[int]) -> object:
@@ -113,7 +113,7 @@ def _revealed(config: ProtocolConfig, seeds: dict[int, bytes], owners: list[int]
     revealed = RevealedShares()
     for owner in owners:
         shares = share_secrets([seeds[owner]], list(config.clients), config.threshold)
-        revealed.self_mask[owner] = {x: s[0].to_bytes() for x, s in shares.items()}
+        revealed.self_mask[owner] = {x: pack_limb_shares(s[0].values) for x, s in shares.items()}
     return revealed
 
 

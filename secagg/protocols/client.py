@@ -15,7 +15,8 @@ neighbourhood ``N(u)``; ``t`` is the threshold):
 2. MaskedInputCollection: open the bundles addressed to u (U2 = their senders); mask the
    input pairwise with every peer of U2 and with b_u; send it bit-packed.
 3. ConsistencyCheck (active mode only): sign the survivor set U3.
-4. Unmasking: reveal b_v shares for survivors and s_v^SK shares for dropped peers.
+4. Unmasking: reveal b_v shares for survivors and s_v^SK shares for dropped peers (in
+   shamir's compact form: limbs only, the server knows x, t and whose secret).
 
 Two rules the client keeps: it derives the dropped and surviving sets itself from what it
 saw and refuses a request that would reveal both shares of one peer, and it answers
@@ -52,6 +53,7 @@ from secagg.protocols.bundles import (
     clamp_scalar,
     decode_share_bundle,
     encode_share_bundle,
+    make_share_bundle,
     self_mask_commitment,
 )
 from secagg.protocols.client_guards import (
@@ -85,7 +87,7 @@ from secagg.protocols.messages import (
     advertise_signature_payload,
     consistency_signature_payload,
 )
-from secagg.shamir import share_secrets
+from secagg.shamir import pack_limb_shares, share_secrets
 from secagg.signing import SigningKey
 
 __all__ = ["TRANSITIONS", "Client", "ClientState", "InputVector", "generate_identities"]
@@ -395,10 +397,18 @@ class Client:
         sealed: list[SealedShares] = []
         for holder in holders:
             key_share, self_mask_share = shares[holder]
-            bundle = ShareBundle(self._id, holder, key_share, self_mask_share)
             if holder == self._id:
-                self._bundles[holder] = bundle
+                # Kept under the derived sharing ids, as a peer's bundle is when opened.
+                self._bundles[holder] = make_share_bundle(
+                    config.session_id,
+                    self._id,
+                    holder,
+                    config.threshold,
+                    key_share.values,
+                    self_mask_share.values,
+                )
                 continue
+            bundle = ShareBundle(self._id, holder, key_share, self_mask_share)
             ciphertext = seal(
                 channel_keys[holder],
                 encode_share_bundle(bundle),
@@ -435,7 +445,11 @@ class Client:
                     recipient=self._id,
                 )
                 self._bundles[item.peer] = decode_share_bundle(
-                    plaintext, dealer=item.peer, holder=self._id, threshold=config.threshold
+                    plaintext,
+                    session_id=config.session_id,
+                    dealer=item.peer,
+                    holder=self._id,
+                    threshold=config.threshold,
                 )
             except (AuthenticationError, DecodeError):
                 self._unreadable.add(item.peer)
@@ -507,13 +521,14 @@ class Client:
         survivors, dropped = check_unmasking_request(
             self._config, self._id, self._sharers, self._survivors, message
         )
+        # Compact shares: the server knows the holder (x), the threshold and whose secret.
         self_mask_shares = tuple(
-            RevealedShare(owner, self._bundles[owner].self_mask_share.to_bytes())
+            RevealedShare(owner, pack_limb_shares(self._bundles[owner].self_mask_share.values))
             for owner in survivors
             if owner in self._bundles
         )
         key_shares = tuple(
-            RevealedShare(owner, self._bundles[owner].key_share.to_bytes())
+            RevealedShare(owner, pack_limb_shares(self._bundles[owner].key_share.values))
             for owner in dropped
             if owner in self._bundles
         )

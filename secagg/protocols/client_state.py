@@ -52,7 +52,8 @@ from secagg.protocols.messages import KEY_BYTES, PeerKeys
 
 __all__ = ["STATE_VERSION", "ClientSnapshot", "ClientState", "decode_state", "encode_state"]
 
-STATE_VERSION = 1
+STATE_VERSION = 2
+"""Version 2: share bundles in their version-2 (compact) encoding."""
 _TAG = "secagg.protocols.client"
 _SECRET_BYTES = 32  # X25519 private keys, the self-mask seed, channel keys
 _CHECKSUM_LABEL = b"secagg/v1/client-state\x00"
@@ -154,7 +155,7 @@ def encode_state(config: ProtocolConfig, client_id: int, snapshot: ClientSnapsho
         sorted(snapshot.sharers),
         sorted(snapshot.unreadable),
         None if snapshot.survivors is None else sorted(snapshot.survivors),
-        [],  # reserved: extensions of version 1 (must be empty)
+        [],  # reserved: extensions (must be empty)
     ]
     return _frame(bytes(msgpack.packb(record, use_bin_type=True)))
 
@@ -321,7 +322,11 @@ def _bundles(
             raise _bad("a share bundle must be bytes")
         try:
             bundles[dealer] = decode_share_bundle(
-                blob, dealer=dealer, holder=client_id, threshold=config.threshold
+                blob,
+                session_id=config.session_id,
+                dealer=dealer,
+                holder=client_id,
+                threshold=config.threshold,
             )
         except DecodeError:
             raise _bad(f"the share bundle of {dealer} does not decode") from None

@@ -3,13 +3,14 @@
 Theory of operation
 -------------------
 :func:`bonawitz_costs` predicts, without running anything, the bytes every round moves and
-the cryptographic operations every party performs. The byte counts follow the version-1
-wire format of :mod:`secagg.protocols.messages` field by field: each message is a msgpack
-array ``[version, type, sender, recipient, session_id, *fields]`` whose integers,
-byte strings and arrays take the sizes of the msgpack specification (helpers ``_uint``,
-``_bin``, ``_array`` below); a share bundle is the AES-GCM box (``+ 28`` bytes,
-:mod:`secagg.channel`) of the msgpack bundle of :mod:`secagg.protocols.bundles`, holding two
-:data:`secagg.shamir.SHARE_BYTES`-byte shares.
+the cryptographic operations every party performs. The byte counts follow the wire format
+of :mod:`secagg.protocols.messages` (version :data:`WIRE_VERSION`) field by field: each
+message is a msgpack array ``[version, type, sender, recipient, session_id, *fields]``
+whose integers, byte strings and arrays take the sizes of the msgpack specification
+(helpers ``_uint``, ``_bin``, ``_array`` below); a share bundle is the AES-GCM box
+(``+ 28`` bytes, :mod:`secagg.channel`) of the fixed-size bundle of
+:mod:`secagg.protocols.bundles` (a version byte and two compact shares), and a revealed
+share is one compact share (:data:`secagg.shamir.LIMB_SHARE_BYTES` bytes).
 
 The setting: client ids ``1 .. n`` (how the simulator and examples number them), the
 server id 0, a ``session_id_bytes``-byte session id, a ``degree``-regular graph
@@ -50,7 +51,7 @@ from secagg.protocols.base import (
     ROUND_UNMASKING,
     SERVER_ID,
 )
-from secagg.protocols.bundles import BUNDLE_VERSION
+from secagg.protocols.bundles import MAX_BUNDLE_BYTES
 from secagg.protocols.config import MAX_CLIENT_ID, MAX_VECTOR_LENGTH, SESSION_ID_BYTES
 from secagg.protocols.messages import (
     KEY_BYTES,
@@ -69,7 +70,7 @@ from secagg.protocols.messages import (
     UnmaskingResponse,
     packed_size,
 )
-from secagg.shamir import SHARE_BYTES
+from secagg.shamir import LIMB_SHARE_BYTES
 
 __all__ = ["bonawitz_costs"]
 
@@ -233,14 +234,10 @@ def bonawitz_costs(
 
     signature = _bin(SIGNATURE_BYTES if active else 0)
     key = _bin(KEY_BYTES)
-    share = _bin(SHARE_BYTES)
-    # A sealed bundle from u to v: bin(28 + msgpack [1, u, v, share, share]), id sizes
-    # aside; its bin header is the same for every id size (checked below).
-    bundle_fixed = _array(5) + _uint(BUNDLE_VERSION) + 2 * share
-    sealed_fixed = bundle_fixed + OVERHEAD_BYTES
-    if _bin(sealed_fixed + 2) - (sealed_fixed + 2) != _bin(sealed_fixed + 18) - (sealed_fixed + 18):
-        raise AssertionError("sealed bundle sizes straddle a msgpack bin header size")
-    sealed_header = _bin(sealed_fixed + 2) - (sealed_fixed + 2)
+    share = _bin(LIMB_SHARE_BYTES)
+    # A sealed bundle from u to v: bin(28 + version byte + two compact shares), the same
+    # size for every pair (the ids it belongs to are bound by the AEAD, not carried).
+    sealed = _bin(OVERHEAD_BYTES + MAX_BUNDLE_BYTES)
     # A survivor's number of dropped neighbours X ~ HG(n - 1, dropouts, k).
     dropped_mean = k * dropouts / (n - 1)
 
@@ -285,8 +282,8 @@ def bonawitz_costs(
     peer_entry = _array(5) + 3 * key + signature  # + the peer's id
     down = n * (header(ShareKeysRequest) + _array(k) + k * peer_entry)
     down += ids + k * ids
-    sealed_entry = _array(2) + sealed_header + sealed_fixed  # + |v| + |u| + |v|
-    up = n * (header(ShareKeys) + _array(k) + k * sealed_entry) + ids + 3 * k * ids
+    sealed_entry = _array(2) + sealed  # + |v|
+    up = n * (header(ShareKeys) + _array(k) + k * sealed_entry) + ids + k * ids
     add_round(
         ROUND_SHARE_KEYS,
         n,
@@ -303,9 +300,9 @@ def bonawitz_costs(
     )
 
     # Round 2: MaskedInputCollection (survivors only: the dropouts are gone).
-    # Entry for the bundle u -> v sent to v: [u, sealed(u, v)]: |u| + (|u| + |v|).
+    # Entry for the bundle u -> v sent to v: [u, sealed(u, v)]: + |u|.
     down = alive * (header(MaskedInputRequest) + _array(k) + k * sealed_entry)
-    down += ids_alive + 2 * edges_from_alive + k * ids_alive
+    down += ids_alive + edges_from_alive
     payload = packed_size(m, bits)
     up = alive * (header(MaskedInput) + _uint(bits) + _uint(m) + _bin(payload))
     up += ids_alive

@@ -69,10 +69,10 @@ __all__ = [
 KEY_BYTES = 32  # X25519 public keys, SHA-256 commitments
 SIGNATURE_BYTES = 64  # Ed25519
 # The server keeps one sealed bundle per (client, neighbour) pair until round 2: its cap is
-# the largest honest bundle (MAX_BUNDLE_BYTES + AES-GCM overhead, 160 bytes) rounded up, so
-# a client cannot make it store much more than an honest one does. A revealed share is
-# only decoded, then dropped unless it has the exact share size: a looser cap.
-MAX_CIPHERTEXT_BYTES = 256
+# the honest bundle (MAX_BUNDLE_BYTES + AES-GCM overhead, 99 bytes) rounded up, so a
+# client cannot make it store much more than an honest one does. A revealed share is only
+# decoded, then dropped unless it has the exact compact share size: a looser cap.
+MAX_CIPHERTEXT_BYTES = 128
 MAX_SHARE_BYTES = 2048
 assert MAX_BUNDLE_BYTES + OVERHEAD_BYTES <= MAX_CIPHERTEXT_BYTES
 
@@ -432,7 +432,10 @@ class UnmaskingRequest(ProtocolMessage):
 
 
 class RevealedShare(NamedTuple):
-    """Holder's share of ``owner``'s secret (secagg.shamir.Share bytes). Never in a repr."""
+    """Holder's share of ``owner``'s secret in shamir's compact form (the
+    ``LIMB_SHARE_BYTES`` = 35 bytes of :func:`secagg.shamir.pack_limb_shares`: x is the
+    sender, the threshold the session's, the sharing ``owner``'s secret of the list it
+    is in). Never in a repr."""
 
     owner: int
     share: bytes

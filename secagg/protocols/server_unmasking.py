@@ -4,6 +4,9 @@ Theory of operation. The server needs one secret per client of U2: b_v for every
 (v in U3, its self mask is in the sum) and s_v^SK for every client that dropped after
 sharing (v in U2 \\ U3, its pairwise masks with the survivors are in the sum).
 
+* Shares arrive in shamir's compact form (limbs only): the holder is the x coordinate,
+  the threshold is the session's and the sharing is the owner's secret of the list the
+  share came in, so a share cannot claim to belong elsewhere.
 * Reconstruction is batched: secrets whose first ``t`` holders are the same set are
   parsed in bulk and interpolated with one Lagrange vector (:mod:`share_batch`, over
   :func:`secagg.shamir.lagrange_coefficients_at_zero`, cached per holder set; plain
@@ -41,9 +44,9 @@ from secagg.protocols.messages import (
     UnmaskingRequest,
     UnmaskingResponse,
 )
-from secagg.protocols.share_batch import interpolate, limbs_to_secrets, parse_records
+from secagg.protocols.share_batch import interpolate, limbs_to_secrets
 from secagg.protocols.share_decoding import evaluate_at, locate_errors
-from secagg.shamir import LIMBS, SHARE_BYTES
+from secagg.shamir import LIMB_SHARE_BYTES, LIMBS, parse_limb_shares
 
 __all__ = [
     "MAX_SEARCH_ATTEMPTS",
@@ -62,7 +65,8 @@ MASK_KEY = "mask key"
 
 @dataclass
 class RevealedShares:
-    """The share records collected in Unmasking: secret owner -> holder -> Share bytes.
+    """The share records collected in Unmasking: secret owner -> holder -> compact share
+    (:func:`secagg.shamir.pack_limb_shares` bytes).
 
     Records are kept as bytes and parsed in bulk at reconstruction (:mod:`share_batch`).
     """
@@ -100,7 +104,7 @@ class RevealedShares:
             (response.key_shares, self.mask_key),
         ):
             for owner, share in items:
-                if len(share) == SHARE_BYTES:
+                if len(share) == LIMB_SHARE_BYTES:
                     table.setdefault(owner, {})[holder] = share
                 else:
                     faults.append(f"a malformed share of client {owner}'s secret")
@@ -219,47 +223,33 @@ def _slow_path(
     holders whose record is malformed and those whose share is off its polynomial, or None
     when no verified reconstruction is found."""
     holders = sorted(job.records)
-    parsed = parse_records([job.records[x] for x in holders])
+    valid, values = parse_limb_shares([job.records[x] for x in holders])
+    malformed = {holders[row] for row in np.flatnonzero(~valid).tolist()}
+    rows = np.flatnonzero(valid).tolist()
+    if len(rows) < threshold:
+        return None
     xs = np.asarray(holders, dtype=np.int64)
-    ok = parsed.valid & (parsed.thresholds == threshold) & (parsed.xs == xs)
-    malformed = {holders[row] for row in np.flatnonzero(~ok).tolist()}
-    by_id: dict[bytes, list[int]] = {}
-    for row in np.flatnonzero(ok).tolist():
-        by_id.setdefault(parsed.sharing_ids[row].tobytes(), []).append(row)
-    # Honest holders share one sharing id; a liar may invent another: largest group first.
-    for rows in sorted(by_id.values(), key=len, reverse=True):
-        if len(rows) < threshold:
-            break
-        order = sorted(range(len(rows)), key=lambda i: (holders[rows[i]] in suspects, i))
-        sharing = _Sharing(xs[rows], parsed.values[rows], order)
-        found = _recover(sharing, job.verify, threshold)
-        if found is None:
-            continue
-        secret, off_rows = found
-        off = {holders[rows[i]] for i in off_rows}
-        group = set(rows)
-        off |= {holders[row] for row in np.flatnonzero(ok).tolist() if row not in group}
-        return secret, malformed, off
-    return None
+    order = sorted(range(len(rows)), key=lambda i: (holders[rows[i]] in suspects, i))
+    found = _recover(_Sharing(xs[rows], values[rows], order), job.verify, threshold)
+    if found is None:
+        return None
+    secret, off_rows = found
+    return secret, malformed, {holders[rows[i]] for i in off_rows}
 
 
 def _fast_path(group: Sequence[_Job], holders: tuple[int, ...]) -> list[bytes | None]:
     """Every secret of ``group`` from the records of ``holders`` (the same t holders for
-    all), with one Lagrange vector; None for a secret whose records are not consistent
-    shares of one sharing or that fails verification."""
+    all), with one Lagrange vector; None for a secret with a malformed record or that
+    fails verification."""
     t, count = len(holders), len(group)
     blob = b"".join(job.records[x] for x in holders for job in group)
-    parsed = parse_records(np.frombuffer(blob, dtype=np.uint8).reshape(t * count, SHARE_BYTES))
-    consistent = parsed.valid.reshape(t, count).all(axis=0)
-    consistent &= (parsed.thresholds.reshape(t, count) == t).all(axis=0)
-    expected_xs = np.asarray(holders, dtype=np.int64)[:, None]
-    consistent &= (parsed.xs.reshape(t, count) == expected_xs).all(axis=0)
-    ids = parsed.sharing_ids.reshape(t, count, -1)
-    consistent &= (ids == ids[0]).all(axis=(0, 2))
-    secrets = limbs_to_secrets(interpolate(parsed.values.reshape(t, count, LIMBS), holders))
+    records = np.frombuffer(blob, dtype=np.uint8).reshape(t * count, LIMB_SHARE_BYTES)
+    valid, values = parse_limb_shares(records)
+    consistent = np.all(valid.reshape(t, count), axis=0).reshape(count).tolist()
+    secrets = limbs_to_secrets(interpolate(values.reshape(t, count, LIMBS), holders))
     return [
         secret if ok and secret is not None and job.verify(secret) else None
-        for job, secret, ok in zip(group, secrets, consistent.tolist(), strict=True)
+        for job, secret, ok in zip(group, secrets, consistent, strict=True)
     ]
 
 

@@ -2,14 +2,15 @@
 
 In Unmasking the server receives up to n shares from each of n clients (n = 500: 175 000
 shares). Parsing them one :class:`secagg.shamir.Share` at a time costs seconds, so the fast
-path parses the records in bulk with :func:`secagg.shamir.parse_shares` (the share layout
-lives there only) and interpolates every secret of one holder set with one Lagrange vector
-(:func:`secagg.shamir.lagrange_coefficients_at_zero`, cached per holder set).
+path parses the compact records in bulk with :func:`secagg.shamir.parse_limb_shares` (the
+share layout lives there only) and interpolates every secret of one holder set with one
+Lagrange vector (:func:`secagg.shamir.lagrange_coefficients_at_zero`, cached per holder
+set).
 
-Nothing here decides what is trusted: a record that does not parse, a threshold or x that
-is not the expected one, or sharing ids that differ between holders marks that secret as
-failed, and the caller falls back to :mod:`secagg.shamir`'s per-share API (and verifies
-every secret it reconstructs either way).
+Nothing here decides what is trusted: a record that does not parse marks that secret as
+failed, and the caller falls back to a per-secret search (and verifies every secret it
+reconstructs either way). ``parse_records`` (full 58-byte Share records) stays for
+standalone callers.
 """
 
 from __future__ import annotations

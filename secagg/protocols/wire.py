@@ -34,7 +34,8 @@ __all__ = [
     "shown",
 ]
 
-WIRE_VERSION = 1
+WIRE_VERSION = 2
+"""Version 2: Bonawitz share bundles and revealed shares carry compact shares (limbs only)."""
 
 # --- field checks (shared by every decoder) ---------------------------------------------
 
@@ -132,7 +133,7 @@ class ProtocolMessage:
         return cls(sender, recipient, session_id)
 
     def to_bytes(self) -> bytes:
-        """The version-1 wire encoding (msgpack array, byte strings as bin)."""
+        """The versioned wire encoding (msgpack array, byte strings as bin)."""
         header: list[Any] = [WIRE_VERSION, self.TYPE, self.sender, self.recipient, self.session_id]
         packed: bytes = msgpack.packb(header + self._wire_fields(), use_bin_type=True)
         return packed
