@@ -26,7 +26,7 @@ from secagg.protocols.bundles import self_mask_commitment
 from secagg.protocols.config import ProtocolConfig
 from secagg.protocols.messages import AdvertiseKeys
 from secagg.protocols.server_unmasking import RevealedShares, reconstruct_all
-from secagg.shamir import PRIME, Share, share_secrets
+from secagg.shamir import PRIME, pack_limb_shares, share_secrets, unpack_limb_shares
 
 
 def _case(n: int) -> tuple[ProtocolConfig, dict[int, AdvertiseKeys], RevealedShares]:
@@ -48,15 +48,15 @@ def _case(n: int) -> tuple[ProtocolConfig, dict[int, AdvertiseKeys], RevealedSha
     revealed = RevealedShares()
     for owner in config.clients:
         shares = share_secrets([seeds[owner]], list(config.clients), config.threshold)
-        revealed.self_mask[owner] = {x: s[0].to_bytes() for x, s in shares.items()}
+        # Revealed shares travel in compact form (limbs only), as clients send them.
+        revealed.self_mask[owner] = {x: pack_limb_shares(s[0].values) for x, s in shares.items()}
     return config, adverts, revealed
 
 
 def _garble(record: bytes) -> bytes:
-    share = Share.from_bytes(record)
-    values = share.values.astype(np.int64)
+    values = unpack_limb_shares(record).astype(np.int64)
     values[0] = (values[0] + 1 + secrets.randbelow(PRIME - 1)) % PRIME
-    return Share(share.x, share.threshold, share.sharing_id, values).to_bytes()
+    return pack_limb_shares(values)
 
 
 def _timed(
