@@ -33,6 +33,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from secagg.cli import seeded_inputs
 from secagg.protocols.base import ROUND_MASKED_INPUT, ROUND_UNMASKING, SERVER_ID, Message
 from secagg.protocols.config import ProtocolConfig
+from secagg.protocols.cost_model import bonawitz_costs
 from secagg.protocols.messages import packed_size
 from secagg.protocols.params import find_parameters
 from secagg.protocols.registry import get_protocol
@@ -541,6 +542,39 @@ def bench_expansion(rows: list[Row]) -> None:
     )
 
 
+def model_upload_expansion(n: int, m: int, bits: int, raw_bits: int = 16) -> float:
+    """Client upload over the raw ``raw_bits``-bit input on the complete graph, from the
+    exact cost model (tests/test_cost_model.py checks it byte for byte against real runs)."""
+    costs = bonawitz_costs(n=n, m=m, bits=bits, threshold=n // 2 + 1)
+    upload: float = costs["totals"]["client_bytes_up"]
+    return upload / packed_size(m, raw_bits)
+
+
+def bench_expansion_model(rows: list[Row]) -> None:
+    """Upload expansion for 16-bit inputs on the complete graph at n = 1024, m = 2^20
+    (26-bit sums) from the exact cost model, after checking the model against a real run
+    of the same shape here (n = 16, m = 2^10: every client's upload, byte for byte)."""
+    n, m, bits = 16, 2**10, 26
+    result = _run(_config(n, m, bits, None, n // 2 + 1), 0)
+    real = statistics.mean(
+        result.costs.party_total(c).bytes_up for c in sorted(result.aggregate.included)
+    )
+    predicted = model_upload_expansion(n, m, bits) * packed_size(m, 16)
+    if abs(real - predicted) > 1e-6:
+        raise AssertionError(f"cost model off: {predicted} predicted, {real} measured")
+    expansion = model_upload_expansion(1024, 2**20, bits)
+    rows.append(
+        Row(
+            "upload expansion complete graph n=1024 m=2^20 (exact model)",
+            expansion,
+            unit="x",
+            goal="<= 1.73x (Bonawitz 2017: 1.73x)",
+            passed=expansion <= 1.73,
+            notes={"model_checked_at": {"n": n, "m": m, "client_bytes_up": real}},
+        )
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes only, in seconds")
@@ -551,6 +585,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# bench_protocol ({'quick' if args.quick else 'full'}); CPUs: "
           f"{len(os.sched_getaffinity(0))}, load average: {os.getloadavg()[0]:.2f} (shared)")
     bench_masking_and_unmasking(args.quick, rows)
+    bench_expansion_model(rows)
     if not args.quick:
         bench_server_500(rows)
         bench_end_to_end(rows)
