@@ -105,7 +105,7 @@ def test_bad_arguments_are_configuration_errors() -> None:
         with pytest.raises(ConfigurationError):
             pack_limb_shares(values)  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError):
-        parse_limb_shares(bytes(LIMB_SHARE_BYTES))
+        parse_limb_shares(bytes(LIMB_SHARE_BYTES))  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError):
         parse_limb_shares(np.zeros((2, LIMB_SHARE_BYTES + 1), dtype=np.uint8))
     assert pack_limb_shares(np.zeros((0, LIMBS), dtype=np.int64)) == b""
