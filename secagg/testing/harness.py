@@ -24,6 +24,8 @@ the invariants of :mod:`secagg.testing.invariants`.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Protocol
 
@@ -44,6 +46,7 @@ Transport = Callable[[bytes, int, int], Sequence[bytes]]
 """``transport(data, sender, recipient)`` -> the byte strings that arrive (none: lost)."""
 
 _JUNK_PREFIX = b"\xc1"  # a byte msgpack never uses: the message cannot decode
+_REPEATS = frozenset({"duplicate", "replay"})  # faults that resend genuine bytes
 
 
 class Chooser(Protocol):
@@ -105,10 +108,13 @@ class Network:
         self.abort: ProtocolAbort | None = None
         self._started = False
         self._vanishing: set[int] = set()
+        self._dead: set[int] = set()  # vanished: receives and sends nothing more
+        self._reached: dict[int, int] = {}  # client -> latest round index it answered
         self._round = self._rounds[0]
         self._sent: dict[int, list[bytes]] = {}
         self._requests: dict[int, list[Message]] = {}
         self._stalled = 0
+        self._arrivals: Counter[tuple[int, bytes]] = Counter()
 
     def _check_names(self, rounds: Iterable[str], clients: Iterable[int], what: str) -> None:
         unknown = set(rounds) - set(self._rounds)
@@ -157,10 +163,11 @@ class Network:
         if not self.running:
             return
         for envelope in self.pending:
-            if envelope.genuine and envelope.round_name == self._round:
-                client = envelope.recipient or envelope.sender
-                if client not in self.log.gone:
-                    self.log.late.add((client, self._round))
+            if not envelope.genuine or envelope.round_name != self._round:
+                continue
+            if envelope.recipient == SERVER_ID and self._arrivals[self._key(envelope)]:
+                continue  # a replayed copy of this very answer already arrived in time
+            self.log.late.add((envelope.recipient or envelope.sender, self._round))
         self._server_call(self.server.close_round, deadline=True)
 
     def vanish(self, client: int) -> None:
@@ -169,9 +176,9 @@ class Network:
 
     def replay(self, client: int) -> bool:
         """``client`` sends its previous message again (a contained ``replay`` fault).
-        Returns False when it has not sent anything yet."""
+        Returns False when it has not sent anything yet or has vanished."""
         sent = self._sent.get(client)
-        if not sent:
+        if not sent or client in self._dead:
             return False
         fault = ClientFault(client, self._round, "replay")
         self.log.injected.append(fault)
@@ -268,8 +275,7 @@ class Network:
         if not self.running:
             self._after_the_end(envelope)
             return
-        if envelope.fault is not None and envelope.fault.must_be_blamed:
-            self.log.observed.add(envelope.sender)
+        self._note_arrival(envelope)
         receive_bytes = getattr(self.server, "receive_bytes", None)
         if callable(receive_bytes):
             self._server_call(lambda: receive_bytes(envelope.data, envelope.sender))
@@ -281,6 +287,22 @@ class Network:
             self.log.transport_blamed.add(envelope.sender)
             return
         self._server_call(lambda: self.server.receive(message))
+
+    @staticmethod
+    def _key(envelope: _Envelope) -> tuple[int, bytes]:
+        return envelope.sender, hashlib.sha256(envelope.data).digest()
+
+    def _note_arrival(self, envelope: _Envelope) -> None:
+        """Record a bad message the running server must blame on its sender: bytes that
+        already arrived once (a duplicate or a replay: whichever copy comes second), or
+        bytes of a fault that no genuine message carries (junk, a foreign session...)."""
+        key = self._key(envelope)
+        self._arrivals[key] += 1
+        fault = envelope.fault
+        repeat = self._arrivals[key] > 1
+        forged = fault is not None and fault.must_be_blamed and fault.kind not in _REPEATS
+        if repeat or forged:
+            self.log.observed.add(envelope.sender)
 
     def _after_the_end(self, envelope: _Envelope) -> None:
         """A message reaching a finished server must change nothing."""
@@ -301,34 +323,51 @@ class Network:
 
     def _to_client(self, envelope: _Envelope) -> None:
         client_id = envelope.recipient
-        if client_id in self.log.gone:
+        if client_id in self._dead:
             return
         scheduled = self.schedule.by_round.get(envelope.round_name, frozenset())
         if client_id in self._vanishing or client_id in scheduled:
-            self._vanishing.discard(client_id)
-            self.log.gone[client_id] = envelope.round_name
+            self._vanish(client_id, envelope.round_name)
             return
         try:
             message = self.target.decode(envelope.data, SERVER_ID)
         except DecodeError as exc:
-            self._refused(client_id, exc)
+            self._refused(client_id, exc, envelope)
             return
         try:
             replies = self.clients[client_id].receive(message)
         except ProtocolViolation as exc:
-            self._refused(client_id, exc)
+            self._refused(client_id, exc, envelope)
             return
         except Exception as exc:
             raise InvariantViolation(
                 f"client {client_id} raised {type(exc).__name__} ({exc}) for a message of "
                 "the server: a peer's message may only raise ProtocolViolation naming it"
             ) from exc
+        rank = self._rounds.index(envelope.round_name)
+        self._reached[client_id] = max(rank, self._reached.get(client_id, -1))
         for reply in replies:
             self._from_client(client_id, reply)
 
-    def _refused(self, client_id: int, exc: ProtocolViolation) -> None:
+    def _vanish(self, client_id: int, round_name: str) -> None:
+        """``client_id`` disappears as a ``round_name`` message reaches it. If that message
+        is stale (the client already answered this round or a later one), it vanished
+        before the round after the last it answered (or after the end: not recorded)."""
+        self._vanishing.discard(client_id)
+        self._dead.add(client_id)
+        reached = self._reached.get(client_id, -1)
+        if self._rounds.index(round_name) <= reached:
+            if reached + 1 >= len(self._rounds):
+                return
+            round_name = self._rounds[reached + 1]
+        self.log.gone[client_id] = round_name
+
+    def _refused(self, client_id: int, exc: ProtocolViolation, envelope: _Envelope) -> None:
+        """A client refused a server message: it must blame the server, and an honest
+        server's request may only be refused when it arrived after its round's deadline."""
         self._check_blame(exc, SERVER_ID, f"client {client_id}")
-        if not self._attacks:
+        late = (client_id, envelope.round_name) in self.log.late
+        if not self._attacks and not late:
             raise InvariantViolation(
                 f"client {client_id} refused a request of an honest server: {exc}"
             ) from exc
@@ -408,6 +447,11 @@ class Network:
         genuine: bool,
         fault: ClientFault | None = None,
     ) -> None:
+        if round_name not in self._rounds:
+            raise InvariantViolation(
+                f"party {sender} sent a message of round {round_name!r}, which "
+                f"{self.target.name} does not list in {self._rounds}"
+            )
         arrived = [data] if self._transport is None else self._transport(data, sender, recipient)
         for item in arrived:
             self.pending.append(

@@ -104,13 +104,19 @@ class RunReport:
 
     def check(self) -> RunReport:
         """Raise InvariantViolation for the first broken invariant; return self."""
-        self._check_privacy()
-        self._check_uniformity()
+        self.check_so_far()
         if not self.attacked:
             self._check_outcome()
         if self.result is not None:
             self._check_result(self.result)
         self._check_blame()
+        return self
+
+    def check_so_far(self) -> RunReport:
+        """The invariants that hold at every moment of a run, finished or not: privacy and
+        the uniformity of the masked inputs sent so far. Returns self."""
+        self._check_privacy()
+        self._check_uniformity()
         return self
 
     def _fail(self, what: str) -> InvariantViolation:

@@ -120,16 +120,18 @@ def protocol_configs(
 ) -> ProtocolConfig:
     """Bonawitz / SecAgg+ configurations valid for their threat model.
 
-    ``sparse`` True draws only SecAgg+ Harary graphs (degree 1 .. n - 2, with n * k even),
-    False only complete graphs, None both. Active configurations carry fresh verify keys
-    whose signing keys are not kept: :class:`BonawitzTarget` registers new ones. Raises
-    ConfigurationError (at draw time) on an empty range.
+    ``sparse`` True draws only SecAgg+ Harary graphs (degree 1 .. n - 2, with n * k even,
+    so at least 4 clients), False only complete graphs, None both. Active configurations
+    carry fresh verify keys whose signing keys are not kept: :class:`BonawitzTarget`
+    registers new ones. Raises ConfigurationError (at draw time) on an empty range.
     """
     if not 2 <= min_clients <= max_clients or not 1 <= min_vector_length <= max_vector_length:
         raise ConfigurationError("empty range of clients or vector lengths")
     if not modes:
         raise ConfigurationError("modes must not be empty")
-    n = draw(st.integers(min_clients, max_clients))
+    if sparse and max_clients < 4:
+        raise ConfigurationError("a sparse graph needs at least 4 clients")
+    n = draw(st.integers(max(min_clients, 4) if sparse else min_clients, max_clients))
     mode = draw(st.sampled_from(list(modes)))
     degrees = [k for k in range(1, n - 1) if (n * k) % 2 == 0]
     degree: int | None = None
