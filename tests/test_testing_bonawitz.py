@@ -45,3 +45,11 @@ def test_malicious_server(target, data) -> None:
     schedule = data.draw(sst.dropout_schedules(target.config), label="schedule")
     attack = data.draw(sst.server_attacks(target.config), label="attack")
     harness.run(target, inputs, schedule, server_attacks=[attack])
+
+
+@given(sst.bonawitz_targets(max_clients=5, min_vector_length=64, max_vector_length=512), st.data())
+def test_the_servers_view_of_each_masked_input_is_uniform(target, data) -> None:
+    # Inputs with headroom have their top bits at zero: unmasked, they fail the test.
+    inputs = data.draw(sst.client_inputs(target.config), label="inputs")
+    report = harness.run(target, inputs)
+    assert set(report.log.views) == set(target.clients)

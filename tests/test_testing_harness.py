@@ -15,6 +15,7 @@ import pytest
 from simulator_toy import ToyConfig, ToyMessage, toy_spec
 
 from secagg.errors import ConfigurationError, ProtocolAbort, ProtocolViolation
+from secagg.packing import pack
 from secagg.protocols.base import AggregationResult, Message
 from secagg.protocols.client import Client
 from secagg.protocols.config import ProtocolConfig
@@ -337,6 +338,29 @@ def test_an_unmasked_input_is_caught_and_a_masked_one_passes() -> None:
     target = BonawitzTarget(config(3, 2, length=256))
     report = run(target, make_inputs(target))
     assert len(report.log.views) == 3 and all(v.size == 256 for v in report.log.views.values())
+
+
+class UnmaskedClient(Client):
+    """Sends its input in the clear as its 'masked' input."""
+
+    def __init__(self, cfg: ProtocolConfig, client_id: int, vector: np.ndarray) -> None:
+        super().__init__(cfg, client_id, vector)
+        self._plain = vector.copy()
+
+    def receive(self, message: Message) -> list[Message]:
+        replies = super().receive(message)
+        return [
+            dataclasses.replace(r, payload=pack(self._plain, r.bits))
+            if isinstance(r, MaskedInput)
+            else r
+            for r in replies
+        ]
+
+
+def test_a_bonawitz_client_that_does_not_mask_is_caught() -> None:
+    target = Broken(config(3, 2, length=128), client=UnmaskedClient)
+    with pytest.raises(InvariantViolation, match="masked input is not uniform"):
+        run(target, make_inputs(target))
 
 
 def test_spec_target_drives_any_registered_protocol() -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 from collections.abc import Set as AbstractSet
+from typing import Any
 
 import numpy as np
 
@@ -166,6 +167,10 @@ class BonawitzTarget:
 
     def __repr__(self) -> str:
         return f"BonawitzTarget({self.config!r})"
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        """Hypothesis prints falsifying examples with this: the short repr above."""
+        printer.text(repr(self))
 
     @property
     def clients(self) -> tuple[int, ...]:

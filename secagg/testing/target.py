@@ -143,6 +143,10 @@ class SpecTarget:
     def __repr__(self) -> str:
         return f"SpecTarget({self.spec.name}, {self.config!r})"
 
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        """Hypothesis prints falsifying examples with this: the short repr above."""
+        printer.text(repr(self))
+
     @property
     def name(self) -> str:
         return self.spec.name

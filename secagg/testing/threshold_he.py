@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from collections.abc import Set as AbstractSet
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -100,6 +100,10 @@ class ThresholdHETarget:
 
     def __repr__(self) -> str:
         return f"ThresholdHETarget({self.config!r})"
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        """Hypothesis prints falsifying examples with this: the short repr above."""
+        printer.text(repr(self))
 
     @property
     def clients(self) -> tuple[int, ...]:
