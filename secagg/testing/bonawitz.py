@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from secagg.errors import ConfigurationError
+from secagg.errors import ConfigurationError, DecodeError
 from secagg.packing import unpack
 from secagg.protocols.base import (
     ROUND_ADVERTISE_KEYS,
@@ -50,7 +50,7 @@ from secagg.protocols.messages import (
     decode_message,
 )
 from secagg.protocols.server import Server
-from secagg.shamir import PRIME, Share
+from secagg.shamir import PRIME, Share, pack_limb_shares, unpack_limb_shares
 from secagg.signing import SigningKey
 from secagg.testing.model import ClientFault, DropoutModel, Quorum, ServerAttack
 from secagg.testing.target import Prediction
@@ -273,14 +273,30 @@ class BonawitzTarget:
         if not shares:
             return None
         first = shares[0]
-        parsed = Share.from_bytes(first.share)
-        values = parsed.values.astype(np.int64)
-        values[0] = (values[0] + 1) % PRIME
-        garbled = dataclasses.replace(parsed, values=values).to_bytes()
+        garbled = _off_polynomial(first.share)
         replaced = (RevealedShare(first.owner, garbled), *shares[1:])
         if field == "key_shares":
             return dataclasses.replace(message, key_shares=replaced)
         return dataclasses.replace(message, self_mask_shares=replaced)
+
+
+def _off_polynomial(share: bytes) -> bytes:
+    """``share`` (compact limb form or full Share bytes) with its first limb moved by one:
+    well formed, off the polynomial. Bytes of neither form get their first bit flipped."""
+    try:
+        values = unpack_limb_shares(share).astype(np.int64)
+    except DecodeError:
+        pass
+    else:
+        values[0] = (values[0] + 1) % PRIME
+        return pack_limb_shares(values)
+    try:
+        parsed = Share.from_bytes(share)
+    except DecodeError:
+        return bytes([share[0] ^ 1]) + share[1:] if share else b"\x01"
+    values = parsed.values.astype(np.int64)
+    values[0] = (values[0] + 1) % PRIME
+    return dataclasses.replace(parsed, values=values).to_bytes()
 
 
 def _pick(preferred: int | None, candidates: Sequence[int]) -> int | None:
