@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from simulator_toy import ToyConfig, ToyMessage, toy_spec
 
-from secagg.errors import ConfigurationError, ProtocolAbort, ProtocolViolation
+from secagg.errors import ConfigurationError, ProtocolAbort, ProtocolViolation, UsageError
 from secagg.packing import pack
 from secagg.protocols.base import AggregationResult, Message
 from secagg.protocols.client import Client
@@ -400,6 +400,8 @@ def test_step_by_step_network_and_late_clients() -> None:
     network = Network(cfg, make_inputs(BonawitzTarget(cfg)))
     network.start()
     assert len(network.pending) == 5 and network.running
+    with pytest.raises(UsageError):
+        network.start()
     while network.pending and network.pending[0].round_name == "advertise_keys":
         network.deliver()
     # Share keys: two clients answer, then the deadline passes with three requests in flight.

@@ -31,7 +31,13 @@ from typing import Protocol
 
 import numpy as np
 
-from secagg.errors import ConfigurationError, DecodeError, ProtocolAbort, ProtocolViolation
+from secagg.errors import (
+    ConfigurationError,
+    DecodeError,
+    ProtocolAbort,
+    ProtocolViolation,
+    UsageError,
+)
 from secagg.protocols.base import SERVER_ID, AggregationResult, ClientProtocol, Message
 from secagg.protocols.config import ProtocolConfig
 from secagg.protocols.simulator import DropoutSchedule
@@ -133,7 +139,8 @@ class Network:
         return self._started and self.result is None and self.abort is None
 
     def report(self) -> RunReport:
-        """The run's report (UsageError-free: callable at any time, meant for the end)."""
+        """The run's report so far (meant for the end; :meth:`RunReport.check_so_far` is
+        also valid mid-run)."""
         faults = getattr(self.server, "faults", None)
         if isinstance(faults, Mapping):
             self.log.server_faults = dict(faults)
@@ -142,9 +149,9 @@ class Network:
     # -- moves ---------------------------------------------------------------------------
 
     def start(self) -> None:
-        """The server's first requests go out. UsageError-like misuse: a second call."""
+        """The server's first requests go out. UsageError on a second call."""
         if self._started:
-            raise ConfigurationError("the network was already started")
+            raise UsageError("the network was already started")
         self._started = True
         self._server_call(self.server.start)
 
