@@ -12,19 +12,20 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
+from secagg.testing import BonawitzTarget as Target
 from secagg.testing import harness
 from secagg.testing import strategies as sst
 
 
 @given(sst.bonawitz_targets(), st.data())
-def test_any_dropout_schedule(target, data) -> None:
+def test_any_dropout_schedule(target: Target, data: st.DataObject) -> None:
     inputs = data.draw(sst.client_inputs(target.config), label="inputs")
     schedule = data.draw(sst.dropout_schedules(target.config), label="schedule")
     harness.run(target, inputs, schedule)
 
 
 @given(sst.bonawitz_targets(max_clients=8), st.data())
-def test_reordered_deliveries(target, data) -> None:
+def test_reordered_deliveries(target: Target, data: st.DataObject) -> None:
     inputs = data.draw(sst.client_inputs(target.config), label="inputs")
     schedule = data.draw(sst.dropout_schedules(target.config), label="schedule")
     order = data.draw(sst.delivery_orders(), label="order")
@@ -32,7 +33,7 @@ def test_reordered_deliveries(target, data) -> None:
 
 
 @given(sst.bonawitz_targets(max_clients=8), st.data())
-def test_misbehaving_clients(target, data) -> None:
+def test_misbehaving_clients(target: Target, data: st.DataObject) -> None:
     inputs = data.draw(sst.client_inputs(target.config), label="inputs")
     schedule = data.draw(sst.dropout_schedules(target.config), label="schedule")
     faults = data.draw(sst.client_faults(target.config), label="faults")
@@ -40,7 +41,7 @@ def test_misbehaving_clients(target, data) -> None:
 
 
 @given(sst.bonawitz_targets(max_clients=8), st.data())
-def test_malicious_server(target, data) -> None:
+def test_malicious_server(target: Target, data: st.DataObject) -> None:
     inputs = data.draw(sst.client_inputs(target.config), label="inputs")
     schedule = data.draw(sst.dropout_schedules(target.config), label="schedule")
     attack = data.draw(sst.server_attacks(target.config), label="attack")
@@ -48,7 +49,9 @@ def test_malicious_server(target, data) -> None:
 
 
 @given(sst.bonawitz_targets(max_clients=5, min_vector_length=64, max_vector_length=512), st.data())
-def test_the_servers_view_of_each_masked_input_is_uniform(target, data) -> None:
+def test_the_servers_view_of_each_masked_input_is_uniform(
+    target: Target, data: st.DataObject
+) -> None:
     # Inputs with headroom have their top bits at zero: unmasked, they fail the test.
     inputs = data.draw(sst.client_inputs(target.config), label="inputs")
     report = harness.run(target, inputs)

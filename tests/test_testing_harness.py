@@ -253,7 +253,7 @@ def test_an_unattributed_bad_message_is_caught() -> None:
     cfg = config()
     fault = ClientFault(2, "share_keys", "duplicate")
     report = run(cfg, make_inputs(Broken(cfg)), client_faults=[fault])
-    assert 2 in report.result.faults
+    assert report.result is not None and 2 in report.result.faults
     with pytest.raises(InvariantViolation, match=r"clients \[2\] were not attributed"):
         run(Broken(cfg, server=AmnesicServer), make_inputs(Broken(cfg)), client_faults=[fault])
 

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from secagg.testing import InvariantViolation, harness
+from secagg.testing import BonawitzTarget, InvariantViolation, harness
 from secagg.testing import strategies as sst
 
 
@@ -34,7 +34,7 @@ def my_transport(data: bytes, sender: int, recipient: int) -> list[bytes]:
 
 
 @given(sst.bonawitz_targets(), st.data())
-def test_my_transport(target, data):
+def test_my_transport(target: BonawitzTarget, data: st.DataObject) -> None:
     inputs = data.draw(sst.client_inputs(target), label="inputs")
     schedule = data.draw(sst.dropout_schedules(target), label="dropouts")
     order = data.draw(sst.delivery_orders(), label="order")
@@ -51,7 +51,7 @@ def one_recv_transport(data: bytes, sender: int, recipient: int) -> list[bytes]:
 
 @settings(database=None, derandomize=True, max_examples=200)
 @given(sst.bonawitz_targets(), st.data())
-def check_one_recv_transport(target, data):
+def check_one_recv_transport(target: BonawitzTarget, data: st.DataObject) -> None:
     inputs = data.draw(sst.client_inputs(target), label="inputs")
     schedule = data.draw(sst.dropout_schedules(target), label="dropouts")
     harness.run(target, inputs, schedule, transport=one_recv_transport)

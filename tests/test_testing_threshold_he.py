@@ -11,12 +11,15 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
+from secagg.testing import ThresholdHETarget as Target
 from secagg.testing import harness
 from secagg.testing import strategies as sst
 
 
 @given(sst.threshold_he_targets(), st.data())
-def test_threshold_paillier_under_dropouts_and_reordering(target, data) -> None:
+def test_threshold_paillier_under_dropouts_and_reordering(
+    target: Target, data: st.DataObject
+) -> None:
     inputs = data.draw(sst.client_inputs(target), label="inputs")
     schedule = data.draw(sst.dropout_schedules(target), label="schedule")
     order = data.draw(sst.delivery_orders(), label="order")
@@ -24,7 +27,7 @@ def test_threshold_paillier_under_dropouts_and_reordering(target, data) -> None:
 
 
 @given(sst.threshold_he_targets(), st.data())
-def test_threshold_paillier_misbehaving_clients(target, data) -> None:
+def test_threshold_paillier_misbehaving_clients(target: Target, data: st.DataObject) -> None:
     inputs = data.draw(sst.client_inputs(target), label="inputs")
     schedule = data.draw(sst.dropout_schedules(target), label="schedule")
     faults = data.draw(sst.client_faults(target), label="faults")
@@ -32,7 +35,7 @@ def test_threshold_paillier_misbehaving_clients(target, data) -> None:
 
 
 @given(sst.threshold_he_targets(), st.data())
-def test_threshold_paillier_malicious_server(target, data) -> None:
+def test_threshold_paillier_malicious_server(target: Target, data: st.DataObject) -> None:
     inputs = data.draw(sst.client_inputs(target), label="inputs")
     attack = data.draw(sst.server_attacks(target), label="attack")
     harness.run(target, inputs, server_attacks=[attack])
