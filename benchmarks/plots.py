@@ -37,6 +37,11 @@ COLORS = {
 PAPER_LABEL = "Bonawitz et al. 2017 (cited, Java 1 thread)"
 
 
+def _legend(ax: Axes) -> None:
+    """Below the axes, so that no curve hides behind it."""
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2)
+
+
 def _runs(document: dict[str, Any], study: str, protocol: str) -> list[dict[str, Any]]:
     return [
         document["runs"][k]
@@ -164,7 +169,7 @@ def _grid(low: float, high: float, points: int = 12) -> list[float]:
 
 def _plot_n(document: dict[str, Any], path: Path) -> None:
     plan = document["plan"]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 7))
     _time_panel(left, document, "n", lambda r: r["n"])
     paper = document["paper_2017"]
     if plan["n_m"] == paper["m"]:
@@ -189,7 +194,7 @@ def _plot_n(document: dict[str, Any], path: Path) -> None:
             )
     left.set_xscale("log")
     left.set_xlabel(f"clients n (m = {plan['n_m']:,}, {plan['sweep_dropout']:.0%} dropout)")
-    left.legend(fontsize=7)
+    _legend(left)
     ns = [r["n"] for r in document["runs"].values() if r["key"] in document["studies"]["n"]]
     _bytes_panel(
         right,
@@ -201,7 +206,7 @@ def _plot_n(document: dict[str, Any], path: Path) -> None:
     )
     right.set_xscale("log")
     right.set_xlabel("clients n")
-    right.legend(fontsize=7)
+    _legend(right)
     fig.suptitle(PLOTS["cost_vs_n.png"])
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -210,7 +215,7 @@ def _plot_n(document: dict[str, Any], path: Path) -> None:
 
 def _plot_m(document: dict[str, Any], path: Path) -> None:
     plan = document["plan"]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 7))
     _time_panel(left, document, "m", lambda r: r["m"])
     paper = document["paper_2017"]
     n = str(plan["m_n"])
@@ -225,7 +230,7 @@ def _plot_m(document: dict[str, Any], path: Path) -> None:
         )
     left.set_xscale("log")
     left.set_xlabel(f"vector length m (n = {plan['m_n']}, {plan['sweep_dropout']:.0%} dropout)")
-    left.legend(fontsize=7)
+    _legend(left)
     ms = plan["m_values"]
     _bytes_panel(
         right,
@@ -237,7 +242,7 @@ def _plot_m(document: dict[str, Any], path: Path) -> None:
     )
     right.set_xscale("log")
     right.set_xlabel("vector length m")
-    right.legend(fontsize=7)
+    _legend(right)
     fig.suptitle(PLOTS["cost_vs_m.png"])
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -246,7 +251,7 @@ def _plot_m(document: dict[str, Any], path: Path) -> None:
 
 def _plot_dropout(document: dict[str, Any], path: Path) -> None:
     plan = document["plan"]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 7))
     _time_panel(left, document, "dropout", lambda r: r["dropout_rate"])
     paper_runs = sorted(_runs(document, "paper", "bonawitz"), key=lambda r: r["dropout_rate"])
     paper = document["paper_2017"]
@@ -275,7 +280,7 @@ def _plot_dropout(document: dict[str, Any], path: Path) -> None:
     left.set_xlabel(
         f"dropout rate (n = {plan['dropout_n']}, m = {plan['dropout_m']:,}; paper: m = 100,000)"
     )
-    left.legend(fontsize=7)
+    _legend(left)
     rates = plan["dropout_values"]
     _bytes_panel(
         right,
@@ -287,7 +292,7 @@ def _plot_dropout(document: dict[str, Any], path: Path) -> None:
     )
     right.set_yscale("linear")
     right.set_xlabel("dropout rate")
-    right.legend(fontsize=7)
+    _legend(right)
     fig.suptitle(PLOTS["cost_vs_dropout.png"])
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -296,7 +301,7 @@ def _plot_dropout(document: dict[str, Any], path: Path) -> None:
 
 def _plot_he(document: dict[str, Any], path: Path) -> None:
     plan = document["plan"]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 7))
     for protocol in ("threshold-paillier", "ckks"):
         base_n = plan["he_base"][protocol][0]
         runs = sorted(
@@ -367,7 +372,7 @@ def _plot_he(document: dict[str, Any], path: Path) -> None:
         ax.set_xlabel("vector length m (32-bit values)")
         ax.set_ylabel(label)
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=7)
+        _legend(ax)
     fig.suptitle(PLOTS["he.png"])
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -376,7 +381,7 @@ def _plot_he(document: dict[str, Any], path: Path) -> None:
 
 def _plot_scale(document: dict[str, Any], path: Path) -> None:
     scale = document["scale"]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 7))
     done = [r for r in scale["ladder"] if not r.get("skipped")] + scale["memory"]
     done.sort(key=lambda r: r["n"] * r["m"])
     if done:
@@ -411,7 +416,7 @@ def _plot_scale(document: dict[str, Any], path: Path) -> None:
     left.set_xlabel("n m (values aggregated)")
     left.set_ylabel("seconds (2 cores; memory runs under tracemalloc)")
     left.grid(True, which="both", alpha=0.3)
-    left.legend(fontsize=7)
+    _legend(left)
     memory = scale["memory"]
     if memory:
         labels = [f"n={r['n']:,}\nm={r['m']:,}" for r in memory]
@@ -433,9 +438,9 @@ def _plot_scale(document: dict[str, Any], path: Path) -> None:
         )
         right.set_xticks(list(xs), labels, fontsize=7)
     right.set_ylabel("MiB (tracemalloc)")
-    right.legend(fontsize=7)
+    _legend(right)
     right.grid(True, axis="y", alpha=0.3)
-    fig.suptitle(PLOTS["scale.png"] + " (SecAgg+, 5 % dropout)")
+    fig.suptitle(PLOTS["scale.png"] + " (5 % dropout)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -192,7 +192,10 @@ def _header(document: dict[str, Any], summary: dict[str, Any]) -> list[str]:
         "* **floor**: the least any PRG-mask scheme can do for the same work, measured in "
         "this run: per mask vector one AES-128-CTR keystream `update_into` a reused buffer "
         "plus one numpy uint32 add, per key agreement one X25519 + HKDF (for the HE rows, "
-        "one such mask per vector the party handles, i.e. a one-time pad).",
+        "one such mask per vector the party handles, i.e. a one-time pad). The floor uses "
+        "full-length buffers, as the anchors define it: from m = 1M on they leave the caches, "
+        "while secagg accumulates masks in 256 KiB chunks, so ours can run below it (ratios "
+        "under 1x).",
         "* **Flower**: flwr's own SecAgg+ code with the same n, k, t, m and dropouts, on the "
         "same core: the client's `_collect_masked_vectors` and the server's unmasking "
         "(flwr's primitives in flwr's order; a k-regular ring for sparse graphs).",
