@@ -62,6 +62,9 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--seed", type=int, default=0, help="seed of the test inputs and dropouts")
     sim.add_argument("--json", action="store_true", help="print one JSON document to stdout")
     sim.add_argument("--no-progress", action="store_true", help="never show a progress bar")
+    from secagg.bench_cli import add_subcommands  # cost and bench: their own module
+
+    add_subcommands(commands)
     return parser
 
 
@@ -129,6 +132,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "simulate":
             return _simulate(args, sys.stdout)
+        if args.command in ("cost", "bench"):
+            return int(args.handler(args, sys.stdout))
     except ConfigurationError as exc:
         print(f"secagg: bad parameters: {exc}", file=sys.stderr)
         return EXIT_BAD_PARAMETERS
