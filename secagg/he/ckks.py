@@ -24,32 +24,17 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import msgpack
 import numpy as np
 import tenseal as ts
 
 from secagg.errors import ConfigurationError, DecodeError, UsageError
+from secagg.he._records import decode_record, encode_record
 
 __all__ = ["CkksContext", "CkksParameters", "CkksVector", "sum_ckks"]
 
 _VERSION = 1
 # Largest total coefficient-modulus bits for 128-bit security (HE standard, SEAL's table).
 _MAX_COEFF_BITS = {4096: 109, 8192: 218, 16384: 438, 32768: 881}
-
-
-def _pack(obj: object) -> bytes:
-    encoded: bytes = msgpack.packb(obj, use_bin_type=True)
-    return encoded
-
-
-def _unpack(data: bytes, keys: set[str], what: str, party: int | None) -> dict[str, Any]:
-    try:
-        obj = msgpack.unpackb(data, raw=False, strict_map_key=True)
-    except Exception:  # msgpack raises several unrelated exception types
-        raise DecodeError(f"{what} is not valid msgpack", party=party) from None
-    if not isinstance(obj, dict) or set(obj) != keys or obj.get("v") != _VERSION:
-        raise DecodeError(f"malformed {what}", party=party)
-    return obj
 
 
 @dataclass(frozen=True)
@@ -185,12 +170,12 @@ class CkksContext:
             save_galois_keys=False,
             save_relin_keys=True,
         )
-        return _pack({"v": _VERSION, "params": self.parameters.to_dict(), "ctx": data})
+        return encode_record({"v": _VERSION, "params": self.parameters.to_dict(), "ctx": data})
 
     @classmethod
     def from_bytes(cls, data: bytes, *, party: int | None = None) -> CkksContext:
         """Inverse of :meth:`serialize`; DecodeError on anything malformed."""
-        obj = _unpack(data, {"v", "params", "ctx"}, "CKKS context", party)
+        obj = decode_record(data, {"v", "params", "ctx"}, "CKKS context", party, version=_VERSION)
         params = CkksParameters.from_dict(obj["params"], party=party)
         if not isinstance(obj["ctx"], bytes):
             raise DecodeError("malformed CKKS context", party=party)
@@ -243,7 +228,13 @@ class CkksContext:
         summand count (at most ``max_summands``, e.g. 1 for a fresh upload). DecodeError on
         anything malformed.
         """
-        obj = _unpack(data, {"v", "length", "summands", "levels", "chunks"}, "CKKS vector", party)
+        obj = decode_record(
+            data,
+            {"v", "length", "summands", "levels", "chunks"},
+            "CKKS vector",
+            party,
+            version=_VERSION,
+        )
         n_values, summands, levels = obj["length"], obj["summands"], obj["levels"]
         chunks_data = obj["chunks"]
         if not all(
@@ -351,7 +342,7 @@ class CkksVector:
 
     def to_bytes(self) -> bytes:
         """Versioned msgpack: length, summands, level and one TenSEAL blob per chunk."""
-        return _pack(
+        return encode_record(
             {
                 "v": _VERSION,
                 "length": self.length,

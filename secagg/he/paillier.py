@@ -27,12 +27,12 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import gmpy2
-import msgpack
 import numpy as np
 
 from secagg.errors import ConfigurationError, DecodeError, HeadroomError, UsageError
 from secagg.he import _bigint as big
 from secagg.he._bigint import Mpz
+from secagg.he._records import decode_record, encode_record
 from secagg.he.packing import SlotLayout, pack, unpack
 
 __all__ = [
@@ -394,7 +394,7 @@ class EncryptedVector:
     def to_bytes(self) -> bytes:
         """Versioned msgpack: layout, length, summands, fixed-width ciphertexts (no key)."""
         width = self.public_key.ciphertext_bytes
-        encoded: bytes = msgpack.packb(
+        return encode_record(
             {
                 "v": _VECTOR_VERSION,
                 "key": self.public_key.fingerprint,
@@ -402,10 +402,8 @@ class EncryptedVector:
                 "length": self.length,
                 "summands": self.summands,
                 "c": big.join_fixed(self.ciphertexts, width),
-            },
-            use_bin_type=True,
+            }
         )
-        return encoded
 
     @classmethod
     def from_bytes(
@@ -424,13 +422,8 @@ class EncryptedVector:
         the largest acceptable ``summands`` (1 for a client's fresh upload). Every
         ciphertext must be a unit of Z_(n^2). Raises DecodeError on anything else.
         """
-        try:
-            obj = msgpack.unpackb(data, raw=False, strict_map_key=True)
-        except Exception:  # msgpack raises several unrelated exception types
-            raise DecodeError("encrypted vector is not valid msgpack", party=party) from None
         keys = {"v", "key", "layout", "length", "summands", "c"}
-        if not isinstance(obj, dict) or set(obj) != keys or obj["v"] != _VECTOR_VERSION:
-            raise DecodeError("malformed encrypted vector", party=party)
+        obj = decode_record(data, keys, "encrypted vector", party, version=_VECTOR_VERSION)
         if obj["key"] != public_key.fingerprint:
             raise DecodeError("encrypted vector under another key", party=party)
         if SlotLayout.from_dict(obj["layout"]) != layout:

@@ -36,7 +36,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import gmpy2
-import msgpack
 import numpy as np
 
 from secagg.errors import (
@@ -50,6 +49,7 @@ from secagg.errors import (
 )
 from secagg.he import _bigint as big
 from secagg.he._bigint import Mpz
+from secagg.he._records import bytes_field, decode_record, encode_record, int_field
 from secagg.he.packing import unpack
 from secagg.he.paillier import DEFAULT_KEY_BITS, MIN_KEY_BITS, EncryptedVector, PaillierPublicKey
 
@@ -73,35 +73,6 @@ BATCH_WEIGHT_BITS = 128
 STATISTICAL_BITS = 128
 _VERSION = 1
 _LABEL = b"secagg/threshold-paillier/v1"
-
-
-def _encode_obj(obj: object) -> bytes:
-    encoded: bytes = msgpack.packb(obj, use_bin_type=True)
-    return encoded
-
-
-def _decode_obj(data: bytes, keys: set[str], what: str, party: int | None) -> dict[str, object]:
-    try:
-        obj = msgpack.unpackb(data, raw=False, strict_map_key=True)
-    except Exception:  # msgpack raises several unrelated exception types
-        raise DecodeError(f"{what} is not valid msgpack", party=party) from None
-    if not isinstance(obj, dict) or set(obj) != keys or obj.get("v") != _VERSION:
-        raise DecodeError(f"malformed {what}", party=party)
-    return obj
-
-
-def _int_field(obj: Mapping[str, object], key: str, what: str, party: int | None) -> int:
-    value = obj[key]
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise DecodeError(f"malformed {what}: {key}", party=party)
-    return value
-
-
-def _bytes_field(obj: Mapping[str, object], key: str, what: str, party: int | None) -> bytes:
-    value = obj[key]
-    if not isinstance(value, bytes):
-        raise DecodeError(f"malformed {what}: {key}", party=party)
-    return value
 
 
 class ThresholdPublicKey:
@@ -176,7 +147,7 @@ class ThresholdPublicKey:
     def to_bytes(self) -> bytes:
         """Versioned msgpack of n, t, l, v and the verification keys."""
         width = self.paillier.ciphertext_bytes
-        return _encode_obj(
+        return encode_record(
             {
                 "v": _VERSION,
                 "n": self.paillier.to_bytes(),
@@ -191,15 +162,15 @@ class ThresholdPublicKey:
     def from_bytes(cls, data: bytes, *, party: int | None = None) -> ThresholdPublicKey:
         """Inverse of :meth:`to_bytes`; DecodeError on anything malformed."""
         what = "threshold public key"
-        obj = _decode_obj(data, {"v", "n", "t", "l", "vb", "vk"}, what, party)
-        paillier = PaillierPublicKey.from_bytes(_bytes_field(obj, "n", what, party), party=party)
-        holders = _int_field(obj, "l", what, party)
-        threshold = _int_field(obj, "t", what, party)
+        obj = decode_record(data, {"v", "n", "t", "l", "vb", "vk"}, what, party, version=_VERSION)
+        paillier = PaillierPublicKey.from_bytes(bytes_field(obj, "n", what, party), party=party)
+        holders = int_field(obj, "l", what, party)
+        threshold = int_field(obj, "t", what, party)
         if not 1 <= holders <= MAX_HOLDERS:
             raise DecodeError(f"{what}: holder count out of range", party=party)
         width = paillier.ciphertext_bytes
-        base = big.split_fixed(_bytes_field(obj, "vb", what, party), width, 1, what, party)[0]
-        keys = big.split_fixed(_bytes_field(obj, "vk", what, party), width, holders, what, party)
+        base = big.split_fixed(bytes_field(obj, "vb", what, party), width, 1, what, party)[0]
+        keys = big.split_fixed(bytes_field(obj, "vk", what, party), width, holders, what, party)
         try:
             return cls(
                 paillier,
@@ -229,7 +200,7 @@ class PartialDecryption:
 
     def to_bytes(self, public_key: ThresholdPublicKey) -> bytes:
         width = public_key.paillier.ciphertext_bytes
-        return _encode_obj(
+        return encode_record(
             {
                 "v": _VERSION,
                 "i": self.index,
@@ -254,15 +225,15 @@ class PartialDecryption:
         checked by :func:`verify_partial`. DecodeError on anything malformed.
         """
         what = "partial decryption"
-        obj = _decode_obj(data, {"v", "i", "c", "e", "z"}, what, party)
-        index = _int_field(obj, "i", what, party)
+        obj = decode_record(data, {"v", "i", "c", "e", "z"}, what, party, version=_VERSION)
+        index = int_field(obj, "i", what, party)
         if not 1 <= index <= public_key.holders:
             raise DecodeError(f"{what}: unknown holder {index}", party=party)
         width = public_key.paillier.ciphertext_bytes
-        values = big.split_fixed(_bytes_field(obj, "c", what, party), width, count, what, party)
+        values = big.split_fixed(bytes_field(obj, "c", what, party), width, count, what, party)
         public_key.paillier.check_ciphertexts(values, party=party, what="partial decryption")
-        e_bytes = _bytes_field(obj, "e", what, party)
-        z_bytes = _bytes_field(obj, "z", what, party)
+        e_bytes = bytes_field(obj, "e", what, party)
+        z_bytes = bytes_field(obj, "z", what, party)
         if len(e_bytes) != CHALLENGE_BITS // 8 or len(z_bytes) != _response_bytes(public_key):
             raise DecodeError(f"{what}: malformed proof", party=party)
         return cls(
@@ -308,7 +279,7 @@ class KeyShare:
     def to_bytes(self) -> bytes:
         """The index and the SECRET share (for the dealer's private channel only)."""
         width = (int(self.public_key.paillier.nsquare.bit_length()) + 7) // 8
-        return _encode_obj(
+        return encode_record(
             {"v": _VERSION, "i": self.index, "s": big.int_to_bytes(self._secret, width)}
         )
 
@@ -317,9 +288,9 @@ class KeyShare:
         """Inverse of :meth:`to_bytes`. DecodeError when malformed or when the share does
         not match its published verification key."""
         what = "key share"
-        obj = _decode_obj(data, {"v", "i", "s"}, what, None)
-        index = _int_field(obj, "i", what, None)
-        secret = int.from_bytes(_bytes_field(obj, "s", what, None), "big")
+        obj = decode_record(data, {"v", "i", "s"}, what, None, version=_VERSION)
+        index = int_field(obj, "i", what, None)
+        secret = int.from_bytes(bytes_field(obj, "s", what, None), "big")
         try:
             share = cls(public_key, index, secret)
         except ConfigurationError as exc:
