@@ -15,8 +15,6 @@ Run: ``.venv/bin/python -m benchmarks.bench_bonawitz [--quick] [--json PATH] [--
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import time
 from typing import Any
@@ -25,6 +23,7 @@ import numpy as np
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
+from benchmarks.common import bench_parser, write_json
 from secagg.channel import seal
 from secagg.keys import KeyPair, Purpose, agree
 from secagg.protocols.base import ROUND_MASKED_INPUT, ROUND_UNMASKING, Message
@@ -194,9 +193,7 @@ def upload_expansion(n: int, length: int, bits: int) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes, seconds")
-    parser.add_argument("--json", metavar="PATH", help="write the rows as JSON")
+    parser = bench_parser(__doc__, "small sizes, seconds", "write the rows as JSON")
     parser.add_argument("--threads", type=int, default=1, help="mask regeneration threads")
     args = parser.parse_args()
     if args.quick:
@@ -222,8 +219,7 @@ def main() -> None:
                 f"  (bits={row['bits']}; Bonawitz et al.: 1.73x)"
             )
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as handle:
-            json.dump(rows, handle, indent=2)
+        write_json(args.json, rows)
 
 
 if __name__ == "__main__":

@@ -15,17 +15,15 @@ Run: ``python -m benchmarks.bench_encoding [--quick] [--json PATH]``.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import statistics
-import time
 from collections.abc import Callable
 from functools import partial
 
 import numpy as np
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
+from benchmarks.common import bench_parser, time_once, write_json
 from secagg.encoding import FixedPoint
 from secagg.packing import pack, unpack
 
@@ -33,12 +31,6 @@ GOAL_MS_AT_1M = 20.0
 PACK_BITS = (16, 20, 25, 32)
 CLIP = 1.0
 MAX_CLIENTS = 1000
-
-
-def _time(fn: Callable[[], object]) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
 
 
 def run_size(m: int, repeats: int) -> list[dict[str, object]]:
@@ -87,7 +79,7 @@ def run_size(m: int, repeats: int) -> list[dict[str, object]]:
         fn()
     for _ in range(repeats):
         for name, (fn, _) in cases.items():
-            samples[name].append(_time(fn))
+            samples[name].append(time_once(fn))
     floors = {"encode": statistics.median(samples["floor: keystream + scale + cast"])}
     for bits in PACK_BITS:
         floors[f"copy{bits}"] = statistics.median(samples[f"floor: copy {bits}-bit packed size"])
@@ -110,9 +102,7 @@ def run_size(m: int, repeats: int) -> list[dict[str, object]]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="m = 100K only, few repeats")
-    parser.add_argument("--json", metavar="PATH", help="also write the rows as JSON")
+    parser = bench_parser(__doc__, "m = 100K only, few repeats", "also write the rows as JSON")
     args = parser.parse_args(argv)
     sizes = [100_000] if args.quick else [100_000, 1_000_000]
     repeats = 5 if args.quick else 15
@@ -133,8 +123,7 @@ def main(argv: list[str] | None = None) -> None:
             f" {'' if pct is None else f'{pct:.0f}%':>8} {'' if goal is None else goal:>8}"
         )
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as handle:
-            json.dump({"benchmark": "encoding", "rows": rows}, handle, indent=2)
+        write_json(args.json, {"benchmark": "encoding", "rows": rows})
 
 
 if __name__ == "__main__":

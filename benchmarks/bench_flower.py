@@ -20,8 +20,6 @@ client state stored between stages. ``--quick`` runs one small case in seconds.
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -34,6 +32,7 @@ from flwr.clientapp import ClientApp
 from flwr.serverapp.strategy import FedAvg
 from flwr.supercore.task_identity import TaskIdentity
 
+from benchmarks.common import bench_parser, write_json
 from secagg.encoding import FixedPoint
 from secagg.integrations.flower import (
     ClientPolicy,
@@ -177,9 +176,7 @@ def run_case(case: Case, repeat: int) -> Row:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="one small case, in seconds")
-    parser.add_argument("--json", metavar="PATH", help="write the rows as JSON")
+    parser = bench_parser(__doc__, "one small case, in seconds", "write the rows as JSON")
     args = parser.parse_args(argv)
     TaskIdentity.run_id, TaskIdentity.node_id, TaskIdentity.task_id = 1, 0, 1
     logging.getLogger("flwr").setLevel(logging.WARNING)  # FedAvg logs every aggregation
@@ -201,9 +198,8 @@ def main(argv: list[str] | None = None) -> None:
               f"{row.protocol_s:>11.3f} {row.plain_s:>9.3f} {row.flower_s:>9.3f} "
               f"{row.overhead:>7.2f}x {row.state_bytes:>10} {row.upload_bytes:>10}")
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as out:
-            json.dump({"benchmark": "flower", "quick": args.quick,
-                       "rows": [asdict(r) for r in rows]}, out, indent=2)
+        write_json(args.json, {"benchmark": "flower", "quick": args.quick,
+                               "rows": [asdict(r) for r in rows]})
 
 
 if __name__ == "__main__":

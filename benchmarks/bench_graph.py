@@ -15,31 +15,18 @@ Every figure is measured side by side with its floor in the same run:
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
-import time
-from collections.abc import Callable
 from functools import partial
 from typing import Any
 
 import numpy as np
 
+from benchmarks.common import bench_parser, best_of, write_json
 from secagg.protocols.cost_model import bonawitz_costs
 from secagg.protocols.graph import harary_adjacency, harary_graph
 from secagg.protocols.params import _LN2, _MARGIN_BITS, _UpperTail, find_parameters
 
 SEED = bytes(range(32))
-
-
-def best_of(fn: Callable[[], object], repeat: int) -> float:
-    """Best wall-clock seconds of ``repeat`` calls (the machine is shared: best is stablest)."""
-    best = math.inf
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def floor_adjacency(n: int, k: int) -> np.ndarray:
@@ -155,15 +142,12 @@ def print_tables(result: dict[str, Any]) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes, a few seconds")
-    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    parser = bench_parser(__doc__, "small sizes, a few seconds", "also write the results as JSON")
     args = parser.parse_args()
     result = run(args.quick)
     print_tables(result)
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as handle:
-            json.dump(result, handle, indent=2, default=str)
+        write_json(args.json, result, default=str)
 
 
 if __name__ == "__main__":

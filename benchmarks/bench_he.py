@@ -23,9 +23,7 @@ Paillier, fewer repeats).
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import json
 import os
 import secrets
 import statistics
@@ -38,6 +36,7 @@ import gmpy2
 import numpy as np
 import tenseal as ts
 
+from benchmarks.common import bench_parser, time_once, write_json
 from secagg.he.ckks import CkksContext
 from secagg.he.packing import SlotLayout, pack
 from secagg.he.paillier import (
@@ -76,12 +75,6 @@ def _quiet_stdout() -> Iterator[None]:
             os.close(saved)
 
 
-def _time(fn: Callable[[], object]) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
-
-
 def _safe_primes() -> tuple[int, int]:
     """The committed benchmark primes (test data: the factorization is public)."""
     lines = [
@@ -118,12 +111,12 @@ def bench_paillier(m: int, workers: list[int], repeats: int) -> list[dict[str, o
 
     # Offline: r^n mod n^2, one per ciphertext.
     rs = [gmpy2.mpz(secrets.randbelow(int(n))) for _ in range(count)]
-    floor_offline = _time(lambda: [gmpy2.powmod(r, n, nsquare) for r in rs])
+    floor_offline = time_once(lambda: [gmpy2.powmod(r, n, nsquare) for r in rs])
     pool = RandomnessPool(pk)
-    offline = _time(lambda: pool.precompute(count))
+    offline = time_once(lambda: pool.precompute(count))
     rows.append(_row(group, "offline: precompute r^n (fresh, secure)", offline, floor_offline))
     fast_pool = RandomnessPool(pk, source=PrecomputedBaseRandomness(pk))
-    fast = _time(lambda: fast_pool.precompute(count))
+    fast = time_once(lambda: fast_pool.precompute(count))
     rows.append(_row(group, "offline: h^alpha (short-exponent assumption)", fast, floor_offline))
 
     # Online: pack + one mulmod per ciphertext with the pool already filled. Cheap, so the
@@ -139,10 +132,12 @@ def bench_paillier(m: int, workers: list[int], repeats: int) -> list[dict[str, o
     encrypted = encrypt_vector(pk, x, layout, randomness=pool)  # uses the fresh values
     for _ in range(repeats):
         floor_t.append(
-            _time(lambda: [(1 + p * n) * r % nsquare for p, r in zip(plaintexts, rns, strict=True)])
+            time_once(
+                lambda: [(1 + p * n) * r % nsquare for p, r in zip(plaintexts, rns, strict=True)]
+            )
         )
-        online_t.append(_time(lambda: encrypt_vector(pk, x, layout, randomness=fast_pool)))
-        pack_t.append(_time(lambda: pack(x, layout)))
+        online_t.append(time_once(lambda: encrypt_vector(pk, x, layout, randomness=fast_pool)))
+        pack_t.append(time_once(lambda: pack(x, layout)))
     assert pool.fallbacks == 0 and fast_pool.fallbacks == 0
     rows.append(
         _row(
@@ -158,7 +153,7 @@ def bench_paillier(m: int, workers: list[int], repeats: int) -> list[dict[str, o
 
     # phe, unpacked: one 2048-bit encryption per value, timed on a slice.
     phe_pk = pk.to_phe()
-    slice_seconds = _time(lambda: [phe_pk.encrypt(int(v)) for v in x[:PHE_SLICE]])
+    slice_seconds = time_once(lambda: [phe_pk.encrypt(int(v)) for v in x[:PHE_SLICE]])
     rows.append(
         _row(
             group,
@@ -171,12 +166,12 @@ def bench_paillier(m: int, workers: list[int], repeats: int) -> list[dict[str, o
 
     # Aggregate: the server adds ciphertexts as they arrive.
     aggregate = encrypted + encrypt_vector(pk, x, layout, randomness=fast_pool)
-    add_t = statistics.median(_time(lambda: encrypted + encrypted) for _ in range(repeats))
+    add_t = statistics.median(time_once(lambda: encrypted + encrypted) for _ in range(repeats))
     rows.append(_row(group, "server: add one upload", add_t, None))
 
     # Committee: partial decryption with proof; floor = the bare exponentiations.
     exponent = 2 * public.delta * shares[0]._secret
-    floor_partial = _time(
+    floor_partial = time_once(
         lambda: [gmpy2.powmod(c, exponent, nsquare) for c in aggregate.ciphertexts]
     )
     partials: list[PartialDecryption] = []
@@ -198,7 +193,7 @@ def bench_paillier(m: int, workers: list[int], repeats: int) -> list[dict[str, o
         _row(
             group,
             "server: verify one proof",
-            _time(lambda: verify_partial(public, aggregate.ciphertexts, partials[0])),
+            time_once(lambda: verify_partial(public, aggregate.ciphertexts, partials[0])),
             None,
         )
     )
@@ -206,7 +201,7 @@ def bench_paillier(m: int, workers: list[int], repeats: int) -> list[dict[str, o
         _row(
             group,
             "server: combine t = 2 partials",
-            _time(
+            time_once(
                 lambda: combine_partials(public, aggregate.ciphertexts, partials[:2], verify=False)
             ),
             None,
@@ -245,8 +240,8 @@ def bench_ckks(m: int, repeats: int) -> list[dict[str, object]]:
     for _ in range(repeats):
         for name, (ours, raw) in cases.items():  # interleaved so drift hits both alike
             with _quiet_stdout():
-                samples[name][1].append(_time(raw))
-            samples[name][0].append(_time(ours))
+                samples[name][1].append(time_once(raw))
+            samples[name][0].append(time_once(ours))
     rows = []
     for name, (ours_t, raw_t) in samples.items():
         rows.append(
@@ -273,9 +268,7 @@ def bench_ckks(m: int, repeats: int) -> list[dict[str, object]]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="m = 10K for Paillier, 3 repeats")
-    parser.add_argument("--json", metavar="PATH", help="also write the rows as JSON")
+    parser = bench_parser(__doc__, "m = 10K for Paillier, 3 repeats", "also write the rows as JSON")
     args = parser.parse_args(argv)
     m_paillier = 10_000 if args.quick else 100_000
     rows = bench_paillier(m_paillier, workers=[1, 2], repeats=3 if args.quick else 7)
@@ -305,8 +298,7 @@ def main(argv: list[str] | None = None) -> None:
             f"{'' if ratio is None else f'{float(ratio):7.2f}x':>8}  {'; '.join(notes)}"  # type: ignore[arg-type]
         )
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as handle:
-            json.dump({"benchmark": "he", "rows": rows}, handle, indent=2, default=str)
+        write_json(args.json, {"benchmark": "he", "rows": rows}, default=str)
 
 
 if __name__ == "__main__":

@@ -10,17 +10,15 @@ Run: ``python -m benchmarks.bench_masking [--quick] [--json PATH]``.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import statistics
-import time
 from collections.abc import Callable
 from functools import partial
 
 import numpy as np
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
+from benchmarks.common import bench_parser, time_once, write_json
 from secagg.masking import apply_masks, mask_input
 from secagg.prg import domain
 
@@ -38,12 +36,6 @@ def floor_accumulate(acc: np.ndarray, keys: list[bytes], zeros: bytes, buf: byte
         encryptor = Cipher(algorithms.AES(key), modes.CTR(bytes(16))).encryptor()
         encryptor.update_into(zeros, buf)
         np.add(acc, view, out=acc)
-
-
-def _time(fn: Callable[[], object]) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
 
 
 def run_size(m: int, repeats: int, thread_counts: list[int | None]) -> list[dict[str, object]]:
@@ -88,7 +80,7 @@ def run_size(m: int, repeats: int, thread_counts: list[int | None]) -> list[dict
         fn()
     for _ in range(repeats):
         for name, fn in cases.items():  # interleaved so drift hits every case alike
-            samples[name].append(_time(fn))
+            samples[name].append(time_once(fn))
     floor = statistics.median(samples["floor (raw AES-CTR + add)"])
     floor_min = min(samples["floor (raw AES-CTR + add)"])
     rows: list[dict[str, object]] = []
@@ -112,9 +104,7 @@ def run_size(m: int, repeats: int, thread_counts: list[int | None]) -> list[dict
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="m = 100K only, few repeats")
-    parser.add_argument("--json", metavar="PATH", help="also write the rows as JSON")
+    parser = bench_parser(__doc__, "m = 100K only, few repeats", "also write the rows as JSON")
     args = parser.parse_args(argv)
     sizes = [100_000] if args.quick else [100_000, 1_000_000]
     # Many short runs at m = 100K (~5 ms each) so neighbours' load averages out.
@@ -136,8 +126,7 @@ def main(argv: list[str] | None = None) -> None:
             f" {'' if flower is None else flower:>10}"
         )
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as handle:
-            json.dump({"benchmark": "masking", "rows": rows}, handle, indent=2)
+        write_json(args.json, {"benchmark": "masking", "rows": rows})
 
 
 if __name__ == "__main__":

@@ -12,10 +12,8 @@ seconds and skips the big cases.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import importlib
-import json
 import os
 import statistics
 import time
@@ -30,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from benchmarks.common import bench_parser, write_json
 from secagg.cli import seeded_inputs
 from secagg.protocols.base import ROUND_MASKED_INPUT, ROUND_UNMASKING, SERVER_ID, Message
 from secagg.protocols.config import ProtocolConfig
@@ -576,9 +575,7 @@ def bench_expansion_model(rows: list[Row]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes only, in seconds")
-    parser.add_argument("--json", metavar="PATH", help="also write the rows as JSON")
+    parser = bench_parser(__doc__, "small sizes only, in seconds", "also write the rows as JSON")
     args = parser.parse_args(argv)
     rows: list[Row] = []
     started = time.perf_counter()
@@ -593,13 +590,11 @@ def main(argv: list[str] | None = None) -> int:
     print_table(rows)
     print(f"# total {time.perf_counter() - started:.1f} s")
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as out:
-            json.dump(
-                {"quick": args.quick, "load_average": os.getloadavg(),
-                 "rows": [dataclasses.asdict(r) for r in rows]},
-                out,
-                indent=2,
-            )
+        write_json(
+            args.json,
+            {"quick": args.quick, "load_average": os.getloadavg(),
+             "rows": [dataclasses.asdict(r) for r in rows]},
+        )
     return 0
 
 

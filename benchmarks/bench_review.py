@@ -13,14 +13,13 @@ reconstructions below that; ``aborted`` says if the round could not finish.
 
 from __future__ import annotations
 
-import argparse
-import json
 import secrets
 import time
 from typing import Any
 
 import numpy as np
 
+from benchmarks.common import bench_parser, write_json
 from secagg.errors import ProtocolAbort
 from secagg.protocols.bundles import self_mask_commitment
 from secagg.protocols.config import ProtocolConfig
@@ -96,9 +95,7 @@ def run(n: int, liars: int, repeats: int) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes, seconds")
-    parser.add_argument("--json", metavar="PATH", help="write the rows as JSON")
+    parser = bench_parser(__doc__, "small sizes, seconds", "write the rows as JSON")
     args = parser.parse_args()
     sizes, repeats = ([60], 3) if args.quick else ([100, 300, 500], 5)
     rows = []
@@ -115,8 +112,7 @@ def main() -> None:
             f"{row['floor']:>9.4f}{row['ratio']:>8.2f}{row['blamed']:>8}  {row['aborted']}"
         )
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as handle:
-            json.dump(rows, handle, indent=2)
+        write_json(args.json, rows)
 
 
 if __name__ == "__main__":

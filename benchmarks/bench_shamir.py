@@ -19,15 +19,13 @@ Run: ``python -m benchmarks.bench_shamir [--quick] [--json PATH]``.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import statistics
-import time
 from collections.abc import Callable
 
 import numpy as np
 
+from benchmarks.common import bench_parser, time_once, write_json
 from secagg import shamir
 from secagg.shamir import (
     LIMBS,
@@ -42,12 +40,6 @@ from secagg.shamir import (
 GOALS_MS = {("share 2 secrets", 1000): 50.0, ("reconstruct 1000 secrets", 1000): 1000.0}
 RECONSTRUCT_SECRETS = 1000
 FLOWER_MAX_N = 100
-
-
-def _time(fn: Callable[[], object]) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
 
 
 def _flower_cases(n: int, t: int) -> dict[str, tuple[Callable[[], object], int]]:
@@ -125,7 +117,7 @@ def run_size(n: int, t: int, repeats: int) -> list[dict[str, object]]:
         fn()
     for _ in range(repeats):
         for name, (fn, _, _) in cases.items():
-            samples[name].append(_time(fn))
+            samples[name].append(time_once(fn))
     floors = {
         "share": statistics.median(samples["floor: BLAS V@C mod p + urandom"]),
         "reconstruct": statistics.median(samples["floor: BLAS lambda@S mod p"]),
@@ -152,9 +144,7 @@ def run_size(n: int, t: int, repeats: int) -> list[dict[str, object]]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="n = 100 only, few repeats")
-    parser.add_argument("--json", metavar="PATH", help="also write the rows as JSON")
+    parser = bench_parser(__doc__, "n = 100 only, few repeats", "also write the rows as JSON")
     args = parser.parse_args(argv)
     sizes = [(100, 67)] if args.quick else [(100, 67), (1000, 667)]
     repeats = 3 if args.quick else 7
@@ -175,8 +165,7 @@ def main(argv: list[str] | None = None) -> None:
             f" {'' if pct is None else f'{pct:.0f}%':>8} {'' if goal is None else goal:>8}"
         )
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as handle:
-            json.dump({"benchmark": "shamir", "rows": rows}, handle, indent=2)
+        write_json(args.json, {"benchmark": "shamir", "rows": rows})
 
 
 if __name__ == "__main__":

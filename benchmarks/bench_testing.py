@@ -15,12 +15,8 @@ Times are the best of a few repeats (the machine is shared); compare the ratios.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import json
-import math
 import time
-from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -28,20 +24,12 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from benchmarks.common import bench_parser, best_of, write_json
 from secagg.errors import ProtocolAbort
 from secagg.protocols.config import ProtocolConfig
 from secagg.protocols.simulator import DropoutSchedule, simulate
 from secagg.testing import harness
 from secagg.testing import strategies as sst
-
-
-def best_of(fn: Callable[[], object], repeat: int) -> float:
-    best = math.inf
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def session_rows(quick: bool) -> list[dict[str, Any]]:
@@ -123,15 +111,12 @@ def print_table(result: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes, a few seconds")
-    parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
+    parser = bench_parser(__doc__, "small sizes, a few seconds", "also write the figures as JSON")
     args = parser.parse_args(argv)
     result = run(args.quick)
     print_table(result)
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as handle:
-            json.dump(result, handle, indent=2)
+        write_json(args.json, result)
     return 0
 
 

@@ -16,28 +16,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
+from benchmarks.common import best_of
 from secagg.integrations.torch.digits import DigitsCNN
 from secagg.integrations.torch.fedavg import SecureFedAvg
 from secagg.integrations.torch.state import StateLayout
 from secagg.protocols.base import ROUND_MASKED_INPUT
-
-
-def best_of(repeat: int, work: Callable[[], object]) -> float:
-    """Best wall time of ``repeat`` runs of ``work`` (the least noisy estimate)."""
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        work()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def model_of(params: int) -> nn.Module:
@@ -64,7 +53,7 @@ def bench_flatten(params: int, repeat: int) -> dict[str, object]:
         flat = torch.cat([v.reshape(-1).to(torch.float64) for v in floats]).numpy()
         [p.to(torch.float32) for p in torch.from_numpy(flat).split(sizes)]
 
-    t_ours, t_floor = best_of(repeat, ours), best_of(repeat, floor)
+    t_ours, t_floor = best_of(ours, repeat), best_of(floor, repeat)
     return {"params": layout.size, "ours_s": t_ours, "floor_s": t_floor,
             "ratio": t_ours / t_floor}
 
@@ -90,7 +79,7 @@ def bench_round(protocol: str, params: int, clients: int, dropout: float,
             fresh = {cid: (d.copy(), 100 + cid) for cid, d in deltas.items()}
             reports.append(agg.aggregate_deltas(fresh, dropouts=dropouts)[1])
 
-        seconds = best_of(repeat, work)
+        seconds = best_of(work, repeat)
         sent = clients - len(dropped)
         return seconds, reports[-1].bytes_up // max(sent, 1)
 
