@@ -28,33 +28,12 @@ from collections.abc import Sequence
 import numpy as np
 
 from secagg.errors import ConfigurationError
-from secagg.shamir import PRIME
+from secagg.shamir import PRIME, _inv_mod, _prod_mod_rows
 
 __all__ = ["evaluate_at", "locate_errors", "rs_decode"]
 
 _P = PRIME
-
-
-def _inverse(values: np.ndarray) -> np.ndarray:
-    """Elementwise inverse mod p (Fermat), vectorized square-and-multiply; 0 maps to 0."""
-    result = np.ones_like(values)
-    base = values % _P
-    exponent = _P - 2
-    while exponent:
-        if exponent & 1:
-            result = result * base % _P
-        base = base * base % _P
-        exponent >>= 1
-    return result
-
-
-def _product_rows(matrix: np.ndarray) -> np.ndarray:
-    """Product mod p of each row, as a pairwise tree (log2(width) vectorized steps)."""
-    while matrix.shape[1] > 1:
-        if matrix.shape[1] % 2:
-            matrix = np.concatenate([matrix, np.ones((matrix.shape[0], 1), np.int64)], axis=1)
-        matrix = matrix[:, 0::2] * matrix[:, 1::2] % _P
-    return matrix[:, 0]
+# Field inversion and row products are shamir's (_inv_mod, _prod_mod_rows): one implementation.
 
 
 def _trim(poly: np.ndarray) -> np.ndarray:
@@ -119,7 +98,7 @@ def _interpolate(points: np.ndarray, values: np.ndarray, vanishing: np.ndarray) 
     with c_i = y_i / vanishing'(x_i); the g synthetic divisions run side by side."""
     size = points.shape[0]
     derivative = vanishing[1:] * np.arange(1, size + 1, dtype=np.int64) % _P
-    weights = values * _inverse(_horner(derivative, points)) % _P
+    weights = values * _inv_mod(_horner(derivative, points)) % _P
     coefficients = np.zeros(size, dtype=np.int64)
     quotients = np.full(size, vanishing[size], dtype=np.int64)
     coefficients[size - 1] = int(weights @ quotients % _P)
@@ -221,10 +200,10 @@ def evaluate_at(
         raise ConfigurationError("an evaluation point is a base point")
     spread = (base[:, None] - base[None, :]) % _P
     np.fill_diagonal(spread, 1)
-    barycentric = _inverse(_product_rows(spread))
+    barycentric = _inv_mod(_prod_mod_rows(spread))
     gaps = (at[:, None] - base[None, :]) % _P
-    vanishing = _product_rows(gaps)
-    coefficients = _inverse(gaps) * barycentric[None, :] % _P * vanishing[:, None] % _P
+    vanishing = _prod_mod_rows(gaps)
+    coefficients = _inv_mod(gaps) * barycentric[None, :] % _P * vanishing[:, None] % _P
     # t products < 2^42 per entry: exact for t < 2^21.
     evaluated: np.ndarray = coefficients @ values % _P
     return evaluated
