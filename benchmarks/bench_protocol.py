@@ -18,7 +18,6 @@ import os
 import statistics
 import time
 import tracemalloc
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,8 +28,9 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from benchmarks.common import bench_parser, write_json
+from benchmarks.metering import MeteredParty
 from secagg.cli import seeded_inputs
-from secagg.protocols.base import ROUND_MASKED_INPUT, ROUND_UNMASKING, SERVER_ID, Message
+from secagg.protocols.base import ROUND_MASKED_INPUT, ROUND_UNMASKING, SERVER_ID
 from secagg.protocols.config import ProtocolConfig
 from secagg.protocols.cost_model import bonawitz_costs
 from secagg.protocols.messages import packed_size
@@ -214,46 +214,6 @@ def flower_server_unmasking(n: int, length: int, dropouts: int) -> float:
 # --- ours, through the simulator -------------------------------------------------------------
 
 
-class MeteredServer:
-    """A Server whose calls are metered with tracemalloc (which must be running).
-
-    ``peak`` estimates the server's own peak memory: the memory it still holds from its
-    earlier calls (net allocations during its calls) plus the transient peak of the current
-    call. Conservative: the requests it returns are counted until the transport drops them.
-    """
-
-    def __init__(self, inner: Server) -> None:
-        self.inner = inner
-        self.retained = 0
-        self.peak = 0
-
-    def _metered(self, call: Callable[[], list[Message]]) -> list[Message]:
-        before = tracemalloc.get_traced_memory()[0]
-        tracemalloc.reset_peak()
-        out = call()
-        current, peak = tracemalloc.get_traced_memory()
-        self.peak = max(self.peak, self.retained + peak - before)
-        self.retained = max(0, self.retained + current - before)
-        return out
-
-    def start(self) -> list[Message]:
-        return self._metered(self.inner.start)
-
-    def receive(self, message: Message) -> list[Message]:
-        return self._metered(lambda: self.inner.receive(message))
-
-    def close_round(self) -> list[Message]:
-        return self._metered(self.inner.close_round)
-
-    @property
-    def done(self) -> bool:
-        return self.inner.done
-
-    @property
-    def result(self) -> Any:
-        return self.inner.result
-
-
 def _config(n: int, m: int, bits: int, degree: int | None, threshold: int) -> ProtocolConfig:
     return ProtocolConfig.create(
         list(range(1, n + 1)), threshold=threshold, bits=bits, vector_length=m, degree=degree
@@ -265,7 +225,7 @@ def _run(
     dropped: int,
     *,
     seed: int = 0,
-    metered: MeteredServer | None = None,
+    metered: MeteredParty | None = None,
     progress: bool = False,
 ) -> SimulationResult:
     """Simulate with ``dropped`` clients vanishing after ShareKeys (before masked input)."""
@@ -435,7 +395,7 @@ def bench_server_500(rows: list[Row]) -> None:
 
 def _metered_run(config: ProtocolConfig, dropped: int) -> tuple[SimulationResult, int, float]:
     """(result, server peak bytes, wall seconds) of one run under tracemalloc."""
-    metered = MeteredServer(Server(config))
+    metered = MeteredParty(Server(config))
     tracemalloc.start()
     try:
         start = time.perf_counter()

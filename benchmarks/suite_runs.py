@@ -20,7 +20,6 @@ import dataclasses
 import statistics
 import time
 import tracemalloc
-from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -29,6 +28,7 @@ import msgpack
 
 from benchmarks.bench_he import _safe_primes
 from benchmarks.bench_protocol import floor_per_agreement, floor_per_mask
+from benchmarks.metering import MeteredParty
 from secagg.cli import seeded_inputs
 from secagg.protocols.base import SERVER_ID
 from secagg.protocols.cost_model import bonawitz_costs
@@ -96,50 +96,6 @@ class Floors:
             "per_mask_seconds": {str(m): s for m, s in sorted(self._mask.items())},
             "per_agreement_seconds": self._agreement,
         }
-
-
-class _Metered:
-    """A party whose calls are metered with tracemalloc (running for the whole run).
-
-    ``peak``: what the party still holds from earlier calls (net allocations during its
-    calls) plus the transient peak of the current call. Conservative: a message it sent is
-    counted until the transport drops it.
-    """
-
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-        self.retained = 0
-        self.peak = 0
-
-    def _metered(self, call: Callable[[], Any]) -> Any:
-        before = tracemalloc.get_traced_memory()[0]
-        tracemalloc.reset_peak()
-        out = call()
-        current, peak = tracemalloc.get_traced_memory()
-        self.peak = max(self.peak, self.retained + peak - before)
-        self.retained = max(0, self.retained + current - before)
-        return out
-
-    def start(self) -> Any:
-        return self._metered(self.inner.start)
-
-    def receive(self, message: Any) -> Any:
-        return self._metered(lambda: self.inner.receive(message))
-
-    def close_round(self) -> Any:
-        return self._metered(self.inner.close_round)
-
-    @property
-    def client_id(self) -> int:
-        return int(self.inner.client_id)
-
-    @property
-    def done(self) -> bool:
-        return bool(self.inner.done)
-
-    @property
-    def result(self) -> Any:
-        return self.inner.result
 
 
 @cache
@@ -332,16 +288,16 @@ def run_setting(
     config, spec = _config_and_spec(setting)
     blobs = _BlobSizes()
     run_spec = blobs.wrap(spec) if setting.protocol == "ckks" else spec
-    meters: dict[int, _Metered] = {}
+    meters: dict[int, MeteredParty] = {}
     if memory:
         make_server, make_client = run_spec.make_server, run_spec.make_client
 
         def metered_server(cfg: Any) -> Any:
-            meters[SERVER_ID] = _Metered(make_server(cfg))
+            meters[SERVER_ID] = MeteredParty(make_server(cfg))
             return meters[SERVER_ID]
 
         def metered_client(cfg: Any, cid: int, source: Any) -> Any:
-            meters[cid] = _Metered(make_client(cfg, cid, source))
+            meters[cid] = MeteredParty(make_client(cfg, cid, source))
             return meters[cid]
 
         run_spec = dataclasses.replace(
