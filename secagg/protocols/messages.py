@@ -262,50 +262,43 @@ def _sealed_from_wire(value: object, party: int | None) -> tuple[SealedShares, .
 
 
 @dataclass(frozen=True, repr=False)
-class ShareKeys(ProtocolMessage):
+class _SealedSharesMessage(ProtocolMessage):
+    """A message whose one field is a list of sealed bundles (ShareKeys, MaskedInputRequest:
+    the same bundles, before and after the server swaps the point of view)."""
+
+    sealed_shares: tuple[SealedShares, ...]
+
+    def _wire_fields(self) -> list[Any]:
+        return [_sealed_to_wire(self.sealed_shares)]
+
+    @classmethod
+    def _from_wire(
+        cls: type[MessageT], sender: int, recipient: int, session_id: bytes, body: list[Any]
+    ) -> MessageT:
+        if len(body) != 1:
+            raise malformed(f"{cls.__name__} needs 1 field", sender)
+        return cls(sender, recipient, session_id, _sealed_from_wire(body[0], sender))  # type: ignore[call-arg]
+
+
+@dataclass(frozen=True, repr=False)
+class ShareKeys(_SealedSharesMessage):
     """Client u -> server: one sealed share bundle per neighbour v (``peer`` = v)."""
 
     TYPE: ClassVar[int] = 4
     FROM_SERVER: ClassVar[bool] = False
     round_name: ClassVar[str] = ROUND_SHARE_KEYS
 
-    sealed_shares: tuple[SealedShares, ...]
-
-    def _wire_fields(self) -> list[Any]:
-        return [_sealed_to_wire(self.sealed_shares)]
-
-    @classmethod
-    def _from_wire(
-        cls: type[MessageT], sender: int, recipient: int, session_id: bytes, body: list[Any]
-    ) -> MessageT:
-        if len(body) != 1:
-            raise malformed("ShareKeys needs 1 field", sender)
-        return cls(sender, recipient, session_id, _sealed_from_wire(body[0], sender))  # type: ignore[call-arg]
-
 
 # --- round 2: MaskedInputCollection ------------------------------------------------------
 
 
 @dataclass(frozen=True, repr=False)
-class MaskedInputRequest(ProtocolMessage):
+class MaskedInputRequest(_SealedSharesMessage):
     """Server -> client v: the bundles addressed to v (``peer`` = their sender u, every
     u of U2 among v's neighbours). v masks pairwise with exactly those senders."""
 
     TYPE: ClassVar[int] = 5
     round_name: ClassVar[str] = ROUND_MASKED_INPUT
-
-    sealed_shares: tuple[SealedShares, ...]
-
-    def _wire_fields(self) -> list[Any]:
-        return [_sealed_to_wire(self.sealed_shares)]
-
-    @classmethod
-    def _from_wire(
-        cls: type[MessageT], sender: int, recipient: int, session_id: bytes, body: list[Any]
-    ) -> MessageT:
-        if len(body) != 1:
-            raise malformed("MaskedInputRequest needs 1 field", sender)
-        return cls(sender, recipient, session_id, _sealed_from_wire(body[0], sender))  # type: ignore[call-arg]
 
 
 @dataclass(frozen=True, repr=False)
