@@ -18,6 +18,7 @@ import os
 import statistics
 import time
 import tracemalloc
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -151,12 +152,19 @@ def flower_client_masking(k: int, length: int, repeat: int = 3) -> float:
     return best
 
 
-def flower_server_unmasking(n: int, length: int, dropouts: int) -> float:
-    """Seconds of flwr's server unmasking (the body of ``unmask_stage`` after the shares are
-    collected), complete graph of n clients, ``dropouts`` clients dead after sharing keys:
-    combine every survivor's seed shares and every dead client's key shares, regenerate
-    the masks, mod. Calls flwr's own primitives in flwr's order."""
-    from flwr.common.secure_aggregation.crypto.shamir import combine_shares, create_shares
+def flower_timed_unmasking(
+    collected: dict[int, list[bytes]],
+    neighbours: Mapping[int, Sequence[int]],
+    public: Mapping[int, bytes],
+    dead: set[int],
+    length: int,
+) -> float:
+    """Seconds of flwr's unmasking loop (the body of ``unmask_stage`` once the shares are in):
+    combine each client's ``collected`` shares; a survivor's secret seeds its self mask, a
+    dead client's secret is its key, agreed with each of its ``neighbours`` (itself skipped)
+    for the pairwise masks; then mod. Calls flwr's own primitives in flwr's order, on a
+    random masked vector of ``length`` made before the clock starts."""
+    from flwr.common.secure_aggregation.crypto.shamir import combine_shares
     from flwr.common.secure_aggregation.crypto.symmetric_encryption import generate_shared_key
     from flwr.common.secure_aggregation.ndarrays_arithmetic import (
         get_parameters_shape,
@@ -165,9 +173,40 @@ def flower_server_unmasking(n: int, length: int, dropouts: int) -> float:
         parameters_subtraction,
     )
     from flwr.common.secure_aggregation.secaggplus_utils import pseudo_rand_gen
+    from flwr.supercore.primitives.asymmetric import bytes_to_private_key, bytes_to_public_key
+
+    # not-secret: benchmark data.
+    rng = np.random.default_rng(1)
+    masked = [rng.integers(0, FLOWER_MOD_RANGE, length, dtype=np.int64)]
+    start = time.perf_counter()
+    for nid, share_list in collected.items():
+        secret = combine_shares(share_list)
+        if nid not in dead:
+            mask = pseudo_rand_gen(secret, FLOWER_MOD_RANGE, get_parameters_shape(masked))
+            masked = parameters_subtraction(masked, mask)
+            continue
+        for neighbour in neighbours[nid]:
+            if neighbour == nid:
+                continue
+            shared = generate_shared_key(
+                bytes_to_private_key(secret), bytes_to_public_key(public[neighbour])
+            )
+            mask = pseudo_rand_gen(shared, FLOWER_MOD_RANGE, get_parameters_shape(masked))
+            if nid > neighbour:
+                masked = parameters_addition(masked, mask)
+            else:
+                masked = parameters_subtraction(masked, mask)
+    parameters_mod(masked, FLOWER_MOD_RANGE)
+    return time.perf_counter() - start
+
+
+def flower_server_unmasking(n: int, length: int, dropouts: int) -> float:
+    """Seconds of flwr's server unmasking (the body of ``unmask_stage`` after the shares are
+    collected), complete graph of n clients, ``dropouts`` clients dead after sharing keys:
+    combine every survivor's seed shares and every dead client's key shares, regenerate
+    the masks, mod. Calls flwr's own primitives in flwr's order."""
+    from flwr.common.secure_aggregation.crypto.shamir import create_shares
     from flwr.supercore.primitives.asymmetric import (
-        bytes_to_private_key,
-        bytes_to_public_key,
         generate_key_pairs,
         private_key_to_bytes,
         public_key_to_bytes,
@@ -184,31 +223,7 @@ def flower_server_unmasking(n: int, length: int, dropouts: int) -> float:
         secret = os.urandom(32) if nid in active else private_key_to_bytes(sk1[nid][0])
         # Every survivor returns its share of this secret, as flwr's clients do.
         collected[nid] = create_shares(secret, threshold, n)[: len(active)]
-    # not-secret: benchmark data.
-    rng = np.random.default_rng(1)
-    masked_vector = [rng.integers(0, FLOWER_MOD_RANGE, length, dtype=np.int64)]
-    start = time.perf_counter()
-    for nid, share_list in collected.items():
-        secret = combine_shares(share_list)
-        if nid in active:
-            mask = pseudo_rand_gen(secret, FLOWER_MOD_RANGE, get_parameters_shape(masked_vector))
-            masked_vector = parameters_subtraction(masked_vector, mask)
-        else:
-            for neighbour in nids:
-                if neighbour == nid:
-                    continue
-                shared = generate_shared_key(
-                    bytes_to_private_key(secret), bytes_to_public_key(pk1[neighbour])
-                )
-                mask = pseudo_rand_gen(
-                    shared, FLOWER_MOD_RANGE, get_parameters_shape(masked_vector)
-                )
-                if nid > neighbour:
-                    masked_vector = parameters_addition(masked_vector, mask)
-                else:
-                    masked_vector = parameters_subtraction(masked_vector, mask)
-    parameters_mod(masked_vector, FLOWER_MOD_RANGE)
-    return time.perf_counter() - start
+    return flower_timed_unmasking(collected, dict.fromkeys(nids, nids), pk1, dead, length)
 
 
 # --- ours, through the simulator -------------------------------------------------------------

@@ -13,14 +13,11 @@ self mask of a survivor or the pairwise masks of a dropped client with each neig
 from __future__ import annotations
 
 import os
-import time
-
-import numpy as np
 
 from benchmarks.bench_protocol import (
-    FLOWER_MOD_RANGE,
     flower_client_masking,
     flower_server_unmasking,
+    flower_timed_unmasking,
 )
 
 __all__ = ["flower_client", "flower_server", "flower_sparse_unmasking"]
@@ -44,18 +41,8 @@ def flower_sparse_unmasking(n: int, k: int, threshold: int, m: int, dropouts: in
     """Seconds of flwr's server unmasking on a k-regular ring (k even), ``dropouts``
     clients dead after sharing keys (evenly spread ids), shares t-of-(k + 1). Raises
     ValueError when a client keeps fewer than t surviving holders."""
-    from flwr.common.secure_aggregation.crypto.shamir import combine_shares, create_shares
-    from flwr.common.secure_aggregation.crypto.symmetric_encryption import generate_shared_key
-    from flwr.common.secure_aggregation.ndarrays_arithmetic import (
-        get_parameters_shape,
-        parameters_addition,
-        parameters_mod,
-        parameters_subtraction,
-    )
-    from flwr.common.secure_aggregation.secaggplus_utils import pseudo_rand_gen
+    from flwr.common.secure_aggregation.crypto.shamir import create_shares
     from flwr.supercore.primitives.asymmetric import (
-        bytes_to_private_key,
-        bytes_to_public_key,
         generate_key_pairs,
         private_key_to_bytes,
         public_key_to_bytes,
@@ -75,29 +62,7 @@ def flower_sparse_unmasking(n: int, k: int, threshold: int, m: int, dropouts: in
         secret = os.urandom(32) if nid not in dead else private_key_to_bytes(pairs[nid][0])
         shares = create_shares(secret, threshold, len(group))
         collected[nid] = [s for s, h in zip(shares, group, strict=True) if h not in dead]
-    # not-secret: benchmark data.
-    rng = np.random.default_rng(1)
-    masked = [rng.integers(0, FLOWER_MOD_RANGE, m, dtype=np.int64)]
-    start = time.perf_counter()
-    for nid, share_list in collected.items():
-        secret = combine_shares(share_list)
-        if nid not in dead:
-            mask = pseudo_rand_gen(secret, FLOWER_MOD_RANGE, get_parameters_shape(masked))
-            masked = parameters_subtraction(masked, mask)
-            continue
-        for neighbour in holders[nid]:
-            if neighbour == nid:
-                continue
-            shared = generate_shared_key(
-                bytes_to_private_key(secret), bytes_to_public_key(public[neighbour])
-            )
-            mask = pseudo_rand_gen(shared, FLOWER_MOD_RANGE, get_parameters_shape(masked))
-            if nid > neighbour:
-                masked = parameters_addition(masked, mask)
-            else:
-                masked = parameters_subtraction(masked, mask)
-    parameters_mod(masked, FLOWER_MOD_RANGE)
-    return time.perf_counter() - start
+    return flower_timed_unmasking(collected, holders, public, dead, m)
 
 
 def flower_server(n: int, k: int, threshold: int, m: int, dropouts: int) -> float:
