@@ -39,15 +39,19 @@ from secagg.protocols.base import (
 from secagg.protocols.client import Client, generate_identities
 from secagg.protocols.config import ACTIVE, ProtocolConfig
 from secagg.protocols.messages import (
+    AdvertiseKeys,
+    ConsistencyCheck,
     ConsistencyCheckRequest,
     MaskedInput,
     MaskedInputRequest,
     RevealedShare,
     SealedShares,
+    ShareKeys,
     ShareKeysRequest,
     UnmaskingRequest,
     UnmaskingResponse,
     decode_message,
+    packed_size,
 )
 from secagg.protocols.server import Server
 from secagg.shamir import PRIME, Share, pack_limb_shares, unpack_limb_shares
@@ -265,19 +269,54 @@ class BonawitzTarget:
     # -- a misbehaving client ----------------------------------------------------------
 
     def tamper_answer(self, message: Message, fault: ClientFault) -> Message | None:
-        """``garbled_share``: the first revealed share moved off its polynomial."""
-        if fault.kind != "garbled_share" or not isinstance(message, UnmaskingResponse):
+        """The Bonawitz-specific client faults: ``garbled_share`` / ``junk_share`` (the
+        first revealed share off its polynomial / zeroed), ``bad_tag`` (the first sealed
+        bundle's tag flipped), ``missing_bundle`` (the first bundle left out),
+        ``wrong_length`` (the masked vector one element longer), ``bad_signature`` (an
+        all-zero signature, active mode only). ``None`` where the fault does not apply."""
+        kind = fault.kind
+        if isinstance(message, ShareKeys) and message.sealed_shares:
+            return _tampered_bundles(message, kind)
+        if kind == "wrong_length" and isinstance(message, MaskedInput):
+            # Zero bytes keep the padding bits clear: well formed, one element too long.
+            length = message.length + 1
+            padding = bytes(packed_size(length, message.bits) - len(message.payload))
+            return dataclasses.replace(message, length=length, payload=message.payload + padding)
+        if (
+            kind == "bad_signature"
+            and self.config.mode == ACTIVE
+            and isinstance(message, (AdvertiseKeys, ConsistencyCheck))
+        ):
+            return dataclasses.replace(message, signature=bytes(64))
+        if kind not in ("garbled_share", "junk_share") or not isinstance(
+            message, UnmaskingResponse
+        ):
             return None
         field = "key_shares" if message.key_shares else "self_mask_shares"
         shares: tuple[RevealedShare, ...] = getattr(message, field)
         if not shares:
             return None
         first = shares[0]
-        garbled = _off_polynomial(first.share)
+        garbled = (
+            _off_polynomial(first.share) if kind == "garbled_share" else bytes(len(first.share))
+        )
         replaced = (RevealedShare(first.owner, garbled), *shares[1:])
         if field == "key_shares":
             return dataclasses.replace(message, key_shares=replaced)
         return dataclasses.replace(message, self_mask_shares=replaced)
+
+
+def _tampered_bundles(message: ShareKeys, kind: str) -> ShareKeys | None:
+    """``bad_tag``: the first bundle's last byte flipped; ``missing_bundle``: it is gone."""
+    first, rest = message.sealed_shares[0], message.sealed_shares[1:]
+    if kind == "missing_bundle":
+        return dataclasses.replace(message, sealed_shares=rest)
+    if kind == "bad_tag":
+        flipped = first.ciphertext[:-1] + bytes([first.ciphertext[-1] ^ 1])
+        return dataclasses.replace(
+            message, sealed_shares=(SealedShares(first.peer, flipped), *rest)
+        )
+    return None
 
 
 def _off_polynomial(share: bytes) -> bytes:

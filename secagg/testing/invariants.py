@@ -29,7 +29,7 @@ import numpy as np
 from secagg.errors import ProtocolAbort, ProtocolViolation
 from secagg.prg import dtype_for_bits
 from secagg.protocols.base import AggregationResult
-from secagg.testing.model import ClientFault, ServerAttack
+from secagg.testing.model import PEER_SHARE_FAULTS, ClientFault, ServerAttack
 from secagg.testing.target import ProtocolUnderTest
 from secagg.testing.uniformity import MIN_SAMPLES, Z_LIMIT, uniformity_score
 
@@ -133,7 +133,7 @@ class RunReport:
         pessimistic = optimistic
         # A garbled share may cost its holder's whole answer: the outcome must then lie
         # between "answer used" and "answer lost".
-        garbled = {(f.client, f.round_name) for f in self.log.injected if not f.must_be_blamed}
+        garbled = self._garbled()
         if garbled - lost:
             pessimistic = self.target.predict(vanished, lost | garbled)
         if self.abort is not None:
@@ -157,6 +157,22 @@ class RunReport:
                 f"the sum includes the wrong clients: missing {missing} {reasons}, "
                 f"unexpected {extra}"
             )
+
+    def _garbled(self) -> set[tuple[int, str]]:
+        """The answers a share fault may cost: the faulty answer itself, or (a bundle its
+        holder cannot open) every neighbour's answer of the last round, a superset of the
+        one share the holder then cannot reveal."""
+        garbled: set[tuple[int, str]] = set()
+        last = self.round_order[-1]
+        neighbourhoods = self.target.dropout_model.neighbourhoods
+        for fault in self.log.injected:
+            if fault.must_be_blamed:
+                continue
+            if fault.kind in PEER_SHARE_FAULTS:
+                garbled |= {(h, last) for h in neighbourhoods.get(fault.client, ())}
+            else:
+                garbled.add((fault.client, fault.round_name))
+        return garbled
 
     def _check_result(self, result: AggregationResult) -> None:
         clients = set(self.target.clients)

@@ -17,6 +17,7 @@ __all__ = [
     "CLIENT_FAULT_KINDS",
     "CONTAINED_FAULTS",
     "LOSING_FAULTS",
+    "PEER_SHARE_FAULTS",
     "SERVER_ATTACK_KINDS",
     "SHARE_FAULTS",
     "ClientFault",
@@ -27,15 +28,30 @@ __all__ = [
 
 # --- misbehaving clients -----------------------------------------------------------------
 
-LOSING_FAULTS = frozenset({"truncate", "junk", "impersonate"})
+LOSING_FAULTS = frozenset(
+    {
+        "truncate",
+        "junk",
+        "impersonate",
+        "wrong_length",  # Bonawitz MaskedInput: a well-formed vector one element too long
+        "missing_bundle",  # Bonawitz ShareKeys: one sealed share bundle left out
+        "bad_signature",  # Bonawitz active mode: AdvertiseKeys / ConsistencyCheck unsigned
+    }
+)
 """The answer is replaced by bytes the server must refuse: for the outcome it is lost (the
 client acts as if it dropped in that round) and the server must blame the sender."""
 CONTAINED_FAULTS = frozenset({"duplicate", "replay", "foreign_session"})
 """The genuine answer arrives too, plus an extra bad message: the outcome is unchanged and
 the server must blame the sender."""
-SHARE_FAULTS = frozenset({"garbled_share"})
-"""Bonawitz Unmasking: one revealed share is moved off its polynomial. The server must not
-let it corrupt the sum, and blames the sender only if it used that share."""
+PEER_SHARE_FAULTS = frozenset({"bad_tag"})
+"""Bonawitz ShareKeys: the tag of one sealed share bundle is flipped, so its holder (one of
+the client's neighbours) cannot open it and has no share of the client's secrets to reveal.
+The server cannot see it; the session may lose that one share."""
+SHARE_FAULTS = frozenset({"garbled_share", "junk_share"}) | PEER_SHARE_FAULTS
+"""A share goes bad: Bonawitz Unmasking, one revealed share is moved off its polynomial
+(``garbled_share``) or zeroed (``junk_share``), or a dealt bundle does not open
+(:data:`PEER_SHARE_FAULTS`). The server must not let it corrupt the sum, and blames the
+sender only if it used that share."""
 CLIENT_FAULT_KINDS: tuple[str, ...] = (
     *sorted(LOSING_FAULTS),
     *sorted(CONTAINED_FAULTS),

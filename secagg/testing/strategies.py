@@ -31,6 +31,7 @@ from hypothesis.strategies import SearchStrategy
 from secagg.errors import ConfigurationError
 from secagg.prg import dtype_for_bits
 from secagg.protocols.base import (
+    ROUND_ADVERTISE_KEYS,
     ROUND_CONSISTENCY_CHECK,
     ROUND_MASKED_INPUT,
     ROUND_SHARE_KEYS,
@@ -86,6 +87,15 @@ _ATTACK_ROUNDS: dict[str, str] = {
     "garbled_bundle": ROUND_MASKED_INPUT,
     "withhold_bundle": ROUND_MASKED_INPUT,
     "foreign_peer": ROUND_SHARE_KEYS,
+}
+# Where the Bonawitz-specific client faults bite (the generic ones act in any round).
+_FAULT_ROUNDS: dict[str, tuple[str, ...]] = {
+    "bad_signature": (ROUND_ADVERTISE_KEYS, ROUND_CONSISTENCY_CHECK),
+    "bad_tag": (ROUND_SHARE_KEYS,),
+    "missing_bundle": (ROUND_SHARE_KEYS,),
+    "wrong_length": (ROUND_MASKED_INPUT,),
+    "garbled_share": (ROUND_UNMASKING,),
+    "junk_share": (ROUND_UNMASKING,),
 }
 
 
@@ -364,20 +374,31 @@ def server_attacks(
 
 
 def client_faults(
-    setup: Any, *, kinds: Sequence[str] = CLIENT_FAULT_KINDS, max_faulty: int = 2
+    setup: Any,
+    *,
+    kinds: Sequence[str] = CLIENT_FAULT_KINDS,
+    max_faulty: int = 2,
+    min_faulty: int = 0,
 ) -> SearchStrategy[list[ClientFault]]:
-    """Up to ``max_faulty`` misbehaving clients of ``setup``, one fault each, in any round.
-    (``garbled_share`` only bites in Bonawitz Unmasking; elsewhere it changes nothing.)"""
+    """``min_faulty`` to ``max_faulty`` misbehaving clients of ``setup``, one fault each, in
+    any round. (The Bonawitz-specific kinds bite only in their round, e.g. ``garbled_share``
+    in Unmasking; elsewhere they change nothing.) Raises ConfigurationError on no kinds or
+    an empty range."""
     model = _model(setup)
     if not kinds:
         raise ConfigurationError("kinds must not be empty")
-    fault = st.builds(
-        ClientFault,
-        client=st.sampled_from(model.clients),
-        round_name=st.sampled_from(model.rounds),
-        kind=st.sampled_from(list(kinds)),
-    )
-    return st.lists(fault, max_size=max_faulty, unique_by=lambda f: f.client)
+    if not 0 <= min_faulty <= max_faulty or min_faulty > len(model.clients):
+        raise ConfigurationError(f"cannot draw {min_faulty}..{max_faulty} faulty clients")
+
+    @st.composite
+    def fault(draw: st.DrawFn) -> ClientFault:
+        kind = draw(st.sampled_from(list(kinds)))
+        # A protocol-specific kind goes to a round where it bites, when the setup has one.
+        rounds = [r for r in _FAULT_ROUNDS.get(kind, ()) if r in model.rounds] or model.rounds
+        client = draw(st.sampled_from(model.clients))
+        return ClientFault(client, draw(st.sampled_from(rounds)), kind)
+
+    return st.lists(fault(), min_size=min_faulty, max_size=max_faulty, unique_by=lambda f: f.client)
 
 
 def delivery_orders() -> SearchStrategy[Any]:
