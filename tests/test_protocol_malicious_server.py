@@ -6,7 +6,9 @@ import dataclasses
 
 import numpy as np
 import pytest
-from test_protocol_e2e import Session, make_session
+from helpers_protocol import Session, make_session
+from hypothesis import given
+from hypothesis import strategies as st
 
 from secagg.errors import (
     AuthenticationError,
@@ -26,6 +28,13 @@ from secagg.protocols.messages import (
     UnmaskingRequest,
     UnmaskingResponse,
     decode_message,
+)
+from secagg.testing import run
+from secagg.testing.strategies import (
+    bonawitz_targets,
+    client_inputs,
+    dropout_schedules,
+    server_attacks,
 )
 
 
@@ -65,6 +74,24 @@ def unmasking_setup(mode: str = "semi-honest") -> tuple[Session, dict[int, Unmas
     else:
         unmask = session.server.close_round()
     return session, {m.recipient: m for m in unmask}  # type: ignore[misc]
+
+
+@given(st.data())
+def test_no_malicious_server_move_breaks_privacy(data: st.DataObject) -> None:
+    """Any move of a malicious server (both shares of a victim, swapped survivor lists,
+    split views, replayed or stale requests, garbled or withheld bundles, a client listed
+    as its own peer, garbled bytes), to any targets, maybe beside dropouts: no client
+    discloses two secrets of one owner, the server never gathers t shares of both, and
+    every refusal is a ProtocolViolation that blames the server (harness invariants)."""
+    target = data.draw(bonawitz_targets(min_clients=3, max_clients=9), label="target")
+    inputs = data.draw(client_inputs(target), label="inputs")
+    attack = data.draw(server_attacks(target), label="attack")
+    schedule = data.draw(st.none() | dropout_schedules(target), label="drops")
+    report = run(target, inputs, schedule, server_attacks=[attack])
+    if attack.kind == "both_shares" and report.attacked:
+        # A request that lists a peer as both dropped and alive is refused, never answered.
+        reached = attack.targets - set(report.log.gone)
+        assert not reached or set(report.log.refusals) & reached
 
 
 def test_honest_unmasking_request_is_answered_once() -> None:
