@@ -28,10 +28,12 @@ __all__ = [
     "check_ids",
     "check_int",
     "check_list",
+    "check_route",
     "check_unique",
     "decode_wire",
     "malformed",
     "shown",
+    "unpack_message",
 ]
 
 WIRE_VERSION = 2
@@ -152,6 +154,37 @@ class ProtocolMessage:
 _Decoder = Callable[[int, int, bytes, list[Any]], ProtocolMessage]
 
 
+def unpack_message(data: object, sender: int | None) -> list[Any]:
+    """The msgpack array of one message, header not yet checked (at least 5 items).
+
+    Raises DecodeError (``party`` = ``sender``) when ``data`` is not bytes, not msgpack
+    (with trailing bytes), or not an array with a 5-field header.
+    """
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise DecodeError("message must be bytes", party=sender)
+    try:
+        decoded = msgpack.unpackb(bytes(data), raw=False, use_list=True, strict_map_key=True)
+    except Exception as exc:  # msgpack raises several unrelated types on bad input
+        raise DecodeError(f"not a msgpack message: {type(exc).__name__}", party=sender) from None
+    if not isinstance(decoded, list) or len(decoded) < 5:
+        raise DecodeError("message must be an array with a 5-field header", party=sender)
+    return decoded
+
+
+def check_route(
+    cls: type[ProtocolMessage], claimed: int, recipient: int, session_id: object
+) -> None:
+    """Check that ``cls`` may go from ``claimed`` to ``recipient`` (server to client or
+    client to server, as its ``FROM_SERVER`` says) and that the session id is 16 to 64
+    bytes. Raises DecodeError (``party`` = ``claimed``) otherwise."""
+    from_server, to_server = claimed == SERVER_ID, recipient == SERVER_ID
+    if from_server != cls.FROM_SERVER or to_server == cls.FROM_SERVER:
+        raise DecodeError(f"{cls.__name__} cannot go from {claimed} to {recipient}", party=claimed)
+    low, high = SESSION_ID_BYTES
+    if not isinstance(session_id, bytes) or not low <= len(session_id) <= high:
+        raise DecodeError("session id must be 16 to 64 bytes", party=claimed)
+
+
 def decode_wire(
     data: bytes, types: Mapping[int, type[ProtocolMessage]], *, sender: int | None = None
 ) -> ProtocolMessage:
@@ -164,14 +197,7 @@ def decode_wire(
     direction, a session id outside 16..64 bytes, a bad field. Error texts never echo a
     peer's field whole (:func:`shown`): they stay under a few hundred characters.
     """
-    if not isinstance(data, (bytes, bytearray, memoryview)):
-        raise DecodeError("message must be bytes", party=sender)
-    try:
-        decoded = msgpack.unpackb(bytes(data), raw=False, use_list=True, strict_map_key=True)
-    except Exception as exc:  # msgpack raises several unrelated types on bad input
-        raise DecodeError(f"not a msgpack message: {type(exc).__name__}", party=sender) from None
-    if not isinstance(decoded, list) or len(decoded) < 5:
-        raise DecodeError("message must be an array with a 5-field header", party=sender)
+    decoded = unpack_message(data, sender)
     version, type_code, claimed, recipient, session_id = decoded[:5]
     if version != WIRE_VERSION or isinstance(version, bool):
         raise DecodeError(f"unsupported wire version {shown(version)}", party=sender)
@@ -184,12 +210,7 @@ def decode_wire(
     if cls is None or isinstance(type_code, bool):
         raise DecodeError(f"unknown message type {shown(type_code)}", party=party)
     recipient = check_int(recipient, 0, MAX_CLIENT_ID, "recipient", party)
-    from_server, to_server = claimed == SERVER_ID, recipient == SERVER_ID
-    if from_server != cls.FROM_SERVER or to_server == cls.FROM_SERVER:
-        raise DecodeError(f"{cls.__name__} cannot go from {claimed} to {recipient}", party=party)
-    low, high = SESSION_ID_BYTES
-    if not isinstance(session_id, bytes) or not low <= len(session_id) <= high:
-        raise DecodeError("session id must be 16 to 64 bytes", party=party)
+    check_route(cls, claimed, recipient, session_id)
     decoder: _Decoder = cls._from_wire
     try:
         return decoder(claimed, recipient, session_id, decoded[5:])
