@@ -98,6 +98,19 @@ def _row(
     }
 
 
+def _bytes_row(group: str, size: int, m: int, **extra: object) -> dict[str, object]:
+    """The row of one client's upload: ``size`` bytes against a float32 model of ``m``."""
+    return _row(
+        group,
+        "bytes per client / float32 model",
+        0.0,
+        None,
+        bytes=size,
+        ratio_to_float32=size / (4 * m),
+        **extra,
+    )
+
+
 def bench_paillier(m: int, workers: list[int], repeats: int) -> list[dict[str, object]]:
     public, shares = deal_threshold_keys(2048, threshold=2, holders=3, safe_primes=_safe_primes())
     pk = public.paillier
@@ -208,15 +221,7 @@ def bench_paillier(m: int, workers: list[int], repeats: int) -> list[dict[str, o
         )
     )
     rows.append(
-        _row(
-            group,
-            "bytes per client / float32 model",
-            0.0,
-            None,
-            bytes=len(upload),
-            ratio_to_float32=len(upload) / (4 * m),
-            phe_ratio_to_float32=m * pk.ciphertext_bytes / (4 * m),
-        )
+        _bytes_row(group, len(upload), m, phe_ratio_to_float32=m * pk.ciphertext_bytes / (4 * m))
     )
     return rows
 
@@ -253,17 +258,7 @@ def bench_ckks(m: int, repeats: int) -> list[dict[str, object]]:
             )
         )
     size = len(ours_vec.to_bytes())
-    rows.append(
-        _row(
-            group,
-            "bytes per client / float32 model",
-            0.0,
-            None,
-            bytes=size,
-            ratio_to_float32=size / (4 * m),
-            raw_bytes=len(raw_vec.serialize()),
-        )
-    )
+    rows.append(_bytes_row(group, size, m, raw_bytes=len(raw_vec.serialize())))
     return rows
 
 
