@@ -17,6 +17,7 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 
 from benchmarks.report import PLOTS
 from secagg.protocols.cost_model import bonawitz_costs
@@ -40,6 +41,23 @@ PAPER_LABEL = "Bonawitz et al. 2017 (cited, Java 1 thread)"
 def _legend(ax: Axes) -> None:
     """Below the axes, so that no curve hides behind it."""
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2)
+
+
+def _log_log(ax: Axes, xlabel: str, ylabel: str) -> None:
+    """Log scales on both axes, the labels, a light grid and the legend below."""
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(True, which="both", alpha=0.3)
+    _legend(ax)
+
+
+def _save(fig: Figure, path: Path) -> None:
+    """Lay out, write the PNG at the one resolution every figure uses, and free the figure."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def _runs(document: dict[str, Any], study: str, protocol: str) -> list[dict[str, Any]]:
@@ -208,9 +226,7 @@ def _plot_n(document: dict[str, Any], path: Path) -> None:
     right.set_xlabel("clients n")
     _legend(right)
     fig.suptitle(PLOTS["cost_vs_n.png"])
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def _plot_m(document: dict[str, Any], path: Path) -> None:
@@ -244,9 +260,7 @@ def _plot_m(document: dict[str, Any], path: Path) -> None:
     right.set_xlabel("vector length m")
     _legend(right)
     fig.suptitle(PLOTS["cost_vs_m.png"])
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def _plot_dropout(document: dict[str, Any], path: Path) -> None:
@@ -294,9 +308,7 @@ def _plot_dropout(document: dict[str, Any], path: Path) -> None:
     right.set_xlabel("dropout rate")
     _legend(right)
     fig.suptitle(PLOTS["cost_vs_dropout.png"])
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def _plot_he(document: dict[str, Any], path: Path) -> None:
@@ -367,16 +379,9 @@ def _plot_he(document: dict[str, Any], path: Path) -> None:
         )
     left.plot([], [], ":", color=COLORS["floor"], label="floor: one keystream + add")
     for ax, label in ((left, "seconds (one core)"), (right, "bytes uploaded per client")):
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel("vector length m (32-bit values)")
-        ax.set_ylabel(label)
-        ax.grid(True, which="both", alpha=0.3)
-        _legend(ax)
+        _log_log(ax, "vector length m (32-bit values)", label)
     fig.suptitle(PLOTS["he.png"])
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def _plot_scale(document: dict[str, Any], path: Path) -> None:
@@ -411,12 +416,7 @@ def _plot_scale(document: dict[str, Any], path: Path) -> None:
                 alpha=0.7,
             )
         left.axhline(600, color=COLORS["flower"], linestyle="--", label="10 minutes")
-    left.set_xscale("log")
-    left.set_yscale("log")
-    left.set_xlabel("n m (values aggregated)")
-    left.set_ylabel("seconds (2 cores; memory runs under tracemalloc)")
-    left.grid(True, which="both", alpha=0.3)
-    _legend(left)
+    _log_log(left, "n m (values aggregated)", "seconds (2 cores; memory runs under tracemalloc)")
     memory = scale["memory"]
     if memory:
         labels = [f"n={r['n']:,}\nm={r['m']:,}" for r in memory]
@@ -441,9 +441,7 @@ def _plot_scale(document: dict[str, Any], path: Path) -> None:
     _legend(right)
     right.grid(True, axis="y", alpha=0.3)
     fig.suptitle(PLOTS["scale.png"] + " (5 % dropout)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def write_plots(document: dict[str, Any], directory: str) -> list[Path]:
