@@ -46,6 +46,8 @@ from secagg.protocols.threshold_he_specs import (
     ckks_spec,
     threshold_paillier_spec,
 )
+from secagg.testing import ThresholdHETarget, run
+from secagg.testing.strategies import client_inputs, dropout_schedules
 
 BITS, DIM, N = 16, 200, 8
 CLIENTS = list(range(1, N + 1))
@@ -123,29 +125,29 @@ def expected_sum(xs: dict[int, np.ndarray], included: Iterable[int]) -> np.ndarr
 
 
 @settings(max_examples=8)
-@given(
-    st.frozensets(st.sampled_from(CLIENTS), max_size=N - 2),
-    st.frozensets(st.sampled_from(COMMITTEE), max_size=2),
-    st.integers(0, 2**16),
-)
-def test_simulated_paillier_sum_with_dropouts(
-    input_drops: frozenset[int], committee_drops: frozenset[int], seed: int
-) -> None:
+@given(st.data())
+def test_paillier_sum_with_dropouts(data: st.DataObject) -> None:
+    """Dropout schedules and inputs from :mod:`secagg.testing.strategies` (random, near
+    either quorum, everyone after the input round, the whole committee): the harness checks
+    the protocol (exact sum, abort exactly when its oracle says so, one decryption share per
+    member), and the simulator must reach the same outcome."""
     config, shares = paillier_setup()
+    target = ThresholdHETarget(config, key_shares=shares)
+    xs = data.draw(client_inputs(target, headroom="none"), label="inputs")
+    schedule = data.draw(dropout_schedules(target), label="schedule")
+    report = run(target, xs, schedule)
+    vanished = {c: r for r, ids in schedule.by_round.items() for c in ids}
+    promised = target.predict(vanished, frozenset())
     simulation = ThresholdHESimulation(config, shares)
-    schedule = DropoutSchedule(
-        {"encrypted_input": input_drops, "decryption": committee_drops - input_drops}
-    )
-    committee_left = set(COMMITTEE) - input_drops - committee_drops
-    xs = inputs(seed)
-    if len(committee_left) < 3:
+    if promised.aborts:
+        assert report.abort is not None
         with pytest.raises(ProtocolAbort):
             simulate(simulation, xs, dropouts=schedule, protocol=threshold_paillier_spec())
         return
     result = simulate(simulation, xs, dropouts=schedule, protocol=threshold_paillier_spec())
     assert result.matches
-    assert result.aggregate.included == frozenset(CLIENTS) - input_drops
-    assert set(result.aggregate.excluded) == set(input_drops)
+    assert result.aggregate.included == promised.included
+    assert report.result is not None and report.result.included == promised.included
     np.testing.assert_array_equal(
         result.aggregate.total, expected_sum(xs, result.aggregate.included)
     )
