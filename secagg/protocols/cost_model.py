@@ -221,16 +221,8 @@ def bonawitz_costs(
     edges_from_alive = k * ids * alive / n  # sum over u alive, v in N(u), of |v|
 
     def header(message_type: type[ProtocolMessage]) -> int:
-        # The header without the client's own id (added from the id sums): the array
-        # header, version, type code, the server's id and the session id.
         fields_count = len(dataclasses.fields(message_type)) - 3  # not sender/recipient/sid
-        return (
-            _array(_HEADER_FIELDS + fields_count)
-            + _uint(WIRE_VERSION)
-            + _uint(message_type.TYPE)
-            + _uint(SERVER_ID)
-            + _bin(sid)
-        )
+        return _header(message_type, fields_count, sid)
 
     signature = _bin(SIGNATURE_BYTES if active else 0)
     key = _bin(KEY_BYTES)
@@ -255,15 +247,7 @@ def bonawitz_costs(
         client_ops: dict[str, float],
         server_ops: dict[str, float],
     ) -> None:
-        rounds[name] = {
-            "clients": senders,
-            "client_bytes_up": up / senders,
-            "client_bytes_down": down / receivers,
-            "server_bytes_up": up,
-            "server_bytes_down": down,
-            "client_ops": client_ops,
-            "server_ops": server_ops,
-        }
+        rounds[name] = _round(senders, receivers, up, down, client_ops, server_ops)
 
     # Round 0: AdvertiseKeys (everyone).
     down: float = n * header(AdvertiseKeysRequest) + ids
@@ -372,8 +356,6 @@ def bonawitz_costs(
         },
     )
 
-    client_up = sum(r["client_bytes_up"] for r in rounds.values())
-    client_down = sum(r["client_bytes_down"] for r in rounds.values())
     return {
         "parameters": {
             "n": n,
@@ -387,17 +369,66 @@ def bonawitz_costs(
             "session_id_bytes": sid,
         },
         "rounds": rounds,
-        "totals": {
-            "client_bytes_up": client_up,
-            "client_bytes_down": client_down,
-            "server_bytes_up": sum(r["server_bytes_up"] for r in rounds.values()),
-            "server_bytes_down": sum(r["server_bytes_down"] for r in rounds.values()),
-            "expansion": (client_up + client_down) / payload,
-        },
-        "operations": {
-            "client": _sum_ops(r["client_ops"] for r in rounds.values()),
-            "server": _sum_ops(r["server_ops"] for r in rounds.values()),
-        },
+        "totals": _totals(rounds, payload),
+        "operations": _operations(rounds),
+    }
+
+
+# --- helpers shared with cost_model_he --------------------------------------------------
+
+
+def _header(message_type: type[ProtocolMessage], fields: int, sid: int) -> int:
+    """A message header without the client's id: array header, version, type, the
+    server's id, the session id (the client id is added from id sums)."""
+    return (
+        _array(_HEADER_FIELDS + fields)
+        + _uint(WIRE_VERSION)
+        + _uint(message_type.TYPE)
+        + _uint(SERVER_ID)
+        + _bin(sid)
+    )
+
+
+def _round(
+    senders: float,
+    receivers: float,
+    up: float,
+    down: float,
+    client_ops: dict[str, float],
+    server_ops: dict[str, float],
+) -> dict[str, Any]:
+    """One round's entry: per-client means (up over senders, down over receivers) and
+    the server's totals."""
+    return {
+        "clients": senders,
+        "client_bytes_up": up / senders,
+        "client_bytes_down": down / receivers,
+        "server_bytes_up": up,
+        "server_bytes_down": down,
+        "client_ops": client_ops,
+        "server_ops": server_ops,
+    }
+
+
+def _totals(rounds: dict[str, dict[str, Any]], plain: float) -> dict[str, Any]:
+    """A client's and the server's bytes over all rounds; ``expansion`` is the client's
+    traffic (up and down) over ``plain``, its packed input."""
+    client_up = sum(r["client_bytes_up"] for r in rounds.values())
+    client_down = sum(r["client_bytes_down"] for r in rounds.values())
+    return {
+        "client_bytes_up": client_up,
+        "client_bytes_down": client_down,
+        "server_bytes_up": sum(r["server_bytes_up"] for r in rounds.values()),
+        "server_bytes_down": sum(r["server_bytes_down"] for r in rounds.values()),
+        "expansion": (client_up + client_down) / plain,
+    }
+
+
+def _operations(rounds: dict[str, dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Operation counts of a client and of the server, summed over the rounds."""
+    return {
+        "client": _sum_ops(r["client_ops"] for r in rounds.values()),
+        "server": _sum_ops(r["server_ops"] for r in rounds.values()),
     }
 
 

@@ -45,9 +45,18 @@ from typing import Any
 from secagg.errors import ConfigurationError
 from secagg.he.packing import SlotLayout
 from secagg.he.threshold_paillier import CHALLENGE_BITS, MAX_HOLDERS, STATISTICAL_BITS
-from secagg.protocols.base import SERVER_ID
 from secagg.protocols.config import MAX_CLIENT_ID, MAX_VECTOR_LENGTH, SESSION_ID_BYTES
-from secagg.protocols.cost_model import _array, _bin, _id_size_sum, _uint
+from secagg.protocols.cost_model import (
+    _array,
+    _bin,
+    _check_int,
+    _header,
+    _id_size_sum,
+    _operations,
+    _round,
+    _totals,
+    _uint,
+)
 from secagg.protocols.messages import packed_size
 from secagg.protocols.threshold_he_messages import (
     ROUND_DECRYPTION,
@@ -57,7 +66,6 @@ from secagg.protocols.threshold_he_messages import (
     EncryptedInput,
     InputRequest,
 )
-from secagg.protocols.wire import WIRE_VERSION, ProtocolMessage
 
 __all__ = [
     "CKKS_DEFAULT_CIPHERTEXT_BYTES",
@@ -86,26 +94,6 @@ def _str(text: str) -> int:
 
 def _map_entry(key: str, value_bytes: float) -> float:
     return _str(key) + value_bytes
-
-
-def _check_int(name: str, value: object, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigurationError(f"{name} must be an int")
-    if not low <= value <= high:
-        raise ConfigurationError(f"{name} must be in [{low}, {high}], got {value}")
-    return value
-
-
-def _header(message_type: type[ProtocolMessage], fields: int, sid: int) -> int:
-    """A message header without the client's id: array header, version, type, the
-    server's id, the session id (the client id is added from id sums)."""
-    return (
-        _array(5 + fields)
-        + _uint(WIRE_VERSION)
-        + _uint(message_type.TYPE)
-        + _uint(SERVER_ID)
-        + _bin(sid)
-    )
 
 
 class _Setting:
@@ -166,25 +154,6 @@ class _Setting:
         }
 
 
-def _round(
-    senders: float,
-    receivers: float,
-    up: float,
-    down: float,
-    client_ops: dict[str, float],
-    server_ops: dict[str, float],
-) -> dict[str, Any]:
-    return {
-        "clients": senders,
-        "client_bytes_up": up / senders,
-        "client_bytes_down": down / receivers,
-        "server_bytes_up": up,
-        "server_bytes_down": down,
-        "client_ops": client_ops,
-        "server_ops": server_ops,
-    }
-
-
 def _assemble(
     protocol: str,
     setting: _Setting,
@@ -195,27 +164,16 @@ def _assemble(
     """The JSON-ready result. A client's totals are a committee member's (the most loaded
     client); ``upload_expansion`` is an input upload over the packed plaintext."""
     plain = packed_size(setting.m, setting.bits)
-    client_up = sum(r["client_bytes_up"] for r in rounds.values())
-    client_down = sum(r["client_bytes_down"] for r in rounds.values())
-    ops: dict[str, dict[str, float]] = {"client": {}, "server": {}}
-    for r in rounds.values():
-        for side in ("client", "server"):
-            for name, count in r[f"{side}_ops"].items():
-                ops[side][name] = ops[side].get(name, 0) + count
     return {
         "protocol": protocol,
         "parameters": {**setting.parameters(), **extra},
         "rounds": rounds,
         "totals": {
-            "client_bytes_up": client_up,
-            "client_bytes_down": client_down,
-            "server_bytes_up": sum(r["server_bytes_up"] for r in rounds.values()),
-            "server_bytes_down": sum(r["server_bytes_down"] for r in rounds.values()),
-            "expansion": (client_up + client_down) / plain,
+            **_totals(rounds, plain),
             "upload_expansion": rounds[ROUND_ENCRYPTED_INPUT]["client_bytes_up"] / plain,
             "input_payload_bytes": input_payload,
         },
-        "operations": ops,
+        "operations": _operations(rounds),
     }
 
 
