@@ -30,7 +30,7 @@ from flwr.app import (
 )
 from flwr.clientapp import ClientApp
 from flwr.serverapp.strategy import FedAdam, FedAvg
-from flwr.supercore.task_identity import TaskIdentity
+from helpers_flower import server_task_identity
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -59,10 +59,8 @@ from secagg_flower_app.task import client_update, expected_mean, initial_arrays
 @pytest.fixture(autouse=True)
 def task_identity() -> Iterator[None]:
     """What a ServerApp process has set when it builds messages (run 1, SuperLink node 0)."""
-    saved = (TaskIdentity._run_id, TaskIdentity._node_id, TaskIdentity._task_id)
-    TaskIdentity.run_id, TaskIdentity.node_id, TaskIdentity.task_id = 1, 0, 1
-    yield
-    TaskIdentity._run_id, TaskIdentity._node_id, TaskIdentity._task_id = saved
+    with server_task_identity():
+        yield
 
 
 def node_of(partition: int) -> int:
@@ -205,6 +203,16 @@ def test_undecodable_reply_excludes_only_its_sender(stage: int) -> None:
     check_report(report, [0, 1, 3, 4], 1)
 
 
+def run_tampered_six(tamper: Tamper) -> RoundReport:
+    """One round of six nodes whose replies pass through ``tamper``: asserts it is the exact
+    mean over nodes 2 to 5 (nodes 0 and 1 left out) and returns the report."""
+    fake = make_grid(range(6))
+    fake.tamper = tamper
+    report = run_secure_round(fake, train_messages(fake), SETTINGS)
+    check_report(report, [2, 3, 4, 5], 1)
+    return report
+
+
 def test_bad_envelopes_error_replies_and_stray_records() -> None:
     def tamper(node: int, stage: int, reply: Message) -> Message | None:
         if node == node_of(0) and stage == 0:
@@ -220,10 +228,7 @@ def test_bad_envelopes_error_replies_and_stray_records() -> None:
             return same_sender(reply, content)
         return reply
 
-    fake = make_grid(range(6))
-    fake.tamper = tamper
-    report = run_secure_round(fake, train_messages(fake), SETTINGS)
-    check_report(report, [2, 3, 4, 5], 1)
+    report = run_tampered_six(tamper)
     assert "bad reply in stage 0" in report.excluded_nodes[node_of(0)]
     assert "bad reply in stage 1" in report.excluded_nodes[node_of(1)]
 
@@ -300,10 +305,7 @@ def test_superlink_error_replies_and_spoofed_senders() -> None:
             return Message(metadata=spoofed, content=copy.deepcopy(reply.content))
         return reply
 
-    fake = make_grid(range(6))
-    fake.tamper = tamper
-    report = run_secure_round(fake, train_messages(fake), SETTINGS)
-    check_report(report, [2, 3, 4, 5], 1)
+    report = run_tampered_six(tamper)
     assert "error reply in stage 1: node unavailable" in report.excluded_nodes[node_of(0)]
     assert "no reply in stage 0" in report.excluded_nodes[node_of(1)]
 

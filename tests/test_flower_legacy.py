@@ -18,7 +18,7 @@ from flwr.server.compat.legacy_context import LegacyContext
 from flwr.server.strategy import FedAvg
 from flwr.server.workflow import DefaultWorkflow
 from flwr.server.workflow.constant import MAIN_PARAMS_RECORD
-from flwr.supercore.task_identity import TaskIdentity
+from helpers_flower import server_task_identity
 
 from secagg.errors import ConfigurationError
 from secagg.integrations.flower import SecAggSettings, make_secagg_mod
@@ -31,10 +31,8 @@ from secagg_flower_app.task import SHAPES, client_update, expected_mean
 
 @pytest.fixture(autouse=True)
 def task_identity() -> Iterator[None]:
-    saved = (TaskIdentity._run_id, TaskIdentity._node_id, TaskIdentity._task_id)
-    TaskIdentity.run_id, TaskIdentity.node_id, TaskIdentity.task_id = 1, 0, 1
-    yield
-    TaskIdentity._run_id, TaskIdentity._node_id, TaskIdentity._task_id = saved
+    with server_task_identity():
+        yield
 
 
 class LegacyClient(NumPyClient):
