@@ -50,6 +50,14 @@ class SimulationParams:
     corrupt_fraction: float = 0.05
 
 
+def _client_ids(params: SimulationParams) -> list[int]:
+    """Client ids ``1..params.clients`` (every spec numbers its clients this way).
+    Raises ConfigurationError for fewer than two clients."""
+    if params.clients < 2:
+        raise ConfigurationError("an aggregation needs at least two clients")
+    return list(range(1, params.clients + 1))
+
+
 @dataclass(frozen=True)
 class ProtocolSpec:
     """How a transport drives one protocol.

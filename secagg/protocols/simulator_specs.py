@@ -11,27 +11,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from secagg.errors import ConfigurationError
 from secagg.protocols.base import ROUND_MASKED_INPUT, ROUND_NAMES, Message
 from secagg.protocols.client import Client
 from secagg.protocols.config import SEMI_HONEST, ProtocolConfig
 from secagg.protocols.messages import decode_message
 from secagg.protocols.params import find_parameters
-from secagg.protocols.registry import InputSource, ProtocolSpec, SimulationParams
+from secagg.protocols.registry import InputSource, ProtocolSpec, SimulationParams, _client_ids
 from secagg.protocols.server import Server
 
 __all__ = ["bonawitz_spec", "secagg_plus_spec"]
 
 
-def _ids(params: SimulationParams) -> list[int]:
-    if params.clients < 2:
-        raise ConfigurationError("an aggregation needs at least two clients")
-    return list(range(1, params.clients + 1))
-
-
 def _bonawitz_config(params: SimulationParams) -> ProtocolConfig:
     """Complete graph; default threshold the semi-honest minimum ``floor(n/2) + 1``."""
-    ids = _ids(params)
+    ids = _client_ids(params)
     threshold = params.threshold if params.threshold is not None else len(ids) // 2 + 1
     return ProtocolConfig.create(
         ids, threshold=threshold, bits=params.bits, vector_length=params.dim, mode=SEMI_HONEST
@@ -43,7 +36,7 @@ def _secagg_plus_config(params: SimulationParams) -> ProtocolConfig:
 
     The finder is asked for the larger of the requested dropout fraction and 5 %.
     """
-    ids = _ids(params)
+    ids = _client_ids(params)
     degree, threshold = params.degree, params.threshold
     if degree is None or threshold is None:
         found = find_parameters(

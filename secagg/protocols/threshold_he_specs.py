@@ -14,11 +14,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from secagg.errors import ConfigurationError
 from secagg.he.ckks import CkksContext
 from secagg.he.threshold_paillier import KeyShare
 from secagg.protocols.base import Message
-from secagg.protocols.registry import InputSource, ProtocolSpec, SimulationParams
+from secagg.protocols.registry import InputSource, ProtocolSpec, SimulationParams, _client_ids
 from secagg.protocols.threshold_he import (
     DEFAULT_COMMITTEE,
     ThresholdHEClient,
@@ -58,8 +57,7 @@ class ThresholdHESimulation:
         cls, params: SimulationParams, *, key_bits: int = SIMULATION_KEY_BITS
     ) -> ThresholdHESimulation:
         """Dealer setup for ``params`` (committee size from ``degree``, t from ``threshold``)."""
-        clients = _ids(params)
-        committee = clients[: params.degree or min(DEFAULT_COMMITTEE, len(clients))]
+        clients, committee = _clients_and_committee(params)
         config, shares = setup_threshold_paillier(
             clients,
             bits=params.bits,
@@ -73,8 +71,7 @@ class ThresholdHESimulation:
     @classmethod
     def ckks(cls, params: SimulationParams) -> ThresholdHESimulation:
         """Key-holder setup: every client gets the secret context, the server the public."""
-        clients = _ids(params)
-        committee = clients[: params.degree or min(DEFAULT_COMMITTEE, len(clients))]
+        clients, committee = _clients_and_committee(params)
         config, secret = setup_ckks(
             clients,
             bits=params.bits,
@@ -85,10 +82,12 @@ class ThresholdHESimulation:
         return cls(config, ckks_secret=secret)
 
 
-def _ids(params: SimulationParams) -> list[int]:
-    if params.clients < 2:
-        raise ConfigurationError("an aggregation needs at least two clients")
-    return list(range(1, params.clients + 1))
+def _clients_and_committee(params: SimulationParams) -> tuple[list[int], list[int]]:
+    """Clients ``1..params.clients`` and the committee: the first ``params.degree`` of
+    them, or the first ``min(DEFAULT_COMMITTEE, clients)`` when ``degree`` is 0 or None.
+    Raises ConfigurationError for fewer than two clients (:func:`registry._client_ids`)."""
+    clients = _client_ids(params)
+    return clients, clients[: params.degree or min(DEFAULT_COMMITTEE, len(clients))]
 
 
 def _make_client(
