@@ -9,6 +9,7 @@ the same run with the unbroken party passes.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 
 import numpy as np
 import pytest
@@ -217,8 +218,12 @@ def test_the_server_gathering_both_secrets_is_caught() -> None:
 # --- blame -----------------------------------------------------------------------------
 
 
-class BlamingServer(Server):
-    """Blames client 1 for nothing."""
+class FaultRewritingServer(Server):
+    """A server whose result reports ``rewrite(faults)`` instead of its real faults (the
+    rewritten result is made once, so every read sees the same object)."""
+
+    def rewrite(self, faults: Mapping[int, str]) -> Mapping[int, str]:
+        raise NotImplementedError
 
     @property
     def result(self) -> AggregationResult | None:
@@ -226,8 +231,15 @@ class BlamingServer(Server):
         if real is None:
             return None
         if not hasattr(self, "_cached"):
-            self._cached = dataclasses.replace(real, faults={**real.faults, 1: "made up"})
+            self._cached = dataclasses.replace(real, faults=self.rewrite(real.faults))
         return self._cached
+
+
+class BlamingServer(FaultRewritingServer):
+    """Blames client 1 for nothing."""
+
+    def rewrite(self, faults: Mapping[int, str]) -> Mapping[int, str]:
+        return {**faults, 1: "made up"}
 
 
 def test_blaming_an_honest_client_is_caught() -> None:
@@ -236,17 +248,11 @@ def test_blaming_an_honest_client_is_caught() -> None:
         run(target, make_inputs(target))
 
 
-class AmnesicServer(Server):
+class AmnesicServer(FaultRewritingServer):
     """Forgets every fault it recorded."""
 
-    @property
-    def result(self) -> AggregationResult | None:
-        real = super().result
-        if real is None:
-            return None
-        if not hasattr(self, "_cached"):
-            self._cached = dataclasses.replace(real, faults={})
-        return self._cached
+    def rewrite(self, faults: Mapping[int, str]) -> Mapping[int, str]:
+        return {}
 
 
 def test_an_unattributed_bad_message_is_caught() -> None:
