@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections import Counter, defaultdict
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -13,7 +13,7 @@ from simulator_toy import ROUNDS, ToyConfig, decode, toy_spec
 
 from secagg.errors import ConfigurationError, ProtocolAbort
 from secagg.protocols.base import ROUND_NAMES, SERVER_ID
-from secagg.protocols.config import ProtocolConfig
+from secagg.protocols.config import SEMI_HONEST, ProtocolConfig
 from secagg.protocols.costs import CostLedger, PartyCost, format_bytes
 from secagg.protocols.registry import (
     ProtocolSpec,
@@ -22,8 +22,12 @@ from secagg.protocols.registry import (
     register_protocol,
 )
 from secagg.protocols.simulator import DropoutSchedule, simulate
+from secagg.testing import SpecTarget, predict_outcome
+from secagg.testing.strategies import client_inputs, dropout_schedules, protocol_configs
 
 register_protocol(toy_spec(), replace=True)
+
+TOY_BITS = st.sampled_from([1, 7, 16, 32, 33, 64])
 
 
 def _inputs(n: int, m: int, bits: int, seed: int = 0) -> dict[int, np.ndarray]:
@@ -77,34 +81,23 @@ def test_schedule_validation_and_union() -> None:
 # --- the transport, on the toy protocol ------------------------------------------------------
 
 
-@given(
-    n=st.integers(2, 8),
-    m=st.integers(1, 16),
-    bits=st.sampled_from([1, 7, 16, 32, 33, 64]),
-    data=st.data(),
-)
-def test_toy_matches_plaintext_sum_under_any_dropouts(
-    n: int, m: int, bits: int, data: st.DataObject
-) -> None:
-    ids = list(range(1, n + 1))
-    assignment = data.draw(
-        st.lists(st.sampled_from([None, *ROUNDS]), min_size=n, max_size=n), label="drops"
-    )
-    by_round: dict[str, set[int]] = defaultdict(set)
-    for cid, round_name in zip(ids, assignment):
-        if round_name is not None:
-            by_round[round_name].add(cid)
-    schedule = DropoutSchedule({r: frozenset(v) for r, v in by_round.items()})
-    inputs = _inputs(n, m, bits, seed=n * m)
-    survivors = frozenset(ids) - schedule.clients
+@given(st.data())
+def test_toy_matches_plaintext_sum_under_any_dropouts(data: st.DataObject) -> None:
+    n = data.draw(st.integers(2, 8), label="n")
+    config = ToyConfig(n, data.draw(st.integers(1, 16), label="m"), data.draw(TOY_BITS, "bits"))
+    # Only uploaders that confirm are included: "confirm" is the toy's input round.
+    target = SpecTarget(toy_spec(), config, threshold=1, input_round="confirm")
+    inputs = data.draw(client_inputs(target, headroom="none"), label="inputs")
+    schedule = data.draw(dropout_schedules(target), "drops")
+    survivors = frozenset(target.clients) - schedule.clients
     if not survivors:  # below the toy's threshold of 1: the server must abort, not lie
         with pytest.raises(ProtocolAbort):
-            simulate(ToyConfig(n, m, bits), inputs, dropouts=schedule)
+            simulate(config, inputs, dropouts=schedule)
         return
-    result = simulate(ToyConfig(n, m, bits), inputs, dropouts=schedule)
+    result = simulate(config, inputs, dropouts=schedule)
     assert result.aggregate.included == survivors
     assert result.matches
-    np.testing.assert_array_equal(result.expected, _plain_sum(inputs, survivors, bits))
+    np.testing.assert_array_equal(result.expected, _plain_sum(inputs, survivors, config.bits))
     assert set(result.dropped) == schedule.clients
     assert all(result.dropped[c] == r for r, cs in schedule.by_round.items() for c in cs)
 
@@ -246,7 +239,6 @@ def test_registry_lookup() -> None:
 
 # Semi-honest sessions have no consistency check round: the client never sees it.
 _REAL_ROUNDS = ("advertise_keys", "share_keys", "masked_input", "unmasking")
-_BEFORE_MASKING = {"advertise_keys", "share_keys", "masked_input"}
 
 
 def _config(n: int, m: int, bits: int, *, degree: int | None = None, t: int | None = None):  # type: ignore[no-untyped-def]
@@ -256,64 +248,67 @@ def _config(n: int, m: int, bits: int, *, degree: int | None = None, t: int | No
     )
 
 
-@given(
-    n=st.integers(3, 8),
-    m=st.integers(1, 40),
-    bits=st.sampled_from([1, 8, 17, 32, 40, 64]),
-    data=st.data(),
-)
-def test_bonawitz_matches_plaintext_sum_under_dropouts_at_every_round(
-    n: int, m: int, bits: int, data: st.DataObject
+def _check_against_the_oracle(
+    config: ProtocolConfig, inputs: dict[int, np.ndarray], schedule: DropoutSchedule
 ) -> None:
-    config = _config(n, m, bits)
-    ids = list(range(1, n + 1))
-    # At most n - t clients may vanish in all: t must still answer Unmasking.
-    dropped = data.draw(
-        st.lists(st.sampled_from(ids), unique=True, max_size=n - config.threshold), label="who"
-    )
-    rounds = data.draw(
-        st.lists(st.sampled_from(_REAL_ROUNDS), min_size=len(dropped), max_size=len(dropped)),
-        label="when",
-    )
-    by_round: dict[str, set[int]] = defaultdict(set)
-    for cid, round_name in zip(dropped, rounds):
-        by_round[round_name].add(cid)
-    schedule = DropoutSchedule({r: frozenset(v) for r, v in by_round.items()})
-    inputs = _inputs(n, m, bits, seed=n + m + bits)
+    """simulate() aborts exactly when :func:`secagg.testing.predict_outcome` says so, else
+    sums exactly the promised clients."""
+    vanished = {c: r for r, ids in schedule.by_round.items() for c in ids}
+    promised = predict_outcome(config, vanished)
+    if promised.aborts:
+        with pytest.raises(ProtocolAbort):
+            simulate(config, inputs, dropouts=schedule)
+        return
     result = simulate(config, inputs, dropouts=schedule)
-    vanished_before_masking = {c for c, r in zip(dropped, rounds) if r in _BEFORE_MASKING}
-    assert result.protocol == "bonawitz"
-    assert result.aggregate.included == frozenset(ids) - vanished_before_masking
-    assert set(result.aggregate.excluded) == vanished_before_masking
+    assert result.protocol == ("bonawitz" if config.is_complete else "secagg+")
+    assert result.aggregate.included == promised.included
+    assert set(result.aggregate.excluded) == set(config.clients) - set(promised.included or ())
     assert result.matches
     np.testing.assert_array_equal(
-        result.expected, _plain_sum(inputs, result.aggregate.included, bits)
+        result.expected, _plain_sum(inputs, result.aggregate.included, config.bits)
     )
 
 
-@given(
-    n=st.integers(6, 10),
-    rate=st.floats(0.0, 0.3),
-    round_name=st.sampled_from(_REAL_ROUNDS),
-    seed=st.integers(0, 2**16),
-)
-def test_secagg_plus_under_dropout_rates(n: int, rate: float, round_name: str, seed: int) -> None:
-    config = _config(n, 8, 16, degree=4, t=3)
-    schedule = DropoutSchedule.from_rate(config.clients, rate, round_name, seed)
-    inputs = _inputs(n, 8, 16, seed=seed)
-    try:
-        result = simulate(config, inputs, dropouts=schedule)
-    except ProtocolAbort:
-        # Allowed only when some neighbourhood really lost too many members.
-        assert schedule.clients
-        return
-    assert result.protocol == "secagg+"
-    assert result.matches
-    included = result.aggregate.included
-    assert included | set(result.aggregate.excluded) == set(config.clients)
-    if round_name in _BEFORE_MASKING:
-        assert not included & schedule.clients
-    np.testing.assert_array_equal(result.expected, _plain_sum(inputs, included, 16))
+@given(st.data())
+def test_bonawitz_matches_plaintext_sum_under_dropouts_at_every_round(
+    data: st.DataObject,
+) -> None:
+    config = data.draw(
+        protocol_configs(
+            min_clients=3,
+            max_clients=8,
+            modes=[SEMI_HONEST],
+            sparse=False,
+            bits=st.sampled_from([1, 8, 17, 32, 40, 64]),
+            max_vector_length=40,
+        ),
+        label="config",
+    )
+    inputs = data.draw(client_inputs(config, headroom="none"), label="inputs")
+    _check_against_the_oracle(config, inputs, data.draw(dropout_schedules(config), "drops"))
+
+
+@given(st.data())
+def test_secagg_plus_under_dropout_rates(data: st.DataObject) -> None:
+    config = data.draw(
+        protocol_configs(
+            min_clients=6,
+            max_clients=10,
+            modes=[SEMI_HONEST],
+            sparse=True,
+            bits=st.just(16),
+            min_vector_length=8,
+            max_vector_length=8,
+        ),
+        label="config",
+    )
+    inputs = data.draw(client_inputs(config, headroom="none"), label="inputs")
+    rate = data.draw(st.floats(0.0, 0.3), label="rate")
+    round_name = data.draw(st.sampled_from(_REAL_ROUNDS), label="round")
+    schedule = DropoutSchedule.from_rate(
+        config.clients, rate, round_name, data.draw(st.integers(0, 2**16), "seed")
+    )
+    _check_against_the_oracle(config, inputs, schedule)
 
 
 def test_real_protocol_lazy_inputs_and_bytes() -> None:
