@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
-
+from helpers_tamper import rewrite_self_mask_shares
 from test_protocol_e2e import assert_correct, make_session, run_session
 
 from secagg.channel import OVERHEAD_BYTES
@@ -61,20 +60,15 @@ def test_a_share_of_another_secret_passed_off_as_this_one_is_caught_and_blamed()
     # finds it off the owner's polynomial and the sum is still right.
     session = make_session(8, 5, length=6)
 
-    def swap(sender: int, name: str, data: bytes) -> list[bytes]:
-        if name == "unmasking" and sender == 2:
-            message = decode_message(data)
-            assert isinstance(message, UnmaskingResponse)
-            first, second, *rest = message.self_mask_shares
-            swapped = (
-                RevealedShare(first.owner, second.share),
-                RevealedShare(second.owner, first.share),
-                *rest,
-            )
-            return [dataclasses.replace(message, self_mask_shares=swapped).to_bytes()]
-        return [data]
+    def swap(shares: tuple[RevealedShare, ...]) -> tuple[RevealedShare, ...]:
+        first, second, *rest = shares
+        return (
+            RevealedShare(first.owner, second.share),
+            RevealedShare(second.owner, first.share),
+            *rest,
+        )
 
-    result = run_session(session, tamper=swap)
+    result = run_session(session, tamper=rewrite_self_mask_shares(2, swap))
     assert_correct(session, result)
     assert result.included == session.config.client_set
     assert "off the polynomial" in result.faults[2]
@@ -83,16 +77,12 @@ def test_a_share_of_another_secret_passed_off_as_this_one_is_caught_and_blamed()
 def test_a_revealed_share_of_the_old_full_size_is_dropped_alone() -> None:
     session = make_session(8, 5, length=6)
 
-    def pad(sender: int, name: str, data: bytes) -> list[bytes]:
-        if name == "unmasking" and sender == 4:
-            message = decode_message(data)
-            assert isinstance(message, UnmaskingResponse)
-            first, *rest = message.self_mask_shares
-            full = RevealedShare(first.owner, bytes(23) + first.share)  # 58 bytes, as v1
-            return [dataclasses.replace(message, self_mask_shares=(full, *rest)).to_bytes()]
-        return [data]
+    def pad(shares: tuple[RevealedShare, ...]) -> tuple[RevealedShare, ...]:
+        first, *rest = shares
+        full = RevealedShare(first.owner, bytes(23) + first.share)  # 58 bytes, as v1
+        return (full, *rest)
 
-    result = run_session(session, tamper=pad)
+    result = run_session(session, tamper=rewrite_self_mask_shares(4, pad))
     assert_correct(session, result)
     assert result.included == session.config.client_set
     assert "malformed share" in result.faults[4]

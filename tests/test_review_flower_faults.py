@@ -14,6 +14,7 @@ from pathlib import Path
 import msgpack
 import numpy as np
 import pytest
+from helpers_tamper import rewrite_self_mask_shares
 from test_protocol_bad_clients import garble_share
 from test_protocol_e2e import Session, assert_correct, make_session, run_session
 from test_protocol_malicious_server import deliver, unmasking_setup
@@ -25,7 +26,6 @@ from secagg.protocols.config import ProtocolConfig
 from secagg.protocols.messages import (
     MaskedInput,
     RevealedShare,
-    UnmaskingResponse,
     decode_message,
 )
 from secagg.signing import SigningKey
@@ -139,16 +139,11 @@ def test_3_a_masked_input_carries_only_the_masked_vector() -> None:
 def test_4_one_garbled_share_does_not_crash_the_round() -> None:
     session = make_session(8, 5, length=6)
 
-    def garble(sender: int, name: str, data: bytes) -> list[bytes]:
-        if name == "unmasking" and sender == 2:
-            message = decode_message(data)
-            assert isinstance(message, UnmaskingResponse)
-            first, *rest = message.self_mask_shares
-            broken = RevealedShare(first.owner, garble_share(first.share))
-            return [dataclasses.replace(message, self_mask_shares=(broken, *rest)).to_bytes()]
-        return [data]
+    def garble(shares: tuple[RevealedShare, ...]) -> tuple[RevealedShare, ...]:
+        first, *rest = shares
+        return (RevealedShare(first.owner, garble_share(first.share)), *rest)
 
-    result = run_session(session, tamper=garble)
+    result = run_session(session, tamper=rewrite_self_mask_shares(2, garble))
     assert_correct(session, result)
     assert result.included == session.config.client_set
     assert "off the polynomial" in result.faults[2]
