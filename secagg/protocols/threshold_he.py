@@ -418,7 +418,9 @@ class ThresholdHEClient:
         """Answer InputRequest (once) and, on the committee, DecryptionRequest (once).
 
         Raises ProtocolViolation (party 0) for a message of another session or recipient,
-        out of turn, or a decryption request that could reveal less than an aggregate of
+        a message after this client aborted (the session ended for it), an input request
+        out of turn (the client is past WAITING: its state is named), an unexpected message
+        type, or a decryption request that could reveal less than an aggregate of
         ``min_clients``; MaliciousRequestError for a second decryption request. A refused
         decryption request aborts the client for good.
         """
@@ -428,10 +430,19 @@ class ThresholdHEClient:
         if message.sender != SERVER_ID:
             raise ProtocolViolation("clients only talk to the server", party=message.sender)
         if self._state is ClientState.ABORTED:
-            raise UsageError("this client aborted")
+            # A late message is the server's doing, not a misuse of this object.
+            raise ProtocolViolation(
+                f"{type(message).__name__} after the session ended for this client "
+                f"({self._state.value})",
+                party=SERVER_ID,
+            )
         if isinstance(message, InputRequest):
             if self._state is not ClientState.WAITING:
-                raise ProtocolViolation("a second input request", party=SERVER_ID)
+                raise ProtocolViolation(
+                    f"an input request out of turn: this client is {self._state.value}, "
+                    "not waiting",
+                    party=SERVER_ID,
+                )
             self._state = ClientState.INPUT_SENT
             return [EncryptedInput(self._id, SERVER_ID, config.session_id, self._encrypt())]
         if isinstance(message, DecryptionRequest):
