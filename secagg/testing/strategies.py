@@ -224,8 +224,8 @@ def _vector(draw: st.DrawFn, length: int, low: int, high: int, bits: int) -> np.
         ):
             values[index] = value
     elif pattern == "random":
-        # not-secret: test inputs, seeded by hypothesis so that an example replays.
-        rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+        # Seeded by hypothesis so that an example replays.
+        rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))  # not-secret: test inputs
         values = rng.integers(low, high, size=length, dtype=values.dtype, endpoint=True)
     stored = values.astype(np.uint64)  # two's complement: negative values wrap mod 2^64
     if bits < 64:
