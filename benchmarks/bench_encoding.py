@@ -23,7 +23,7 @@ from functools import partial
 import numpy as np
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from benchmarks.common import bench_parser, time_once, write_json
+from benchmarks.common import bench_parser, optional_cells, time_once, write_json
 from secagg.encoding import FixedPoint
 from secagg.packing import pack, unpack
 
@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> None:
         print(
             f"{row['m']:>9} {row['case']:<36} {row['median_ms']:>10.2f} {row['min_ms']:>8.2f}"
             f" {row['m_elements_per_s']:>8.0f}"
-            f" {'' if pct is None else f'{pct:.0f}%':>8} {'' if goal is None else goal:>8}"
+            f" {optional_cells(pct, goal)}"
         )
     if args.json:
         write_json(args.json, {"benchmark": "encoding", "rows": rows})

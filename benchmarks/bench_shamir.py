@@ -25,7 +25,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from benchmarks.common import bench_parser, time_once, write_json
+from benchmarks.common import bench_parser, optional_cells, time_once, write_json
 from secagg import shamir
 from secagg.shamir import (
     LIMBS,
@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> None:
         print(
             f"{row['n']:>5} {row['t']:>4} {row['case']:<38} {row['median_ms']:>10.2f}"
             f" {row['min_ms']:>9.2f} {row['per_item_us']:>9.1f}"
-            f" {'' if pct is None else f'{pct:.0f}%':>8} {'' if goal is None else goal:>8}"
+            f" {optional_cells(pct, goal)}"
         )
     if args.json:
         write_json(args.json, {"benchmark": "shamir", "rows": rows})

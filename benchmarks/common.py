@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["bench_parser", "best_of", "time_once", "write_json"]
+__all__ = ["bench_parser", "best_of", "optional_cells", "time_once", "write_json"]
 
 
 def time_once(fn: Callable[[], object]) -> float:
@@ -44,6 +44,11 @@ def bench_parser(doc: str | None, quick_help: str, json_help: str) -> argparse.A
     parser.add_argument("--quick", action="store_true", help=quick_help)
     parser.add_argument("--json", metavar="PATH", help=json_help)
     return parser
+
+
+def optional_cells(pct: object, goal: object) -> str:
+    """The "% floor" and "goal" cells of a table row, 8 wide each; a None cell is blank."""
+    return f"{'' if pct is None else f'{pct:.0f}%':>8} {'' if goal is None else goal:>8}"
 
 
 def write_json(path: str, document: Any, *, default: Callable[[Any], Any] | None = None) -> None:

@@ -171,24 +171,16 @@ def _model(setting: Setting, config: Any, result: SimulationResult, blobs: _Blob
         )
     he = config.config
     committee_dropped = len(set(result.dropped) & set(he.committee))
+    # Both HE models take the same session shape: n, m, bits, committee, t, dropouts.
+    shape = (he.n, setting.m, setting.bits, len(he.committee), he.threshold, dropped)
     if setting.protocol == "threshold-paillier":
         return threshold_paillier_costs(
-            he.n,
-            setting.m,
-            setting.bits,
-            len(he.committee),
-            he.threshold,
-            dropped,
+            *shape,
             nsquare_bits=int(he.public_key.paillier.nsquare.bit_length()),
             committee_dropouts=committee_dropped,
         )
     return ckks_costs(
-        he.n,
-        setting.m,
-        setting.bits,
-        len(he.committee),
-        he.threshold,
-        dropped,
+        *shape,
         ciphertext_bytes=statistics.fmean(blobs.uploads),
         aggregate_ciphertext_bytes=statistics.fmean(blobs.aggregate),
         committee_dropouts=committee_dropped,
