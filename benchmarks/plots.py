@@ -43,14 +43,25 @@ def _legend(ax: Axes) -> None:
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2)
 
 
+def _two_panels() -> tuple[Figure, tuple[Axes, Axes]]:
+    """The layout of every figure: seconds on the left, bytes (or memory) on the right."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 7))
+    return fig, (left, right)
+
+
+def _log_x(ax: Axes, xlabel: str) -> None:
+    """A log x axis with its label, and the legend below."""
+    ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    _legend(ax)
+
+
 def _log_log(ax: Axes, xlabel: str, ylabel: str) -> None:
     """Log scales on both axes, the labels, a light grid and the legend below."""
-    ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(True, which="both", alpha=0.3)
-    _legend(ax)
+    _log_x(ax, xlabel)
 
 
 def _save(fig: Figure, path: Path) -> None:
@@ -187,7 +198,7 @@ def _grid(low: float, high: float, points: int = 12) -> list[float]:
 
 def _plot_n(document: dict[str, Any], path: Path) -> None:
     plan = document["plan"]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 7))
+    fig, (left, right) = _two_panels()
     _time_panel(left, document, "n", lambda r: r["n"])
     paper = document["paper_2017"]
     if plan["n_m"] == paper["m"]:
@@ -210,9 +221,7 @@ def _plot_n(document: dict[str, Any], path: Path) -> None:
                 markersize=10,
                 label=PAPER_LABEL + f": server, {float(at):.0%} dropout",
             )
-    left.set_xscale("log")
-    left.set_xlabel(f"clients n (m = {plan['n_m']:,}, {plan['sweep_dropout']:.0%} dropout)")
-    _legend(left)
+    _log_x(left, f"clients n (m = {plan['n_m']:,}, {plan['sweep_dropout']:.0%} dropout)")
     ns = [r["n"] for r in document["runs"].values() if r["key"] in document["studies"]["n"]]
     _bytes_panel(
         right,
@@ -222,16 +231,14 @@ def _plot_n(document: dict[str, Any], path: Path) -> None:
         [int(x) for x in _grid(min(ns), max(ns))],
         lambda p, x: _model_bytes(p, int(x), plan["n_m"], 32, plan["sweep_dropout"]),
     )
-    right.set_xscale("log")
-    right.set_xlabel("clients n")
-    _legend(right)
+    _log_x(right, "clients n")
     fig.suptitle(PLOTS["cost_vs_n.png"])
     _save(fig, path)
 
 
 def _plot_m(document: dict[str, Any], path: Path) -> None:
     plan = document["plan"]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 7))
+    fig, (left, right) = _two_panels()
     _time_panel(left, document, "m", lambda r: r["m"])
     paper = document["paper_2017"]
     n = str(plan["m_n"])
@@ -244,9 +251,7 @@ def _plot_m(document: dict[str, Any], path: Path) -> None:
             markersize=11,
             label=PAPER_LABEL,
         )
-    left.set_xscale("log")
-    left.set_xlabel(f"vector length m (n = {plan['m_n']}, {plan['sweep_dropout']:.0%} dropout)")
-    _legend(left)
+    _log_x(left, f"vector length m (n = {plan['m_n']}, {plan['sweep_dropout']:.0%} dropout)")
     ms = plan["m_values"]
     _bytes_panel(
         right,
@@ -256,16 +261,14 @@ def _plot_m(document: dict[str, Any], path: Path) -> None:
         _grid(min(ms), max(ms)),
         lambda p, x: _model_bytes(p, plan["m_n"], int(x), 32, plan["sweep_dropout"]),
     )
-    right.set_xscale("log")
-    right.set_xlabel("vector length m")
-    _legend(right)
+    _log_x(right, "vector length m")
     fig.suptitle(PLOTS["cost_vs_m.png"])
     _save(fig, path)
 
 
 def _plot_dropout(document: dict[str, Any], path: Path) -> None:
     plan = document["plan"]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 7))
+    fig, (left, right) = _two_panels()
     _time_panel(left, document, "dropout", lambda r: r["dropout_rate"])
     paper_runs = sorted(_runs(document, "paper", "bonawitz"), key=lambda r: r["dropout_rate"])
     paper = document["paper_2017"]
@@ -313,7 +316,7 @@ def _plot_dropout(document: dict[str, Any], path: Path) -> None:
 
 def _plot_he(document: dict[str, Any], path: Path) -> None:
     plan = document["plan"]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 7))
+    fig, (left, right) = _two_panels()
     for protocol in ("threshold-paillier", "ckks"):
         base_n = plan["he_base"][protocol][0]
         runs = sorted(
@@ -386,7 +389,7 @@ def _plot_he(document: dict[str, Any], path: Path) -> None:
 
 def _plot_scale(document: dict[str, Any], path: Path) -> None:
     scale = document["scale"]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 7))
+    fig, (left, right) = _two_panels()
     done = [r for r in scale["ladder"] if not r.get("skipped")] + scale["memory"]
     done.sort(key=lambda r: r["n"] * r["m"])
     if done:
