@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
-from flwr.supercore.task_identity import TaskIdentity
+from helpers_flower import server_task_identity
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -48,10 +48,8 @@ SESSION = bytes(range(16))
 
 @pytest.fixture(autouse=True)
 def task_identity() -> Iterator[None]:
-    saved = (TaskIdentity._run_id, TaskIdentity._node_id, TaskIdentity._task_id)
-    TaskIdentity.run_id, TaskIdentity.node_id, TaskIdentity.task_id = 1, 0, 1
-    yield
-    TaskIdentity._run_id, TaskIdentity._node_id, TaskIdentity._task_id = saved
+    with server_task_identity():
+        yield
 
 
 class Trainer:
@@ -69,8 +67,9 @@ class Trainer:
         metrics = {"train_loss": loss}
         if self.weight is not None:
             metrics["num-examples"] = self.weight  # type: ignore[assignment]
-        return Message(RecordDict({"arrays": record, "metrics": MetricRecord(metrics)}),
-                       reply_to=message)
+        return Message(
+            RecordDict({"arrays": record, "metrics": MetricRecord(metrics)}), reply_to=message
+        )
 
 
 def context() -> Context:
@@ -79,24 +78,37 @@ def context() -> Context:
 
 def setup(**changes: object) -> SessionSetup:
     fields: dict[str, object] = dict(
-        session_id=SESSION, n=4, client_id=2, threshold=3, bits=32, degree=None,
+        session_id=SESSION,
+        n=4,
+        client_id=2,
+        threshold=3,
+        bits=32,
+        degree=None,
         fixed_point=FixedPointParams(clip=4.0, scale=1000.0, max_clients=4, max_weight=10.0),
         layout=ArrayLayout.from_record(initial_arrays(), ["train_loss"]),
-        weighted_by_key="num-examples", weighted=True,
+        weighted_by_key="num-examples",
+        weighted=True,
     )
     fields.update(changes)
     return SessionSetup(**fields)  # type: ignore[arg-type]
 
 
-def first_message(s: SessionSetup, *, stage: int = 0, header_session: bytes | None = None,
-                  payloads: tuple[bytes, ...] | None = None,
-                  raw_setup: bytes | None = None) -> Message:
+def first_message(
+    s: SessionSetup,
+    *,
+    stage: int = 0,
+    header_session: bytes | None = None,
+    payloads: tuple[bytes, ...] | None = None,
+    raw_setup: bytes | None = None,
+) -> Message:
     request = AdvertiseKeysRequest(0, s.client_id, s.session_id).to_bytes()
-    content = RecordDict({"arrays": initial_arrays(),
-                          "config": ConfigRecord({"server-round": 1})})
-    envelope = Envelope(stage, header_session or s.session_id,
-                        payloads if payloads is not None else (request,),
-                        raw_setup if raw_setup is not None else s.to_bytes())
+    content = RecordDict({"arrays": initial_arrays(), "config": ConfigRecord({"server-round": 1})})
+    envelope = Envelope(
+        stage,
+        header_session or s.session_id,
+        payloads if payloads is not None else (request,),
+        raw_setup if raw_setup is not None else s.to_bytes(),
+    )
     return Message(write_envelope(content, envelope), 42, "train")
 
 
@@ -117,8 +129,7 @@ def test_other_message_types_pass_through() -> None:
 def test_plain_training_is_refused_unless_the_policy_allows_it() -> None:
     trainer = Trainer()
     message = Message(RecordDict({"arrays": initial_arrays()}), 42, "train")
-    assert "without secure aggregation" in refused(make_secagg_mod()(message, context(),
-                                                                    trainer))
+    assert "without secure aggregation" in refused(make_secagg_mod()(message, context(), trainer))
     assert trainer.calls == 0
     reply = make_secagg_mod(ClientPolicy(require_secure=False))(message, context(), trainer)
     assert not reply.has_error() and trainer.calls == 1
@@ -138,14 +149,29 @@ def test_a_valid_setup_trains_once_and_answers_with_secagg_records_only() -> Non
 @pytest.mark.parametrize(
     ("make", "reason", "trained"),
     [
-        (lambda: first_message(setup(n=2, client_id=1, threshold=2,
-                                     fixed_point=FixedPointParams(4.0, 1000.0, 2, 10.0))),
-         "policy needs 3", False),
+        (
+            lambda: first_message(
+                setup(
+                    n=2,
+                    client_id=1,
+                    threshold=2,
+                    fixed_point=FixedPointParams(4.0, 1000.0, 2, 10.0),
+                )
+            ),
+            "policy needs 3",
+            False,
+        ),
         (lambda: first_message(setup(bits=4)), "bit width", False),
-        (lambda: first_message(setup(fixed_point=FixedPointParams(4.0, 1000.0, 3, 10.0))),
-         "sized for 3 clients", False),
-        (lambda: first_message(setup(fixed_point=FixedPointParams(4.0, 1e12, 4, 10.0))),
-         "Headroom", False),
+        (
+            lambda: first_message(setup(fixed_point=FixedPointParams(4.0, 1000.0, 3, 10.0))),
+            "sized for 3 clients",
+            False,
+        ),
+        (
+            lambda: first_message(setup(fixed_point=FixedPointParams(4.0, 1e12, 4, 10.0))),
+            "Headroom",
+            False,
+        ),
         (lambda: first_message(setup(threshold=2)), "n/2", False),
         (lambda: first_message(setup(), header_session=bytes(16)), "another session", False),
         (lambda: first_message(setup(), stage=1), "first stage", False),
@@ -153,12 +179,16 @@ def test_a_valid_setup_trains_once_and_answers_with_secagg_records_only() -> Non
         (lambda: first_message(setup(), payloads=()), "no protocol message", False),
         # The protocol message is only read after training; refusing it aborts the session.
         (lambda: first_message(setup(), payloads=(b"junk",)), "DecodeError", True),
-        (lambda: first_message(setup(), payloads=(
-            AdvertiseKeysRequest(0, 3, SESSION).to_bytes(),)), "another client", True),
+        (
+            lambda: first_message(
+                setup(), payloads=(AdvertiseKeysRequest(0, 3, SESSION).to_bytes(),)
+            ),
+            "another client",
+            True,
+        ),
     ],
 )
-def test_bad_setups_are_refused(make: Callable[[], Message], reason: str,
-                                trained: bool) -> None:
+def test_bad_setups_are_refused(make: Callable[[], Message], reason: str, trained: bool) -> None:
     trainer, ctx = Trainer(), context()
     assert reason in refused(make_secagg_mod()(make(), ctx, trainer))
     assert trainer.calls == int(trained)
@@ -168,8 +198,9 @@ def test_bad_setups_are_refused(make: Callable[[], Message], reason: str,
 
 def test_oversized_vectors_are_refused() -> None:
     policy = ClientPolicy(max_vector_length=5)
-    assert "DecodeError" in refused(make_secagg_mod(policy)(first_message(setup()), context(),
-                                                            Trainer()))
+    assert "DecodeError" in refused(
+        make_secagg_mod(policy)(first_message(setup()), context(), Trainer())
+    )
 
 
 @pytest.mark.parametrize(
@@ -190,6 +221,7 @@ def test_bad_training_results_abort_the_session(trainer: Trainer, reason: str) -
 def test_training_errors_are_passed_on() -> None:
     def failing(message: Message, ctx: Context) -> Message:
         from flwr.app import Error
+
         return Message(Error(2, "out of memory"), reply_to=message)
 
     ctx = context()
@@ -217,14 +249,15 @@ def test_replayed_session_and_out_of_order_stages_are_refused() -> None:
     other = setup(session_id=bytes(range(1, 17)))
     assert not mod(first_message(other), ctx, Trainer()).has_error()
     # Stage 2 while stage 1 is expected: refused, and the session is aborted for good.
-    later = Message(write_envelope(RecordDict(), Envelope(2, other.session_id, (b"x",))),
-                    42, "train")
+    later = Message(
+        write_envelope(RecordDict(), Envelope(2, other.session_id, (b"x",))), 42, "train"
+    )
     assert "out of order" in refused(mod(later, ctx, Trainer()))
-    right = Message(write_envelope(RecordDict(), Envelope(1, other.session_id, (b"x",))),
-                    42, "train")
+    right = Message(
+        write_envelope(RecordDict(), Envelope(1, other.session_id, (b"x",))), 42, "train"
+    )
     assert "aborted" in refused(mod(right, ctx, Trainer()))
-    stranger = Message(write_envelope(RecordDict(), Envelope(1, bytes(16), (b"x",))),
-                       42, "train")
+    stranger = Message(write_envelope(RecordDict(), Envelope(1, bytes(16), (b"x",))), 42, "train")
     assert "not in" in refused(mod(stranger, ctx, Trainer()))
 
 
@@ -269,15 +302,25 @@ def test_a_server_asking_for_both_shares_of_a_victim_gets_nothing() -> None:
     app = ClientApp(mods=[make_secagg_mod()])
     app.train()(train)
     grid = InProcessGrid.create(app, {100 + p: {"partition-id": p} for p in range(4)})
-    messages = [Message(RecordDict({"arrays": initial_arrays(),
-                                    "config": ConfigRecord({"server-round": 1})}), node,
-                        "train") for node in grid.get_node_ids()]
-    report = run_secure_round(grid, messages, SecAggSettings(clip=4.0, max_weight=100.0,
-                                                             stage_timeout=0.02),
-                              make_server=lambda c: TamperingServer(c, victim=1))  # type: ignore[arg-type,return-value]
+    messages = [
+        Message(
+            RecordDict({"arrays": initial_arrays(), "config": ConfigRecord({"server-round": 1})}),
+            node,
+            "train",
+        )
+        for node in grid.get_node_ids()
+    ]
+    report = run_secure_round(
+        grid,
+        messages,
+        SecAggSettings(clip=4.0, max_weight=100.0, stage_timeout=0.02),
+        make_server=lambda c: TamperingServer(c, victim=1),
+    )  # type: ignore[arg-type,return-value]
     assert not report.ok
-    assert all("MaliciousRequestError" in r and "dropped and alive" in r
-               for r in report.excluded_nodes.values()), report.excluded_nodes
+    assert all(
+        "MaliciousRequestError" in r and "dropped and alive" in r
+        for r in report.excluded_nodes.values()
+    ), report.excluded_nodes
     for node in grid.get_node_ids():
         stored = grid.contexts[node].state.config_records[STATE_KEY]
         assert stored["status"] == "aborted" and stored["client"] == b""
@@ -287,14 +330,19 @@ def test_a_server_asking_for_both_shares_of_a_victim_gets_nothing() -> None:
 
 
 def session(n: int = 4) -> tuple[ProtocolConfig, Server, dict[int, Client]]:
-    config = ProtocolConfig.create(clients=range(1, n + 1), threshold=n // 2 + 1, bits=24,
-                                   vector_length=5)
+    config = ProtocolConfig.create(
+        clients=range(1, n + 1), threshold=n // 2 + 1, bits=24, vector_length=5
+    )
     clients = {c: Client(config, c, np.full(5, c, dtype=np.uint32)) for c in config.clients}
     return config, Server(config), clients
 
 
-def run(config: ProtocolConfig, server: Server, clients: dict[int, Client],
-        hook: Callable[[int, Client], Client]) -> Server:
+def run(
+    config: ProtocolConfig,
+    server: Server,
+    clients: dict[int, Client],
+    hook: Callable[[int, Client], Client],
+) -> Server:
     outgoing = server.start()
     while not server.done:
         incoming = []
@@ -354,8 +402,13 @@ def test_backend_refuses_what_it_cannot_carry() -> None:
         backend.dump(lazy)
     identities = generate_identities([1, 2, 3, 4])
     active = ProtocolConfig.create(
-        clients=[1, 2, 3, 4], threshold=3, bits=24, vector_length=5, mode="active",
-        identities={c: k.verify_key for c, k in identities.items()})
+        clients=[1, 2, 3, 4],
+        threshold=3,
+        bits=24,
+        vector_length=5,
+        mode="active",
+        identities={c: k.verify_key for c, k in identities.items()},
+    )
     with pytest.raises(UsageError, match="active"):
         backend.dump(Client(active, 1, np.zeros(5, dtype=np.uint32), identities[1]))
 
