@@ -21,7 +21,6 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 from collections.abc import Set as AbstractSet
-from typing import Any
 
 import numpy as np
 
@@ -57,7 +56,7 @@ from secagg.protocols.server import Server
 from secagg.shamir import PRIME, Share, pack_limb_shares, unpack_limb_shares
 from secagg.signing import SigningKey
 from secagg.testing.model import ClientFault, DropoutModel, Quorum, ServerAttack
-from secagg.testing.target import Prediction
+from secagg.testing.target import ConfigTarget, Prediction
 
 __all__ = ["MASK_KEY", "SELF_MASK", "BonawitzTarget", "dropout_model", "predict_outcome"]
 
@@ -141,7 +140,7 @@ def dropout_model(config: ProtocolConfig) -> DropoutModel:
     )
 
 
-class BonawitzTarget:
+class BonawitzTarget(ConfigTarget):
     """One Bonawitz / SecAgg+ session under test (a ProtocolUnderTest).
 
     In active mode ``identities`` are the clients' Ed25519 keys; without them the target
@@ -151,6 +150,7 @@ class BonawitzTarget:
     """
 
     name = "bonawitz"
+    config: ProtocolConfig
 
     def __init__(
         self,
@@ -168,25 +168,6 @@ class BonawitzTarget:
         self.config = config
         self.identities = dict(identities) if identities is not None else None
         self._threads = threads
-
-    def __repr__(self) -> str:
-        return f"BonawitzTarget({self.config!r})"
-
-    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
-        """Hypothesis prints falsifying examples with this: the short repr above."""
-        printer.text(repr(self))
-
-    @property
-    def clients(self) -> tuple[int, ...]:
-        return self.config.clients
-
-    @property
-    def bits(self) -> int:
-        return self.config.bits
-
-    @property
-    def vector_length(self) -> int:
-        return self.config.vector_length
 
     @property
     def dropout_model(self) -> DropoutModel:

@@ -34,7 +34,14 @@ from secagg.protocols.base import ClientProtocol, Message, ServerProtocol
 from secagg.protocols.registry import ProtocolSpec
 from secagg.testing.model import ClientFault, DropoutModel, Quorum, ServerAttack
 
-__all__ = ["UNKNOWN", "Prediction", "ProtocolUnderTest", "SpecTarget"]
+__all__ = [
+    "UNKNOWN",
+    "ConfigTarget",
+    "Prediction",
+    "ProtocolUnderTest",
+    "SpecTarget",
+    "TargetDefaults",
+]
 
 
 @dataclass(frozen=True)
@@ -112,7 +119,55 @@ class ProtocolUnderTest(Protocol):
         ...
 
 
-class SpecTarget:
+class TargetDefaults:
+    """The conservative answers of a :class:`ProtocolUnderTest`: no secret revealed, no
+    promise on reconstruction, no masked view, no protocol-specific move; and the short
+    repr hypothesis prints falsifying examples with. Subclass it and override what your
+    protocol promises more of."""
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        """Hypothesis prints falsifying examples with this: the class's short repr."""
+        printer.text(repr(self))
+
+    def reveals(self, message: Message) -> Sequence[tuple[int, str]] | None:
+        return None
+
+    def reveal_threshold(self, owner: int, *, attacked: bool) -> int | None:
+        return None
+
+    def masked_view(self, message: Message) -> np.ndarray | None:
+        return None
+
+    def tamper_request(self, message: Message, attack: ServerAttack) -> list[Message] | None:
+        return None
+
+    def tamper_answer(self, message: Message, fault: ClientFault) -> Message | None:
+        return None
+
+
+class ConfigTarget(TargetDefaults):
+    """:class:`TargetDefaults` for a target whose ``config`` carries ``clients``, ``bits``
+    and ``vector_length`` itself (the library's protocol configs do)."""
+
+    config: Any
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.config!r})"
+
+    @property
+    def clients(self) -> tuple[int, ...]:
+        return tuple(self.config.clients)
+
+    @property
+    def bits(self) -> int:
+        return int(self.config.bits)
+
+    @property
+    def vector_length(self) -> int:
+        return int(self.config.vector_length)
+
+
+class SpecTarget(TargetDefaults):
     """A :class:`ProtocolUnderTest` for any protocol described by a ProtocolSpec.
 
     ``threshold`` (default 2) is the fewest clients every round needs; ``input_round``
@@ -142,10 +197,6 @@ class SpecTarget:
 
     def __repr__(self) -> str:
         return f"SpecTarget({self.spec.name}, {self.config!r})"
-
-    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
-        """Hypothesis prints falsifying examples with this: the short repr above."""
-        printer.text(repr(self))
 
     @property
     def name(self) -> str:
@@ -186,18 +237,3 @@ class SpecTarget:
         self, vanished: Mapping[int, str], lost: AbstractSet[tuple[int, str]]
     ) -> Prediction:
         return self._predict(vanished, lost) if self._predict is not None else UNKNOWN
-
-    def reveals(self, message: Message) -> Sequence[tuple[int, str]] | None:
-        return None
-
-    def reveal_threshold(self, owner: int, *, attacked: bool) -> int | None:
-        return None
-
-    def masked_view(self, message: Message) -> np.ndarray | None:
-        return None
-
-    def tamper_request(self, message: Message, attack: ServerAttack) -> list[Message] | None:
-        return None
-
-    def tamper_answer(self, message: Message, fault: ClientFault) -> Message | None:
-        return None

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from collections.abc import Set as AbstractSet
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -29,8 +29,8 @@ from secagg.protocols.threshold_he_messages import (
     DecryptionShare,
     decode_threshold_he_message,
 )
-from secagg.testing.model import ClientFault, DropoutModel, Quorum, ServerAttack
-from secagg.testing.target import Prediction
+from secagg.testing.model import DropoutModel, Quorum
+from secagg.testing.target import ConfigTarget, Prediction
 
 if TYPE_CHECKING:
     from secagg.he.ckks import CkksContext
@@ -42,7 +42,7 @@ __all__ = ["DECRYPTION_SHARE", "ThresholdHETarget"]
 DECRYPTION_SHARE = "decryption share"
 
 
-class ThresholdHETarget:
+class ThresholdHETarget(ConfigTarget):
     """One threshold-HE session under test (a ProtocolUnderTest).
 
     ``key_shares`` (threshold Paillier: member id -> KeyShare) or ``ckks_secret`` (CKKS: the
@@ -51,6 +51,7 @@ class ThresholdHETarget:
     """
 
     name = "threshold-he"
+    config: ThresholdHEConfig
 
     def __init__(
         self,
@@ -97,25 +98,6 @@ class ThresholdHETarget:
             key_bits=key_bits,
         )
         return cls(config, key_shares=shares)
-
-    def __repr__(self) -> str:
-        return f"ThresholdHETarget({self.config!r})"
-
-    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
-        """Hypothesis prints falsifying examples with this: the short repr above."""
-        printer.text(repr(self))
-
-    @property
-    def clients(self) -> tuple[int, ...]:
-        return self.config.clients
-
-    @property
-    def bits(self) -> int:
-        return self.config.bits
-
-    @property
-    def vector_length(self) -> int:
-        return self.config.vector_length
 
     @property
     def dropout_model(self) -> DropoutModel:
@@ -170,16 +152,4 @@ class ThresholdHETarget:
     def reveals(self, message: Message) -> Sequence[tuple[int, str]] | None:
         if isinstance(message, DecryptionShare):
             return [(SERVER_ID, DECRYPTION_SHARE)]  # a share of the session's decryption key
-        return None
-
-    def reveal_threshold(self, owner: int, *, attacked: bool) -> int | None:
-        return None
-
-    def masked_view(self, message: Message) -> np.ndarray | None:
-        return None
-
-    def tamper_request(self, message: Message, attack: ServerAttack) -> list[Message] | None:
-        return None
-
-    def tamper_answer(self, message: Message, fault: ClientFault) -> Message | None:
         return None
