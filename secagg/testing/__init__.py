@@ -10,7 +10,8 @@ Importing this package imports hypothesis (install the ``testing`` extra:
   ServerProtocol) through a schedule, over your own transport, and check the invariants
   of :mod:`secagg.testing.invariants`;
 * targets: :class:`BonawitzTarget`, :class:`ThresholdHETarget`, and :class:`SpecTarget`
-  for any protocol described by a :class:`~secagg.protocols.registry.ProtocolSpec`.
+  for any protocol described by a :class:`~secagg.protocols.registry.ProtocolSpec`;
+  :class:`TargetDefaults` and :class:`ConfigTarget` to start a target of your own from.
 """
 
 from __future__ import annotations
@@ -20,7 +21,13 @@ from secagg.testing.bonawitz import BonawitzTarget, predict_outcome
 from secagg.testing.harness import Chooser, Network, Transport, as_target, run
 from secagg.testing.invariants import InvariantViolation, RunReport
 from secagg.testing.model import ClientFault, DropoutModel, Quorum, ServerAttack
-from secagg.testing.target import Prediction, ProtocolUnderTest, SpecTarget
+from secagg.testing.target import (
+    ConfigTarget,
+    Prediction,
+    ProtocolUnderTest,
+    SpecTarget,
+    TargetDefaults,
+)
 from secagg.testing.threshold_he import ThresholdHETarget
 from secagg.testing.uniformity import uniformity_score
 
@@ -28,6 +35,7 @@ __all__ = [
     "BonawitzTarget",
     "Chooser",
     "ClientFault",
+    "ConfigTarget",
     "DropoutModel",
     "InvariantViolation",
     "Network",
@@ -37,6 +45,7 @@ __all__ = [
     "RunReport",
     "ServerAttack",
     "SpecTarget",
+    "TargetDefaults",
     "ThresholdHETarget",
     "Transport",
     "as_target",
