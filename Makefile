@@ -21,7 +21,7 @@ venv: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check secagg tests benchmarks examples
-	$(BIN)/mypy secagg
+	$(BIN)/mypy secagg benchmarks
 
 test: lint
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)

@@ -51,7 +51,7 @@ def bench_flatten(params: int, repeat: int) -> dict[str, object]:
 
     def floor() -> None:
         flat = torch.cat([v.reshape(-1).to(torch.float64) for v in floats]).numpy()
-        [p.to(torch.float32) for p in torch.from_numpy(flat).split(sizes)]
+        [p.to(torch.float32) for p in torch.split(torch.from_numpy(flat), sizes)]
 
     t_ours, t_floor = best_of(ours, repeat), best_of(floor, repeat)
     return {"params": layout.size, "ours_s": t_ours, "floor_s": t_floor,
