@@ -34,7 +34,7 @@ import hashlib
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 import numpy as np
 
@@ -65,6 +65,7 @@ from secagg.packing import pack, unpack
 from secagg.prg import dtype_for_bits
 from secagg.protocols.base import SERVER_ID, AggregationResult, Message
 from secagg.protocols.config import MAX_CLIENT_ID, MAX_VECTOR_LENGTH, SESSION_ID_BYTES
+from secagg.protocols.threshold_he_blocks import assigned_blocks, block_bounds, plan_fallback
 from secagg.protocols.threshold_he_messages import (
     ROUND_DECRYPTION,
     ROUND_ENCRYPTED_INPUT,
@@ -75,9 +76,13 @@ from secagg.protocols.threshold_he_messages import (
 )
 
 __all__ = [
+    "BALANCED",
     "CKKS",
     "CKKS_MAX_SUM_BITS",
+    "DECRYPTION_MODES",
     "DEFAULT_COMMITTEE",
+    "DEFAULT_DECRYPTION",
+    "FULL",
     "THRESHOLD_PAILLIER",
     "Backend",
     "ClientState",
@@ -99,6 +104,11 @@ bits + ceil(log2(clients)) must not exceed this (measured error at 2^44: < 0.01)
 _CKKS_ROUNDING_MARGIN = 0.25
 DEFAULT_COMMITTEE = 5
 """Default committee size: the first min(5, n) clients."""
+FULL: Final = "full"
+BALANCED: Final = "balanced"
+DECRYPTION_MODES: tuple[str, ...] = (FULL, BALANCED)
+DEFAULT_DECRYPTION: str = FULL
+"""Threshold Paillier's default decryption mode (see :class:`ThresholdHEConfig`)."""
 
 
 def _is_int(value: object) -> bool:
@@ -112,8 +122,13 @@ class ThresholdHEConfig:
     ``committee`` lists the decryption committee's client ids; with threshold Paillier the
     member at position i holds key share i + 1. ``threshold`` is t (CKKS: how many identical
     decryptions the server needs). ``min_clients`` is the fewest summands a member agrees
-    to decrypt. Raises ConfigurationError on anything inconsistent, HeadroomError when the
-    packing slots cannot hold a sum over all clients.
+    to decrypt. ``decryption`` (threshold Paillier only) is ``"full"`` (every member
+    partially decrypts every ciphertext of the aggregate) or ``"balanced"`` (the
+    ciphertexts are cut into one block per member and each block goes to t members, see
+    :mod:`secagg.protocols.threshold_he_blocks`: a member decrypts t/l of the aggregate).
+    Raises ConfigurationError on anything inconsistent (CKKS refuses ``"balanced"``: its
+    members decrypt with the single key and the server compares whole answers),
+    HeadroomError when the packing slots cannot hold a sum over all clients.
     """
 
     session_id: bytes
@@ -126,6 +141,7 @@ class ThresholdHEConfig:
     public_key: ThresholdPublicKey | None = None
     guard_bits: int = 1
     ckks: CkksContext | None = None
+    decryption: str = DEFAULT_DECRYPTION
 
     def __post_init__(self) -> None:
         if not isinstance(self.session_id, bytes) or not (
@@ -150,6 +166,10 @@ class ThresholdHEConfig:
                 raise ConfigurationError(f"{name} must be an int in [{low}, {high}]")
         if (self.public_key is None) == (self.ckks is None):
             raise ConfigurationError("give exactly one of public_key (Paillier) and ckks")
+        if not isinstance(self.decryption, str) or self.decryption not in DECRYPTION_MODES:
+            raise ConfigurationError(f"decryption must be one of {DECRYPTION_MODES}")
+        if self.ckks is not None and self.decryption != FULL:
+            raise ConfigurationError("CKKS decrypts with a single key: only 'full' decryption")
         if self.public_key is not None:
             key = self.public_key
             if key.holders != len(committee) or key.threshold != self.threshold:
@@ -197,6 +217,22 @@ class ThresholdHEConfig:
             guard_bits=self.guard_bits,
         )
 
+    @property
+    def block_count(self) -> int:
+        """How many blocks a decryption request cuts the aggregate into: 1 in full mode,
+        one per committee member in balanced mode."""
+        return len(self.committee) if self.decryption == BALANCED else 1
+
+    def assigned_blocks(self, client_id: int) -> tuple[int, ...]:
+        """The blocks member ``client_id`` decrypts when nobody drops: members are taken in
+        sorted id order (ConfigurationError for a non-member)."""
+        if client_id not in self.committee:
+            raise ConfigurationError(f"client {client_id} is not on the committee")
+        ordered = sorted(self.committee)
+        return assigned_blocks(
+            ordered.index(client_id), len(ordered), self.threshold, self.block_count
+        )
+
     def holder_index(self, client_id: int) -> int:
         """The key-share index of committee member ``client_id`` (ConfigurationError if none)."""
         if client_id not in self.committee:
@@ -215,7 +251,7 @@ class ThresholdHEConfig:
             f"ThresholdHEConfig(backend={self.backend!r}, session_id="
             f"{self.session_id.hex()[:16]}..., n={self.n}, bits={self.bits}, "
             f"vector_length={self.vector_length}, committee={len(self.committee)}, "
-            f"threshold={self.threshold})"
+            f"threshold={self.threshold}, decryption={self.decryption!r})"
         )
 
 
@@ -231,12 +267,15 @@ def setup_threshold_paillier(
     min_clients: int = 2,
     session_id: bytes | None = None,
     safe_primes: tuple[int, int] | None = None,
+    decryption: str = DEFAULT_DECRYPTION,
 ) -> tuple[ThresholdHEConfig, dict[int, KeyShare]]:
     """Trusted-dealer setup: the public config and each committee member's key share.
 
     ``committee`` defaults to the first min(5, n) clients and ``threshold`` to a majority
-    of it. The shares (client id -> KeyShare) go to their holders over private channels;
-    the dealer forgets them. Raises ConfigurationError / HeadroomError as the config does.
+    of it; ``decryption`` is the committee's mode (``"full"`` or ``"balanced"``, see
+    :class:`ThresholdHEConfig`). The shares (client id -> KeyShare) go to their holders
+    over private channels; the dealer forgets them. Raises ConfigurationError /
+    HeadroomError as the config does.
     """
     ordered = sorted(int(c) for c in clients)
     members = list(committee) if committee is not None else ordered[:DEFAULT_COMMITTEE]
@@ -254,6 +293,7 @@ def setup_threshold_paillier(
         min_clients=min_clients,
         public_key=public_key,
         guard_bits=guard_bits,
+        decryption=decryption,
     )
     return config, {member: shares[i] for i, member in enumerate(config.committee)}
 
@@ -350,6 +390,10 @@ class ThresholdHEClient:
         self._randomness = randomness
         self._workers = workers
         self._state = ClientState.WAITING
+        # What the first decryption request asked: (SHA-256 of the aggregate, included), and
+        # every block decrypted so far (a fallback wave may only add blocks of that request).
+        self._first_request: tuple[bytes, tuple[int, ...]] | None = None
+        self._decrypted_blocks: set[int] = set()
         self._share: KeyShare | None = None
         self._ckks: CkksContext | None = None
         member = client_id in config.committee
@@ -415,14 +459,20 @@ class ThresholdHEClient:
         return f"ThresholdHEClient(id={self._id}, state={self._state.name})"
 
     def receive(self, message: Message) -> list[Message]:
-        """Answer InputRequest (once) and, on the committee, DecryptionRequest (once).
+        """Answer InputRequest (once) and, on the committee, DecryptionRequest.
+
+        A member decrypts exactly the requested blocks. After its first answer it answers
+        only fallback waves: requests for blocks it has not decrypted yet, of the
+        byte-identical aggregate and the same included list.
 
         Raises ProtocolViolation (party 0) for a message of another session or recipient,
         a message after this client aborted (the session ended for it), an input request
         out of turn (the client is past WAITING: its state is named), an unexpected message
-        type, or a decryption request that could reveal less than an aggregate of
-        ``min_clients``; MaliciousRequestError for a second decryption request. A refused
-        decryption request aborts the client for good.
+        type, a decryption request in another block count than the session's mode or for
+        empty blocks, or one that could reveal less than an aggregate of ``min_clients``;
+        MaliciousRequestError for a further decryption request of another aggregate or
+        included list, or of blocks already decrypted. A refused decryption request aborts
+        the client for good.
         """
         config = self._config
         if message.session_id != config.session_id or message.recipient != self._id:
@@ -447,8 +497,7 @@ class ThresholdHEClient:
             return [EncryptedInput(self._id, SERVER_ID, config.session_id, self._encrypt())]
         if isinstance(message, DecryptionRequest):
             if self._state is ClientState.DECRYPTED:
-                self._state = ClientState.ABORTED
-                raise MaliciousRequestError("a second decryption request", party=SERVER_ID)
+                self._check_further_request(message)
             if self._id not in config.committee:
                 raise ProtocolViolation("decryption request to a non-member", party=SERVER_ID)
             try:
@@ -457,6 +506,9 @@ class ThresholdHEClient:
                 self._state = ClientState.ABORTED
                 raise
             self._state = ClientState.DECRYPTED
+            if self._first_request is None:
+                self._first_request = (hashlib.sha256(message.payload).digest(), message.included)
+            self._decrypted_blocks.update(message.blocks)
             return [DecryptionShare(self._id, SERVER_ID, config.session_id, payload)]
         raise ProtocolViolation(f"unexpected {type(message).__name__}", party=SERVER_ID)
 
@@ -486,6 +538,42 @@ class ThresholdHEClient:
         context = self._ckks if self._ckks is not None else config.ckks
         return context.encrypt(_to_signed(vector, config.bits)).to_bytes()
 
+    def _check_further_request(self, message: DecryptionRequest) -> None:
+        """A request after this member decrypted: only a fallback wave for new blocks of
+        the byte-identical aggregate and the same included list is answered. Anything else
+        aborts the member (MaliciousRequestError): decrypting a second aggregate could
+        reveal the difference of two sums, i.e. one client's input."""
+        first = self._first_request
+        assert first is not None
+        same = hashlib.sha256(message.payload).digest() == first[0]
+        if not same or message.included != first[1]:
+            self._state = ClientState.ABORTED
+            raise MaliciousRequestError(
+                "a second decryption request for another aggregate or included set",
+                party=SERVER_ID,
+            )
+        if self._decrypted_blocks.intersection(message.blocks):
+            self._state = ClientState.ABORTED
+            raise MaliciousRequestError(
+                "a second decryption request for blocks already decrypted", party=SERVER_ID
+            )
+
+    def _requested(self, message: DecryptionRequest, ciphertexts: Sequence[Any]) -> list[Any]:
+        """The ciphertexts of the requested blocks, in order. ProtocolViolation (party 0)
+        when the request cuts the aggregate into another block count than this session's
+        mode or names only empty blocks (the wire decoder already checked the indices)."""
+        count = self._config.block_count
+        if message.block_count != count:
+            raise ProtocolViolation(
+                f"decryption request in {message.block_count} blocks, this session uses {count}",
+                party=SERVER_ID,
+            )
+        bounds = block_bounds(len(ciphertexts), count)
+        selected = [c for j in message.blocks for c in ciphertexts[bounds[j][0] : bounds[j][1]]]
+        if not selected:
+            raise ProtocolViolation("decryption request for empty blocks", party=SERVER_ID)
+        return selected
+
     def _check_request(self, message: DecryptionRequest) -> None:
         config = self._config
         included = set(message.included)
@@ -513,12 +601,14 @@ class ThresholdHEClient:
             if aggregate.summands != count:
                 raise MaliciousRequestError("summand count does not match", party=SERVER_ID)
             partial = self._share.partial_decrypt(
-                aggregate.ciphertexts,
+                self._requested(message, aggregate.ciphertexts),
                 context=config.decryption_context(message.included),
                 workers=self._workers,
             )
             return partial.to_bytes(config.public_key)
         assert self._ckks is not None
+        if message.block_count != 1:
+            raise ProtocolViolation("CKKS decrypts the whole aggregate", party=SERVER_ID)
         vector = self._ckks.vector_from_bytes(
             message.payload, length=config.vector_length, party=SERVER_ID
         )
@@ -563,7 +653,13 @@ class ThresholdHEServer:
         self._misbehaved: set[int] = set()  # sent a bad upload: not asked to decrypt
         self._paillier_sum: EncryptedVector | None = None
         self._ckks_sum: CkksVector | None = None
-        self._partials: list[PartialDecryption] = []
+        # Threshold Paillier decryption, block by block (one block in full mode).
+        self._bounds: list[tuple[int, int]] = []
+        self._valid: dict[int, dict[int, tuple[Any, ...]]] = {}  # block -> index -> values
+        self._pending: dict[int, tuple[int, ...]] = {}  # member -> blocks of its open request
+        self._covered: dict[int, set[int]] = {}  # member -> every block it was asked for
+        self._unusable: set[int] = set()  # members that dropped or sent a bad partial
+        self._request: tuple[tuple[int, ...], bytes] = ((), b"")  # (included, aggregate)
         self._plaintexts: dict[int, bytes] = {}
         self._context = b""
         self._result: AggregationResult | None = None
@@ -640,6 +736,8 @@ class ThresholdHEServer:
                 self._excluded.setdefault(client, f"dropped in {ROUND_ENCRYPTED_INPUT}")
             else:
                 self._fault(client, "dropped before sending its decryption share")
+                self._unusable.add(client)
+                self._pending.pop(client, None)
         self._expected &= self._answered
         return self._advance()
 
@@ -690,29 +788,48 @@ class ThresholdHEServer:
                 return
             self._plaintexts[sender] = payload
             return
-        aggregate = self._paillier_sum
-        assert aggregate is not None
+        blocks = self._pending.pop(sender)
+        ciphertexts = self._ciphertexts(blocks)
         try:
             partial = PartialDecryption.from_bytes(
-                payload, config.public_key, len(aggregate.ciphertexts), party=sender
+                payload, config.public_key, len(ciphertexts), party=sender
             )
             if partial.index != config.holder_index(sender):
                 raise AuthenticationError("partial under another member's index", party=sender)
+            # Verified against exactly the ciphertexts this member was asked for.
             verify_partial(
-                config.public_key,
-                aggregate.ciphertexts,
-                partial,
-                context=self._context,
-                party=sender,
+                config.public_key, ciphertexts, partial, context=self._context, party=sender
             )
         except (DecodeError, AuthenticationError) as exc:
             self._fault(sender, f"rejected partial decryption: {exc}")
+            self._unusable.add(sender)
             return
-        self._partials.append(partial)
+        offset = 0
+        for block in blocks:
+            start, stop = self._bounds[block]
+            values = partial.values[offset : offset + stop - start]
+            self._valid.setdefault(block, {})[partial.index] = values
+            offset += stop - start
+
+    def _ciphertexts(self, blocks: Sequence[int]) -> list[Any]:
+        aggregate = self._paillier_sum
+        assert aggregate is not None
+        cts = aggregate.ciphertexts
+        return [c for j in blocks for c in cts[self._bounds[j][0] : self._bounds[j][1]]]
+
+    def _short_blocks(self) -> dict[int, int]:
+        """Non-empty block -> how many valid partials it still lacks (only those lacking)."""
+        t = self._config.threshold
+        short = {}
+        for block, (start, stop) in enumerate(self._bounds):
+            have = len(self._valid.get(block, ()))
+            if stop > start and have < t:
+                short[block] = t - have
+        return short
 
     def _enough_shares(self) -> bool:
         if self._config.public_key is not None:
-            return len(self._partials) >= self._config.threshold
+            return bool(self._bounds) and not self._short_blocks()
         return len(self._plaintexts) >= self._config.threshold
 
     # -- transitions -----------------------------------------------------------------------
@@ -727,10 +844,52 @@ class ThresholdHEServer:
             return self._request_decryption()
         if self._enough_shares():
             return self._finish()
+        if self._config.public_key is not None:
+            return self._fallback_wave()
         raise self._abort(
-            f"only {max(len(self._partials), len(self._plaintexts))} valid decryption shares, "
+            f"only {len(self._plaintexts)} valid decryption shares, "
             f"{self._config.threshold} needed"
         )
+
+    def _live_members(self) -> list[int]:
+        """Members that may still be asked, in sorted id order (the balanced order)."""
+        return [
+            m
+            for m in sorted(self._config.committee)
+            if m not in self._misbehaved and m not in self._unusable
+        ]
+
+    def _fallback_wave(self) -> list[Message]:
+        """Every open request was answered or timed out and some block lacks t valid
+        partials: ask live members that have not covered it yet (same round), or abort
+        (ProtocolAbort) when too few such members remain for some block."""
+        short = self._short_blocks()
+        sizes = [stop - start for start, stop in self._bounds]
+        plan = plan_fallback(short, self._live_members(), self._covered, sizes)
+        if plan is None:
+            have = min(self._config.threshold - need for need in short.values())
+            raise self._abort(
+                f"only {have} valid decryption shares for some block and too few live "
+                f"committee members to complete it: {self._config.threshold} needed"
+            )
+        return self._send_wave(plan)
+
+    def _send_wave(self, plan: dict[int, list[int]]) -> list[Message]:
+        config = self._config
+        included, payload = self._request
+        count = config.block_count
+        messages: list[Message] = []
+        for member in sorted(plan):
+            blocks = tuple(plan[member])
+            self._pending[member] = blocks
+            self._covered.setdefault(member, set()).update(blocks)
+            messages.append(
+                DecryptionRequest(
+                    SERVER_ID, member, config.session_id, included, payload, blocks, count
+                )
+            )
+        self._expected, self._answered = set(plan), set()
+        return messages
 
     def _request_decryption(self) -> list[Message]:
         config = self._config
@@ -749,8 +908,62 @@ class ThresholdHEServer:
         self._expected, self._answered = set(members), set()
         if len(members) < config.threshold:
             raise self._abort("fewer committee members than the threshold remain")
-        sid = config.session_id
-        return [DecryptionRequest(SERVER_ID, m, sid, included, payload) for m in members]
+        if self._paillier_sum is None:
+            sid = config.session_id
+            return [DecryptionRequest(SERVER_ID, m, sid, included, payload) for m in members]
+        self._request = (included, payload)
+        self._bounds = block_bounds(len(self._paillier_sum.ciphertexts), config.block_count)
+        sizes = [stop - start for start, stop in self._bounds]
+        plan = {m: [j for j in config.assigned_blocks(m) if sizes[j]] for m in members}
+        plan = {m: blocks for m, blocks in plan.items() if blocks}
+        # A member left out for a bad upload leaves its blocks short: give them to others.
+        covered = {m: set(blocks) for m, blocks in plan.items()}
+        held = [sum(j in blocks for blocks in covered.values()) for j in range(len(sizes))]
+        short = {
+            j: config.threshold - held[j]
+            for j in range(len(sizes))
+            if sizes[j] and held[j] < config.threshold
+        }
+        extra = plan_fallback(short, sorted(members), covered, sizes) if short else {}
+        if extra is None:  # cannot happen: at least t members remain and each may hold any block
+            raise self._abort("fewer committee members than the threshold remain")
+        for member, blocks in extra.items():
+            plan[member] = sorted(set(plan.get(member, [])) | set(blocks))
+        return self._send_wave(plan)
+
+    def _combine_blocks(self, aggregate: EncryptedVector) -> list[int]:
+        """The aggregate's plaintexts, block by block from the t smallest holder indices
+        with a valid partial. Blocks with the same holder set are combined in one call, so
+        the Lagrange coefficients are computed once per holder set (at most l sets without
+        faults). Raises ShareError / DecodeError as combine_partials does."""
+        config = self._config
+        assert config.public_key is not None
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for block, (start, stop) in enumerate(self._bounds):
+            if stop > start:
+                holders = tuple(sorted(self._valid[block])[: config.threshold])
+                groups.setdefault(holders, []).append(block)
+        plaintexts: list[int] = [0] * len(aggregate.ciphertexts)
+        for holders, blocks in groups.items():
+            # Containers of already verified values: verify=False, so no proof is needed.
+            partials = [
+                PartialDecryption(
+                    index, tuple(v for j in blocks for v in self._valid[j][index]), 0, 0
+                )
+                for index in holders
+            ]
+            combined = combine_partials(
+                config.public_key,
+                self._ciphertexts(blocks),
+                partials,
+                context=self._context,
+                verify=False,  # every partial was verified on arrival
+            )
+            values = iter(combined.plaintexts)
+            for j in blocks:
+                start, stop = self._bounds[j]
+                plaintexts[start:stop] = [next(values) for _ in range(stop - start)]
+        return plaintexts
 
     def _finish(self) -> list[Message]:
         config = self._config
@@ -759,16 +972,8 @@ class ThresholdHEServer:
             aggregate = self._paillier_sum
             assert aggregate is not None
             try:
-                combined = combine_partials(
-                    config.public_key,
-                    aggregate.ciphertexts,
-                    self._partials,
-                    context=self._context,
-                    verify=False,  # every partial was verified on arrival
-                )
-                total = unpack_slots(
-                    combined.plaintexts, aggregate.layout, aggregate.length
-                ).astype(dtype)
+                plaintexts = self._combine_blocks(aggregate)
+                total = unpack_slots(plaintexts, aggregate.layout, aggregate.length).astype(dtype)
             except (DecodeError, ShareError) as exc:
                 raise self._abort(f"the aggregate does not decrypt: {exc}") from None
         else:

@@ -12,6 +12,7 @@ Rounds: :data:`ROUND_ENCRYPTED_INPUT` (clients upload ciphertexts), then
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -19,9 +20,17 @@ from typing import Any, ClassVar
 from secagg.errors import DecodeError
 from secagg.protocols.config import MAX_CLIENT_ID
 from secagg.protocols.messages import WIRE_VERSION, ProtocolMessage
-from secagg.protocols.wire import MessageT, check_route, malformed, unpack_message
+from secagg.protocols.wire import (
+    MessageT,
+    check_int,
+    check_list,
+    check_route,
+    malformed,
+    unpack_message,
+)
 
 __all__ = [
+    "MAX_BLOCKS",
     "MAX_PAYLOAD_BYTES",
     "ROUND_DECRYPTION",
     "ROUND_ENCRYPTED_INPUT",
@@ -39,6 +48,10 @@ THRESHOLD_HE_ROUNDS: tuple[str, ...] = (ROUND_ENCRYPTED_INPUT, ROUND_DECRYPTION)
 
 MAX_PAYLOAD_BYTES = 2**31
 """Upper bound on one ciphertext payload (msgpack's bin32 limit is 4 GiB)."""
+MAX_BLOCKS = 256
+"""Upper bound on a decryption request's block count: one block per committee member, at
+most ``secagg.he.threshold_paillier.MAX_HOLDERS`` (not imported: this module stays light)."""
+
 
 def _payload(value: object, party: int | None) -> bytes:
     if not isinstance(value, bytes) or not value or len(value) > MAX_PAYLOAD_BYTES:
@@ -84,22 +97,36 @@ class EncryptedInput(_PayloadMessage):
 
 @dataclass(frozen=True, repr=False)
 class DecryptionRequest(ProtocolMessage):
-    """Server -> committee member: decrypt the aggregate of exactly ``included``."""
+    """Server -> committee member: decrypt the aggregate of exactly ``included``.
+
+    ``payload`` is always the whole aggregate (the member checks its summand count).
+    ``block_count`` cuts its ciphertexts into that many contiguous blocks of sizes differing
+    by at most one (:func:`secagg.protocols.threshold_he_blocks.block_bounds`); the member
+    decrypts exactly the sorted ``blocks``. Full mode is ``block_count = 1, blocks = (0,)``
+    and travels in the original two-field form; balanced requests carry two more fields
+    ``[blocks, block_count]`` (same wire version: a peer that does not know them refuses
+    the message as malformed instead of decrypting the wrong ciphertexts).
+    """
 
     TYPE: ClassVar[int] = 103
     round_name: ClassVar[str] = ROUND_DECRYPTION
 
     included: tuple[int, ...]
     payload: bytes
+    blocks: tuple[int, ...] = (0,)
+    block_count: int = 1
 
     def _wire_fields(self) -> list[Any]:
-        return [list(self.included), self.payload]
+        fields: list[Any] = [list(self.included), self.payload]
+        if self.block_count != 1:
+            fields += [list(self.blocks), self.block_count]
+        return fields
 
     @classmethod
     def _from_wire(
         cls: type[MessageT], sender: int, recipient: int, session_id: bytes, body: list[Any]
     ) -> MessageT:
-        if len(body) != 2 or not isinstance(body[0], list):
+        if len(body) not in (2, 4) or not isinstance(body[0], list):
             raise malformed("DecryptionRequest needs an id list and a payload", sender)
         ids = body[0]
         for item in ids:
@@ -111,7 +138,22 @@ class DecryptionRequest(ProtocolMessage):
                 raise malformed("included ids must be client ids", sender)
         if len(set(ids)) != len(ids):
             raise malformed("duplicate included ids", sender)
-        return cls(sender, recipient, session_id, tuple(ids), _payload(body[1], sender))  # type: ignore[call-arg]
+        blocks, count = ((0,), 1) if len(body) == 2 else _blocks(body[2], body[3], sender)
+        payload = _payload(body[1], sender)
+        return cls(sender, recipient, session_id, tuple(ids), payload, blocks, count)  # type: ignore[call-arg]
+
+
+def _blocks(blocks: object, count: object, party: int) -> tuple[tuple[int, ...], int]:
+    """A balanced request's (blocks, block_count): 2 <= count <= MAX_BLOCKS (one block per
+    committee member), blocks a non-empty strictly increasing list of ints in [0, count)."""
+    count = check_int(count, 2, MAX_BLOCKS, "block count", party)
+    items = check_list(blocks, "blocks", party)
+    if not items or len(items) > count:
+        raise malformed("blocks must list 1 to block_count blocks", party)
+    values = tuple(check_int(item, 0, count - 1, "a block index", party) for item in items)
+    if any(b <= a for a, b in itertools.pairwise(values)):
+        raise malformed("blocks must be sorted and unique", party)
+    return values, count
 
 
 @dataclass(frozen=True, repr=False)
