@@ -24,9 +24,22 @@ on the committee (default: the expectation ``dropouts * committee / n``). Every 
 member answers the decryption request; the server verifies and combines the first
 ``threshold`` valid answers and ignores the rest.
 
+Decryption modes (``decryption``, as :class:`~secagg.protocols.threshold_he.ThresholdHEConfig`):
+``"full"``: every surviving member decrypts every ciphertext. ``"balanced"``: the c
+ciphertexts are cut into l blocks (:mod:`secagg.protocols.threshold_he_blocks`), member
+at sorted position p decrypts the blocks p-t+1..p (mod l), and the server verifies every
+member's partial and combines each block from its t holders; members whose blocks are all
+empty (c < l) are not asked. A fallback wave (a member lost DURING the decryption round,
+or a bad proof) is not modelled: the model assumes every request is answered.
+
 Exactness: every Paillier byte figure is exact when no committee member drops or when all
 ids and holder indices are below 128 (else an expectation over the dropout set, as in the
-Bonawitz model). The width of a ciphertext and the size of a decryption proof depend on
+Bonawitz model). Balanced mode is exact only when no committee member drops: a member
+lost before its input still gets a request the transport never delivers, and the
+protocol then sends a fallback wave for its blocks; the model instead scales the
+no-dropout figures by the surviving fraction of the committee (an estimate).
+
+The width of a ciphertext and the size of a decryption proof depend on
 the bit length of ``n^2`` (``2 * key_bits`` or one less, by key): pass ``nsquare_bits``
 (``public_key.paillier.nsquare.bit_length()``) to be exact for a given key. CKKS blobs are
 zstd-compressed by SEAL, so their size varies by a few hundred bytes from one ciphertext to
@@ -58,6 +71,8 @@ from secagg.protocols.cost_model import (
     _uint,
 )
 from secagg.protocols.messages import packed_size
+from secagg.protocols.threshold_he import BALANCED, DECRYPTION_MODES, DEFAULT_DECRYPTION
+from secagg.protocols.threshold_he_blocks import assigned_blocks, block_bounds
 from secagg.protocols.threshold_he_messages import (
     ROUND_DECRYPTION,
     ROUND_ENCRYPTED_INPUT,
@@ -248,6 +263,7 @@ def threshold_paillier_costs(
     nsquare_bits: int | None = None,
     committee_dropouts: int | None = None,
     session_id_bytes: int = 16,
+    decryption: str = DEFAULT_DECRYPTION,
 ) -> dict[str, Any]:
     """Per-round, per-party bytes and operation counts of one threshold-Paillier session.
 
@@ -266,12 +282,19 @@ def threshold_paillier_costs(
     multi-exponentiation with 128-bit weights), ``proof_exponentiations`` (a full-size
     exponentiation of a proof), ``combine_exponentiations`` (a partial raised to its
     Lagrange coefficient). The ciphertext count is ``parameters["ciphertexts"]``.
+    ``decryption`` is the committee's mode (``"full"`` or ``"balanced"``); the client
+    figures of round ``decryption`` are then the most loaded member's, and
+    ``parameters["member_ciphertexts"]`` lists how many ciphertexts each member (sorted
+    ids) partially decrypts: its partial exponentiations. A fallback wave is not modelled
+    (module docstring).
 
     Raises ConfigurationError for a non-int or out-of-range argument, a threshold outside
     ``[1, committee]``, dropouts that leave fewer than ``threshold`` members; HeadroomError
     when one slot does not fit the key (as the protocol's own configuration).
     """
     s = _Setting(n, m, bits, committee, threshold, dropouts, committee_dropouts, session_id_bytes)
+    if not isinstance(decryption, str) or decryption not in DECRYPTION_MODES:
+        raise ConfigurationError(f"decryption must be one of {DECRYPTION_MODES}")
     key_bits = _check_int("key_bits", key_bits, 512, 2**16)
     guard_bits = _check_int("guard_bits", guard_bits, 0, key_bits)
     nsq = 2 * key_bits if nsquare_bits is None else nsquare_bits
@@ -296,12 +319,12 @@ def threshold_paillier_costs(
             width=width,
         )
 
-    def partial(index: int) -> float:
+    def partial(index: int, count: int = c) -> float:
         return (
             1
             + _map_entry("v", _uint(_VECTOR_VERSION))
             + _map_entry("i", _uint(index))
-            + _map_entry("c", _bin(c * width))
+            + _map_entry("c", _bin(count * width))
             + _map_entry("e", _bin(CHALLENGE_BITS // 8))
             + _map_entry("z", _bin(response))
         )
@@ -309,6 +332,28 @@ def threshold_paillier_costs(
     input_payload = vector(1)
     up_in, down_in, up_dec, down_dec = _messages(s, input_payload, vector(s.alive), partial)
     proof_elements = 2 * c if c > 1 else 0  # one pair needs no batching
+    loads = [c] * s.committee
+    member_ops: dict[str, float] = {
+        "ciphertext_checks": 2 * c,  # decoding the aggregate, then partial_decrypt
+        "partial_exponentiations": c,
+        "proof_multiexp_elements": proof_elements,
+        "proof_exponentiations": 2,
+    }
+    server_proofs = proof_elements * s.threshold, 2 * s.threshold, 2 * c * s.threshold
+    if decryption == BALANCED and s.committee > 1:
+        balanced = _balanced_decryption(s, c, vector(s.alive), partial)
+        up_dec, down_dec, loads = balanced.up, balanced.down, balanced.loads
+        most = max(loads)
+        member_ops = {
+            "ciphertext_checks": c + most,
+            "partial_exponentiations": most,
+            "proof_multiexp_elements": 2 * most if most > 1 else 0,
+            "proof_exponentiations": 2,
+        }
+        # Every asked member's partial is verified: each block has exactly t holders.
+        multiexp = sum(2 * k for k in loads if k > 1)
+        asked = sum(1 for k in loads if k)
+        server_proofs = multiexp, 2 * asked, 2 * sum(loads)
     rounds = {
         ROUND_ENCRYPTED_INPUT: _round(
             s.alive,
@@ -323,16 +368,11 @@ def threshold_paillier_costs(
             s.members_alive,
             up_dec,
             down_dec,
+            member_ops,
             {
-                "ciphertext_checks": 2 * c,  # decoding the aggregate, then partial_decrypt
-                "partial_exponentiations": c,
-                "proof_multiexp_elements": proof_elements,
-                "proof_exponentiations": 2,
-            },
-            {
-                "ciphertext_checks": 2 * c * s.threshold,  # decoding, then verify_partial
-                "proof_multiexp_elements": proof_elements * s.threshold,
-                "proof_exponentiations": 2 * s.threshold,  # and two short (256-bit) ones
+                "ciphertext_checks": server_proofs[2],  # decoding, then verify_partial
+                "proof_multiexp_elements": server_proofs[0],
+                "proof_exponentiations": server_proofs[1],  # and two short (256-bit) ones
                 "combine_exponentiations": c * s.threshold,
                 "ciphertext_multiplications": c * s.threshold,
             },
@@ -346,8 +386,50 @@ def threshold_paillier_costs(
         "slot_bits": layout.slot_bits,
         "ciphertexts": c,
         "ciphertext_bytes": width,
+        "decryption": decryption,
+        "member_ciphertexts": loads,
     }
     return _assemble("threshold-paillier", s, extra, input_payload, rounds)
+
+
+class _Balanced:
+    """Round ``decryption`` of balanced mode: bytes up and down, per-member loads."""
+
+    def __init__(self, up: float, down: float, loads: list[int]) -> None:
+        self.up, self.down, self.loads = up, down, loads
+
+
+def _balanced_decryption(
+    s: _Setting, c: int, aggregate_payload: int, partial: Callable[[int, int], float]
+) -> _Balanced:
+    """Balanced mode, every request answered: member at sorted position p (client p + 1,
+    holder index p + 1) gets a 4-field request naming its non-empty blocks and answers with
+    a partial of exactly their ciphertexts. Exact without committee dropouts, else scaled
+    by the surviving fraction of the committee (fallback waves not modelled)."""
+    members, t = s.committee, s.threshold
+    sizes = [stop - start for start, stop in block_bounds(c, members)]
+    scale = s.members_alive / members
+    up = down = 0.0
+    loads = []
+    for p in range(members):
+        blocks = [j for j in assigned_blocks(p, members, t, members) if sizes[j]]
+        loads.append(sum(sizes[j] for j in blocks))
+        if not blocks:
+            continue  # nothing to decrypt: never asked
+        member = _uint(p + 1)
+        down += scale * (
+            _header(DecryptionRequest, 4, s.sid)
+            + member
+            + _array(s.alive)
+            + s.ids_alive
+            + _bin(aggregate_payload)
+            + _array(len(blocks))
+            + sum(_uint(j) for j in blocks)
+            + _uint(members)
+        )
+        share = partial(p + 1, loads[-1])
+        up += scale * (_header(DecryptionShare, 1, s.sid) + member + _bin(int(share)))
+    return _Balanced(up, down, loads)
 
 
 def ckks_costs(
@@ -486,7 +568,8 @@ def ckks_ciphertext_bytes(
     context = CkksContext.generate(params).public()
     sizes: list[int] = []
     for _ in range(count):
-        # Values like the protocol's (centered integers); secrets only to avoid numpy.random.
+        # Values like the protocol's (centered integers); from secrets: never a
+        # non-cryptographic generator in secagg/.
         raw = np.frombuffer(secrets.token_bytes(4 * params.slots), dtype=np.int32)
         vector = context.encrypt((raw >> 12).astype(np.float64))
         sizes.extend(len(chunk.serialize()) for chunk in vector.chunks)

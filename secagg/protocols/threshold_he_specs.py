@@ -20,6 +20,7 @@ from secagg.protocols.base import Message
 from secagg.protocols.registry import InputSource, ProtocolSpec, SimulationParams, _client_ids
 from secagg.protocols.threshold_he import (
     DEFAULT_COMMITTEE,
+    DEFAULT_DECRYPTION,
     ThresholdHEClient,
     ThresholdHEConfig,
     ThresholdHEServer,
@@ -54,9 +55,14 @@ class ThresholdHESimulation:
 
     @classmethod
     def threshold_paillier(
-        cls, params: SimulationParams, *, key_bits: int = SIMULATION_KEY_BITS
+        cls,
+        params: SimulationParams,
+        *,
+        key_bits: int = SIMULATION_KEY_BITS,
+        decryption: str = DEFAULT_DECRYPTION,
     ) -> ThresholdHESimulation:
-        """Dealer setup for ``params`` (committee size from ``degree``, t from ``threshold``)."""
+        """Dealer setup for ``params`` (committee size from ``degree``, t from ``threshold``)
+        in committee decryption mode ``decryption`` (``"full"`` or ``"balanced"``)."""
         clients, committee = _clients_and_committee(params)
         config, shares = setup_threshold_paillier(
             clients,
@@ -65,6 +71,7 @@ class ThresholdHESimulation:
             committee=committee,
             threshold=params.threshold,
             key_bits=key_bits,
+            decryption=decryption,
         )
         return cls(config, shares)
 
