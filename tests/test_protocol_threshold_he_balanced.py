@@ -53,6 +53,8 @@ from secagg.protocols.threshold_he_messages import (
     decode_threshold_he_message,
 )
 from secagg.protocols.threshold_he_specs import ThresholdHESimulation, threshold_paillier_spec
+from secagg.testing import ThresholdHETarget, harness
+from secagg.testing import strategies as sst
 
 KEY_BITS = 512
 BITS = 16
@@ -126,7 +128,7 @@ def test_fallback_plan_prefers_unloaded_members_and_refuses_the_impossible() -> 
 # --- configuration and wire -----------------------------------------------------------------
 
 
-def test_config_validates_the_mode_and_ckks_refuses_balanced() -> None:
+def test_config_validates_the_mode_and_ckks_ignores_it() -> None:
     public, _ = keys(2, 3)
     base: dict[str, Any] = {
         "session_id": SID,
@@ -142,8 +144,11 @@ def test_config_validates_the_mode_and_ckks_refuses_balanced() -> None:
         with pytest.raises(ConfigurationError):
             ThresholdHEConfig(**base, public_key=public, decryption=bad)
     config, _ = setup_ckks([1, 2, 3], bits=BITS, vector_length=4)
-    with pytest.raises(ConfigurationError, match="full"):
-        ThresholdHEConfig(**{**base, "clients": (1, 2, 3)}, ckks=config.ckks, decryption=BALANCED)
+    small = {**base, "clients": (1, 2, 3)}
+    ckks = ThresholdHEConfig(**small, ckks=config.ckks, decryption=BALANCED)
+    assert ckks.block_count == 1  # CKKS always decrypts the whole aggregate
+    with pytest.raises(ConfigurationError):
+        ThresholdHEConfig(**small, ckks=config.ckks, decryption="half")
 
 
 def request(blocks: tuple[int, ...], count: int) -> DecryptionRequest:
@@ -535,3 +540,19 @@ def test_registry_target_takes_the_mode() -> None:
     )
     assert result.matches
     assert "dropped" in result.aggregate.faults[2]
+
+
+@settings(max_examples=10)
+@given(st.data())
+def test_harness_invariants_hold_in_balanced_mode_without_a_fallback_wave(
+    data: st.DataObject,
+) -> None:
+    """The harness's privacy invariant counts one disclosing message per member, so only
+    runs without a fallback wave fit it: here only non-members drop (before their input)."""
+    config, shares = make_config(6, 3, 2, 3 * slots(6))
+    target = ThresholdHETarget(config, key_shares=shares)
+    inputs = data.draw(sst.client_inputs(target), label="inputs")
+    lost = data.draw(st.sets(st.sampled_from([4, 5, 6]), max_size=3), label="lost")
+    order = data.draw(sst.delivery_orders(), label="order")
+    schedule = DropoutSchedule({ROUND_ENCRYPTED_INPUT: frozenset(lost)})
+    harness.run(target, inputs, schedule, order=order)

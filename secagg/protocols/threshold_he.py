@@ -126,9 +126,9 @@ class ThresholdHEConfig:
     partially decrypts every ciphertext of the aggregate) or ``"balanced"`` (the
     ciphertexts are cut into one block per member and each block goes to t members, see
     :mod:`secagg.protocols.threshold_he_blocks`: a member decrypts t/l of the aggregate).
-    Raises ConfigurationError on anything inconsistent (CKKS refuses ``"balanced"``: its
-    members decrypt with the single key and the server compares whole answers),
-    HeadroomError when the packing slots cannot hold a sum over all clients.
+    CKKS ignores ``decryption``: its members decrypt the whole aggregate with the single
+    key and the server compares whole answers. Raises ConfigurationError on anything
+    inconsistent, HeadroomError when the packing slots cannot hold a sum over all clients.
     """
 
     session_id: bytes
@@ -168,8 +168,6 @@ class ThresholdHEConfig:
             raise ConfigurationError("give exactly one of public_key (Paillier) and ckks")
         if not isinstance(self.decryption, str) or self.decryption not in DECRYPTION_MODES:
             raise ConfigurationError(f"decryption must be one of {DECRYPTION_MODES}")
-        if self.ckks is not None and self.decryption != FULL:
-            raise ConfigurationError("CKKS decrypts with a single key: only 'full' decryption")
         if self.public_key is not None:
             key = self.public_key
             if key.holders != len(committee) or key.threshold != self.threshold:
@@ -220,8 +218,9 @@ class ThresholdHEConfig:
     @property
     def block_count(self) -> int:
         """How many blocks a decryption request cuts the aggregate into: 1 in full mode,
-        one per committee member in balanced mode."""
-        return len(self.committee) if self.decryption == BALANCED else 1
+        one per committee member in balanced mode (CKKS: always 1)."""
+        balanced = self.decryption == BALANCED and self.public_key is not None
+        return len(self.committee) if balanced else 1
 
     def assigned_blocks(self, client_id: int) -> tuple[int, ...]:
         """The blocks member ``client_id`` decrypts when nobody drops: members are taken in
