@@ -544,15 +544,29 @@ def test_registry_target_takes_the_mode() -> None:
 
 @settings(max_examples=10)
 @given(st.data())
-def test_harness_invariants_hold_in_balanced_mode_without_a_fallback_wave(
+def test_harness_invariants_hold_in_balanced_mode_with_fallback_waves(
     data: st.DataObject,
 ) -> None:
-    """The harness's privacy invariant counts one disclosing message per member, so only
-    runs without a fallback wave fit it: here only non-members drop (before their input)."""
+    """Non-members drop before their input and members during the decryption round, so
+    fallback waves happen; the harness counts a member's answers to further blocks of the
+    same aggregate as one disclosure (its target allows one message per block)."""
     config, shares = make_config(6, 3, 2, 3 * slots(6))
     target = ThresholdHETarget(config, key_shares=shares)
+    assert target.disclosing_messages == config.block_count == 3
     inputs = data.draw(sst.client_inputs(target), label="inputs")
     lost = data.draw(st.sets(st.sampled_from([4, 5, 6]), max_size=3), label="lost")
+    members = data.draw(st.sets(st.sampled_from([1, 2, 3]), max_size=2), label="members")
     order = data.draw(sst.delivery_orders(), label="order")
-    schedule = DropoutSchedule({ROUND_ENCRYPTED_INPUT: frozenset(lost)})
-    harness.run(target, inputs, schedule, order=order)
+    schedule = DropoutSchedule(
+        {ROUND_ENCRYPTED_INPUT: frozenset(lost), ROUND_DECRYPTION: frozenset(members)}
+    )
+    report = harness.run(target, inputs, schedule, order=order)
+    assert (report.result is None) == (len(members) > 1)
+
+
+@settings(max_examples=10)
+@given(sst.threshold_he_targets(decryption=st.just("balanced")), st.data())
+def test_generated_balanced_targets_pass_the_harness(target: Any, data: st.DataObject) -> None:
+    inputs = data.draw(sst.client_inputs(target), label="inputs")
+    schedule = data.draw(sst.dropout_schedules(target), label="dropouts")
+    harness.run(target, inputs, schedule)

@@ -171,6 +171,9 @@ def bonawitz_targets(**config_options: Any) -> SearchStrategy[BonawitzTarget]:
     return protocol_configs(**config_options).map(BonawitzTarget)
 
 
+_MODES = ("full", "balanced")  # threshold Paillier committee decryption modes
+
+
 @st.composite
 def threshold_he_targets(
     draw: st.DrawFn,
@@ -180,9 +183,11 @@ def threshold_he_targets(
     bits: SearchStrategy[int] | None = None,
     max_vector_length: int = 4,
     key_bits: int = 512,
+    decryption: SearchStrategy[str] | None = None,
 ) -> ThresholdHETarget:
     """Threshold-Paillier sessions: committee of 1..min(5, n) members, any t of it, any
-    ``min_clients``; a fresh dealer key of ``key_bits`` (test-only size) per example."""
+    ``min_clients``, full or balanced committee decryption (``decryption`` draws the mode);
+    a fresh dealer key of ``key_bits`` (test-only size) per example."""
     n = draw(st.integers(min_clients, max_clients))
     size = draw(st.integers(1, min(5, n)))
     clients = list(range(1, n + 1))
@@ -195,6 +200,7 @@ def threshold_he_targets(
         threshold=draw(st.integers(1, size)),
         min_clients=draw(st.integers(2, n)),
         key_bits=key_bits,
+        decryption=draw(decryption if decryption is not None else st.sampled_from(_MODES)),
     )
 
 

@@ -125,6 +125,10 @@ class TargetDefaults:
     repr hypothesis prints falsifying examples with. Subclass it and override what your
     protocol promises more of."""
 
+    disclosing_messages: int = 1
+    """How many messages of one client may disclose secrets (1: a client answers the
+    disclosing round once). The harness reads it with this default when a target lacks it."""
+
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
         """Hypothesis prints falsifying examples with this: the class's short repr."""
         printer.text(repr(self))

@@ -83,9 +83,11 @@ class ThresholdHETarget(ConfigTarget):
         threshold: int,
         min_clients: int = 2,
         key_bits: int = 512,
+        decryption: str = "full",
     ) -> ThresholdHETarget:
         """A fresh dealer setup with a ``key_bits`` key (512 by default: a test-only size
-        that keeps examples fast; never use it for real data)."""
+        that keeps examples fast; never use it for real data) and the committee's
+        ``decryption`` mode ("full" or "balanced")."""
         from secagg.protocols.threshold_he import setup_threshold_paillier
 
         config, shares = setup_threshold_paillier(
@@ -96,6 +98,7 @@ class ThresholdHETarget(ConfigTarget):
             threshold=threshold,
             min_clients=min_clients,
             key_bits=key_bits,
+            decryption=decryption,
         )
         return cls(config, key_shares=shares)
 
@@ -148,6 +151,12 @@ class ThresholdHETarget(ConfigTarget):
         if len(inputs) < config.min_clients or len(answering) < config.threshold:
             return Prediction(True)
         return Prediction(False, frozenset(inputs))
+
+    @property
+    def disclosing_messages(self) -> int:  # type: ignore[override]
+        """A member may answer a fallback wave for further blocks of the same aggregate (the
+        client refuses any other aggregate): at most one message per block."""
+        return self.config.block_count
 
     def reveals(self, message: Message) -> Sequence[tuple[int, str]] | None:
         if isinstance(message, DecryptionShare):
