@@ -50,6 +50,7 @@ def estimate_costs(
     corrupt: float = 0.05,
     key_bits: int = 2048,
     ciphertext_bytes: float | None = None,
+    decryption: str | None = None,
 ) -> dict[str, Any]:
     """The cost model of ``protocol`` with the defaults ``secagg simulate`` uses.
 
@@ -58,7 +59,9 @@ def estimate_costs(
     parameter finder for ``corrupt`` and ``max(dropout, 5 %)``) or the HE committee size
     (default ``min(5, n)``); ``threshold`` defaults to ``n // 2 + 1`` (Bonawitz), the
     finder's (SecAgg+), a committee majority (threshold Paillier) or 1 (CKKS).
-    Returns the model's JSON-ready dict with ``"protocol"`` set.
+    ``decryption`` is threshold Paillier's committee mode (``"full"``, the default, or
+    ``"balanced"``); any other protocol refuses it. Returns the model's JSON-ready dict with
+    ``"protocol"`` set.
 
     Raises ConfigurationError for an unknown protocol or any parameter the model refuses.
     """
@@ -69,6 +72,8 @@ def estimate_costs(
     if not isinstance(dropout, float | int) or not 0.0 <= dropout <= 1.0 or math.isnan(dropout):
         raise ConfigurationError(f"dropout must be a fraction in [0, 1], got {dropout}")
     dropouts = math.floor(dropout * clients + 0.5)
+    if decryption is not None and protocol != "threshold-paillier":
+        raise ConfigurationError("--decryption applies to threshold-paillier only")
     model: dict[str, Any]
     if protocol in ("bonawitz", "secagg+"):
         from secagg.protocols.cost_model import bonawitz_costs
@@ -91,9 +96,17 @@ def estimate_costs(
         model = bonawitz_costs(clients, dim, bits, t, k, dropouts, active=active)
     elif protocol == "threshold-paillier":
         from secagg.protocols.cost_model_he import threshold_paillier_costs
+        from secagg.protocols.threshold_he import DEFAULT_DECRYPTION
 
         model = threshold_paillier_costs(
-            clients, dim, bits, degree, threshold, dropouts, key_bits=key_bits
+            clients,
+            dim,
+            bits,
+            degree,
+            threshold,
+            dropouts,
+            key_bits=key_bits,
+            decryption=decryption or DEFAULT_DECRYPTION,
         )
     else:
         from secagg.protocols.cost_model_he import ckks_costs
@@ -204,6 +217,7 @@ def run_cost(args: argparse.Namespace, out: TextIO) -> int:
         active=args.active,
         key_bits=args.key_bits,
         ciphertext_bytes=args.ciphertext_bytes,
+        decryption=args.decryption,
     )
     prediction = _calibrated(model, args.key_bits) if args.calibrate else None
     if args.json:
@@ -288,6 +302,12 @@ def add_subcommands(subparsers: Any) -> None:
     )
     cost.add_argument("--active", action="store_true", help="active-security mode (masking)")
     cost.add_argument("--key-bits", type=int, default=2048, help="threshold Paillier key size")
+    cost.add_argument(
+        "--decryption",
+        choices=("full", "balanced"),
+        default=None,
+        help="threshold Paillier: every member decrypts all (full, default) or t/l (balanced)",
+    )
     cost.add_argument(
         "--ciphertext-bytes", type=float, default=None, help="CKKS: mean ciphertext size"
     )

@@ -59,6 +59,12 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--threshold", type=int, default=None, help="Shamir threshold t")
     sim.add_argument("--degree", type=int, default=None, help="SecAgg+ neighbours k")
     sim.add_argument("--bits", type=int, default=32, help="modulus 2^bits")
+    sim.add_argument(
+        "--decryption",
+        choices=("full", "balanced"),
+        default=None,
+        help="threshold Paillier: every member decrypts all (full, default) or t/l (balanced)",
+    )
     sim.add_argument("--seed", type=int, default=0, help="seed of the test inputs and dropouts")
     sim.add_argument("--json", action="store_true", help="print one JSON document to stdout")
     sim.add_argument("--no-progress", action="store_true", help="never show a progress bar")
@@ -80,7 +86,14 @@ def _simulate(args: argparse.Namespace, out: TextIO) -> int:
         degree=args.degree,
         dropout_fraction=args.dropout,
     )
-    config = spec.make_config(params)
+    if args.decryption is None:
+        config = spec.make_config(params)
+    elif args.protocol == "threshold-paillier":
+        from secagg.protocols.threshold_he_specs import ThresholdHESimulation
+
+        config = ThresholdHESimulation.threshold_paillier(params, decryption=args.decryption)
+    else:
+        raise ConfigurationError("--decryption applies to threshold-paillier only")
     ids = list(spec.client_ids(config))
     round_name = args.dropout_round or spec.dropout_round
     dropouts = DropoutSchedule.from_rate(ids, args.dropout, round_name, args.seed)
@@ -107,6 +120,7 @@ def _report(result: SimulationResult, args: argparse.Namespace, out: TextIO) -> 
             "threshold": args.threshold,
             "degree": args.degree,
             "bits": args.bits,
+            "decryption": args.decryption,
             "seed": args.seed,
         }
         json.dump(document, out)

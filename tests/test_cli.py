@@ -106,3 +106,23 @@ def test_python_dash_m_entry_point() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["matches_plaintext_sum"] is True
+
+
+def test_decryption_option_balances_the_committee(capsys: pytest.CaptureFixture[str]) -> None:
+    """--decryption balanced: each of 5 members decrypts 3 of 5 blocks (full: all), so a
+    member uploads less; the sum still checks; the option is refused elsewhere."""
+    uploads = {}
+    for mode in ("full", "balanced"):
+        argv = ["simulate", "--protocol", "threshold-paillier", "--clients", "6", "--dim"]
+        argv += ["1500", "--decryption", mode, "--json"]
+        code, doc = _run_json(capsys, argv)
+        assert code == 0 and doc["matches_plaintext_sum"] is True
+        assert doc["parameters"]["decryption"] == mode
+        rounds = {r["round"]: r for r in doc["costs"]["rounds"]}
+        uploads[mode] = rounds["decryption"]["client_bytes_up_max"]
+    assert uploads["balanced"] < uploads["full"]
+    assert main(["simulate", "--protocol", "bonawitz", "--decryption", "full"]) == 2
+    assert main(["cost", "--protocol", "ckks", "--decryption", "balanced"]) == 2
+    capsys.readouterr()
+    assert main(["cost", "--protocol", "threshold-paillier", "--decryption", "balanced"]) == 0
+    assert "decryption = balanced" in capsys.readouterr().out
