@@ -65,6 +65,11 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="threshold Paillier: every member decrypts all (full, default) or t/l (balanced)",
     )
+    sim.add_argument(
+        "--active",
+        action="store_true",
+        help="bonawitz / secagg+: active-adversary mode (Ed25519 identities made in-process)",
+    )
     sim.add_argument("--seed", type=int, default=0, help="seed of the test inputs and dropouts")
     sim.add_argument("--json", action="store_true", help="print one JSON document to stdout")
     sim.add_argument("--no-progress", action="store_true", help="never show a progress bar")
@@ -86,14 +91,7 @@ def _simulate(args: argparse.Namespace, out: TextIO) -> int:
         degree=args.degree,
         dropout_fraction=args.dropout,
     )
-    if args.decryption is None:
-        config = spec.make_config(params)
-    elif args.protocol == "threshold-paillier":
-        from secagg.protocols.threshold_he_specs import ThresholdHESimulation
-
-        config = ThresholdHESimulation.threshold_paillier(params, decryption=args.decryption)
-    else:
-        raise ConfigurationError("--decryption applies to threshold-paillier only")
+    config = _make_config(args, params)
     ids = list(spec.client_ids(config))
     round_name = args.dropout_round or spec.dropout_round
     dropouts = DropoutSchedule.from_rate(ids, args.dropout, round_name, args.seed)
@@ -106,6 +104,26 @@ def _simulate(args: argparse.Namespace, out: TextIO) -> int:
     )
     _report(result, args, out)
     return EXIT_OK if result.matches else EXIT_MISMATCH
+
+
+def _make_config(args: argparse.Namespace, params: SimulationParams) -> object:
+    """The spec's own config, or the variant a flag asks for; ConfigurationError when the
+    flag does not apply to the protocol."""
+    if args.active and args.decryption is not None:
+        raise ConfigurationError("--active and --decryption apply to different protocols")
+    if args.active:
+        if args.protocol not in ("bonawitz", "secagg+"):
+            raise ConfigurationError("--active applies to bonawitz and secagg+ only")
+        from secagg.protocols.simulator_specs import ActiveSimulation
+
+        return ActiveSimulation.create(params, sparse=args.protocol == "secagg+")
+    if args.decryption is not None:
+        if args.protocol != "threshold-paillier":
+            raise ConfigurationError("--decryption applies to threshold-paillier only")
+        from secagg.protocols.threshold_he_specs import ThresholdHESimulation
+
+        return ThresholdHESimulation.threshold_paillier(params, decryption=args.decryption)
+    return get_protocol(args.protocol).make_config(params)
 
 
 def _report(result: SimulationResult, args: argparse.Namespace, out: TextIO) -> None:
@@ -121,6 +139,7 @@ def _report(result: SimulationResult, args: argparse.Namespace, out: TextIO) -> 
             "degree": args.degree,
             "bits": args.bits,
             "decryption": args.decryption,
+            "active": args.active,
             "seed": args.seed,
         }
         json.dump(document, out)

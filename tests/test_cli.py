@@ -126,3 +126,42 @@ def test_decryption_option_balances_the_committee(capsys: pytest.CaptureFixture[
     capsys.readouterr()
     assert main(["cost", "--protocol", "threshold-paillier", "--decryption", "balanced"]) == 0
     assert "decryption = balanced" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("protocol", "clients", "extra"),
+    [("bonawitz", "9", []), ("secagg+", "40", []), ("secagg+", "12", ["--degree", "6"])],
+)
+def test_active_option_adds_the_consistency_round(
+    capsys: pytest.CaptureFixture[str], protocol: str, clients: str, extra: list[str]
+) -> None:
+    """--active: signed keys and the ConsistencyCheck round (absent in semi-honest runs),
+    the sum still checks, and the default threshold is the active minimum."""
+    rounds = {}
+    for active in (False, True):
+        argv = ["simulate", "--protocol", protocol, "--clients", clients, "--dim", "64"]
+        argv += ["--dropout", "0.1", "--json", *extra, *(["--active"] if active else [])]
+        code, doc = _run_json(capsys, argv)
+        assert code == 0 and doc["matches_plaintext_sum"] is True
+        assert doc["parameters"]["active"] is active
+        rounds[active] = {r["round"]: r for r in doc["costs"]["rounds"]}
+    assert "consistency_check" in rounds[True]
+    assert rounds[True]["consistency_check"]["server"]["messages_up"] > 0
+    assert "consistency_check" not in rounds[False] or (
+        rounds[False]["consistency_check"]["server"]["messages_up"] == 0
+    )
+    # Ed25519 verify key + signature ride in every AdvertiseKeys upload.
+    up = {a: rounds[a]["advertise_keys"]["server"]["bytes_up"] for a in (False, True)}
+    assert up[True] >= up[False] + int(clients) * 64
+
+
+def test_active_option_refusals(capsys: pytest.CaptureFixture[str]) -> None:
+    """Typed refusals (exit 2): a threshold the active mode forbids, a protocol without an
+    active mode, and --active with --decryption."""
+    base = ["simulate", "--clients", "12", "--dim", "8", "--active"]
+    assert main([*base, "--protocol", "bonawitz", "--threshold", "7"]) == 2  # needs t > 8
+    assert main([*base, "--protocol", "bonawitz", "--threshold", "9"]) == 0
+    assert main([*base, "--protocol", "ckks"]) == 2
+    assert main([*base, "--protocol", "threshold-paillier", "--decryption", "full"]) == 2
+    err = capsys.readouterr().err
+    assert "t > 2n/3" in err and "--active applies to bonawitz and secagg+ only" in err

@@ -13,15 +13,17 @@ from simulator_toy import ROUNDS, ToyConfig, decode, toy_spec
 
 from secagg.errors import ConfigurationError, ProtocolAbort
 from secagg.protocols.base import ROUND_NAMES, SERVER_ID
-from secagg.protocols.config import SEMI_HONEST, ProtocolConfig
+from secagg.protocols.config import ACTIVE, SEMI_HONEST, ProtocolConfig
 from secagg.protocols.costs import CostLedger, PartyCost, format_bytes
 from secagg.protocols.registry import (
     ProtocolSpec,
+    SimulationParams,
     get_protocol,
     protocol_for_config,
     register_protocol,
 )
 from secagg.protocols.simulator import DropoutSchedule, simulate
+from secagg.protocols.simulator_specs import ActiveSimulation
 from secagg.testing import SpecTarget, predict_outcome
 from secagg.testing.strategies import client_inputs, dropout_schedules, protocol_configs
 
@@ -249,17 +251,21 @@ def _config(n: int, m: int, bits: int, *, degree: int | None = None, t: int | No
 
 
 def _check_against_the_oracle(
-    config: ProtocolConfig, inputs: dict[int, np.ndarray], schedule: DropoutSchedule
+    config: ProtocolConfig,
+    inputs: dict[int, np.ndarray],
+    schedule: DropoutSchedule,
+    simulation: ActiveSimulation | None = None,
 ) -> None:
     """simulate() aborts exactly when :func:`secagg.testing.predict_outcome` says so, else
-    sums exactly the promised clients."""
+    sums exactly the promised clients. ``simulation`` (active mode) is what is simulated."""
     vanished = {c: r for r, ids in schedule.by_round.items() for c in ids}
     promised = predict_outcome(config, vanished)
+    run = simulation if simulation is not None else config
     if promised.aborts:
         with pytest.raises(ProtocolAbort):
-            simulate(config, inputs, dropouts=schedule)
+            simulate(run, inputs, dropouts=schedule)
         return
-    result = simulate(config, inputs, dropouts=schedule)
+    result = simulate(run, inputs, dropouts=schedule)
     assert result.protocol == ("bonawitz" if config.is_complete else "secagg+")
     assert result.aggregate.included == promised.included
     assert set(result.aggregate.excluded) == set(config.clients) - set(promised.included or ())
@@ -309,6 +315,38 @@ def test_secagg_plus_under_dropout_rates(data: st.DataObject) -> None:
         config.clients, rate, round_name, data.draw(st.integers(0, 2**16), "seed")
     )
     _check_against_the_oracle(config, inputs, schedule)
+
+
+@given(st.data())
+def test_active_simulation_under_dropouts_at_every_round(data: st.DataObject) -> None:
+    """ActiveSimulation (fresh identities, the simulator playing the registry) runs the
+    five rounds, consistency check included, with the oracle's outcome under any dropouts."""
+    n = data.draw(st.integers(3, 9), label="n")
+    sparse = data.draw(st.booleans(), label="sparse")
+    # Harary graphs need an even degree (or k = n - 1, the complete graph).
+    degree = 2 * data.draw(st.integers(1, (n - 1) // 2), label="half k") if sparse else None
+    params = SimulationParams(clients=n, dim=16, bits=20, degree=degree)
+    simulation = ActiveSimulation.create(params, sparse=sparse)
+    config = simulation.config
+    assert config.mode == ACTIVE and len(simulation.signing_keys) == n
+    inputs = data.draw(client_inputs(config, headroom="none"), label="inputs")
+    schedule = data.draw(dropout_schedules(config), label="drops")
+    _check_against_the_oracle(config, inputs, schedule, simulation)
+
+
+def test_active_simulation_keeps_keys_out_of_reprs_and_the_server() -> None:
+    simulation = ActiveSimulation.create(
+        SimulationParams(clients=4, dim=8, bits=16), sparse=False
+    )
+    spec = protocol_for_config(simulation)
+    assert spec.name == "bonawitz" and simulation.config.threshold == 3  # t > 2n/3
+    text = repr(simulation)
+    for key in simulation.signing_keys.values():
+        assert key.private_bytes().hex() not in text
+    server = spec.make_server(simulation)
+    assert not any(isinstance(v, ActiveSimulation) for v in vars(server).values())
+    with pytest.raises(ConfigurationError):
+        spec.make_client(simulation, 99, lambda: np.zeros(8, np.uint32))
 
 
 def test_real_protocol_lazy_inputs_and_bytes() -> None:

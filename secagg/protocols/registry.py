@@ -64,14 +64,15 @@ class ProtocolSpec:
 
     ``dropout_round`` is the round a bare dropout rate applies to (the CLI's default).
     ``decode(data, sender)`` decodes bytes whose sender the transport knows (0 = server).
-    ``accepts`` tells two protocols sharing one config class apart (None: any instance).
+    ``config_type`` is a class or a tuple of classes (as ``isinstance`` takes); ``accepts``
+    tells two protocols sharing one config class apart (None: any instance).
 
     ``make_client(config, client_id, input_source)`` must call ``input_source`` at most once,
     when the client needs its vector, so that a transport never holds n vectors at once.
     """
 
     name: str
-    config_type: type[Any]
+    config_type: type[Any] | tuple[type[Any], ...]
     round_names: tuple[str, ...]
     make_config: Callable[[SimulationParams], Any]
     make_server: Callable[[Any], ServerProtocol]

@@ -3,46 +3,77 @@
 Both run the same :class:`~secagg.protocols.client.Client` and
 :class:`~secagg.protocols.server.Server` on a :class:`ProtocolConfig`; they differ by the
 graph: complete for ``bonawitz``, a sparse Harary graph whose ``(k, t)`` come from the
-parameter finder for ``secagg+``. Semi-honest mode (active mode needs identities registered
-out of band, which a simulation from generic parameters does not have).
+parameter finder for ``secagg+``.
+
+Semi-honest mode by default. Active mode needs Ed25519 identities registered out of band;
+:class:`ActiveSimulation` plays that registry in-process (every client's signing key beside
+the public config, which alone goes to the server), as ``secagg simulate --active`` does.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
+from secagg.errors import ConfigurationError
 from secagg.protocols.base import ROUND_MASKED_INPUT, ROUND_NAMES, Message
 from secagg.protocols.client import Client
-from secagg.protocols.config import SEMI_HONEST, ProtocolConfig
+from secagg.protocols.config import ACTIVE, SEMI_HONEST, Mode, ProtocolConfig
 from secagg.protocols.messages import decode_message
 from secagg.protocols.params import find_parameters
 from secagg.protocols.registry import InputSource, ProtocolSpec, SimulationParams, _client_ids
 from secagg.protocols.server import Server
+from secagg.signing import SigningKey
 
-__all__ = ["bonawitz_spec", "secagg_plus_spec"]
+__all__ = ["ActiveSimulation", "bonawitz_spec", "secagg_plus_spec"]
 
 
-def _bonawitz_config(params: SimulationParams) -> ProtocolConfig:
-    """Complete graph; default threshold the semi-honest minimum ``floor(n/2) + 1``."""
+def _bonawitz_config(
+    params: SimulationParams,
+    mode: Mode = SEMI_HONEST,
+    identities: Mapping[int, bytes] | None = None,
+) -> ProtocolConfig:
+    """Complete graph; default threshold the mode's minimum: ``floor(n/2) + 1``
+    (semi-honest) or ``floor(2n/3) + 1`` (active)."""
     ids = _client_ids(params)
-    threshold = params.threshold if params.threshold is not None else len(ids) // 2 + 1
+    default = (2 * len(ids)) // 3 + 1 if mode == ACTIVE else len(ids) // 2 + 1
+    threshold = params.threshold if params.threshold is not None else default
     return ProtocolConfig.create(
-        ids, threshold=threshold, bits=params.bits, vector_length=params.dim, mode=SEMI_HONEST
+        ids,
+        threshold=threshold,
+        bits=params.bits,
+        vector_length=params.dim,
+        mode=mode,
+        identities=identities,
     )
 
 
-def _secagg_plus_config(params: SimulationParams) -> ProtocolConfig:
+def _secagg_plus_config(
+    params: SimulationParams,
+    mode: Mode = SEMI_HONEST,
+    identities: Mapping[int, bytes] | None = None,
+) -> ProtocolConfig:
     """Harary graph; ``k`` and ``t`` from the parameter finder unless given explicitly.
 
-    The finder is asked for the larger of the requested dropout fraction and 5 %.
+    The finder is asked for the larger of the requested dropout fraction and 5 %, and for
+    its semi-malicious bounds in active mode. A degree given without a threshold gets the
+    smallest threshold the mode allows on that graph: a majority of the ``k + 1`` holders
+    of a neighbourhood (``2t > k + 1``, what active SecAgg+ requires), or ``t > 2n/3`` for
+    a complete graph in active mode.
     """
     ids = _client_ids(params)
     degree, threshold = params.degree, params.threshold
+    if degree is not None and threshold is None:
+        holders = min(degree, len(ids) - 1) + 1
+        complete_active = mode == ACTIVE and holders == len(ids)
+        threshold = (2 * holders) // 3 + 1 if complete_active else holders // 2 + 1
     if degree is None or threshold is None:
         found = find_parameters(
             len(ids),
             corrupt_fraction=params.corrupt_fraction,
             dropout_fraction=max(params.dropout_fraction, 0.05),
+            semi_malicious=mode == ACTIVE,
         )
         degree = found.degree if degree is None else degree
         threshold = found.threshold if threshold is None else threshold
@@ -51,17 +82,55 @@ def _secagg_plus_config(params: SimulationParams) -> ProtocolConfig:
         threshold=threshold,
         bits=params.bits,
         vector_length=params.dim,
-        mode=SEMI_HONEST,
+        mode=mode,
         degree=degree,
+        identities=identities,
     )
 
 
-def _make_client(config: ProtocolConfig, client_id: int, source: InputSource) -> Client:
+@dataclass(frozen=True, repr=False)
+class ActiveSimulation:
+    """An active-mode config plus every client's Ed25519 signing key (in-process).
+
+    A deployment registers identities out of band; this object plays that registry. The
+    server is built from ``config`` alone and each client receives only its own key.
+    Never give this object to a real server: it holds every client's signing key.
+    """
+
+    config: ProtocolConfig
+    signing_keys: Mapping[int, SigningKey]
+
+    def __repr__(self) -> str:
+        return f"ActiveSimulation({self.config!r})"
+
+    @classmethod
+    def create(cls, params: SimulationParams, *, sparse: bool) -> ActiveSimulation:
+        """Fresh identities (``SigningKey.generate``, a CSPRNG) for clients ``1..n`` and an
+        active-mode config: SecAgg+ when ``sparse``, else the complete graph. Raises
+        ConfigurationError as :meth:`ProtocolConfig.create` does (for example a threshold
+        ``t <= 2n/3`` on the complete graph or ``2t <= k + 1`` on a sparse one)."""
+        keys = {client_id: SigningKey.generate() for client_id in _client_ids(params)}
+        identities = {client_id: key.verify_key for client_id, key in keys.items()}
+        make = _secagg_plus_config if sparse else _bonawitz_config
+        return cls(make(params, ACTIVE, identities), keys)
+
+
+def _public(config: ProtocolConfig | ActiveSimulation) -> ProtocolConfig:
+    return config.config if isinstance(config, ActiveSimulation) else config
+
+
+def _make_client(
+    config: ProtocolConfig | ActiveSimulation, client_id: int, source: InputSource
+) -> Client:
+    if isinstance(config, ActiveSimulation):
+        if client_id not in config.signing_keys:
+            raise ConfigurationError(f"client {client_id!r} is not in this session")
+        return Client(config.config, client_id, source, config.signing_keys[client_id])
     return Client(config, client_id, source)
 
 
-def _make_server(config: ProtocolConfig) -> Server:
-    return Server(config)
+def _make_server(config: ProtocolConfig | ActiveSimulation) -> Server:
+    return Server(_public(config))  # public config only
 
 
 def _decode(data: bytes, sender: int) -> Message:
@@ -70,13 +139,13 @@ def _decode(data: bytes, sender: int) -> Message:
 
 def _common(**kwargs: Any) -> ProtocolSpec:
     return ProtocolSpec(
-        config_type=ProtocolConfig,
+        config_type=(ProtocolConfig, ActiveSimulation),
         round_names=ROUND_NAMES,
         make_server=_make_server,
         make_client=_make_client,
-        client_ids=lambda config: config.clients,
-        vector_length=lambda config: config.vector_length,
-        bits=lambda config: config.bits,
+        client_ids=lambda config: _public(config).clients,
+        vector_length=lambda config: _public(config).vector_length,
+        bits=lambda config: _public(config).bits,
         decode=_decode,
         # "5 % dropout after ShareKeys": they never send their masked input, so the
         # server must regenerate their pairwise masks (the expensive case).
@@ -91,12 +160,13 @@ def bonawitz_spec() -> ProtocolSpec:
         name="bonawitz",
         make_config=_bonawitz_config,
         description="Bonawitz et al. CCS'17, complete graph",
-        accepts=lambda config: config.is_complete,
+        accepts=lambda config: _public(config).is_complete,
     )
 
 
 def secagg_plus_spec() -> ProtocolSpec:
-    """SecAgg+: sparse Harary graph (takes any ProtocolConfig, complete ones included)."""
+    """SecAgg+: sparse Harary graph (takes any ProtocolConfig or ActiveSimulation, complete
+    ones included)."""
     return _common(
         name="secagg+",
         make_config=_secagg_plus_config,
