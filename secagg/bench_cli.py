@@ -55,10 +55,11 @@ def estimate_costs(
     """The cost model of ``protocol`` with the defaults ``secagg simulate`` uses.
 
     ``dropout`` is a fraction of the clients (``round(dropout * clients)`` drop, as
-    :meth:`DropoutSchedule.from_rate`); ``degree`` is SecAgg+'s k (default from the
-    parameter finder for ``corrupt`` and ``max(dropout, 5 %)``) or the HE committee size
-    (default ``min(5, n)``); ``threshold`` defaults to ``n // 2 + 1`` (Bonawitz), the
-    finder's (SecAgg+), a committee majority (threshold Paillier) or 1 (CKKS).
+    :meth:`DropoutSchedule.from_rate`); ``degree`` is SecAgg+'s k or the HE committee size
+    (default ``min(5, n)``); Bonawitz and SecAgg+ take their defaults of ``threshold`` and
+    ``degree`` from :func:`~secagg.protocols.simulator_specs.graph_parameters` (mode-aware:
+    ``active`` raises the minimum threshold), threshold Paillier a committee majority and
+    CKKS 1.
     ``decryption`` is threshold Paillier's committee mode (``"full"``, the default, or
     ``"balanced"``); any other protocol refuses it. Returns the model's JSON-ready dict with
     ``"protocol"`` set.
@@ -76,23 +77,22 @@ def estimate_costs(
         raise ConfigurationError("--decryption applies to threshold-paillier only")
     model: dict[str, Any]
     if protocol in ("bonawitz", "secagg+"):
+        from secagg.protocols.config import ACTIVE, SEMI_HONEST
         from secagg.protocols.cost_model import bonawitz_costs
+        from secagg.protocols.registry import SimulationParams
+        from secagg.protocols.simulator_specs import graph_parameters
 
-        k: int | None
-        t: int | None
-        if protocol == "bonawitz":
-            k, t = None, threshold if threshold is not None else clients // 2 + 1
-        else:
-            k, t = degree, threshold
-            if k is None or t is None:
-                from secagg.protocols.params import find_parameters
-
-                found = find_parameters(
-                    clients, corrupt_fraction=corrupt, dropout_fraction=max(dropout, 0.05)
-                )
-                k = found.degree if k is None else k
-                t = found.threshold if t is None else t
-        assert t is not None
+        params = SimulationParams(
+            clients=clients,
+            dim=dim,
+            bits=bits,
+            threshold=threshold,
+            degree=degree,
+            dropout_fraction=dropout,
+            corrupt_fraction=corrupt,
+        )
+        mode = ACTIVE if active else SEMI_HONEST
+        k, t = graph_parameters(params, sparse=protocol == "secagg+", mode=mode)
         model = bonawitz_costs(clients, dim, bits, t, k, dropouts, active=active)
     elif protocol == "threshold-paillier":
         from secagg.protocols.cost_model_he import threshold_paillier_costs

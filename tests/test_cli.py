@@ -165,3 +165,22 @@ def test_active_option_refusals(capsys: pytest.CaptureFixture[str]) -> None:
     assert main([*base, "--protocol", "threshold-paillier", "--decryption", "full"]) == 2
     err = capsys.readouterr().err
     assert "t > 2n/3" in err and "--active applies to bonawitz and secagg+ only" in err
+
+
+@pytest.mark.parametrize(("protocol", "clients"), [("bonawitz", 9), ("secagg+", 30)])
+def test_cost_predicts_the_active_simulation_bytes(
+    capsys: pytest.CaptureFixture[str], protocol: str, clients: int
+) -> None:
+    """`secagg cost --active` and `secagg simulate --active` share their defaults (one
+    source: graph_parameters), so without dropouts the model's bytes are the run's."""
+    from secagg.bench_cli import estimate_costs
+
+    argv = ["simulate", "--protocol", protocol, "--clients", str(clients), "--dim", "64"]
+    code, doc = _run_json(capsys, [*argv, "--bits", "20", "--active", "--json"])
+    assert code == 0
+    model = estimate_costs(protocol, clients=clients, dim=64, bits=20, active=True)
+    measured = {r["round"]: r["server"]["bytes_up"] for r in doc["costs"]["rounds"]}
+    predicted = {name: r["server_bytes_up"] for name, r in model["rounds"].items()}
+    assert set(predicted) <= set(measured)
+    for name, value in predicted.items():
+        assert measured[name] == pytest.approx(value), name

@@ -26,59 +26,57 @@ from secagg.protocols.registry import InputSource, ProtocolSpec, SimulationParam
 from secagg.protocols.server import Server
 from secagg.signing import SigningKey
 
-__all__ = ["ActiveSimulation", "bonawitz_spec", "secagg_plus_spec"]
+__all__ = ["ActiveSimulation", "bonawitz_spec", "graph_parameters", "secagg_plus_spec"]
 
 
-def _bonawitz_config(
-    params: SimulationParams,
-    mode: Mode = SEMI_HONEST,
-    identities: Mapping[int, bytes] | None = None,
-) -> ProtocolConfig:
-    """Complete graph; default threshold the mode's minimum: ``floor(n/2) + 1``
-    (semi-honest) or ``floor(2n/3) + 1`` (active)."""
-    ids = _client_ids(params)
-    default = (2 * len(ids)) // 3 + 1 if mode == ACTIVE else len(ids) // 2 + 1
-    threshold = params.threshold if params.threshold is not None else default
-    return ProtocolConfig.create(
-        ids,
-        threshold=threshold,
-        bits=params.bits,
-        vector_length=params.dim,
-        mode=mode,
-        identities=identities,
-    )
+def graph_parameters(
+    params: SimulationParams, *, sparse: bool, mode: Mode = SEMI_HONEST
+) -> tuple[int | None, int]:
+    """The ``(degree, threshold)`` a simulation of ``params`` uses (degree ``None``: the
+    complete graph), the single source of the defaults for ``secagg simulate`` and
+    ``secagg cost``.
 
-
-def _secagg_plus_config(
-    params: SimulationParams,
-    mode: Mode = SEMI_HONEST,
-    identities: Mapping[int, bytes] | None = None,
-) -> ProtocolConfig:
-    """Harary graph; ``k`` and ``t`` from the parameter finder unless given explicitly.
-
-    The finder is asked for the larger of the requested dropout fraction and 5 %, and for
-    its semi-malicious bounds in active mode. A degree given without a threshold gets the
-    smallest threshold the mode allows on that graph: a majority of the ``k + 1`` holders
-    of a neighbourhood (``2t > k + 1``, what active SecAgg+ requires), or ``t > 2n/3`` for
-    a complete graph in active mode.
+    Complete graph (``sparse`` false): the threshold defaults to the mode's minimum,
+    ``floor(n/2) + 1`` (semi-honest) or ``floor(2n/3) + 1`` (active). SecAgg+: ``k`` and
+    ``t`` come from the parameter finder for ``params.corrupt_fraction`` and the larger of
+    ``params.dropout_fraction`` and 5 % (its semi-malicious bounds in active mode); a degree
+    given without a threshold gets the smallest threshold the mode allows on that graph: a
+    majority of the ``k + 1`` holders of a neighbourhood (``2t > k + 1``, what active
+    SecAgg+ requires), or ``t > 2n/3`` for a complete graph in active mode. Raises
+    ConfigurationError for fewer than two clients or parameters the finder refuses.
     """
-    ids = _client_ids(params)
+    n = len(_client_ids(params))
     degree, threshold = params.degree, params.threshold
+    if not sparse:
+        default = (2 * n) // 3 + 1 if mode == ACTIVE else n // 2 + 1
+        return None, threshold if threshold is not None else default
     if degree is not None and threshold is None:
-        holders = min(degree, len(ids) - 1) + 1
-        complete_active = mode == ACTIVE and holders == len(ids)
+        holders = min(degree, n - 1) + 1
+        complete_active = mode == ACTIVE and holders == n
         threshold = (2 * holders) // 3 + 1 if complete_active else holders // 2 + 1
     if degree is None or threshold is None:
         found = find_parameters(
-            len(ids),
+            n,
             corrupt_fraction=params.corrupt_fraction,
             dropout_fraction=max(params.dropout_fraction, 0.05),
             semi_malicious=mode == ACTIVE,
         )
         degree = found.degree if degree is None else degree
         threshold = found.threshold if threshold is None else threshold
+    return degree, threshold
+
+
+def _config(
+    params: SimulationParams,
+    *,
+    sparse: bool,
+    mode: Mode = SEMI_HONEST,
+    identities: Mapping[int, bytes] | None = None,
+) -> ProtocolConfig:
+    """A fresh-session config with :func:`graph_parameters`' degree and threshold."""
+    degree, threshold = graph_parameters(params, sparse=sparse, mode=mode)
     return ProtocolConfig.create(
-        ids,
+        _client_ids(params),
         threshold=threshold,
         bits=params.bits,
         vector_length=params.dim,
@@ -86,6 +84,14 @@ def _secagg_plus_config(
         degree=degree,
         identities=identities,
     )
+
+
+def _bonawitz_config(params: SimulationParams) -> ProtocolConfig:
+    return _config(params, sparse=False)
+
+
+def _secagg_plus_config(params: SimulationParams) -> ProtocolConfig:
+    return _config(params, sparse=True)
 
 
 @dataclass(frozen=True, repr=False)
@@ -111,8 +117,7 @@ class ActiveSimulation:
         ``t <= 2n/3`` on the complete graph or ``2t <= k + 1`` on a sparse one)."""
         keys = {client_id: SigningKey.generate() for client_id in _client_ids(params)}
         identities = {client_id: key.verify_key for client_id, key in keys.items()}
-        make = _secagg_plus_config if sparse else _bonawitz_config
-        return cls(make(params, ACTIVE, identities), keys)
+        return cls(_config(params, sparse=sparse, mode=ACTIVE, identities=identities), keys)
 
 
 def _public(config: ProtocolConfig | ActiveSimulation) -> ProtocolConfig:
