@@ -330,7 +330,14 @@ def test_active_simulation_under_dropouts_at_every_round(data: st.DataObject) ->
     config = simulation.config
     assert config.mode == ACTIVE and len(simulation.signing_keys) == n
     inputs = data.draw(client_inputs(config, headroom="none"), label="inputs")
-    schedule = data.draw(dropout_schedules(config), label="drops")
+    # Rates, not graph-aware schedules: the graph comes from a fresh session id, and draws
+    # that depend on it would differ when hypothesis replays the example.
+    schedule = DropoutSchedule.from_rate(
+        config.clients,
+        data.draw(st.floats(0.0, 0.6), label="rate"),
+        data.draw(st.sampled_from(ROUND_NAMES), label="round"),
+        data.draw(st.integers(0, 2**16), label="seed"),
+    )
     _check_against_the_oracle(config, inputs, schedule, simulation)
 
 

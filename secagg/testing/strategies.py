@@ -133,7 +133,8 @@ def protocol_configs(
     ``sparse`` True draws only SecAgg+ Harary graphs (degree 1 .. n - 2, with n * k even,
     so at least 4 clients), False only complete graphs, None both. Active configurations
     carry fresh verify keys whose signing keys are not kept: :class:`BonawitzTarget`
-    registers new ones. Raises ConfigurationError (at draw time) on an empty range.
+    registers new ones. The session id is drawn, so the graph is reproducible from the
+    example. Raises ConfigurationError (at draw time) on an empty range.
     """
     if not 2 <= min_clients <= max_clients or not 1 <= min_vector_length <= max_vector_length:
         raise ConfigurationError("empty range of clients or vector lengths")
@@ -155,6 +156,10 @@ def protocol_configs(
     identities = None
     if mode == ACTIVE:
         identities = {c: key.verify_key for c, key in generate_identities(clients).items()}
+    # The session id is public; drawing it (instead of os.urandom) makes the SecAgg+ graph,
+    # which is permuted by a seed derived from it, part of the example, so hypothesis can
+    # replay and shrink a failure (a random graph changes the message flow between replays).
+    session_id = draw(st.binary(min_size=16, max_size=16))
     return ProtocolConfig.create(
         clients,
         threshold=threshold,
@@ -163,6 +168,7 @@ def protocol_configs(
         mode=mode,
         degree=degree,
         identities=identities,
+        session_id=session_id,
     )
 
 
