@@ -16,9 +16,7 @@ from typing import Any
 import msgpack
 import numpy as np
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
-from test_protocol_e2e import (
+from helpers_protocol import (
     Session,
     assert_correct,
     dropout_plans,
@@ -26,6 +24,8 @@ from test_protocol_e2e import (
     run_session,
     sessions,
 )
+from hypothesis import given
+from hypothesis import strategies as st
 
 from secagg.errors import (
     ConfigurationError,

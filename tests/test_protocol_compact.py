@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from helpers_protocol import assert_correct, make_session, run_session
 from helpers_tamper import rewrite_self_mask_shares
-from test_protocol_e2e import assert_correct, make_session, run_session
 
 from secagg.channel import OVERHEAD_BYTES
 from secagg.protocols.bundles import MAX_BUNDLE_BYTES, SecretKind, derive_sharing_id

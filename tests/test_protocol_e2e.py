@@ -7,7 +7,7 @@ testing tools): configurations, inputs and dropout schedules are drawn by
 included clients, or the session aborts with the typed error exactly when the protocol's
 oracle says too few remain (:func:`secagg.testing.predict_outcome`, exact for the complete
 graph and SecAgg+). The example tests below drive sessions by hand with the helpers of
-``helpers_protocol`` (re-exported here for the other ``test_*`` files that import them).
+``helpers_protocol``, which the other protocol test files import too.
 """
 
 from __future__ import annotations
@@ -19,12 +19,9 @@ import pytest
 from helpers_protocol import (
     OLD_BIT_WIDTHS,
     Session,
-    Tamper,
     assert_correct,
-    dropout_plans,
     make_session,
     run_session,
-    sessions,
 )
 from hypothesis import given
 from hypothesis import strategies as st
@@ -41,16 +38,6 @@ from secagg.testing.strategies import (
     delivery_orders,
     dropout_schedules,
 )
-
-__all__ = [
-    "Session",
-    "Tamper",
-    "assert_correct",
-    "dropout_plans",
-    "make_session",
-    "run_session",
-    "sessions",
-]
 
 
 def targets(max_clients: int = 30) -> st.SearchStrategy[BonawitzTarget]:

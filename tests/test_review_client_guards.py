@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from test_protocol_e2e import make_session
+from helpers_protocol import make_session
 from test_protocol_malicious_server import advance_to, deliver, unmasking_setup
 
 from secagg.errors import MaliciousRequestError, ProtocolViolation

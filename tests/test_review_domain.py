@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import msgpack
 import pytest
-from test_protocol_e2e import Session, assert_correct, make_session, run_session
+from helpers_protocol import Session, assert_correct, make_session, run_session
 from test_protocol_malicious_server import advance_to
 
 from secagg.channel import NONCE_BYTES, open_sealed, seal

@@ -14,9 +14,9 @@ from pathlib import Path
 import msgpack
 import numpy as np
 import pytest
+from helpers_protocol import Session, assert_correct, make_session, run_session
 from helpers_tamper import rewrite_self_mask_shares
 from test_protocol_bad_clients import garble_share
-from test_protocol_e2e import Session, assert_correct, make_session, run_session
 from test_protocol_malicious_server import deliver, unmasking_setup
 
 from secagg.encoding import FixedPoint

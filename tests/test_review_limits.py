@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from test_protocol_e2e import assert_correct, make_session, run_session
+from helpers_protocol import assert_correct, make_session, run_session
 
 from secagg.channel import NONCE_BYTES
 from secagg.errors import ProtocolAbort

@@ -16,10 +16,10 @@ import secrets
 
 import numpy as np
 import pytest
+from helpers_protocol import assert_correct, make_session, run_session
 from hypothesis import given
 from hypothesis import strategies as st
 from test_protocol_bad_clients import garble_share
-from test_protocol_e2e import assert_correct, make_session, run_session
 
 from secagg.errors import ConfigurationError, ProtocolAbort
 from secagg.protocols import server_unmasking

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import msgpack
 import pytest
-from test_protocol_e2e import make_session
+from helpers_protocol import make_session
 
 from secagg.errors import DecodeError
 from secagg.protocols.bundles import MAX_BUNDLE_BYTES, ShareBundle, encode_share_bundle
