@@ -204,7 +204,7 @@ def main() -> None:
         expansion_cases = [(1024, 1 << 20, 16)]
     rows = [server_unmasking(n, k, m, d, args.threads) for n, k, m, d in unmask_cases]
     rows += [upload_expansion(n, m, b) for n, m, b in expansion_cases]
-    print("machine shared with other jobs: compare ratios, not absolute seconds")
+    print("absolute seconds depend on what else runs here: compare ratios")
     print(f"{'work':<18}{'n':>6}{'k':>6}{'m':>9}{'drop':>6}{'seconds':>10}{'floor':>9}{'ratio':>7}")
     for row in rows:
         if row["work"] == "server_unmasking":

@@ -102,7 +102,7 @@ def main() -> None:
     for n in sizes:
         for liars in sorted({0, 1, 4, (n - (n // 2 + 1)) // 2}):
             rows.append(run(n, liars, repeats))
-    print("machine shared with other jobs: compare ratios, not absolute seconds")
+    print("absolute seconds depend on what else runs here: compare ratios")
     print(
         f"{'n':>5}{'t':>5}{'liars':>7}{'seconds':>10}{'floor':>9}{'ratio':>8}{'blamed':>8}  aborted"
     )

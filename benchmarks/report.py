@@ -180,9 +180,10 @@ def _header(document: dict[str, Any], summary: dict[str, Any]) -> list[str]:
         f"{meta['cpus']} CPUs, Python {meta['python']}, numpy {meta['numpy']}, "
         f"cryptography {meta['cryptography']}, flwr {meta['flwr']}.",
         "",
-        f"**The machine was shared** with about seven other engineers' jobs (load average "
-        f"{load} at the start, {load_end} at the end), so absolute seconds are noisy: every "
-        "comparison below is a ratio against a figure measured side by side in the same run "
+        f"Load average {load} at the start of the run and {load_end} at the end "
+        f"({meta['cpus']} CPUs). Absolute seconds depend on whatever else runs on the "
+        "machine, so every comparison below is a ratio against a figure measured side by "
+        "side in the same run "
         "(the floor, Flower's SecAgg+, the model's prediction calibrated in the run), or a "
         "constant cited as such. Regenerate with `make bench` (`secagg bench`); "
         "`make bench-quick` runs the CI sizes (under a minute) into `benchmarks/results/`.",
@@ -727,6 +728,7 @@ def console_summary(document: dict[str, Any]) -> str:
     lines.append(
         f"bytes exact in {summary['bytes_exact']}/{summary['runs']} runs; time model within "
         f"{TOLERANCE:g}x in {summary['time_within_tolerance']}/{summary['time_checks']} "
-        f"dominant rounds; machine shared (load {document['meta']['load_average_start'][0]:.2f})"
+        f"dominant rounds; load average {document['meta']['load_average_start'][0]:.2f} "
+        "at the start"
     )
     return "\n".join(lines)
