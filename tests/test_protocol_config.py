@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from secagg.errors import ConfigurationError
-from secagg.protocols.config import ProtocolConfig
+from secagg.protocols.config import ACTIVE, MODES, ProtocolConfig, default_threshold
 from secagg.protocols.graph import complete_graph, harary_graph
 from secagg.protocols.params import find_parameters
 from secagg.shamir import PRIME
@@ -165,3 +165,29 @@ def test_create_draws_a_fresh_session_and_a_seeded_graph() -> None:
         range(1, 11), threshold=3, bits=8, vector_length=4, degree=4, session_id=a.session_id
     )
     assert same.neighbours == a.neighbours
+
+
+@given(n=st.integers(3, 40), mode=st.sampled_from(MODES), data=st.data())
+def test_default_threshold_is_the_smallest_the_config_accepts(
+    n: int, mode: str, data: st.DataObject
+) -> None:
+    """On the complete graph and on active SecAgg+ graphs, default_threshold is exactly the
+    smallest accepted t; on semi-honest SecAgg+ graphs it is an accepted majority."""
+    degrees = [k for k in range(2, n - 1) if (n * k) % 2 == 0]
+    degree = data.draw(st.sampled_from([None, *degrees]), label="degree")
+    holders = n if degree is None else degree + 1
+    t = default_threshold(holders, mode, complete=degree is None)  # type: ignore[arg-type]
+    ids = list(range(1, n + 1))
+    identities = {c: bytes([c]) * 32 for c in ids} if mode == ACTIVE else None
+
+    def make(threshold: int) -> ProtocolConfig:
+        return ProtocolConfig.create(
+            ids, threshold=threshold, bits=16, vector_length=4, mode=mode,  # type: ignore[arg-type]
+            degree=degree, identities=identities,
+        )
+
+    assert make(t).threshold == t
+    assert 2 * t > holders
+    if t > 2 and (degree is None or mode == ACTIVE):
+        with pytest.raises(ConfigurationError):
+            make(t - 1)

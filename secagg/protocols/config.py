@@ -39,6 +39,7 @@ __all__ = [
     "VERIFY_KEY_BYTES",
     "Mode",
     "ProtocolConfig",
+    "default_threshold",
 ]
 
 Mode = Literal["semi-honest", "active"]
@@ -56,6 +57,20 @@ VERIFY_KEY_BYTES = 32
 
 def _is_int(value: object) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def default_threshold(holders: int, mode: Mode, *, complete: bool = True) -> int:
+    """The smallest threshold :class:`ProtocolConfig` accepts for ``holders`` share holders
+    (``n`` on the complete graph, ``k + 1`` on a SecAgg+ neighbourhood), as a default.
+
+    Semi-honest: a majority, ``t > h/2`` (required on the complete graph; on a sparse one,
+    where ``t >= 2`` is accepted, the conservative default). Active: ``t > 2n/3`` on the
+    complete graph (Bonawitz et al.), a majority ``2t > k + 1`` on a sparse one. The
+    smallest safe threshold tolerates the most dropouts. Always at least 2.
+    """
+    if mode == ACTIVE and complete:
+        return max(2, (2 * holders) // 3 + 1)
+    return max(2, holders // 2 + 1)
 
 
 @dataclass(frozen=True)

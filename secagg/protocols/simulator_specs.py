@@ -19,7 +19,7 @@ from typing import Any
 from secagg.errors import ConfigurationError
 from secagg.protocols.base import ROUND_MASKED_INPUT, ROUND_NAMES, Message
 from secagg.protocols.client import Client
-from secagg.protocols.config import ACTIVE, SEMI_HONEST, Mode, ProtocolConfig
+from secagg.protocols.config import ACTIVE, SEMI_HONEST, Mode, ProtocolConfig, default_threshold
 from secagg.protocols.messages import decode_message
 from secagg.protocols.params import find_parameters
 from secagg.protocols.registry import InputSource, ProtocolSpec, SimulationParams, _client_ids
@@ -36,24 +36,23 @@ def graph_parameters(
     complete graph), the single source of the defaults for ``secagg simulate`` and
     ``secagg cost``.
 
-    Complete graph (``sparse`` false): the threshold defaults to the mode's minimum,
-    ``floor(n/2) + 1`` (semi-honest) or ``floor(2n/3) + 1`` (active). SecAgg+: ``k`` and
-    ``t`` come from the parameter finder for ``params.corrupt_fraction`` and the larger of
-    ``params.dropout_fraction`` and 5 % (its semi-malicious bounds in active mode); a degree
-    given without a threshold gets the smallest threshold the mode allows on that graph: a
-    majority of the ``k + 1`` holders of a neighbourhood (``2t > k + 1``, what active
-    SecAgg+ requires), or ``t > 2n/3`` for a complete graph in active mode. Raises
-    ConfigurationError for fewer than two clients or parameters the finder refuses.
+    Complete graph (``sparse`` false): the threshold defaults to the mode's minimum
+    (:func:`~secagg.protocols.config.default_threshold`: ``floor(n/2) + 1`` semi-honest,
+    ``floor(2n/3) + 1`` active). SecAgg+: ``k`` and ``t`` come from the parameter finder for
+    ``params.corrupt_fraction`` and the larger of ``params.dropout_fraction`` and 5 % (its
+    semi-malicious bounds in active mode); a degree given without a threshold gets
+    ``default_threshold`` of that graph: a majority of the ``k + 1`` holders of a
+    neighbourhood (``2t > k + 1``, what active SecAgg+ requires), or ``t > 2n/3`` for a
+    complete graph in active mode. Raises ConfigurationError for fewer than two clients or
+    parameters the finder refuses.
     """
     n = len(_client_ids(params))
     degree, threshold = params.degree, params.threshold
     if not sparse:
-        default = (2 * n) // 3 + 1 if mode == ACTIVE else n // 2 + 1
-        return None, threshold if threshold is not None else default
+        return None, threshold if threshold is not None else default_threshold(n, mode)
     if degree is not None and threshold is None:
         holders = min(degree, n - 1) + 1
-        complete_active = mode == ACTIVE and holders == n
-        threshold = (2 * holders) // 3 + 1 if complete_active else holders // 2 + 1
+        threshold = default_threshold(holders, mode, complete=holders == n)
     if degree is None or threshold is None:
         found = find_parameters(
             n,

@@ -249,7 +249,9 @@ def _open_session(settings: SecAggSettings, layout: ArrayLayout,
     degree = settings.degree if settings.degree is not None and settings.degree < n - 1 \
         else None
     holders = (degree if degree is not None else n - 1) + 1
-    threshold = settings.threshold or default_threshold(holders, settings.mode)
+    threshold = settings.threshold or default_threshold(
+        holders, settings.mode, complete=degree is None
+    )
     fixed = FixedPoint.for_precision(
         bits=settings.bits, clip=settings.clip, max_clients=n,
         max_weight=settings.max_weight if settings.weighted else 1.0,

@@ -13,20 +13,9 @@ import math
 from dataclasses import dataclass
 
 from secagg.errors import ConfigurationError
-from secagg.protocols.config import ACTIVE, MODES, SEMI_HONEST, Mode
+from secagg.protocols.config import MODES, SEMI_HONEST, Mode, default_threshold
 
 __all__ = ["ClientPolicy", "SecAggSettings", "default_threshold"]
-
-
-def default_threshold(holders: int, mode: Mode) -> int:
-    """The smallest threshold the mode allows for ``holders`` share holders.
-
-    Semi-honest: ``t > h/2``; active: ``t > 2h/3`` (Bonawitz et al.). The smallest safe
-    threshold tolerates the most dropouts. Always at least 2.
-    """
-    if mode == ACTIVE:
-        return max(2, (2 * holders) // 3 + 1)
-    return max(2, holders // 2 + 1)
 
 
 def _positive(name: str, value: float) -> None:
