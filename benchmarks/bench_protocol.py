@@ -555,7 +555,7 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[Row] = []
     started = time.perf_counter()
     print(f"# bench_protocol ({'quick' if args.quick else 'full'}); CPUs: "
-          f"{len(os.sched_getaffinity(0))}, load average: {os.getloadavg()[0]:.2f} (shared)")
+          f"{len(os.sched_getaffinity(0))}, load average: {os.getloadavg()[0]:.2f}")
     bench_masking_and_unmasking(args.quick, rows)
     bench_expansion_model(rows)
     if not args.quick:
