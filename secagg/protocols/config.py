@@ -60,8 +60,9 @@ def _is_int(value: object) -> bool:
 
 
 def default_threshold(holders: int, mode: Mode, *, complete: bool = True) -> int:
-    """The smallest threshold :class:`ProtocolConfig` accepts for ``holders`` share holders
-    (``n`` on the complete graph, ``k + 1`` on a SecAgg+ neighbourhood), as a default.
+    """The default threshold for ``holders`` share holders (``n`` on the complete graph,
+    ``k + 1`` on a SecAgg+ neighbourhood): the smallest :class:`ProtocolConfig` accepts,
+    except on a semi-honest sparse graph, where it is a conservative majority.
 
     Semi-honest: a majority, ``t > h/2`` (required on the complete graph; on a sparse one,
     where ``t >= 2`` is accepted, the conservative default). Active: ``t > 2n/3`` on the

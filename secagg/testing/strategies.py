@@ -38,7 +38,7 @@ from secagg.protocols.base import (
     ROUND_UNMASKING,
 )
 from secagg.protocols.client import generate_identities
-from secagg.protocols.config import ACTIVE, MODES, Mode, ProtocolConfig
+from secagg.protocols.config import ACTIVE, MODES, Mode, ProtocolConfig, default_threshold
 from secagg.protocols.simulator import DropoutSchedule
 from secagg.testing.bonawitz import BonawitzTarget
 from secagg.testing.bonawitz import dropout_model as bonawitz_dropout_model
@@ -109,11 +109,11 @@ def valid_thresholds(n: int, mode: Mode, degree: int | None = None) -> tuple[int
     if mode not in MODES:
         raise ConfigurationError(f"mode must be one of {MODES}, got {mode!r}")
     if degree is None or degree >= n - 1:
-        low = 2 * n // 3 + 1 if mode == ACTIVE else n // 2 + 1
-        return max(low, 2), n
+        return default_threshold(n, mode), n
     holders = degree + 1
-    low = holders // 2 + 1 if mode == ACTIVE else 2
-    return max(low, 2), holders
+    # Semi-honest SecAgg+ accepts any t >= 2; default_threshold's majority is only a default.
+    low = default_threshold(holders, mode, complete=False) if mode == ACTIVE else 2
+    return low, holders
 
 
 @st.composite
