@@ -26,11 +26,13 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from benchmarks.common import bench_parser, write_json
 from secagg.channel import seal
 from secagg.keys import KeyPair, Purpose, agree
-from secagg.protocols.base import ROUND_MASKED_INPUT, ROUND_UNMASKING, Message
-from secagg.protocols.bundles import ShareBundle, encode_share_bundle, self_mask_commitment
-from secagg.protocols.client import Client
-from secagg.protocols.config import ProtocolConfig
-from secagg.protocols.messages import (
+from secagg.protocols.base import Message
+from secagg.protocols.bonawitz.bundles import ShareBundle, encode_share_bundle, self_mask_commitment
+from secagg.protocols.bonawitz.client import Client
+from secagg.protocols.bonawitz.config import ProtocolConfig
+from secagg.protocols.bonawitz.messages import (
+    ROUND_MASKED_INPUT,
+    ROUND_UNMASKING,
     AdvertiseKeysRequest,
     MaskedInputRequest,
     PeerKeys,
@@ -39,7 +41,7 @@ from secagg.protocols.messages import (
     UnmaskingRequest,
     decode_message,
 )
-from secagg.protocols.server import Server
+from secagg.protocols.bonawitz.server import Server
 from secagg.shamir import share_secrets
 
 

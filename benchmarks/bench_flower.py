@@ -43,9 +43,9 @@ from secagg.integrations.flower import (
 from secagg.integrations.flower.client_mod import STATE_KEY
 from secagg.integrations.flower.server import run_secure_round
 from secagg.integrations.flower.testing import InProcessGrid
-from secagg.protocols.client import Client
-from secagg.protocols.config import ProtocolConfig
-from secagg.protocols.server import Server
+from secagg.protocols.bonawitz.client import Client
+from secagg.protocols.bonawitz.config import ProtocolConfig
+from secagg.protocols.bonawitz.server import Server
 
 
 @dataclass(frozen=True)

@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 
 from benchmarks.common import bench_parser, best_of, write_json
-from secagg.protocols.cost_model import bonawitz_costs
-from secagg.protocols.graph import harary_adjacency, harary_graph
-from secagg.protocols.params import _LN2, _MARGIN_BITS, _UpperTail, find_parameters
+from secagg.cost.bonawitz import bonawitz_costs
+from secagg.protocols.bonawitz.graph import harary_adjacency, harary_graph
+from secagg.protocols.bonawitz.params import _LN2, _MARGIN_BITS, _UpperTail, find_parameters
 
 SEED = bytes(range(32))
 

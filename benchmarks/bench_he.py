@@ -38,20 +38,20 @@ import tenseal as ts
 
 from benchmarks.common import bench_parser, time_once, write_json
 from secagg.he.ckks import CkksContext
-from secagg.he.packing import SlotLayout, pack
 from secagg.he.paillier import (
     FreshRandomness,
     PrecomputedBaseRandomness,
     RandomnessPool,
     encrypt_vector,
 )
+from secagg.he.slots import SlotLayout, pack
 from secagg.he.threshold_paillier import (
     PartialDecryption,
     combine_partials,
     deal_threshold_keys,
     verify_partial,
 )
-from secagg.protocols.threshold_he_blocks import assigned_blocks, block_bounds
+from secagg.protocols.threshold_he.blocks import assigned_blocks, block_bounds
 
 PRIMES_FILE = Path(__file__).with_name("he_safe_primes_2048.txt")
 VALUE_BITS = 16

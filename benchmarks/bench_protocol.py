@@ -30,15 +30,15 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from benchmarks.common import bench_parser, write_json
 from benchmarks.metering import MeteredParty
-from secagg.cli import seeded_inputs
-from secagg.protocols.base import ROUND_MASKED_INPUT, ROUND_UNMASKING, SERVER_ID
-from secagg.protocols.config import ProtocolConfig
-from secagg.protocols.cost_model import bonawitz_costs
-from secagg.protocols.messages import packed_size
-from secagg.protocols.params import find_parameters
+from secagg.cost.bonawitz import bonawitz_costs
+from secagg.protocols.base import SERVER_ID
+from secagg.protocols.bonawitz.config import ProtocolConfig
+from secagg.protocols.bonawitz.messages import ROUND_MASKED_INPUT, ROUND_UNMASKING, packed_size
+from secagg.protocols.bonawitz.params import find_parameters
+from secagg.protocols.bonawitz.server import Server
 from secagg.protocols.registry import get_protocol
-from secagg.protocols.server import Server
-from secagg.protocols.simulator import DropoutSchedule, SimulationResult, simulate
+from secagg.sim.inputs import seeded_inputs
+from secagg.sim.simulator import DropoutSchedule, SimulationResult, simulate
 
 # --- the floor ------------------------------------------------------------------------------
 

@@ -21,10 +21,10 @@ import numpy as np
 
 from benchmarks.common import bench_parser, write_json
 from secagg.errors import ProtocolAbort
-from secagg.protocols.bundles import self_mask_commitment
-from secagg.protocols.config import ProtocolConfig
-from secagg.protocols.messages import AdvertiseKeys
-from secagg.protocols.server_unmasking import RevealedShares, reconstruct_all
+from secagg.protocols.bonawitz.bundles import self_mask_commitment
+from secagg.protocols.bonawitz.config import ProtocolConfig
+from secagg.protocols.bonawitz.messages import AdvertiseKeys
+from secagg.protocols.bonawitz.server_unmasking import RevealedShares, reconstruct_all
 from secagg.shamir import PRIME, pack_limb_shares, share_secrets, unpack_limb_shares
 
 

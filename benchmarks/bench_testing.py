@@ -4,7 +4,7 @@ Run: ``.venv/bin/python -m benchmarks.bench_testing [--quick] [--json PATH]``.
 
 * One session: :func:`secagg.testing.harness.run` (every message as bytes through the
   Network, the oracle, the sum, privacy, blame and uniformity checks) against its floor,
-  :func:`secagg.protocols.simulator.simulate` on the same config, inputs and dropouts
+  :func:`secagg.sim.simulator.simulate` on the same config, inputs and dropouts
   (the same protocol work, messages encoded and decoded, one plaintext-sum check).
 * A property test: examples per second of ``harness.run`` driven by the default
   strategies (config, inputs, dropout schedule), against the same drawn examples run
@@ -26,8 +26,8 @@ from hypothesis import strategies as st
 
 from benchmarks.common import bench_parser, best_of, write_json
 from secagg.errors import ProtocolAbort
-from secagg.protocols.config import ProtocolConfig
-from secagg.protocols.simulator import DropoutSchedule, simulate
+from secagg.protocols.bonawitz.config import ProtocolConfig
+from secagg.sim.simulator import DropoutSchedule, simulate
 from secagg.testing import harness
 from secagg.testing import strategies as sst
 

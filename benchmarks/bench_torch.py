@@ -26,7 +26,7 @@ from benchmarks.common import best_of
 from secagg.integrations.torch.digits import DigitsCNN
 from secagg.integrations.torch.fedavg import SecureFedAvg
 from secagg.integrations.torch.state import StateLayout
-from secagg.protocols.base import ROUND_MASKED_INPUT
+from secagg.protocols.bonawitz.messages import ROUND_MASKED_INPUT
 
 
 def model_of(params: int) -> nn.Module:

@@ -20,9 +20,9 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from benchmarks.report import PLOTS
-from secagg.protocols.cost_model import bonawitz_costs
-from secagg.protocols.cost_model_he import ckks_costs, threshold_paillier_costs
-from secagg.protocols.params import find_parameters
+from secagg.cost.bonawitz import bonawitz_costs
+from secagg.cost.threshold_he import ckks_costs, threshold_paillier_costs
+from secagg.protocols.bonawitz.params import find_parameters
 
 __all__ = ["write_plots"]
 

@@ -15,8 +15,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from secagg.protocols.cost_timing import TOLERANCE
-from secagg.protocols.costs import format_bytes
+from secagg.cost.timing import TOLERANCE
+from secagg.sim.ledger import format_bytes
 
 __all__ = [
     "NOTES_MARKER",
@@ -207,7 +207,7 @@ def _header(document: dict[str, Any], summary: dict[str, Any]) -> list[str]:
         "among ids of 128 and more the model gives the expectation over random dropout sets "
         "(id sizes differ), x the largest relative gap of a round. Seconds: op counts "
         "times unit costs calibrated just before each run on the same cores "
-        f"(`secagg.protocols.cost_timing`); the stated tolerance is a factor of "
+        f"(`secagg.cost.timing`); the stated tolerance is a factor of "
         f"{TOLERANCE:g} either way for every round of a party that takes at least "
         f"{DOMINANT_SECONDS * 1e3:.0f} ms and a quarter of that party's run (below that, "
         "message encoding, which the model leaves out, dominates).",
@@ -377,8 +377,8 @@ def _expansion_lines(document: dict[str, Any]) -> list[str]:
     """The paper's communication expansion for 16-bit inputs beside the cost model's
     (exact bytes, no dropouts): a client's upload, and its traffic up and down, over 2 m
     bytes, with sums of 16 + log2(n) bits so that nothing wraps."""
-    from secagg.protocols.cost_model import bonawitz_costs
-    from secagg.protocols.params import find_parameters
+    from secagg.cost.bonawitz import bonawitz_costs
+    from secagg.protocols.bonawitz.params import find_parameters
 
     rows = []
     for label, paper in document["paper_2017"]["expansion_16bit"].items():

@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from benchmarks.suite_flower import flower_client, flower_server
 from benchmarks.suite_runs import HE, MASKING, Floors, Setting, run_setting
-from secagg.protocols.cost_timing import TOLERANCE
+from secagg.cost.timing import TOLERANCE
 
 __all__ = ["FULL", "PAPER_2017", "QUICK", "Plan", "run_suite"]
 
@@ -200,7 +200,7 @@ def _ladder(
 ) -> list[dict[str, Any]]:
     """SecAgg+ at growing sizes on every core, while the next one's predicted wall time
     (the last one's, scaled by n * m * (k + 1)) fits what is left of ``budget``."""
-    from secagg.protocols.params import find_parameters
+    from secagg.protocols.bonawitz.params import find_parameters
 
     steps: list[dict[str, Any]] = []
     spent, last = 0.0, None

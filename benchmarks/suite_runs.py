@@ -4,9 +4,9 @@ A :class:`Setting` names a protocol and its size; :func:`run_setting` runs it th
 in-process simulator (every message encoded, counted and decoded; every party's compute
 timed per round), then puts beside the measured figures, in the same record:
 
-* the analytic model's bytes (:func:`secagg.protocols.cost_model.bonawitz_costs`,
-  :mod:`secagg.protocols.cost_model_he`) with the run's exact dropout counts;
-* the predicted seconds (:mod:`secagg.protocols.cost_timing`: op counts times unit costs
+* the analytic model's bytes (:func:`secagg.cost.bonawitz.bonawitz_costs`,
+  :mod:`secagg.cost.threshold_he`) with the run's exact dropout counts;
+* the predicted seconds (:mod:`secagg.cost.timing`: op counts times unit costs
   calibrated just before the run, on the same cores);
 * the floor: AES-128-CTR keystream ``update_into`` a reused buffer plus one uint32 add per
   mask vector the party handles, and one X25519 + HKDF per key agreement, measured in this
@@ -29,26 +29,26 @@ import msgpack
 from benchmarks.bench_he import _safe_primes
 from benchmarks.bench_protocol import floor_per_agreement, floor_per_mask
 from benchmarks.metering import MeteredParty
-from secagg.cli import seeded_inputs
-from secagg.protocols.base import SERVER_ID
-from secagg.protocols.cost_model import bonawitz_costs
-from secagg.protocols.cost_model_he import ckks_costs, threshold_paillier_costs
-from secagg.protocols.cost_timing import (
+from secagg.cost.bonawitz import bonawitz_costs
+from secagg.cost.threshold_he import ckks_costs, threshold_paillier_costs
+from secagg.cost.timing import (
     UnitCosts,
     calibrate,
     calibrate_ckks,
     calibrate_paillier,
     predict_seconds,
 )
+from secagg.protocols.base import SERVER_ID
 from secagg.protocols.registry import ProtocolSpec, SimulationParams, get_protocol
-from secagg.protocols.simulator import DropoutSchedule, SimulationResult, simulate
-from secagg.protocols.threshold_he import setup_threshold_paillier
-from secagg.protocols.threshold_he_messages import ROUND_DECRYPTION, ROUND_ENCRYPTED_INPUT
-from secagg.protocols.threshold_he_specs import (
+from secagg.protocols.threshold_he.messages import ROUND_DECRYPTION, ROUND_ENCRYPTED_INPUT
+from secagg.protocols.threshold_he.protocol import setup_threshold_paillier
+from secagg.protocols.threshold_he.spec import (
     ThresholdHESimulation,
     ckks_spec,
     threshold_paillier_spec,
 )
+from secagg.sim.inputs import seeded_inputs
+from secagg.sim.simulator import DropoutSchedule, SimulationResult, simulate
 
 MASKING = ("bonawitz", "secagg+")
 HE = ("threshold-paillier", "ckks")

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import sys
 
-from secagg.cli import seeded_inputs
-from secagg.protocols.base import ROUND_MASKED_INPUT, ROUND_UNMASKING
-from secagg.protocols.config import ProtocolConfig
-from secagg.protocols.params import find_parameters
-from secagg.protocols.simulator import DropoutSchedule, simulate
+from secagg.protocols.bonawitz.config import ProtocolConfig
+from secagg.protocols.bonawitz.messages import ROUND_MASKED_INPUT, ROUND_UNMASKING
+from secagg.protocols.bonawitz.params import find_parameters
+from secagg.sim.inputs import seeded_inputs
+from secagg.sim.simulator import DropoutSchedule, simulate
 
 
 def main() -> int:

@@ -33,9 +33,9 @@ from secagg.integrations.torch.digits import (
     train_local,
 )
 from secagg.integrations.torch.fedavg import RoundReport, SecureFedAvg
-from secagg.protocols.base import ROUND_MASKED_INPUT, ROUND_UNMASKING
-from secagg.protocols.costs import format_bytes
+from secagg.protocols.bonawitz.messages import ROUND_MASKED_INPUT, ROUND_UNMASKING
 from secagg.protocols.registry import get_protocol
+from secagg.sim.ledger import format_bytes
 
 
 def make_dropouts(clients: list[int], rate: float, seed: int, protocol: str

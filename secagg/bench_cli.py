@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from secagg.errors import ConfigurationError
-from secagg.protocols.costs import format_bytes
+from secagg.sim.ledger import format_bytes
 
 __all__ = [
     "COST_PROTOCOLS",
@@ -57,7 +57,7 @@ def estimate_costs(
     ``dropout`` is a fraction of the clients (``round(dropout * clients)`` drop, as
     :meth:`DropoutSchedule.from_rate`); ``degree`` is SecAgg+'s k or the HE committee size
     (default ``min(5, n)``); Bonawitz and SecAgg+ take their defaults of ``threshold`` and
-    ``degree`` from :func:`~secagg.protocols.simulator_specs.graph_parameters` (mode-aware:
+    ``degree`` from :func:`~secagg.protocols.bonawitz.spec.graph_parameters` (mode-aware:
     ``active`` raises the minimum threshold), threshold Paillier a committee majority and
     CKKS 1.
     ``decryption`` is threshold Paillier's committee mode (``"full"``, the default, or
@@ -77,10 +77,10 @@ def estimate_costs(
         raise ConfigurationError("--decryption applies to threshold-paillier only")
     model: dict[str, Any]
     if protocol in ("bonawitz", "secagg+"):
-        from secagg.protocols.config import ACTIVE, SEMI_HONEST
-        from secagg.protocols.cost_model import bonawitz_costs
+        from secagg.cost.bonawitz import bonawitz_costs
+        from secagg.protocols.bonawitz.config import ACTIVE, SEMI_HONEST
+        from secagg.protocols.bonawitz.spec import graph_parameters
         from secagg.protocols.registry import SimulationParams
-        from secagg.protocols.simulator_specs import graph_parameters
 
         params = SimulationParams(
             clients=clients,
@@ -95,8 +95,8 @@ def estimate_costs(
         k, t = graph_parameters(params, sparse=protocol == "secagg+", mode=mode)
         model = bonawitz_costs(clients, dim, bits, t, k, dropouts, active=active)
     elif protocol == "threshold-paillier":
-        from secagg.protocols.cost_model_he import threshold_paillier_costs
-        from secagg.protocols.threshold_he import DEFAULT_DECRYPTION
+        from secagg.cost.threshold_he import threshold_paillier_costs
+        from secagg.protocols.threshold_he.protocol import DEFAULT_DECRYPTION
 
         model = threshold_paillier_costs(
             clients,
@@ -109,7 +109,7 @@ def estimate_costs(
             decryption=decryption or DEFAULT_DECRYPTION,
         )
     else:
-        from secagg.protocols.cost_model_he import ckks_costs
+        from secagg.cost.threshold_he import ckks_costs
 
         model = ckks_costs(
             clients,
@@ -126,7 +126,7 @@ def estimate_costs(
 
 def _calibrated(model: dict[str, Any], key_bits: int) -> dict[str, Any]:
     """Predicted seconds for ``model`` from unit costs measured now, on this machine."""
-    from secagg.protocols import cost_timing
+    from secagg.cost import timing as cost_timing
 
     params = model["parameters"]
     protocol = model["protocol"]

@@ -9,35 +9,20 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TextIO
-
-import numpy as np
 
 from secagg.errors import ConfigurationError, ProtocolAbort, ProtocolViolation
 from secagg.protocols.registry import SimulationParams, get_protocol, protocol_names
-from secagg.protocols.simulator import DropoutSchedule, SimulationResult, simulate
+from secagg.sim.inputs import seeded_inputs
+from secagg.sim.simulator import DropoutSchedule, SimulationResult, simulate
 
-__all__ = ["main", "seeded_inputs"]
+__all__ = ["main"]
 
 EXIT_OK = 0
 EXIT_MISMATCH = 1
 EXIT_BAD_PARAMETERS = 2
 EXIT_ABORTED = 3
-
-
-def seeded_inputs(seed: int, dim: int, bits: int) -> Callable[[int], np.ndarray]:
-    """A deterministic factory: client id -> uniform vector of ``dim`` values in [0, 2^bits).
-
-    Each client's vector depends only on (seed, client id), so it can be regenerated lazily.
-    """
-    dtype = np.uint32 if bits <= 32 else np.uint64
-
-    def make(client_id: int) -> np.ndarray:
-        rng = np.random.default_rng([seed, client_id])  # not-secret: simulated test inputs
-        return rng.integers(0, 1 << bits, size=dim, dtype=dtype)
-
-    return make
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -114,13 +99,13 @@ def _make_config(args: argparse.Namespace, params: SimulationParams) -> object:
     if args.active:
         if args.protocol not in ("bonawitz", "secagg+"):
             raise ConfigurationError("--active applies to bonawitz and secagg+ only")
-        from secagg.protocols.simulator_specs import ActiveSimulation
+        from secagg.protocols.bonawitz.spec import ActiveSimulation
 
         return ActiveSimulation.create(params, sparse=args.protocol == "secagg+")
     if args.decryption is not None:
         if args.protocol != "threshold-paillier":
             raise ConfigurationError("--decryption applies to threshold-paillier only")
-        from secagg.protocols.threshold_he_specs import ThresholdHESimulation
+        from secagg.protocols.threshold_he.spec import ThresholdHESimulation
 
         return ThresholdHESimulation.threshold_paillier(params, decryption=args.decryption)
     return get_protocol(args.protocol).make_config(params)

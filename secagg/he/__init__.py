@@ -1,6 +1,6 @@
 """Homomorphic-encryption backends: Paillier, threshold Paillier, CKKS.
 
-* :mod:`secagg.he.packing`: carry-proof slot packing of Z_(2^b) vectors into big plaintexts;
+* :mod:`secagg.he.slots`: carry-proof slot packing of Z_(2^b) vectors into big plaintexts;
 * :mod:`secagg.he.paillier`: Paillier on gmpy2 (g = n + 1), phe interop, packed vectors,
   precomputed randomness;
 * :mod:`secagg.he.threshold_paillier`: t-of-l threshold Paillier (Shoup / Damgard-Jurik),

@@ -11,7 +11,7 @@ g = n + 1 and raw integer ciphertexts: ``PaillierPublicKey.to_phe``/``from_phe``
 :func:`ciphertext_from_phe`.
 
 Vectors: :func:`encrypt_vector` packs a vector of Z_(2^b) values into carry-proof slots
-(:mod:`secagg.he.packing`), one ciphertext per ``layout.slots`` values, and
+(:mod:`secagg.he.slots`), one ciphertext per ``layout.slots`` values, and
 :class:`EncryptedVector` adds such vectors while counting summands, so a sum can never exceed
 the ``max_summands`` its slots were sized for. The slot guarantee holds for honestly encrypted
 inputs: this module does not prove ranges, so a malicious encryptor can corrupt (not read) a
@@ -33,7 +33,7 @@ from secagg.errors import ConfigurationError, DecodeError, HeadroomError, UsageE
 from secagg.he import _bigint as big
 from secagg.he._bigint import Mpz
 from secagg.he._records import decode_record, encode_record
-from secagg.he.packing import SlotLayout, pack, unpack
+from secagg.he.slots import SlotLayout, pack, unpack
 
 __all__ = [
     "DEFAULT_KEY_BITS",

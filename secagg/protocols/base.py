@@ -23,12 +23,6 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 __all__ = [
-    "ROUND_ADVERTISE_KEYS",
-    "ROUND_CONSISTENCY_CHECK",
-    "ROUND_MASKED_INPUT",
-    "ROUND_NAMES",
-    "ROUND_SHARE_KEYS",
-    "ROUND_UNMASKING",
     "SERVER_ID",
     "AggregationResult",
     "ClientProtocol",
@@ -39,29 +33,13 @@ __all__ = [
 SERVER_ID = 0
 """The server's party id; clients are numbered from 1."""
 
-# Round names of Bonawitz et al. (CCS'17), in protocol order. A transport (the simulator's
-# dropout schedule) names rounds with these strings; ``Message.round_name`` tells which round
-# a message belongs to.
-ROUND_ADVERTISE_KEYS = "advertise_keys"
-ROUND_SHARE_KEYS = "share_keys"
-ROUND_MASKED_INPUT = "masked_input"
-ROUND_CONSISTENCY_CHECK = "consistency_check"
-ROUND_UNMASKING = "unmasking"
-ROUND_NAMES: tuple[str, ...] = (
-    ROUND_ADVERTISE_KEYS,
-    ROUND_SHARE_KEYS,
-    ROUND_MASKED_INPUT,
-    ROUND_CONSISTENCY_CHECK,
-    ROUND_UNMASKING,
-)
-
-
 @runtime_checkable
 class Message(Protocol):
     """A protocol message: a frozen dataclass that encodes itself.
 
     ``sender`` and ``recipient`` are party ids (0 = server). ``round_name`` is the protocol
-    round the message belongs to (one of :data:`ROUND_NAMES` for the Bonawitz protocol).
+    round the message belongs to (its family's round names, e.g.
+    :data:`secagg.protocols.bonawitz.messages.ROUND_NAMES`).
     """
 
     @property

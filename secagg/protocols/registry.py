@@ -89,10 +89,10 @@ class ProtocolSpec:
 # name -> "module:function" returning a ProtocolSpec; imported on first use so that a
 # protocol's heavy dependencies load only when it is asked for.
 _BUILTINS: dict[str, str] = {
-    "bonawitz": "secagg.protocols.simulator_specs:bonawitz_spec",
-    "secagg+": "secagg.protocols.simulator_specs:secagg_plus_spec",
-    "threshold-paillier": "secagg.protocols.threshold_he_specs:threshold_paillier_spec",
-    "ckks": "secagg.protocols.threshold_he_specs:ckks_spec",
+    "bonawitz": "secagg.protocols.bonawitz.spec:bonawitz_spec",
+    "secagg+": "secagg.protocols.bonawitz.spec:secagg_plus_spec",
+    "threshold-paillier": "secagg.protocols.threshold_he.spec:threshold_paillier_spec",
+    "ckks": "secagg.protocols.threshold_he.spec:ckks_spec",
 }
 
 _REGISTRY: dict[str, ProtocolSpec] = {}

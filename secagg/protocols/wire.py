@@ -18,7 +18,7 @@ import msgpack
 
 from secagg.errors import DecodeError
 from secagg.protocols.base import SERVER_ID
-from secagg.protocols.config import MAX_CLIENT_ID, SESSION_ID_BYTES
+from secagg.protocols.limits import MAX_CLIENT_ID, SESSION_ID_BYTES
 
 __all__ = [
     "WIRE_VERSION",

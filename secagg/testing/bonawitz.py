@@ -1,7 +1,7 @@
 """The harness's view of the Bonawitz / SecAgg+ protocol (:mod:`secagg.protocols`).
 
-:class:`BonawitzTarget` drives :class:`~secagg.protocols.client.Client` and
-:class:`~secagg.protocols.server.Server` and states their promises:
+:class:`BonawitzTarget` drives :class:`~secagg.protocols.bonawitz.client.Client` and
+:class:`~secagg.protocols.bonawitz.server.Server` and states their promises:
 
 * the outcome (:func:`predict_outcome`), an independent restatement of the rules in the
   server's docstring: a client whose neighbourhood (itself included) keeps fewer than t
@@ -26,18 +26,16 @@ import numpy as np
 
 from secagg.errors import ConfigurationError, DecodeError
 from secagg.packing import unpack
-from secagg.protocols.base import (
+from secagg.protocols.base import Message
+from secagg.protocols.bonawitz.client import Client, generate_identities
+from secagg.protocols.bonawitz.config import ACTIVE, ProtocolConfig
+from secagg.protocols.bonawitz.messages import (
     ROUND_ADVERTISE_KEYS,
     ROUND_CONSISTENCY_CHECK,
     ROUND_MASKED_INPUT,
     ROUND_NAMES,
     ROUND_SHARE_KEYS,
     ROUND_UNMASKING,
-    Message,
-)
-from secagg.protocols.client import Client, generate_identities
-from secagg.protocols.config import ACTIVE, ProtocolConfig
-from secagg.protocols.messages import (
     AdvertiseKeys,
     ConsistencyCheck,
     ConsistencyCheckRequest,
@@ -52,7 +50,7 @@ from secagg.protocols.messages import (
     decode_message,
     packed_size,
 )
-from secagg.protocols.server import Server
+from secagg.protocols.bonawitz.server import Server
 from secagg.shamir import PRIME, Share, pack_limb_shares, unpack_limb_shares
 from secagg.signing import SigningKey
 from secagg.testing.model import ClientFault, DropoutModel, Quorum, ServerAttack

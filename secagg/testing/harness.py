@@ -10,7 +10,7 @@ requests, a :class:`ClientFault` on a client's answers), then the ``transport`` 
 :meth:`Network.deadline` tells the server its round's deadline passed, and
 :meth:`Network.run_to_end` does both until the session ends.
 
-Dropouts follow :class:`~secagg.protocols.simulator.DropoutSchedule`: a client listed for
+Dropouts follow :class:`~secagg.sim.simulator.DropoutSchedule`: a client listed for
 round ``r`` vanishes when its round-``r`` request reaches it, before answering. A client
 whose answer is still in flight when the deadline of its round passes counts as dropped in
 that round (it is "late"). While messages move, the network checks that a party refusing
@@ -39,8 +39,8 @@ from secagg.errors import (
     UsageError,
 )
 from secagg.protocols.base import SERVER_ID, AggregationResult, ClientProtocol, Message
-from secagg.protocols.config import ProtocolConfig
-from secagg.protocols.simulator import DropoutSchedule
+from secagg.protocols.bonawitz.config import ProtocolConfig
+from secagg.sim.simulator import DropoutSchedule
 from secagg.testing.bonawitz import BonawitzTarget
 from secagg.testing.invariants import InvariantViolation, RunLog, RunReport
 from secagg.testing.model import ClientFault, ServerAttack

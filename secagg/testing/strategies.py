@@ -30,16 +30,16 @@ from hypothesis.strategies import SearchStrategy
 
 from secagg.errors import ConfigurationError
 from secagg.prg import dtype_for_bits
-from secagg.protocols.base import (
+from secagg.protocols.bonawitz.client import generate_identities
+from secagg.protocols.bonawitz.config import ACTIVE, MODES, Mode, ProtocolConfig, default_threshold
+from secagg.protocols.bonawitz.messages import (
     ROUND_ADVERTISE_KEYS,
     ROUND_CONSISTENCY_CHECK,
     ROUND_MASKED_INPUT,
     ROUND_SHARE_KEYS,
     ROUND_UNMASKING,
 )
-from secagg.protocols.client import generate_identities
-from secagg.protocols.config import ACTIVE, MODES, Mode, ProtocolConfig, default_threshold
-from secagg.protocols.simulator import DropoutSchedule
+from secagg.sim.simulator import DropoutSchedule
 from secagg.testing.bonawitz import BonawitzTarget
 from secagg.testing.bonawitz import dropout_model as bonawitz_dropout_model
 from secagg.testing.model import (

@@ -1,4 +1,4 @@
-"""The harness's view of the threshold-HE protocol (:mod:`secagg.protocols.threshold_he`).
+"""The harness's view of the threshold-HE protocol (:mod:`secagg.protocols.threshold_he.protocol`).
 
 Promises stated by :class:`ThresholdHETarget`:
 
@@ -22,7 +22,7 @@ import numpy as np
 
 from secagg.errors import ConfigurationError
 from secagg.protocols.base import SERVER_ID, ClientProtocol, Message, ServerProtocol
-from secagg.protocols.threshold_he_messages import (
+from secagg.protocols.threshold_he.messages import (
     ROUND_DECRYPTION,
     ROUND_ENCRYPTED_INPUT,
     THRESHOLD_HE_ROUNDS,
@@ -35,7 +35,7 @@ from secagg.testing.target import ConfigTarget, Prediction
 if TYPE_CHECKING:
     from secagg.he.ckks import CkksContext
     from secagg.he.threshold_paillier import KeyShare
-    from secagg.protocols.threshold_he import ThresholdHEConfig
+    from secagg.protocols.threshold_he.protocol import ThresholdHEConfig
 
 __all__ = ["DECRYPTION_SHARE", "ThresholdHETarget"]
 
@@ -60,7 +60,7 @@ class ThresholdHETarget(ConfigTarget):
         key_shares: Mapping[int, KeyShare] | None = None,
         ckks_secret: CkksContext | None = None,
     ) -> None:
-        from secagg.protocols.threshold_he import ThresholdHEConfig  # heavy: HE backends
+        from secagg.protocols.threshold_he.protocol import ThresholdHEConfig
 
         if not isinstance(config, ThresholdHEConfig):
             raise ConfigurationError("ThresholdHETarget needs a ThresholdHEConfig")
@@ -88,7 +88,7 @@ class ThresholdHETarget(ConfigTarget):
         """A fresh dealer setup with a ``key_bits`` key (512 by default: a test-only size
         that keeps examples fast; never use it for real data) and the committee's
         ``decryption`` mode ("full" or "balanced")."""
-        from secagg.protocols.threshold_he import setup_threshold_paillier
+        from secagg.protocols.threshold_he.protocol import setup_threshold_paillier
 
         config, shares = setup_threshold_paillier(
             clients,
@@ -118,12 +118,12 @@ class ThresholdHETarget(ConfigTarget):
         )
 
     def make_server(self) -> ServerProtocol:
-        from secagg.protocols.threshold_he import ThresholdHEServer
+        from secagg.protocols.threshold_he.protocol import ThresholdHEServer
 
         return ThresholdHEServer(self.config)
 
     def make_client(self, client_id: int, vector: np.ndarray) -> ClientProtocol:
-        from secagg.protocols.threshold_he import ThresholdHEClient
+        from secagg.protocols.threshold_he.protocol import ThresholdHEClient
 
         return ThresholdHEClient(
             self.config,

@@ -52,8 +52,8 @@ from secagg.integrations.flower.wire import (
     write_envelope,
 )
 from secagg.protocols.base import SERVER_ID, ClientProtocol
-from secagg.protocols.config import ProtocolConfig
-from secagg.protocols.messages import decode_message
+from secagg.protocols.bonawitz.config import ProtocolConfig
+from secagg.protocols.bonawitz.messages import decode_message
 
 __all__ = ["SECAGG_ERROR_CODE", "STATE_KEY", "make_secagg_mod", "secagg_mod"]
 

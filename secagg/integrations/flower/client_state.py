@@ -15,7 +15,7 @@ import numpy as np
 
 from secagg.errors import UsageError
 from secagg.protocols.base import ClientProtocol
-from secagg.protocols.config import ACTIVE, ProtocolConfig
+from secagg.protocols.bonawitz.config import ACTIVE, ProtocolConfig
 
 __all__ = ["BonawitzBackend", "ClientBackend", "default_backend"]
 
@@ -38,11 +38,11 @@ class ClientBackend(Protocol):
 
 
 class BonawitzBackend:
-    """secagg's Bonawitz / SecAgg+ client (:class:`secagg.protocols.client.Client`)."""
+    """secagg's Bonawitz / SecAgg+ client (:class:`secagg.protocols.bonawitz.client.Client`)."""
 
     def create(self, config: ProtocolConfig, client_id: int,
                vector: np.ndarray) -> ClientProtocol:
-        from secagg.protocols.client import Client
+        from secagg.protocols.bonawitz.client import Client
 
         return Client(config, client_id, vector)
 
@@ -50,17 +50,17 @@ class BonawitzBackend:
         """The client's state bytes (secret). Raises UsageError for another client type,
         an active-mode client (its identity is not carried across Flower processes) or a
         lazy input."""
-        from secagg.protocols.client import Client
+        from secagg.protocols.bonawitz.client import Client
 
         if not isinstance(client, Client):
-            raise UsageError("BonawitzBackend stores only secagg.protocols.client.Client")
+            raise UsageError("BonawitzBackend stores only secagg.protocols.bonawitz.client.Client")
         if client.config.mode == ACTIVE:
             raise UsageError("active-mode clients cannot be carried across Flower processes")
         return client.to_state_bytes()
 
     def load(self, config: ProtocolConfig, client_id: int, data: bytes) -> ClientProtocol:
         """The client :meth:`dump` stored; DecodeError if ``data`` is not its state."""
-        from secagg.protocols.client import Client
+        from secagg.protocols.bonawitz.client import Client
 
         return Client.from_state_bytes(config, client_id, data)
 

@@ -3,7 +3,7 @@
 Theory of operation. A Flower strategy's ``configure_train`` produces one training message
 per sampled node. :func:`run_secure_round` turns them into a secagg session: node ids map
 to client ids ``1..n`` (sorted node ids), a fresh :class:`ProtocolConfig` and fixed-point
-encoding are chosen, and the sans-I/O :class:`secagg.protocols.server.Server` is driven
+encoding are chosen, and the sans-I/O :class:`secagg.protocols.bonawitz.server.Server` is driven
 stage by stage. Each stage is one ``grid.send_and_receive`` with a deadline; replies are
 decoded with the transport-authenticated client id as sender, and when the deadline passes
 with some nodes silent, ``Server.close_round()`` goes on without exactly those nodes. The
@@ -41,8 +41,8 @@ from secagg.integrations.flower.wire import (
 )
 from secagg.protocols.base import AggregationResult, ServerProtocol
 from secagg.protocols.base import Message as ProtocolMessage
-from secagg.protocols.config import ProtocolConfig
-from secagg.protocols.messages import packed_size
+from secagg.protocols.bonawitz.config import ProtocolConfig
+from secagg.protocols.bonawitz.messages import packed_size
 
 __all__ = [
     "RoundReport",
@@ -66,7 +66,8 @@ class TransportServer(ServerProtocol, Protocol):
 
 
 ServerFactory = Callable[[ProtocolConfig], TransportServer]
-"""Builds the protocol server for a config (default: :class:`secagg.protocols.server.Server`)."""
+"""Builds the protocol server for a config (default:
+:class:`secagg.protocols.bonawitz.server.Server`)."""
 
 # A Bonawitz session has at most 5 stages; a server that keeps asking is a bug, not a loop.
 _MAX_STAGES = 16
@@ -77,7 +78,7 @@ _BASE_BYTES = 65536
 
 
 def _default_server(config: ProtocolConfig) -> TransportServer:
-    from secagg.protocols.server import Server
+    from secagg.protocols.bonawitz.server import Server
 
     server: TransportServer = Server(config)
     return server

@@ -4,7 +4,7 @@
 clipping, weights, threshold, SecAgg+ degree, deadlines). :class:`ClientPolicy` is the
 client's own floor: a client never trusts the server's choice blindly, it refuses a setup
 below its policy (too few clients, an oversized vector, an unsafe threshold is already
-refused by :class:`secagg.protocols.config.ProtocolConfig`).
+refused by :class:`secagg.protocols.bonawitz.config.ProtocolConfig`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 
 from secagg.errors import ConfigurationError
-from secagg.protocols.config import MODES, SEMI_HONEST, Mode, default_threshold
+from secagg.protocols.bonawitz.config import MODES, SEMI_HONEST, Mode, default_threshold
 
 __all__ = ["ClientPolicy", "SecAggSettings", "default_threshold"]
 

@@ -25,7 +25,7 @@ from flwr.app import Array, ArrayRecord, ConfigRecord, RecordDict
 
 from secagg.errors import DecodeError
 from secagg.integrations.flower.layout import ArrayLayout
-from secagg.protocols.config import MAX_CLIENT_ID, SESSION_ID_BYTES
+from secagg.protocols.limits import MAX_CLIENT_ID, SESSION_ID_BYTES
 
 __all__ = [
     "HEADER_KEY",
@@ -149,7 +149,7 @@ class FixedPointParams:
 class SessionSetup:
     """Everything a client needs to join one secure aggregation: all public.
 
-    The client rebuilds the :class:`~secagg.protocols.config.ProtocolConfig` from these
+    The client rebuilds the :class:`~secagg.protocols.bonawitz.config.ProtocolConfig` from these
     fields (clients are ``1..n``; the SecAgg+ graph follows from the session id and the
     degree), so a server cannot hand it an inconsistent config.
     """

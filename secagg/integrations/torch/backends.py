@@ -5,7 +5,7 @@ A backend turns clipped float updates and their weights into a weighted mean. Tw
 * :class:`SimulatedProtocolBackend` runs any protocol of :mod:`secagg.protocols.registry`
   (``"bonawitz"``, ``"secagg+"``, and whatever else registers a ``ProtocolSpec``, e.g. the
   threshold Paillier and CKKS protocols) in-process through
-  :func:`secagg.protocols.simulator.simulate`. Each update is fixed-point encoded with
+  :func:`secagg.sim.simulator.simulate`. Each update is fixed-point encoded with
   :meth:`FixedPoint.encode_weighted`, so the example count travels *inside* the masked
   vector as one extra element: the server learns only the sum of the weights.
 * :class:`PlainBackend` is the insecure baseline: float64 FedAvg with the same clipping,
@@ -27,10 +27,11 @@ import numpy as np
 
 from secagg.encoding import FixedPoint
 from secagg.errors import ConfigurationError, ProtocolAbort
-from secagg.protocols.base import ROUND_MASKED_INPUT, ROUND_NAMES, SERVER_ID
-from secagg.protocols.costs import CostLedger
+from secagg.protocols.base import SERVER_ID
+from secagg.protocols.bonawitz.messages import ROUND_MASKED_INPUT, ROUND_NAMES
 from secagg.protocols.registry import SimulationParams, get_protocol
-from secagg.protocols.simulator import DropoutSchedule, simulate
+from secagg.sim.ledger import CostLedger
+from secagg.sim.simulator import DropoutSchedule, simulate
 
 __all__ = ["AggregateOutcome", "AggregationBackend", "Dropouts", "PlainBackend",
            "SimulatedProtocolBackend"]

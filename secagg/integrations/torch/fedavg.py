@@ -18,7 +18,7 @@ client's update. The new global state is the old one moved by that mean.
 
 Where it runs: every round is one fresh session of the protocol (new keys, new session id),
 with the clients and the server simulated in this process by
-:func:`secagg.protocols.simulator.simulate`, every message really encoded and decoded. It
+:func:`secagg.sim.simulator.simulate`, every message really encoded and decoded. It
 is the tool for research loops and demos; a deployment runs the same client-side steps
 (clip, :meth:`FixedPoint.encode_weighted`, the protocol's client) on the devices, e.g.
 through the Flower integration.
@@ -51,7 +51,7 @@ from secagg.integrations.torch.backends import (
     SimulatedProtocolBackend,
 )
 from secagg.integrations.torch.state import IntegerPolicy, StateDict, StateLayout
-from secagg.protocols.costs import CostLedger
+from secagg.sim.ledger import CostLedger
 
 __all__ = ["LocalTrain", "RoundReport", "SecureFedAvg"]
 

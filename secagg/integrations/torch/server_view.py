@@ -16,7 +16,8 @@ import numpy as np
 from secagg.encoding import FixedPoint
 from secagg.errors import ConfigurationError, ProtocolAbort
 from secagg.packing import unpack
-from secagg.protocols.base import ROUND_MASKED_INPUT, SERVER_ID, Message
+from secagg.protocols.base import SERVER_ID, Message
+from secagg.protocols.bonawitz.messages import ROUND_MASKED_INPUT
 from secagg.protocols.registry import SimulationParams, get_protocol, protocol_for_config
 
 __all__ = ["masked_update_view", "observe_masked_input"]

@@ -1,0 +1,437 @@
+"""Analytic cost model of the Bonawitz / SecAgg+ protocol as :mod:`secagg.protocols` runs it.
+
+Theory of operation
+-------------------
+:func:`bonawitz_costs` predicts, without running anything, the bytes every round moves and
+the cryptographic operations every party performs. The byte counts follow the wire format
+of :mod:`secagg.protocols.bonawitz.messages` (version :data:`WIRE_VERSION`) field by field: each
+message is a msgpack array ``[version, type, sender, recipient, session_id, *fields]``
+whose integers, byte strings and arrays take the sizes of the msgpack specification
+(helpers ``_uint``, ``_bin``, ``_array`` below); a share bundle is the AES-GCM box
+(``+ 28`` bytes, :mod:`secagg.channel`) of the fixed-size bundle of
+:mod:`secagg.protocols.bonawitz.bundles` (a version byte and two compact shares), and a revealed
+share is one compact share (:data:`secagg.shamir.LIMB_SHARE_BYTES` bytes).
+
+The setting: client ids ``1 .. n`` (how the simulator and examples number them), the
+server id 0, a ``session_id_bytes``-byte session id, a ``degree``-regular graph
+(complete when ``degree`` is ``None`` or ``>= n - 1``), and ``dropouts`` clients, a uniformly
+random set, that vanish after ShareKeys and before sending their masked input (the case
+that costs the server most: it must rebuild their pairwise masks; these clients receive
+nothing from round ``masked_input`` on). Everyone else survives, and every neighbourhood
+keeps at least ``threshold`` survivors (otherwise the real protocol prunes or aborts).
+
+Exactness: with no dropouts every byte figure is exact (a server total is an integer).
+With dropouts the figures are expectations over the random dropout set, still exact in
+expectation: sums of id sizes use the probability that an ordered edge joins two survivors
+(or a survivor and a dropout), and msgpack array headers, which grow at 16 entries, use
+the hypergeometric law of a survivor's number of dropped neighbours. When all ids are
+below 128 and every list has at most 15 entries, the figures are exact for every dropout
+set, except in active mode on a sparse graph, where the number of consistency signatures
+forwarded in Unmasking depends on how many dropouts neighbour each other.
+``tests/test_cost_model.py`` checks the figures against recorded runs of the protocol.
+
+Directions follow :mod:`secagg.sim.ledger`: ``bytes_up`` travels client -> server,
+``bytes_down`` server -> client; the server's figures are the totals over all clients.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from secagg.channel import OVERHEAD_BYTES
+from secagg.errors import ConfigurationError
+from secagg.protocols.base import SERVER_ID
+from secagg.protocols.bonawitz.bundles import MAX_BUNDLE_BYTES
+from secagg.protocols.bonawitz.messages import (
+    KEY_BYTES,
+    ROUND_ADVERTISE_KEYS,
+    ROUND_CONSISTENCY_CHECK,
+    ROUND_MASKED_INPUT,
+    ROUND_SHARE_KEYS,
+    ROUND_UNMASKING,
+    SIGNATURE_BYTES,
+    AdvertiseKeys,
+    AdvertiseKeysRequest,
+    ConsistencyCheck,
+    ConsistencyCheckRequest,
+    MaskedInput,
+    MaskedInputRequest,
+    ShareKeys,
+    ShareKeysRequest,
+    UnmaskingRequest,
+    UnmaskingResponse,
+    packed_size,
+)
+from secagg.protocols.limits import MAX_CLIENT_ID, MAX_VECTOR_LENGTH, SESSION_ID_BYTES
+from secagg.protocols.wire import WIRE_VERSION, ProtocolMessage
+from secagg.shamir import LIMB_SHARE_BYTES
+
+__all__ = ["bonawitz_costs"]
+
+_HEADER_FIELDS = 5  # version, type, sender, recipient, session id
+
+
+# --- msgpack sizes (https://github.com/msgpack/msgpack/blob/master/spec.md) ---------------
+
+
+def _uint(value: int) -> int:
+    """Bytes of a non-negative msgpack integer."""
+    if value < 128:
+        return 1  # positive fixint
+    if value < 2**8:
+        return 2
+    if value < 2**16:
+        return 3
+    if value < 2**32:
+        return 5
+    return 9
+
+
+def _bin(length: int) -> int:
+    """Bytes of a msgpack bin of ``length`` bytes (byte strings travel as bin)."""
+    if length < 2**8:
+        return 2 + length
+    if length < 2**16:
+        return 3 + length
+    return 5 + length
+
+
+def _array(count: int) -> int:
+    """Bytes of a msgpack array header for ``count`` entries."""
+    if count <= 15:
+        return 1  # fixarray
+    if count < 2**16:
+        return 3
+    return 5
+
+
+def _id_size_sum(n: int) -> int:
+    """``sum(_uint(i) for i in 1..n)`` in O(1): ids are counted per msgpack width."""
+    total = 0
+    for low, high, width in ((1, 127, 1), (128, 255, 2), (256, 2**16 - 1, 3)):
+        if n >= low:
+            total += (min(n, high) - low + 1) * width
+    if n >= 2**16:
+        total += (n - 2**16 + 1) * 5
+    return total
+
+
+def _hypergeometric_mean(fn: Callable[[int], int], total: int, marked: int, draws: int) -> float:
+    """``E[fn(X)]`` for ``X ~ HG(total, marked, draws)``, summed over the support."""
+    low, high = max(0, draws - (total - marked)), min(draws, marked)
+    if low == high:
+        return float(fn(low))
+    log_norm = math.lgamma(total + 1) - math.lgamma(draws + 1) - math.lgamma(total - draws + 1)
+    mean = 0.0
+    for x in range(low, high + 1):
+        log_p = (
+            math.lgamma(marked + 1)
+            - math.lgamma(x + 1)
+            - math.lgamma(marked - x + 1)
+            + math.lgamma(total - marked + 1)
+            - math.lgamma(draws - x + 1)
+            - math.lgamma(total - marked - draws + x + 1)
+            - log_norm
+        )
+        mean += fn(x) * math.exp(log_p)
+    return mean
+
+
+# --- the model -------------------------------------------------------------------------
+
+
+def _check_int(name: str, value: object, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigurationError(f"{name} must be an int")
+    if not low <= value <= high:
+        raise ConfigurationError(f"{name} must be in [{low}, {high}], got {value}")
+    return value
+
+
+def bonawitz_costs(
+    n: int,
+    m: int,
+    bits: int,
+    threshold: int,
+    degree: int | None = None,
+    dropouts: int = 0,
+    *,
+    active: bool = False,
+    session_id_bytes: int = 16,
+) -> dict[str, Any]:
+    """Per-round, per-party bytes and operation counts of one Bonawitz / SecAgg+ session.
+
+    ``n`` clients (ids ``1..n``), vectors of ``m`` values of ``bits`` bits, Shamir
+    threshold ``threshold`` over each client's ``k + 1`` share holders (its ``k =
+    degree`` neighbours and itself; ``degree`` ``None`` means the complete graph,
+    ``k = n - 1``), ``dropouts`` clients lost between ShareKeys and MaskedInput, and
+    ``active`` for the active-security mode (signatures and the consistency check).
+    See the module docstring for the setting and in what sense the figures are exact.
+
+    Returns a JSON-ready dict::
+
+        {"parameters": {...},
+         "rounds": {round name: {"clients": senders this round,
+                                  "client_bytes_up": per sending client (mean),
+                                  "client_bytes_down": per receiving client (mean),
+                                  "server_bytes_up": total received by the server,
+                                  "server_bytes_down": total sent by the server,
+                                  "client_ops": {...}, "server_ops": {...}}},
+         "totals": {"client_bytes_up", "client_bytes_down" (a surviving client, whole run),
+                    "server_bytes_up", "server_bytes_down", "expansion"},
+         "operations": {"client": {...} (a surviving client), "server": {...}}}
+
+    Operation names: ``key_generations`` (X25519 key pairs), ``key_agreements`` (X25519
+    exchanges, with HKDF when a key is derived), ``shamir_share_evaluations`` (one share of
+    one 32-byte secret for one holder), ``shamir_reconstructions`` (one secret from
+    ``threshold`` shares), ``aead_seals`` / ``aead_opens`` (AES-GCM share bundles),
+    ``prg_expansions`` and ``prg_elements`` (mask vectors and their total length),
+    ``hashes`` (SHA-256 commitments), ``signatures`` / ``signature_verifications``
+    (Ed25519, active mode), ``vector_additions`` (length-``m`` additions on the server).
+    ``expansion`` is a surviving client's total traffic (up and down) over its packed
+    input (``ceil(m * bits / 8)`` bytes), the factor Bonawitz et al. report.
+
+    Raises ConfigurationError: a non-int argument, ``n < 2``, ``m`` or ``bits`` out of
+    range, ``degree`` below 1, ``threshold`` outside ``[1, k + 1]``, ``dropouts`` outside
+    ``[0, n - threshold]``, or a session id length outside ``[16, 64]``.
+    """
+    n = _check_int("n", n, 2, MAX_CLIENT_ID)
+    m = _check_int("m", m, 1, MAX_VECTOR_LENGTH)
+    bits = _check_int("bits", bits, 1, 64)
+    k = n - 1 if degree is None else _check_int("degree", degree, 1, 2**63)
+    k = min(k, n - 1)
+    threshold = _check_int("threshold", threshold, 1, k + 1)
+    dropouts = _check_int("dropouts", dropouts, 0, n - threshold)
+    sid = _check_int("session_id_bytes", session_id_bytes, *SESSION_ID_BYTES)
+    if not isinstance(active, bool):
+        raise ConfigurationError("active must be a bool")
+
+    alive = n - dropouts
+    ids = _id_size_sum(n)  # S: total msgpack size of all client ids
+    ids_alive = ids * alive / n  # E[sum of the survivors' id sizes]
+    # Ordered edges (u, v) whose both ends survive / whose u survives and v dropped.
+    edges_both_alive = k * ids * alive * (alive - 1) / (n * (n - 1))
+    edges_alive_dropped = k * ids * alive * dropouts / (n * (n - 1))
+    edges_from_alive = k * ids * alive / n  # sum over u alive, v in N(u), of |v|
+
+    def header(message_type: type[ProtocolMessage]) -> int:
+        fields_count = len(dataclasses.fields(message_type)) - 3  # not sender/recipient/sid
+        return _header(message_type, fields_count, sid)
+
+    signature = _bin(SIGNATURE_BYTES if active else 0)
+    key = _bin(KEY_BYTES)
+    share = _bin(LIMB_SHARE_BYTES)
+    # A sealed bundle from u to v: bin(28 + version byte + two compact shares), the same
+    # size for every pair (the ids it belongs to are bound by the AEAD, not carried).
+    sealed = _bin(OVERHEAD_BYTES + MAX_BUNDLE_BYTES)
+    # A survivor's number of dropped neighbours X ~ HG(n - 1, dropouts, k).
+    dropped_mean = k * dropouts / (n - 1)
+
+    def expected(fn: Callable[[int], int]) -> float:
+        return _hypergeometric_mean(fn, n - 1, dropouts, k)
+
+    rounds: dict[str, dict[str, Any]] = {}
+
+    def add_round(
+        name: str,
+        senders: int,
+        receivers: int,
+        up: float,
+        down: float,
+        client_ops: dict[str, float],
+        server_ops: dict[str, float],
+    ) -> None:
+        rounds[name] = _round(senders, receivers, up, down, client_ops, server_ops)
+
+    # Round 0: AdvertiseKeys (everyone).
+    down: float = n * header(AdvertiseKeysRequest) + ids
+    up: float = n * (header(AdvertiseKeys) + 3 * key + signature) + ids
+    add_round(
+        ROUND_ADVERTISE_KEYS,
+        n,
+        n,
+        up,
+        down,
+        {"key_generations": 2, "hashes": 1, "signatures": int(active)},
+        {"key_agreements": 2 * n, "signature_verifications": n if active else 0},
+    )
+
+    # Round 1: ShareKeys (everyone; nobody has dropped yet).
+    peer_entry = _array(5) + 3 * key + signature  # + the peer's id
+    down = n * (header(ShareKeysRequest) + _array(k) + k * peer_entry)
+    down += ids + k * ids
+    sealed_entry = _array(2) + sealed  # + |v|
+    up = n * (header(ShareKeys) + _array(k) + k * sealed_entry) + ids + k * ids
+    add_round(
+        ROUND_SHARE_KEYS,
+        n,
+        n,
+        up,
+        down,
+        {
+            "key_agreements": k,
+            "shamir_share_evaluations": 2 * (k + 1),
+            "aead_seals": k,
+            "signature_verifications": k if active else 0,
+        },
+        {},
+    )
+
+    # Round 2: MaskedInputCollection (survivors only: the dropouts are gone).
+    # Entry for the bundle u -> v sent to v: [u, sealed(u, v)]: + |u|.
+    down = alive * (header(MaskedInputRequest) + _array(k) + k * sealed_entry)
+    down += ids_alive + edges_from_alive
+    payload = packed_size(m, bits)
+    up = alive * (header(MaskedInput) + _uint(bits) + _uint(m) + _bin(payload))
+    up += ids_alive
+    add_round(
+        ROUND_MASKED_INPUT,
+        alive,
+        alive,
+        up,
+        down,
+        {
+            "aead_opens": k,
+            "key_agreements": k,
+            "prg_expansions": k + 1,
+            "prg_elements": (k + 1) * m,
+        },
+        {"vector_additions": alive},
+    )
+
+    # Round 3 (active mode): ConsistencyCheck, the survivor list to every survivor.
+    if active:
+        down = alive * (header(ConsistencyCheckRequest) + _array(alive))
+        down += ids_alive + alive * ids_alive
+        up = alive * (header(ConsistencyCheck) + _bin(SIGNATURE_BYTES)) + ids_alive
+        add_round(
+            ROUND_CONSISTENCY_CHECK,
+            alive,
+            alive,
+            up,
+            down,
+            {"signatures": 1},
+            {"signature_verifications": alive},
+        )
+
+    # Round 4: Unmasking. Survivor u is asked about its surviving holders (itself and
+    # k - X neighbours), its X dropped neighbours, and (active) its k - X surviving
+    # neighbours' signatures; it answers with one share per owner asked about.
+    down = alive * header(UnmaskingRequest)
+    down += alive * expected(lambda x: _array(k + 1 - x) + _array(x))
+    down += ids_alive + ids_alive + edges_both_alive + edges_alive_dropped
+    if active:
+        signature_entry = _array(2) + _bin(SIGNATURE_BYTES)  # + the signer's id
+        down += alive * expected(lambda x: _array(k - x))
+        down += alive * (k - dropped_mean) * signature_entry + edges_both_alive
+    else:
+        down += alive * _array(0)
+    revealed_entry = _array(2) + share  # + the owner's id
+    up = alive * (header(UnmaskingResponse) + _array(0))
+    up += alive * expected(lambda x: _array(k + 1 - x) + _array(x))
+    up += alive * (k + 1) * revealed_entry
+    up += ids_alive + ids_alive + edges_both_alive + edges_alive_dropped
+    # Server: for each dropped client, one agreement and one PRG per surviving neighbour.
+    pairwise = dropouts * k * alive / (n - 1)
+    add_round(
+        ROUND_UNMASKING,
+        alive,
+        alive,
+        up,
+        down,
+        {"signature_verifications": (k - dropped_mean) if active else 0},
+        {
+            "shamir_reconstructions": n,
+            "hashes": alive,
+            "key_generations": dropouts,  # rebuild s_v^SK's public key to verify it
+            "key_agreements": pairwise,
+            "prg_expansions": alive + pairwise,
+            "prg_elements": (alive + pairwise) * m,
+        },
+    )
+
+    return {
+        "parameters": {
+            "n": n,
+            "m": m,
+            "bits": bits,
+            "threshold": threshold,
+            "degree": k,
+            "complete": k == n - 1,
+            "dropouts": dropouts,
+            "active": active,
+            "session_id_bytes": sid,
+        },
+        "rounds": rounds,
+        "totals": _totals(rounds, payload),
+        "operations": _operations(rounds),
+    }
+
+
+# --- helpers shared with cost_model_he --------------------------------------------------
+
+
+def _header(message_type: type[ProtocolMessage], fields: int, sid: int) -> int:
+    """A message header without the client's id: array header, version, type, the
+    server's id, the session id (the client id is added from id sums)."""
+    return (
+        _array(_HEADER_FIELDS + fields)
+        + _uint(WIRE_VERSION)
+        + _uint(message_type.TYPE)
+        + _uint(SERVER_ID)
+        + _bin(sid)
+    )
+
+
+def _round(
+    senders: float,
+    receivers: float,
+    up: float,
+    down: float,
+    client_ops: dict[str, float],
+    server_ops: dict[str, float],
+) -> dict[str, Any]:
+    """One round's entry: per-client means (up over senders, down over receivers) and
+    the server's totals."""
+    return {
+        "clients": senders,
+        "client_bytes_up": up / senders,
+        "client_bytes_down": down / receivers,
+        "server_bytes_up": up,
+        "server_bytes_down": down,
+        "client_ops": client_ops,
+        "server_ops": server_ops,
+    }
+
+
+def _totals(rounds: dict[str, dict[str, Any]], plain: float) -> dict[str, Any]:
+    """A client's and the server's bytes over all rounds; ``expansion`` is the client's
+    traffic (up and down) over ``plain``, its packed input."""
+    client_up = sum(r["client_bytes_up"] for r in rounds.values())
+    client_down = sum(r["client_bytes_down"] for r in rounds.values())
+    return {
+        "client_bytes_up": client_up,
+        "client_bytes_down": client_down,
+        "server_bytes_up": sum(r["server_bytes_up"] for r in rounds.values()),
+        "server_bytes_down": sum(r["server_bytes_down"] for r in rounds.values()),
+        "expansion": (client_up + client_down) / plain,
+    }
+
+
+def _operations(rounds: dict[str, dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Operation counts of a client and of the server, summed over the rounds."""
+    return {
+        "client": _sum_ops(r["client_ops"] for r in rounds.values()),
+        "server": _sum_ops(r["server_ops"] for r in rounds.values()),
+    }
+
+
+def _sum_ops(per_round: Iterable[dict[str, float]]) -> dict[str, float]:
+    total: dict[str, float] = {}
+    for ops in per_round:
+        for name, count in ops.items():
+            total[name] = total.get(name, 0) + count
+    return total

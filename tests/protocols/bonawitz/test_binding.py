@@ -1,0 +1,323 @@
+"""Review: binding and hygiene of what travels, pinned end to end.
+
+Domain separation between sessions, a server that forges or reorders routed ciphertexts,
+malformed masked inputs, ids outside the session, size fields, constant-time checks of
+secrets, no secret in any repr or error text, separate keys per purpose, unique nonces.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hmac
+import os
+from collections.abc import Callable
+
+import msgpack
+import pytest
+
+from secagg.channel import NONCE_BYTES, open_sealed, seal
+from secagg.errors import AuthenticationError, DecodeError, ProtocolViolation
+from secagg.keys import KeyPair, Purpose, agree
+from secagg.protocols.base import AggregationResult, Message
+from secagg.protocols.bonawitz.config import ProtocolConfig
+from secagg.protocols.bonawitz.messages import (
+    AdvertiseKeys,
+    ConsistencyCheck,
+    MaskedInput,
+    MaskedInputRequest,
+    SealedShares,
+    ShareKeysRequest,
+    UnmaskingResponse,
+    decode_message,
+    packed_size,
+)
+from secagg.protocols.limits import MAX_CLIENT_ID, MAX_VECTOR_LENGTH
+from tests.helpers.protocol import Session, advance_to, assert_correct, make_session, run_session
+
+Rewrite = Callable[[Message], Message]
+
+
+def drive(
+    session: Session, rewrite: Rewrite, tap: list[Message] | None = None
+) -> AggregationResult:
+    """Run the session; ``rewrite`` sees every server -> client message (the malicious or
+    curious server's move) and ``tap`` collects every message of both directions."""
+    server = session.server
+    outgoing = server.start()
+    while True:
+        replies: list[Message] = []
+        for message in outgoing:
+            message = rewrite(message)
+            if tap is not None:
+                tap.append(message)
+            client = session.clients[message.recipient]
+            replies += client.receive(decode_message(message.to_bytes()))
+        outgoing = []
+        for reply in replies:
+            if tap is not None:
+                tap.append(reply)
+            outgoing += server.receive_bytes(reply.to_bytes(), reply.sender)
+        if outgoing:
+            continue
+        if server.done:
+            break
+        outgoing = server.close_round()
+    assert server.result is not None
+    return server.result
+
+
+# --- sessions are separate domains ------------------------------------------------------
+
+
+def test_round_1_material_of_session_a_is_useless_in_session_b() -> None:
+    session_a = make_session(6, 4, length=4, seed=1)
+    stolen = advance_to(session_a, "masked_input")[1]
+    assert isinstance(stolen, MaskedInputRequest)
+    session_b = make_session(6, 4, length=4, seed=2)
+
+    def replay(message: Message) -> Message:
+        # Client 1 of session B gets session A's bundles for client 1 (same sender ids).
+        if isinstance(message, MaskedInputRequest) and message.recipient == 1:
+            return dataclasses.replace(message, sealed_shares=stolen.sealed_shares)
+        return message
+
+    tap: list[Message] = []
+    result = drive(session_b, replay, tap)
+    assert_correct(session_b, result)
+    (response,) = [m for m in tap if isinstance(m, UnmaskingResponse) and m.sender == 1]
+    assert set(response.unreadable) == {2, 3, 4, 5, 6}  # opened nothing: AD binds the session
+    assert not response.self_mask_shares[1:] and not response.key_shares
+
+
+def _active_session(identities_from: Session, seed: int) -> Session:
+    """A fresh active session (new session id) with the same long-term identities."""
+    config = ProtocolConfig.create(
+        list(identities_from.config.clients),
+        threshold=identities_from.config.threshold,
+        bits=16,
+        vector_length=8,
+        mode="active",
+        identities=identities_from.config.identities,
+    )
+    inputs = make_session(config.n, config.threshold, seed=seed).inputs
+    return Session(config, inputs, identities_from.identities)
+
+
+def test_signed_messages_of_session_a_are_refused_in_session_b() -> None:
+    session_a = make_session(5, 4, mode="active", seed=1)
+    adverts_a = advance_to(session_a, "share_keys")[1]
+    assert isinstance(adverts_a, ShareKeysRequest)
+    # A client of session B shown session A's (validly signed) advertisements.
+    session_b = _active_session(session_a, seed=2)
+    request_b = advance_to(session_b, "share_keys")[1]
+    assert isinstance(request_b, ShareKeysRequest)
+    replayed = dataclasses.replace(request_b, peers=adverts_a.peers)
+    with pytest.raises(AuthenticationError):
+        session_b.clients[1].receive(decode_message(replayed.to_bytes()))
+    # The server of session C given session A's advertisement of client 2, re-labelled.
+    session_c = _active_session(session_a, seed=3)
+    session_c.server.start()
+    peer = adverts_a.peers[0]
+    advert = AdvertiseKeys(peer.client_id, 0, session_c.config.session_id, *peer[1:4], peer[4])
+    session_c.server.receive_bytes(advert.to_bytes(), peer.client_id)
+    assert "bad signature" in " ".join(session_c.server.faults[peer.client_id])
+
+
+# --- a server that forges or reorders routed ciphertexts ----------------------------------
+
+
+@pytest.mark.parametrize("attack", ["swap_labels", "flip_bit", "truncate", "reorder"])
+def test_forged_or_reordered_ciphertexts_are_never_opened_and_cost_only_shares(
+    attack: str,
+) -> None:
+    session = make_session(7, 4, length=6)
+
+    def forge(message: Message) -> Message:
+        if not isinstance(message, MaskedInputRequest):
+            return message
+        if message.recipient != 3:
+            return message
+        a, b, *rest = message.sealed_shares
+        if attack == "swap_labels":
+            forged = (SealedShares(a.peer, b.ciphertext), SealedShares(b.peer, a.ciphertext))
+        elif attack == "flip_bit":
+            flipped = a.ciphertext[:-1] + bytes([a.ciphertext[-1] ^ 0x80])
+            forged = (SealedShares(a.peer, flipped), b)
+        elif attack == "truncate":
+            forged = (SealedShares(a.peer, a.ciphertext[:NONCE_BYTES]), b)
+        else:
+            return dataclasses.replace(message, sealed_shares=(*reversed(message.sealed_shares),))
+        return dataclasses.replace(message, sealed_shares=(*forged, *rest))
+
+    tap: list[Message] = []
+    result = drive(session, forge, tap)
+    assert_correct(session, result)
+    assert result.included == session.config.client_set
+    (response,) = [m for m in tap if isinstance(m, UnmaskingResponse) and m.sender == 3]
+    expected = {"swap_labels": {1, 2}, "flip_bit": {1}, "truncate": {1}, "reorder": set()}
+    assert set(response.unreadable) == expected[attack]
+
+
+def test_a_bundle_reflected_back_to_its_sender_does_not_open() -> None:
+    # One channel key per pair serves both directions: the associated data names the
+    # direction, so u's bundle for v cannot be replayed to u as if v had sent it.
+    u, v, sid = KeyPair.generate(), KeyPair.generate(), os.urandom(16)
+    key = agree(u, v.public_bytes, purpose=Purpose.SHARE_KEY, session_id=sid, own_id=1, peer_id=2)
+    sealed = seal(key, b"share bundle", session_id=sid, sender=1, recipient=2)
+    with pytest.raises(AuthenticationError):
+        open_sealed(key, sealed, session_id=sid, sender=2, recipient=1)
+
+
+# --- malformed masked inputs and ids -----------------------------------------------------
+
+
+@pytest.mark.parametrize("defect", ["stray_bits", "wrong_bits", "short", "huge_length"])
+def test_a_malformed_masked_input_excludes_only_its_sender(defect: str) -> None:
+    session = make_session(6, 4, length=3, bits=7)  # 21 bits in 3 bytes: 3 padding bits
+
+    def tamper(sender: int, name: str, data: bytes) -> list[bytes]:
+        if sender != 2 or name != "masked_input":
+            return [data]
+        message = decode_message(data)
+        assert isinstance(message, MaskedInput)
+        if defect == "stray_bits":  # a value >= 2^7 would need these bits
+            payload = message.payload[:-1] + bytes([message.payload[-1] | 0x80])
+            return [dataclasses.replace(message, payload=payload).to_bytes()]
+        if defect == "wrong_bits":
+            payload = bytes(packed_size(3, 8))
+            return [dataclasses.replace(message, bits=8, payload=payload).to_bytes()]
+        if defect == "short":
+            return [dataclasses.replace(message, length=2, payload=bytes(3)).to_bytes()]
+        fields = msgpack.unpackb(data, raw=False)
+        fields[6] = MAX_VECTOR_LENGTH  # claims 2^31 values, carries 3 bytes
+        return [msgpack.packb(fields, use_bin_type=True)]
+
+    result = run_session(session, tamper=tamper)
+    assert_correct(session, result)
+    assert result.included == session.config.client_set - {2}
+    assert "bad message" in result.excluded[2]
+
+
+@pytest.mark.parametrize("sender", [0, 7, MAX_CLIENT_ID])
+def test_messages_from_ids_outside_the_session_change_nothing(sender: int) -> None:
+    session = make_session(6, 4)
+    server = session.server
+    stray = ConsistencyCheck(sender, 0, session.config.session_id, bytes(64))
+    injected: list[bool] = []
+
+    def inject(message: Message) -> Message:
+        if not injected:
+            injected.append(True)
+            if sender == 0:
+                with pytest.raises(DecodeError):  # a "client" message from the server id
+                    decode_message(stray.to_bytes())
+                assert server.receive_bytes(stray.to_bytes(), 0) == []
+            else:
+                assert server.receive(decode_message(stray.to_bytes())) == []
+        return message
+
+    result = drive(session, inject)
+    assert sender in result.faults
+    assert result.included == session.config.client_set
+    assert_correct(session, result)
+
+
+def test_huge_integers_in_size_and_id_fields_are_refused() -> None:
+    sid = bytes(16)
+    for fields in (
+        [1, 6, 1, 0, sid, 64, MAX_VECTOR_LENGTH + 1, b""],  # length beyond the cap
+        [1, 6, 1, 0, sid, 2**64 - 1, 3, b"\x00"],  # bits
+        [1, 6, 2**64 - 1, 0, sid, 8, 1, b"\x00"],  # sender
+        [1, 6, 1, 0, sid, 8, -(2**63), b"\x00"],  # negative length
+    ):
+        with pytest.raises(DecodeError):
+            decode_message(msgpack.packb(fields, use_bin_type=True))
+
+
+# --- secrets: constant-time checks, nothing in reprs or errors ----------------------------
+
+
+def test_reconstructed_secrets_are_checked_in_constant_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[int] = []
+    real = hmac.compare_digest
+
+    def counted(a: bytes, b: bytes) -> bool:
+        calls.append(len(a))
+        return real(a, b)
+
+    # server_unmasking calls hmac.compare_digest through the module: patch it there.
+    monkeypatch.setattr(hmac, "compare_digest", counted)
+    session = make_session(6, 4)
+    result = run_session(session, drops={"masked_input": {5}})
+    assert_correct(session, result)
+    # One check per survivor's b_u (commitment) and one per dropped s_u^SK (public key).
+    assert calls == [32] * 6
+
+
+def test_no_secret_in_any_repr_message_or_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    drawn: list[bytes] = []
+    real = os.urandom
+
+    def recording(size: int) -> bytes:
+        value = real(size)
+        if size == 32:  # self-mask seeds, mask keys, Shamir coefficient words
+            drawn.append(value)
+        return value
+
+    monkeypatch.setattr(os, "urandom", recording)
+    session = make_session(5, 3, length=4)
+    tap: list[Message] = []
+    texts: list[str] = []
+
+    def curious(message: Message) -> Message:
+        return message
+
+    result = drive(session, curious, tap)
+    texts += [repr(m) for m in tap] + [str(m) for m in tap]
+    texts += [repr(result), repr(session.server), repr(session.config)]
+    texts += [repr(c) for c in session.clients.values()]
+    # Errors of refused requests and faults of tampered answers.
+    evil = make_session(5, 3, length=4)
+    requests = advance_to(evil, "masked_input")
+    for client_id, request in requests.items():
+        assert isinstance(request, MaskedInputRequest)
+        broken = dataclasses.replace(request, sealed_shares=request.sealed_shares[:1])
+        try:
+            evil.clients[client_id].receive(broken)
+        except ProtocolViolation as exc:
+            texts.append(str(exc))
+    secrets = [s for s in drawn] + [
+        bytes(KeyPair.from_private_bytes(s).private_bytes()) for s in drawn
+    ]
+    assert len(drawn) >= 2 * 10  # at least a seed and a mask key per client and session
+    for text in texts:
+        for secret in secrets:
+            for shown in (secret.hex(), repr(secret)[2:-1], secret[:8].hex()):
+                assert shown not in text
+
+
+# --- keys and nonces ----------------------------------------------------------------------
+
+
+def test_each_purpose_has_its_own_key_and_every_nonce_is_fresh() -> None:
+    session = make_session(6, 4, length=4)
+    tap: list[Message] = []
+    drive(session, lambda m: m, tap)
+    adverts = [m for m in tap if isinstance(m, AdvertiseKeys)]
+    keys = [k for m in adverts for k in (m.cipher_public_key, m.mask_public_key)]
+    assert len(set(keys)) == len(keys)  # share channel and masks never share a key
+    nonces = [
+        item.ciphertext[:NONCE_BYTES]
+        for m in tap
+        if isinstance(m, MaskedInputRequest)
+        for item in m.sealed_shares
+    ]
+    assert len(nonces) == 6 * 5 and len(set(nonces)) == len(nonces)
+    u, v, sid = KeyPair.generate(), KeyPair.generate(), os.urandom(16)
+    derived = {
+        purpose: agree(u, v.public_bytes, purpose=purpose, session_id=sid, own_id=1, peer_id=2)
+        for purpose in Purpose
+    }
+    assert len(set(derived.values())) == len(Purpose)

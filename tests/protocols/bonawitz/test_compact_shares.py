@@ -1,0 +1,87 @@
+"""Compact shares in the Bonawitz messages: only the limbs travel, the rest is implied."""
+
+from __future__ import annotations
+
+from secagg.channel import OVERHEAD_BYTES
+from secagg.protocols.bonawitz.bundles import MAX_BUNDLE_BYTES, SecretKind, derive_sharing_id
+from secagg.protocols.bonawitz.messages import (
+    RevealedShare,
+    ShareKeys,
+    UnmaskingResponse,
+    decode_message,
+)
+from secagg.protocols.wire import WIRE_VERSION
+from secagg.shamir import LIMB_SHARE_BYTES, SHARING_ID_BYTES
+from tests.helpers.protocol import assert_correct, make_session, run_session
+from tests.helpers.tamper import rewrite_self_mask_shares
+
+SID = bytes(range(16))
+
+
+def test_sealed_bundles_and_revealed_shares_carry_only_limbs() -> None:
+    session = make_session(7, 4, length=5)
+    seen: dict[str, list[int]] = {"sealed": [], "revealed": []}
+
+    def inspect(sender: int, name: str, data: bytes) -> list[bytes]:
+        message = decode_message(data, sender=sender)
+        if isinstance(message, ShareKeys):
+            seen["sealed"] += [len(item.ciphertext) for item in message.sealed_shares]
+        if isinstance(message, UnmaskingResponse):
+            for item in (*message.self_mask_shares, *message.key_shares):
+                seen["revealed"].append(len(item.share))
+        return [data]
+
+    result = run_session(session, drops={"masked_input": {3}}, tamper=inspect)
+    assert_correct(session, result)
+    assert set(seen["sealed"]) == {OVERHEAD_BYTES + MAX_BUNDLE_BYTES} == {99}
+    assert len(seen["sealed"]) == 7 * 6
+    assert set(seen["revealed"]) == {LIMB_SHARE_BYTES}
+    assert WIRE_VERSION == 2
+
+
+def test_sharing_ids_are_derived_alike_and_differ_per_session_dealer_and_secret() -> None:
+    ids = {
+        derive_sharing_id(session, dealer, kind)
+        for session in (SID, bytes(16), SID + b"\x00")
+        for dealer in (1, 2, 2**20)
+        for kind in SecretKind
+    }
+    assert len(ids) == 3 * 3 * 2
+    assert all(len(i) == SHARING_ID_BYTES for i in ids)
+    assert derive_sharing_id(SID, 5, SecretKind.SELF_MASK) == derive_sharing_id(
+        SID, 5, SecretKind.SELF_MASK
+    )
+
+
+def test_a_share_of_another_secret_passed_off_as_this_one_is_caught_and_blamed() -> None:
+    # Holder 2 swaps the shares it reveals for two owners: each is a valid compact share,
+    # but of another sharing. Nothing on the wire can say so; the reconstruction check
+    # finds it off the owner's polynomial and the sum is still right.
+    session = make_session(8, 5, length=6)
+
+    def swap(shares: tuple[RevealedShare, ...]) -> tuple[RevealedShare, ...]:
+        first, second, *rest = shares
+        return (
+            RevealedShare(first.owner, second.share),
+            RevealedShare(second.owner, first.share),
+            *rest,
+        )
+
+    result = run_session(session, tamper=rewrite_self_mask_shares(2, swap))
+    assert_correct(session, result)
+    assert result.included == session.config.client_set
+    assert "off the polynomial" in result.faults[2]
+
+
+def test_a_revealed_share_of_the_old_full_size_is_dropped_alone() -> None:
+    session = make_session(8, 5, length=6)
+
+    def pad(shares: tuple[RevealedShare, ...]) -> tuple[RevealedShare, ...]:
+        first, *rest = shares
+        full = RevealedShare(first.owner, bytes(23) + first.share)  # 58 bytes, as v1
+        return (full, *rest)
+
+    result = run_session(session, tamper=rewrite_self_mask_shares(4, pad))
+    assert_correct(session, result)
+    assert result.included == session.config.client_set
+    assert "malformed share" in result.faults[4]
