@@ -10,9 +10,15 @@ Two families tell whose fault a failure is (as h11 does):
 
 :class:`ProtocolAbort` means the protocol cannot finish safely (for example fewer than
 ``t`` clients remain); it is raised instead of returning a wrong or unsafe result.
+
+:class:`ExclusionReason` types why a server set a party aside (as fcp's
+``ClientDropReason``): every server records its exclusions and faults with one of them
+(:mod:`secagg.protocols.faults`).
 """
 
 from __future__ import annotations
+
+import enum
 
 
 class SecAggError(Exception):
@@ -72,3 +78,40 @@ class MaliciousRequestError(ProtocolViolation):
 
 class ProtocolAbort(SecAggError):
     """The protocol cannot complete safely, e.g. fewer than ``t`` clients remain."""
+
+
+class ExclusionReason(enum.Enum):
+    """Why a server left a client out of the sum, or recorded a fault against a party.
+
+    The first group excludes a client (``AggregationResult.excluded``); the second is
+    misbehaviour the server contained (``AggregationResult.faults``), which may or may not
+    also exclude the sender. Values are short, stable texts.
+    """
+
+    # -- a client is not in the sum
+    DROPPED = "dropped"
+    """It did not answer before its round closed."""
+    BAD_MESSAGE = "bad message"
+    """It sent a message whose content is invalid, so its answer was removed."""
+    FEW_LIVE_NEIGHBOURS = "fewer than t live neighbours"
+    """SecAgg+: its neighbourhood fell below t live holders, so its secrets cannot be
+    reconstructed; it is pruned like a dropout."""
+    NOT_A_SURVIVOR = "not in the survivor set"
+    """It was never part of the final survivor set (catch-all for configured clients)."""
+    NO_VALID_INPUT = "no valid input"
+    """Threshold HE: no valid encrypted input arrived from it."""
+
+    # -- a fault recorded against a party
+    UNKNOWN_SENDER = "message from a party outside the session"
+    MISROUTED = "message of another session or recipient"
+    OUT_OF_ROUND = "out-of-round message"
+    DUPLICATE = "duplicate message"
+    UNDECODABLE = "undecodable message"
+    INVALID_CONTENT = "invalid content"
+    BAD_SIGNATURE = "bad signature"
+    BAD_SHARE = "revealed share off the polynomial"
+    MALFORMED_SHARE = "malformed revealed share"
+    UNREADABLE_BUNDLE = "share bundle its holder could not open"
+    BAD_DECRYPTION = "rejected decryption share"
+    DISAGREEMENT = "disagreeing decryption"
+    MEMBER_DROPPED = "committee member dropped"
