@@ -24,7 +24,7 @@ import numpy as np
 from benchmarks.common import bench_parser, best_of, write_json
 from secagg.cost.bonawitz import bonawitz_costs
 from secagg.protocols.bonawitz.graph import harary_adjacency, harary_graph
-from secagg.protocols.bonawitz.params import _LN2, _MARGIN_BITS, _UpperTail, find_parameters
+from secagg.protocols.bonawitz.params import MARGIN_BITS, UpperTail, find_parameters
 
 SEED = bytes(range(32))
 
@@ -49,9 +49,10 @@ def floor_dict(neighbours: np.ndarray) -> dict[int, frozenset[int]]:
 
 def floor_finder(n: int, degree: int) -> None:
     """One candidate check at the returned degree: both tail tables."""
-    budget = -41 * _LN2 - math.log(n)
-    _UpperTail.build(n, math.floor(0.05 * n), degree, budget - _MARGIN_BITS * _LN2)
-    _UpperTail.build(n, n - math.ceil(0.95 * n), degree, budget - _MARGIN_BITS * _LN2)
+    ln2 = math.log(2.0)
+    budget = -41 * ln2 - math.log(n)
+    UpperTail.build(n, math.floor(0.05 * n), degree, budget - MARGIN_BITS * ln2)
+    UpperTail.build(n, n - math.ceil(0.95 * n), degree, budget - MARGIN_BITS * ln2)
 
 
 def run(quick: bool) -> dict[str, Any]:

@@ -33,10 +33,11 @@ from benchmarks.metering import MeteredParty
 from secagg.cost.bonawitz import bonawitz_costs
 from secagg.protocols.base import SERVER_ID
 from secagg.protocols.bonawitz.config import ProtocolConfig
-from secagg.protocols.bonawitz.messages import ROUND_MASKED_INPUT, ROUND_UNMASKING, packed_size
+from secagg.protocols.bonawitz.messages import ROUND_MASKED_INPUT, ROUND_UNMASKING
 from secagg.protocols.bonawitz.params import find_parameters
 from secagg.protocols.bonawitz.server import Server
 from secagg.protocols.registry import get_protocol
+from secagg.ring import packed_size
 from secagg.sim.inputs import seeded_inputs
 from secagg.sim.simulator import DropoutSchedule, SimulationResult, simulate
 

@@ -34,11 +34,10 @@ import numpy as np
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from secagg.errors import ConfigurationError, HeadroomError, UsageError
-from secagg.packing import storage_dtype
+from secagg.ring import check_bits, dtype_for_bits, value_mask
 
 __all__ = ["FixedPoint"]
 
-_MAX_BITS = 64
 _ONE_EXPONENT = np.uint64(0x3FF0_0000_0000_0000)  # float64 bit pattern of 1.0
 # Elements per pipeline step: four float64/int64 scratch rows of this size fit in L2 cache.
 _CHUNK = 16 * 1024
@@ -106,7 +105,7 @@ class _Rounder:
         np.copyto(ints, floor, casting="unsafe")
         wrapped = ints.view(np.uint64)
         if bits < 64:
-            np.bitwise_and(wrapped, np.uint64((1 << bits) - 1), out=wrapped)
+            np.bitwise_and(wrapped, np.uint64(value_mask(bits)), out=wrapped)
         np.copyto(out, wrapped, casting="unsafe")  # to uint32: keeps the low bits
 
 
@@ -135,9 +134,8 @@ class FixedPoint:
     max_weight: float = 1.0
 
     def __post_init__(self) -> None:
-        bits = self.bits
-        if not isinstance(bits, int) or isinstance(bits, bool) or not 1 <= bits <= _MAX_BITS:
-            raise ConfigurationError(f"bits must be an int in 1..{_MAX_BITS}, got {bits!r}")
+        bits = check_bits(self.bits)
+        object.__setattr__(self, "bits", bits)
         clients = self.max_clients
         if not isinstance(clients, int) or isinstance(clients, bool) or clients < 1:
             raise ConfigurationError(f"max_clients must be an int >= 1, got {clients!r}")
@@ -162,8 +160,7 @@ class FixedPoint:
             ConfigurationError: bad parameters (see the class).
             HeadroomError: not even ``max_magnitude == 1`` fits ``max_clients`` times.
         """
-        if not isinstance(bits, int) or isinstance(bits, bool) or not 1 <= bits <= _MAX_BITS:
-            raise ConfigurationError(f"bits must be an int in 1..{_MAX_BITS}, got {bits!r}")
+        bits = check_bits(bits)
         if not isinstance(max_clients, int) or isinstance(max_clients, bool) or max_clients < 1:
             raise ConfigurationError(f"max_clients must be an int >= 1, got {max_clients!r}")
         clip_f = _positive_finite("clip", clip)
@@ -200,7 +197,7 @@ class FixedPoint:
     @property
     def dtype(self) -> np.dtype[np.unsignedinteger]:
         """Storage dtype of encodings: uint32 up to 32 bits, else uint64."""
-        return storage_dtype(self.bits)
+        return dtype_for_bits(self.bits)
 
     # --- encoding ---
 
@@ -264,7 +261,7 @@ class FixedPoint:
             return values.view(np.int64)
         half = np.uint64(1 << (self.bits - 1))
         np.add(values, half, out=values)
-        np.bitwise_and(values, np.uint64((1 << self.bits) - 1), out=values)
+        np.bitwise_and(values, np.uint64(value_mask(self.bits)), out=values)
         signed = values.view(np.int64)
         np.subtract(signed, np.int64(1 << (self.bits - 1)), out=signed)
         return signed

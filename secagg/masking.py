@@ -13,6 +13,12 @@ divides the storage modulus.
 Threads. The vector is split into contiguous, balanced ranges, one per thread; each
 thread has its own encryptors started at its range's counter offset and its own buffer.
 ``update_into`` and numpy ufuncs release the GIL, so ranges run in parallel.
+
+Input range. :func:`mask_input` checks that its input lies in [0, 2^bits)
+(:func:`secagg.ring.check_values`, one pass) for standalone callers;
+:func:`mask_checked_input` is the same masking for a caller that has already checked its
+input at its own edge (a protocol client does, once, when it takes its input), so the
+vector is not scanned twice.
 """
 
 from __future__ import annotations
@@ -26,17 +32,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import numpy as np
 
 from secagg.errors import ConfigurationError
-from secagg.prg import (
-    SEED_BYTES,
-    check_bits,
-    derive_stream_key,
-    domain,
-    dtype_for_bits,
-    keystream_encryptor,
-    value_mask,
-)
+from secagg.prg import SEED_BYTES, derive_stream_key, domain, keystream_encryptor
+from secagg.ring import check_bits, check_values, dtype_for_bits, value_mask
 
-__all__ = ["apply_masks", "mask_input", "pairwise_sign"]
+__all__ = ["apply_masks", "mask_checked_input", "mask_input", "pairwise_sign"]
 
 PAIRWISE_PURPOSE = "pairwise"
 SELF_PURPOSE = "self"
@@ -235,17 +234,6 @@ def apply_masks(
     _apply_stream_keys(flat, bits, add_keys, sub_keys, threads)
 
 
-def _input_to_storage(x: object, bits: int) -> np.ndarray:
-    """A fresh C-contiguous copy of ``x`` in storage dtype, after checking 0 <= x < 2^bits."""
-    if not isinstance(x, np.ndarray) or x.dtype.kind not in "ui":
-        raise ConfigurationError("x must be a numpy array of an integer dtype")
-    if x.size:
-        needs_range_check = x.dtype.kind == "i" or x.dtype.itemsize * 8 > bits
-        if needs_range_check and (int(x.min()) < 0 or int(x.max()) > value_mask(bits)):
-            raise ConfigurationError(f"x must hold values in [0, 2^{bits})")
-    return np.array(x, dtype=dtype_for_bits(bits), order="C", copy=True)
-
-
 def mask_input(
     x: np.ndarray,
     *,
@@ -267,6 +255,43 @@ def mask_input(
     values, ids (a peer equal to ``own_id``), seeds, session id or thread count.
     """
     bits = check_bits(bits)
+    # Any shape: the rule is per value, so check the values as one flat vector.
+    flat = x.reshape(-1) if isinstance(x, np.ndarray) and x.ndim != 1 else x
+    check_values(flat, bits, what="x")
+    return mask_checked_input(
+        x,
+        bits=bits,
+        own_id=own_id,
+        self_seed=self_seed,
+        pair_seeds=pair_seeds,
+        session_id=session_id,
+        threads=threads,
+        round_index=round_index,
+    )
+
+
+def mask_checked_input(
+    x: np.ndarray,
+    *,
+    bits: int,
+    own_id: int,
+    self_seed: bytes,
+    pair_seeds: Mapping[int, bytes],
+    session_id: bytes,
+    threads: int | None = None,
+    round_index: int = 0,
+) -> np.ndarray:
+    """:func:`mask_input` for an ``x`` whose values the caller has already checked to lie
+    in [0, 2^bits) (with :func:`secagg.ring.check_values`): they are not scanned again.
+
+    The caller's contract: a value outside the range is not detected; it enters the mask
+    reduced from its storage word (mod 2^32 or 2^64, then mod 2^bits). ``x`` must still be
+    a numpy integer array; everything else is validated as :func:`mask_input` does, with
+    the same errors.
+    """
+    bits = check_bits(bits)
+    if not isinstance(x, np.ndarray) or x.dtype.kind not in "ui":
+        raise ConfigurationError("x must be a numpy array of an integer dtype")
     own_id = _check_id(own_id, "own_id")
     if not isinstance(self_seed, bytes) or len(self_seed) != SEED_BYTES:
         raise ConfigurationError(f"self_seed must be {SEED_BYTES} bytes")
@@ -280,7 +305,7 @@ def mask_input(
         (add_seeds if pairwise_sign(own_id, peer_id) > 0 else sub_seeds).append(seed)
     pair_domain = domain(session_id, PAIRWISE_PURPOSE, round_index)
     self_domain = domain(session_id, SELF_PURPOSE, round_index)
-    y = _input_to_storage(x, bits)
+    y = np.array(x, dtype=dtype_for_bits(bits), order="C", copy=True)
     flat = y.reshape(-1)
     _plan_threads(threads, flat.size, 1 + len(pair_seeds))
     add_keys = [derive_stream_key(self_seed, self_domain)]

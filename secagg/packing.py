@@ -5,7 +5,8 @@ Theory of operation. ``pack`` writes element ``i`` of a vector into bits
 byte ``j // 8`` (equivalently, the bytes are the little-endian encoding of the integer
 ``sum(v_i << (i*b))``). The stream is cut to ``ceil(len*b/8)`` bytes; the few padding bits
 of the last byte are zero, and ``unpack`` refuses them otherwise, so one vector has exactly
-one encoding.
+one encoding. The byte length is :func:`secagg.ring.packed_size` and unpacked values come
+in :func:`secagg.ring.dtype_for_bits` (the one definition of both).
 
 Speed. Widths 8/16/32/64 are plain little-endian casts. Other widths use one of two
 vectorized paths, never a Python loop over elements:
@@ -29,11 +30,10 @@ from functools import lru_cache
 
 import numpy as np
 
-from secagg.errors import ConfigurationError, DecodeError
+from secagg.errors import DecodeError
+from secagg.ring import check_bits, check_values, dtype_for_bits, packed_size
 
-__all__ = ["MAX_BITS", "pack", "packed_size", "storage_dtype", "unpack"]
-
-MAX_BITS = 64
+__all__ = ["pack", "unpack"]
 
 _LITTLE_ENDIAN = sys.byteorder == "little"
 _FAST_DTYPES: dict[int, str] = {8: "<u1", 16: "<u2", 32: "<u4", 64: "<u8"}
@@ -43,34 +43,6 @@ _SMALL_PACK_PER_PHASE = 200
 _SMALL_UNPACK = 512
 # Elements per chunk of the long paths: input, output and scratch stay within L2 cache.
 _CHUNK = 1 << 16
-
-
-def _check_bits(bits: object) -> int:
-    if not isinstance(bits, int) or isinstance(bits, bool) or not 1 <= bits <= MAX_BITS:
-        raise ConfigurationError(f"bits must be an int in 1..{MAX_BITS}, got {bits!r}")
-    return bits
-
-
-def storage_dtype(bits: int) -> np.dtype[np.unsignedinteger]:
-    """The unsigned dtype that holds ``bits``-bit values: uint32 up to 32 bits, else uint64.
-
-    Raises:
-        ConfigurationError: ``bits`` is not an int in 1..64.
-    """
-    _check_bits(bits)
-    return np.dtype(np.uint32) if bits <= 32 else np.dtype(np.uint64)
-
-
-def packed_size(length: int, bits: int) -> int:
-    """Exact byte length of ``length`` packed ``bits``-bit values: ``ceil(length*bits/8)``.
-
-    Raises:
-        ConfigurationError: ``bits`` not in 1..64 or ``length`` not a non-negative int.
-    """
-    _check_bits(bits)
-    if not isinstance(length, int) or isinstance(length, bool) or length < 0:
-        raise ConfigurationError(f"length must be a non-negative int, got {length!r}")
-    return (length * bits + 7) // 8
 
 
 @dataclass(frozen=True)
@@ -98,17 +70,7 @@ def _plan(bits: int) -> _Plan:
 
 def _checked(values: np.ndarray, bits: int) -> np.ndarray:
     """Validate ``values`` (a 1-D integer array, all in [0, 2^bits)); return them unsigned."""
-    if not isinstance(values, np.ndarray):
-        raise ConfigurationError("values must be a numpy array")
-    if values.ndim != 1:
-        raise ConfigurationError(f"values must be 1-D, got shape {values.shape}")
-    if values.dtype.kind not in "ui":
-        raise ConfigurationError(f"values must have an integer dtype, got {values.dtype}")
-    if values.size:
-        if values.dtype.kind == "i" and int(values.min()) < 0:
-            raise ConfigurationError("values must be non-negative")
-        if bits < 64 and int(values.max()) >> bits:
-            raise ConfigurationError(f"values must be < 2^{bits}")
+    values = check_values(values, bits, what="the values to pack")
     if values.dtype.kind == "i":
         # Non-negative, so the same bits read as unsigned; keeps shifts in unsigned loops.
         values = values.view(values.dtype.str.replace("i", "u"))
@@ -125,11 +87,11 @@ def pack(values: np.ndarray, bits: int) -> bytes:
         ConfigurationError: ``bits`` not in 1..64, ``values`` not a 1-D integer array, or a
             value negative or ``>= 2^bits``.
     """
-    _check_bits(bits)
+    bits = check_bits(bits)
     values = _checked(values, bits)
     if bits in _FAST_DTYPES:
         return values.astype(_FAST_DTYPES[bits], copy=False).tobytes()
-    nbytes = (values.size * bits + 7) // 8
+    nbytes = packed_size(values.size, bits)
     if values.size <= _SMALL_PACK_PER_PHASE * _plan(bits).per_group:
         return _pack_small(values, bits)[:nbytes]
     return _pack_long(values, bits)[:nbytes]
@@ -171,7 +133,8 @@ def _pack_long(values: np.ndarray, bits: int) -> bytes:
 def unpack(data: bytes | bytearray | memoryview, bits: int, length: int) -> np.ndarray:
     """Inverse of :func:`pack`: ``length`` values of ``bits`` bits from ``data``.
 
-    Returns a new writeable array of :func:`storage_dtype` (uint32 up to 32 bits, else uint64).
+    Returns a new writeable array of :func:`secagg.ring.dtype_for_bits` (uint32 up to 32
+    bits, else uint64).
 
     Raises:
         ConfigurationError: ``bits`` not in 1..64 or ``length`` not a non-negative int (local).
@@ -179,12 +142,13 @@ def unpack(data: bytes | bytearray | memoryview, bits: int, length: int) -> np.n
             or has a non-zero padding bit.
     """
     expected = packed_size(length, bits)
+    bits = check_bits(bits)
     if not isinstance(data, bytes | bytearray | memoryview):
         raise DecodeError(f"packed data must be bytes, got {type(data).__name__}")
     raw = np.frombuffer(data, dtype=np.uint8)
     if raw.size != expected:
         raise DecodeError(f"packed data has {raw.size} bytes, expected {expected}")
-    dtype = storage_dtype(bits)
+    dtype = dtype_for_bits(bits)
     tail_bits = (length * bits) % 8
     if tail_bits and int(raw[-1]) >> tail_bits:
         raise DecodeError("non-zero padding bits in packed data")

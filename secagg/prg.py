@@ -5,8 +5,9 @@ Theory of operation. A 32-byte seed and a domain label give an AES-128 key
 rounds yields independent streams. The stream is AES-128-CTR keystream with an all-zero
 initial counter block (the key is unique per seed and domain, so a fixed IV is safe), i.e.
 ``AES_k(0) || AES_k(1) || ...`` with a 128-bit big-endian counter. Element ``i`` of the output
-is the little-endian word at byte ``i * itemsize`` of the stream (itemsize 4 for
-``bits <= 32``, 8 above), masked with ``2^bits - 1``. Because 2^bits divides 2^32 (2^64),
+is the little-endian word at byte ``i * itemsize`` of the stream (the storage word of
+:func:`secagg.ring.dtype_for_bits`: itemsize 4 for ``bits <= 32``, 8 above), masked with
+``2^bits - 1``. Because 2^bits divides 2^32 (2^64),
 masking a uniform word gives a uniform element, with no rejection and no modular bias.
 
 Speed. Keystream is written with ``update_into`` straight into the caller's (or a reused)
@@ -27,25 +28,21 @@ from cryptography.hazmat.primitives.ciphers import Cipher, CipherContext, algori
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from secagg.errors import ConfigurationError, UsageError
+from secagg.ring import check_bits, dtype_for_bits, value_mask
 
 __all__ = [
-    "MAX_BITS",
     "SEED_BYTES",
     "Prg",
-    "check_bits",
     "derive_stream_key",
     "domain",
-    "dtype_for_bits",
     "expand",
     "keystream_encryptor",
     "keystream_into",
-    "value_mask",
     "words_to_native",
 ]
 
 SEED_BYTES = 32
 """Length of a PRG seed."""
-MAX_BITS = 64
 STREAM_KEY_BYTES = 16
 """AES-128: the fastest AES with AES-NI/VAES, and 128-bit security is ample for masks."""
 
@@ -57,15 +54,6 @@ _ZERO_BYTES = 256 * 1024
 _ZEROS = memoryview(bytes(_ZERO_BYTES))
 _LITTLE_ENDIAN = sys.byteorder == "little"
 _DOMAIN_PREFIX = b"secagg/prg/v1"
-_UINT32 = np.dtype(np.uint32)
-_UINT64 = np.dtype(np.uint64)
-
-
-def check_bits(bits: object) -> int:
-    """``bits`` if it is an int in 1..64, else :class:`ConfigurationError`."""
-    if not isinstance(bits, int) or isinstance(bits, bool) or not 1 <= bits <= MAX_BITS:
-        raise ConfigurationError(f"bits must be an int in 1..{MAX_BITS}, got {bits!r}")
-    return bits
 
 
 def _check_seed(seed: object) -> bytes:
@@ -78,19 +66,6 @@ def _check_domain(label: object) -> bytes:
     if not isinstance(label, bytes) or not 1 <= len(label) <= _MAX_DOMAIN_BYTES:
         raise ConfigurationError(f"domain must be 1..{_MAX_DOMAIN_BYTES} bytes")
     return label
-
-
-def dtype_for_bits(bits: int) -> np.dtype[np.unsignedinteger]:
-    """Storage dtype of Z_(2^bits): uint32 for bits <= 32, uint64 above.
-
-    Raises :class:`ConfigurationError` if bits is not in 1..64.
-    """
-    return _UINT32 if check_bits(bits) <= 32 else _UINT64
-
-
-def value_mask(bits: int) -> int:
-    """``2^bits - 1``: the AND mask that reduces a storage word to Z_(2^bits)."""
-    return (1 << check_bits(bits)) - 1
 
 
 def domain(session_id: bytes, purpose: str, round_index: int = 0) -> bytes:
@@ -207,7 +182,8 @@ class Prg:
     def fill(self, out: np.ndarray) -> None:
         """Overwrite ``out`` with the next ``out.size`` elements of the stream, in place.
 
-        ``out`` must be a writeable C-contiguous array of dtype ``dtype_for_bits(bits)``;
+        ``out`` must be a writeable C-contiguous array of dtype
+        :func:`secagg.ring.dtype_for_bits` ``(bits)``;
         otherwise :class:`ConfigurationError`. Every element is < 2^bits.
         """
         if not isinstance(out, np.ndarray) or out.dtype != self._dtype:
@@ -235,7 +211,7 @@ class Prg:
 def expand(seed: bytes, length: int, *, bits: int, domain: bytes) -> np.ndarray:
     """The first ``length`` elements of the stream of ``(seed, domain)`` over Z_(2^bits).
 
-    Returns a new array of dtype ``dtype_for_bits(bits)``. Raises
+    Returns a new array of dtype :func:`secagg.ring.dtype_for_bits` ``(bits)``. Raises
     :class:`ConfigurationError` on a bad seed, domain, bit width or negative length.
     """
     if not isinstance(length, int) or isinstance(length, bool) or not 0 <= length < _MAX_OFFSET:

@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 from secagg.errors import ConfigurationError
 from secagg.masking import apply_masks, mask_input, pairwise_sign
-from secagg.prg import domain, dtype_for_bits, expand, value_mask
+from secagg.prg import domain, expand
+from secagg.ring import dtype_for_bits, value_mask
 
 SESSION = b"masking-session!"
 PAIR = domain(SESSION, "pairwise")

@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 
 from secagg import packing
 from secagg.errors import ConfigurationError, DecodeError
-from secagg.packing import pack, packed_size, storage_dtype, unpack
+from secagg.packing import pack, unpack
+from secagg.ring import dtype_for_bits, packed_size
 
 ALL_BITS = list(range(1, 65))
 
@@ -27,7 +28,7 @@ def random_values(rng: np.random.Generator, length: int, bits: int) -> np.ndarra
     words |= rng.integers(0, 2, size=length, dtype=np.uint64)
     if bits < 64:
         words &= np.uint64((1 << bits) - 1)
-    return words.astype(storage_dtype(bits))
+    return words.astype(dtype_for_bits(bits))
 
 
 def test_known_answer() -> None:
@@ -51,7 +52,7 @@ def test_round_trip_every_width_short_and_long(bits: int) -> None:
         if length <= 301:
             assert data == reference_pack(values, bits)
         out = unpack(data, bits, length)
-        assert out.dtype == storage_dtype(bits)
+        assert out.dtype == dtype_for_bits(bits)
         np.testing.assert_array_equal(out, values)
 
 

@@ -14,7 +14,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from secagg.errors import ConfigurationError, SecAggError
-from secagg.prg import Prg, derive_stream_key, domain, dtype_for_bits, expand, value_mask
+from secagg.prg import Prg, derive_stream_key, domain, expand
+from secagg.ring import dtype_for_bits, value_mask
 
 SESSION = b"session-0123456"
 LABEL = domain(SESSION, "pairwise")

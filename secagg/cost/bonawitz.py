@@ -63,10 +63,10 @@ from secagg.protocols.bonawitz.messages import (
     ShareKeysRequest,
     UnmaskingRequest,
     UnmaskingResponse,
-    packed_size,
 )
 from secagg.protocols.limits import MAX_CLIENT_ID, MAX_VECTOR_LENGTH, SESSION_ID_BYTES
 from secagg.protocols.wire import WIRE_VERSION, ProtocolMessage
+from secagg.ring import packed_size
 from secagg.shamir import LIMB_SHARE_BYTES
 
 __all__ = ["bonawitz_costs"]

@@ -71,7 +71,6 @@ from secagg.cost.bonawitz import (
 from secagg.errors import ConfigurationError
 from secagg.he.slots import SlotLayout
 from secagg.he.threshold_paillier import CHALLENGE_BITS, MAX_HOLDERS, STATISTICAL_BITS
-from secagg.protocols.bonawitz.messages import packed_size
 from secagg.protocols.limits import MAX_CLIENT_ID, MAX_VECTOR_LENGTH, SESSION_ID_BYTES
 from secagg.protocols.threshold_he.blocks import assigned_blocks, block_bounds
 from secagg.protocols.threshold_he.messages import (
@@ -87,6 +86,7 @@ from secagg.protocols.threshold_he.protocol import (
     DECRYPTION_MODES,
     DEFAULT_DECRYPTION,
 )
+from secagg.ring import packed_size
 
 __all__ = [
     "CKKS_DEFAULT_CIPHERTEXT_BYTES",

@@ -135,7 +135,8 @@ def calibrate(
     from secagg.keys import KeyPair, Purpose, agree
     from secagg.masking import apply_masks
     from secagg.packing import pack, unpack
-    from secagg.prg import domain, dtype_for_bits
+    from secagg.prg import domain
+    from secagg.ring import dtype_for_bits
     from secagg.shamir import reconstruct_secrets, share_secrets
     from secagg.signing import SigningKey, verify_signature
 

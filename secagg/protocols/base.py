@@ -108,7 +108,7 @@ class AggregationResult:
     """The outcome of one aggregation.
 
     ``total`` is the sum over exactly the clients in ``included``, in Z_(2^bits) (the
-    storage dtype of :func:`secagg.prg.dtype_for_bits`). ``excluded`` maps every other
+    storage dtype of :func:`secagg.ring.dtype_for_bits`). ``excluded`` maps every other
     configured client to the reason it is not in the sum (dropped in a round, bad message...).
     ``faults`` maps a party to misbehaviour that was contained without removing it from the
     sum (an off-polynomial share it revealed, a replayed message, a bad signature...).

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from secagg.prg import dtype_for_bits
+from secagg.ring import dtype_for_bits
 
 __all__ = ["seeded_inputs"]
 

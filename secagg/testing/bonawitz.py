@@ -48,9 +48,9 @@ from secagg.protocols.bonawitz.messages import (
     UnmaskingRequest,
     UnmaskingResponse,
     decode_message,
-    packed_size,
 )
 from secagg.protocols.bonawitz.server import Server
+from secagg.ring import packed_size
 from secagg.shamir import PRIME, Share, pack_limb_shares, unpack_limb_shares
 from secagg.signing import SigningKey
 from secagg.testing.model import ClientFault, DropoutModel, Quorum, ServerAttack

@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from secagg.errors import ProtocolAbort, ProtocolViolation
-from secagg.prg import dtype_for_bits
 from secagg.protocols.base import AggregationResult
+from secagg.ring import dtype_for_bits
 from secagg.testing.model import PEER_SHARE_FAULTS, ClientFault, ServerAttack
 from secagg.testing.target import ProtocolUnderTest
 from secagg.testing.uniformity import MIN_SAMPLES, Z_LIMIT, uniformity_score

@@ -29,7 +29,6 @@ from hypothesis import strategies as st
 from hypothesis.strategies import SearchStrategy
 
 from secagg.errors import ConfigurationError
-from secagg.prg import dtype_for_bits
 from secagg.protocols.bonawitz.client import generate_identities
 from secagg.protocols.bonawitz.config import ACTIVE, MODES, Mode, ProtocolConfig, default_threshold
 from secagg.protocols.bonawitz.messages import (
@@ -39,6 +38,7 @@ from secagg.protocols.bonawitz.messages import (
     ROUND_SHARE_KEYS,
     ROUND_UNMASKING,
 )
+from secagg.ring import dtype_for_bits
 from secagg.sim.simulator import DropoutSchedule
 from secagg.testing.bonawitz import BonawitzTarget
 from secagg.testing.bonawitz import dropout_model as bonawitz_dropout_model

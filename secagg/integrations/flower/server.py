@@ -42,7 +42,7 @@ from secagg.integrations.flower.wire import (
 from secagg.protocols.base import AggregationResult, ServerProtocol
 from secagg.protocols.base import Message as ProtocolMessage
 from secagg.protocols.bonawitz.config import ProtocolConfig
-from secagg.protocols.bonawitz.messages import packed_size
+from secagg.ring import packed_size
 
 __all__ = [
     "RoundReport",

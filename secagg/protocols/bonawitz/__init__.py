@@ -3,6 +3,11 @@
 The public face: :class:`Client`, :class:`Server`, :class:`ProtocolConfig` and
 :func:`decode_message`; the registry entries ``bonawitz`` and ``secagg+`` live in
 :mod:`secagg.protocols.bonawitz.spec`.
+
+Where to read: :mod:`~secagg.protocols.bonawitz.rounds` (states and the one transition
+table of each side, mode rows included), then ``client`` / ``server`` (the handlers the
+table names), ``messages`` (the wire), ``config`` / ``graph`` / ``params`` (setup),
+``server_unmasking`` (round 4 on the server) and ``client_state`` (saving a client).
 """
 
 from __future__ import annotations

@@ -1,5 +1,8 @@
 """What travels inside a sealed share bundle, and the self-mask commitment.
 
+Role: client, rounds 0-2 (commit in AdvertiseKeys, seal in ShareKeys, open in
+MaskedInputCollection); server, round 4 (checks a reconstructed seed against the commitment).
+
 A share bundle is the plaintext client u seals for neighbour v in ShareKeys: v's share of
 u's X25519 mask key s_u^SK and v's share of u's self-mask seed b_u. Only what v cannot
 derive travels (version :data:`BUNDLE_VERSION`, :data:`MAX_BUNDLE_BYTES` = 71 bytes): a

@@ -1,9 +1,12 @@
 """The client state machine of Bonawitz et al. (CCS'17), with SecAgg+ neighbourhoods.
 
+Role: client, every round (0-4): the handlers of the client's rows of the transition table.
+
 Theory of operation. A :class:`Client` consumes one server message at a time and returns
 its reply; it never touches a socket or a clock. The legal transitions live in one table,
-:data:`TRANSITIONS` (state, request type) -> next state, so an out-of-round message is
-refused from one place (:meth:`Client.receive`), before any handler runs.
+:data:`secagg.protocols.bonawitz.rounds.CLIENT_TABLE` ((mode, state, request type) -> its
+handler and the next state), consulted once per message in :meth:`Client.receive`: an
+out-of-round message is refused from that lookup, before any handler runs.
 
 Rounds (``U1 >= U2 >= U3`` are the live sets as this client sees them, restricted to its
 neighbourhood ``N(u)``; ``t`` is the threshold):
@@ -18,6 +21,9 @@ neighbourhood ``N(u)``; ``t`` is the threshold):
 4. Unmasking: reveal b_v shares for survivors and s_v^SK shares for dropped peers (in
    shamir's compact form: limbs only, the server knows x, t and whose secret).
 
+Its input is checked once, at its edge (:func:`secagg.ring.check_values`: when the
+client is built, or when it calls a lazy input), and masked without a second scan.
+
 Two rules the client keeps: it derives the dropped and surviving sets itself from what it
 saw and refuses a request that would reveal both shares of one peer, and it answers
 Unmasking at most once. Every refusal is a :class:`ProtocolViolation` naming the server
@@ -31,8 +37,7 @@ validation live in :mod:`secagg.protocols.bonawitz.client_state`.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping, Sequence
-from typing import Final
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -45,7 +50,7 @@ from secagg.errors import (
     UsageError,
 )
 from secagg.keys import KeyPair, Purpose, agree
-from secagg.masking import mask_input
+from secagg.masking import mask_checked_input
 from secagg.packing import pack
 from secagg.protocols.base import SERVER_ID, Message
 from secagg.protocols.bonawitz.bundles import (
@@ -62,12 +67,7 @@ from secagg.protocols.bonawitz.client_guards import (
     check_unmasking_request,
     refuse,
 )
-from secagg.protocols.bonawitz.client_state import (
-    ClientSnapshot,
-    ClientState,
-    decode_state,
-    encode_state,
-)
+from secagg.protocols.bonawitz.client_state import ClientSnapshot, decode_state, encode_state
 from secagg.protocols.bonawitz.config import ACTIVE, ProtocolConfig
 from secagg.protocols.bonawitz.messages import (
     AdvertiseKeys,
@@ -86,25 +86,17 @@ from secagg.protocols.bonawitz.messages import (
     advertise_signature_payload,
     consistency_signature_payload,
 )
+from secagg.protocols.bonawitz.rounds import CLIENT_TABLE, ClientState
 from secagg.protocols.wire import ProtocolMessage
+from secagg.ring import check_values
 from secagg.shamir import pack_limb_shares, share_secrets
 from secagg.signing import SigningKey
 
-__all__ = ["TRANSITIONS", "Client", "ClientState", "InputVector", "generate_identities"]
+__all__ = ["Client", "InputVector", "generate_identities"]
 
 InputVector = np.ndarray | Callable[[], np.ndarray]
 """A client's input in Z_(2^bits): the vector, or a callable that returns it when needed."""
 
-
-_S = ClientState
-TRANSITIONS: Final[Mapping[tuple[ClientState, type[ProtocolMessage]], ClientState]] = {
-    (_S.AWAIT_ADVERTISE_KEYS, AdvertiseKeysRequest): _S.AWAIT_SHARE_KEYS,
-    (_S.AWAIT_SHARE_KEYS, ShareKeysRequest): _S.AWAIT_MASKED_INPUT,
-    # Semi-honest mode has no consistency check: the one skip is in Client._next_state.
-    (_S.AWAIT_MASKED_INPUT, MaskedInputRequest): _S.AWAIT_CONSISTENCY_CHECK,
-    (_S.AWAIT_CONSISTENCY_CHECK, ConsistencyCheckRequest): _S.AWAIT_UNMASKING,
-    (_S.AWAIT_UNMASKING, UnmaskingRequest): _S.DONE,
-}
 
 
 def generate_identities(clients: Sequence[int]) -> dict[int, SigningKey]:
@@ -151,6 +143,7 @@ class Client:
         self._config = config
         self._id = int(client_id)
         self._identity = identity
+        # The one range check of the input: here, or when a lazy input is called.
         self._input: InputVector | None = (
             input_vector if callable(input_vector) else self._checked_input(input_vector)
         )
@@ -268,7 +261,8 @@ class Client:
         """Process one server message and return the reply to send to the server.
 
         Guarantees: a message with a wrong sender, recipient or session, or one that does
-        not fit the current state (:data:`TRANSITIONS`), is refused and leaves the state
+        not fit the current state (no row of
+        :data:`~secagg.protocols.bonawitz.rounds.CLIENT_TABLE`), is refused and leaves the state
         unchanged; a request refused inside a round aborts the client for good (its secrets
         are wiped) and nothing is revealed.
 
@@ -292,41 +286,24 @@ class Client:
             )
         if message.session_id != self._config.session_id:
             raise ProtocolViolation("message of another session", party=SERVER_ID)
-        next_state = TRANSITIONS.get((self._state, type(message)))
-        if next_state is None:
+        row = CLIENT_TABLE.lookup(self._config.mode, self._state, type(message))
+        if row is None:
             raise ProtocolViolation(
                 f"{type(message).__name__} is out of round ({self._state.value})",
                 party=SERVER_ID,
             )
+        handler: Callable[[ProtocolMessage], Message] = getattr(self, row.handler)
         try:
-            reply = self._handle(message)
+            reply = handler(message)
         except BaseException:
             self._abort()
             raise
-        self._state = self._next_state(next_state)
+        self._state = row.next_state
         if self._state is ClientState.DONE:
             self._wipe()
         return [reply]
 
-    # -- dispatch ------------------------------------------------------------------------
-
-    def _next_state(self, state: ClientState) -> ClientState:
-        if state is ClientState.AWAIT_CONSISTENCY_CHECK and self._config.mode != ACTIVE:
-            return ClientState.AWAIT_UNMASKING
-        return state
-
-    def _handle(self, message: ProtocolMessage) -> Message:
-        if isinstance(message, AdvertiseKeysRequest):
-            return self._advertise_keys()
-        if isinstance(message, ShareKeysRequest):
-            return self._share_keys(message)
-        if isinstance(message, MaskedInputRequest):
-            return self._masked_input(message)
-        if isinstance(message, ConsistencyCheckRequest):
-            return self._consistency_check(message)
-        if isinstance(message, UnmaskingRequest):
-            return self._unmasking(message)
-        raise UsageError(f"no handler for {type(message).__name__}")  # table and handlers agree
+    # -- lifecycle -----------------------------------------------------------------------
 
     def _abort(self) -> None:
         self._state = ClientState.ABORTED
@@ -341,7 +318,7 @@ class Client:
 
     # -- round 0 -------------------------------------------------------------------------
 
-    def _advertise_keys(self) -> AdvertiseKeys:
+    def _advertise_keys(self, message: AdvertiseKeysRequest) -> AdvertiseKeys:
         config = self._config
         self._cipher_keys = KeyPair.generate()
         # Clamped, so that the server can verify a reconstructed key exactly.
@@ -464,7 +441,7 @@ class Client:
             )
             for peer in sharers
         }
-        masked = mask_input(
+        masked = mask_checked_input(
             self._take_input(),
             bits=config.bits,
             own_id=self._id,
@@ -484,24 +461,15 @@ class Client:
         )
 
     def _take_input(self) -> np.ndarray:
+        """The input, checked exactly once: a vector was checked by the constructor (or
+        comes from a checked saved state); a lazy input is checked as it is called."""
         source, self._input = self._input, None
         if source is None:
             raise UsageError("the input was already used")
-        return self._checked_input(source() if callable(source) else source)
+        return self._checked_input(source()) if callable(source) else source
 
     def _checked_input(self, vector: object) -> np.ndarray:
-        config = self._config
-        if not isinstance(vector, np.ndarray) or vector.dtype.kind not in "ui":
-            raise ConfigurationError("the input must be a numpy array of an integer dtype")
-        if vector.shape != (config.vector_length,):
-            raise ConfigurationError(
-                f"the input must have shape ({config.vector_length},), got {vector.shape}"
-            )
-        if vector.size and (
-            int(vector.min()) < 0 or (config.bits < 64 and int(vector.max()) >> config.bits)
-        ):
-            raise ConfigurationError(f"the input must hold values in [0, 2^{config.bits})")
-        return vector
+        return check_values(vector, self._config.bits, self._config.vector_length, "the input")
 
     # -- round 3 (active mode) -----------------------------------------------------------
 

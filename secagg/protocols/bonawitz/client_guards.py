@@ -1,5 +1,7 @@
 """The client's guards against a malicious server: pure checks of the server's requests.
 
+Role: client, rounds 1 (ShareKeys), 3 (ConsistencyCheck) and 4 (Unmasking).
+
 Each function takes what the client saw so far and the server's request, and either
 returns the sets the client will act on or raises. Counts are of distinct ids: a request
 object handed over in process has not been through the decoder's duplicate checks. Every

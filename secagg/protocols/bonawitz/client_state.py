@@ -1,4 +1,8 @@
-"""Where a protocol client stands, and its versioned state export (bytes, msgpack).
+"""A client's versioned state export (bytes, msgpack), between any two rounds.
+
+Role: client, between rounds: save and restore. Where a client stands
+(:class:`~secagg.protocols.bonawitz.rounds.ClientState`) and what it may receive next are
+defined in :mod:`secagg.protocols.bonawitz.rounds`; this module stores the state by name.
 
 Theory of operation. Some transports (Flower starts a new process per message) cannot keep
 a :class:`secagg.protocols.bonawitz.client.Client` in memory between rounds. The client then saves
@@ -27,7 +31,6 @@ secret storage is the client.
 
 from __future__ import annotations
 
-import enum
 import hashlib
 import hmac
 import itertools
@@ -49,8 +52,9 @@ from secagg.protocols.bonawitz.bundles import (
 )
 from secagg.protocols.bonawitz.config import ACTIVE, ProtocolConfig
 from secagg.protocols.bonawitz.messages import KEY_BYTES, PeerKeys
+from secagg.protocols.bonawitz.rounds import ClientState
 
-__all__ = ["STATE_VERSION", "ClientSnapshot", "ClientState", "decode_state", "encode_state"]
+__all__ = ["STATE_VERSION", "ClientSnapshot", "decode_state", "encode_state"]
 
 STATE_VERSION = 2
 """Version 2: share bundles in their version-2 (compact) encoding."""
@@ -59,18 +63,6 @@ _SECRET_BYTES = 32  # X25519 private keys, the self-mask seed, channel keys
 _CHECKSUM_LABEL = b"secagg/v1/client-state\x00"
 _CHECKSUM_BYTES = 32
 _FIELDS = 17
-
-
-class ClientState(enum.Enum):
-    """Where a client stands: which request it waits for."""
-
-    AWAIT_ADVERTISE_KEYS = "await advertise_keys request"
-    AWAIT_SHARE_KEYS = "await share_keys request"
-    AWAIT_MASKED_INPUT = "await masked_input request"
-    AWAIT_CONSISTENCY_CHECK = "await consistency_check request"
-    AWAIT_UNMASKING = "await unmasking request"
-    DONE = "done"
-    ABORTED = "aborted"
 
 
 _S = ClientState

@@ -1,5 +1,7 @@
 """The public parameters of one Bonawitz / SecAgg+ aggregation session.
 
+Role: setup, both sides (before round 0): what every party agrees on.
+
 Every party (server and clients) holds the same :class:`ProtocolConfig`; nothing in it
 is secret. The threshold rules (refused with :class:`ConfigurationError` otherwise):
 
@@ -28,6 +30,7 @@ import numpy as np
 from secagg.errors import ConfigurationError
 from secagg.protocols.bonawitz.graph import harary_graph, validate_graph
 from secagg.protocols.limits import MAX_CLIENT_ID, MAX_VECTOR_LENGTH, SESSION_ID_BYTES
+from secagg.ring import check_bits, dtype_for_bits
 
 __all__ = [
     "ACTIVE",
@@ -99,8 +102,8 @@ class ProtocolConfig:
                 f"session_id must be {low} to {high} bytes, got {len(self.session_id)}"
             )
         object.__setattr__(self, "clients", self._checked_clients(self.clients))
+        object.__setattr__(self, "bits", check_bits(self.bits))
         for name, value, lowest, highest in (
-            ("bits", self.bits, 1, 64),
             ("vector_length", self.vector_length, 1, MAX_VECTOR_LENGTH),
             ("threshold", self.threshold, 1, len(self.clients)),
         ):
@@ -229,7 +232,7 @@ class ProtocolConfig:
     @property
     def dtype(self) -> np.dtype[np.unsignedinteger]:
         """Storage dtype of vectors in Z_(2^bits): uint32 up to 32 bits, uint64 above."""
-        return np.dtype(np.uint32) if self.bits <= 32 else np.dtype(np.uint64)
+        return dtype_for_bits(self.bits)
 
     def __repr__(self) -> str:
         graph = "complete" if self.is_complete else f"harary(k={self.degree})"

@@ -1,5 +1,7 @@
 """SecAgg+ communication graphs: who shares keys and masks with whom.
 
+Role: setup, both sides (before round 0): every party derives the same graph.
+
 Theory of operation
 -------------------
 SecAgg+ (Bell et al., CCS'20) replaces the complete graph of SecAgg with a sparse,
@@ -43,6 +45,7 @@ __all__ = [
     "complete_graph",
     "harary_adjacency",
     "harary_graph",
+    "ring_order",
     "validate_graph",
 ]
 
@@ -85,7 +88,7 @@ def complete_graph(clients: Sequence[int]) -> dict[int, frozenset[int]]:
     return {client: everyone - {client} for client in ids}
 
 
-def _ring_order(n: int, degree: int, seed: bytes) -> np.ndarray:
+def ring_order(n: int, degree: int, seed: bytes) -> np.ndarray:
     """A uniform permutation of ``range(n)`` determined by ``seed`` (public randomness).
 
     The AES-256 key is HKDF-SHA256(seed) bound to a label, ``n`` and ``degree``, so
@@ -148,7 +151,7 @@ def harary_adjacency(
     if degree % 2 == 1:
         # n is even here: the diameter p <-> p + n/2 is its own reverse edge.
         offsets = np.append(offsets, n // 2)
-    order = _ring_order(n, degree, seed)  # ring position -> index into sorted ids
+    order = ring_order(n, degree, seed)  # ring position -> index into sorted ids
     position = np.empty(n, dtype=np.int64)
     position[order] = np.arange(n, dtype=np.int64)
     ring = sorted_ids[order]

@@ -1,11 +1,14 @@
 """Typed messages of the Bonawitz et al. (CCS'17) protocol and their wire encoding.
 
+Role: both sides, every round (0-4): what travels, and the round names.
+
 Wire format: the conventions of :mod:`secagg.protocols.wire` (one versioned msgpack array
 per message, byte strings as ``bin``, no pickle), with vectors bit-packed at exactly
-``bits`` bits (:mod:`secagg.packing`). :func:`decode_message` checks every field's type
-and size and raises :class:`DecodeError` (with the claimed sender as ``party`` once the
-header parsed) on anything malformed; the meaning of the ids (who is a neighbour, who
-survived) is checked by the state machines, not here.
+``bits`` bits (:mod:`secagg.packing`, sized by :func:`secagg.ring.packed_size`).
+:func:`decode_message` checks every field's type and size and raises :class:`DecodeError`
+(with the claimed sender as ``party`` once the header parsed) on anything malformed; the
+meaning of the ids (who is a neighbour, who survived) is checked by the state machines,
+not here.
 
 Messages never show secrets in their repr: only the type, the parties and field sizes.
 """
@@ -31,6 +34,7 @@ from secagg.protocols.wire import (
     decode_wire,
     malformed,
 )
+from secagg.ring import MAX_BITS, packed_size
 
 __all__ = [
     "KEY_BYTES",
@@ -62,7 +66,6 @@ __all__ = [
     "advertise_signature_payload",
     "consistency_signature_payload",
     "decode_message",
-    "packed_size",
 ]
 
 # Round names of Bonawitz et al. (CCS'17), in protocol order. A transport (the simulator's
@@ -90,11 +93,6 @@ SIGNATURE_BYTES = 64  # Ed25519
 MAX_CIPHERTEXT_BYTES = 128
 MAX_SHARE_BYTES = 2048
 assert MAX_BUNDLE_BYTES + OVERHEAD_BYTES <= MAX_CIPHERTEXT_BYTES
-
-
-def packed_size(length: int, bits: int) -> int:
-    """Bytes of ``length`` values bit-packed at ``bits`` bits (as :func:`secagg.packing.pack`)."""
-    return (length * bits + 7) // 8
 
 
 def advertise_signature_payload(
@@ -337,7 +335,7 @@ class MaskedInput(ProtocolMessage):
     ) -> MessageT:
         if len(body) != 3:
             raise malformed("MaskedInput needs 3 fields", sender)
-        bits = check_int(body[0], 1, 64, "bits", sender)
+        bits = check_int(body[0], 1, MAX_BITS, "bits", sender)
         length = check_int(body[1], 1, MAX_VECTOR_LENGTH, "length", sender)
         payload = check_bytes(body[2], "payload", sender, size=packed_size(length, bits))
         return cls(sender, recipient, session_id, bits, length, payload)  # type: ignore[call-arg]

@@ -1,5 +1,7 @@
 """The SecAgg+ parameter finder: the graph degree ``k`` and Shamir threshold ``t``.
 
+Role: setup, offline (before a session's config exists): which ``(k, t)`` to configure.
+
 Theory of operation
 -------------------
 SecAgg+ (Bell et al., CCS'20) runs SecAgg on a random ``k``-regular Harary graph
@@ -49,7 +51,7 @@ its log at one point from :func:`math.lgamma`, the neighbouring terms by the rat
 recurrence, accumulated with ``logaddexp`` from the small end so that tails of ``2^-60``
 keep their precision. Only a window of ``O(sqrt(k))`` terms around the tail is summed; the
 mass outside it is bounded by Hoeffding's inequality and added, so every probability used
-is a rigorous upper bound (see :class:`_UpperTail`) and the finder stays fast for large
+is a rigorous upper bound (see :class:`UpperTail`) and the finder stays fast for large
 degrees (``k = 11136`` at ``n = 10**6``, 30 % corrupt and 30 % dropout: about 0.4 s).
 
 This reproduces Google's fcp finder (``fcp/secagg/server/graph_parameter_finder.cc``),
@@ -76,7 +78,7 @@ import numpy as np
 
 from secagg.errors import ConfigurationError
 
-__all__ = ["MAX_CLIENTS", "SecAggPlusParameters", "find_parameters"]
+__all__ = ["MARGIN_BITS", "MAX_CLIENTS", "SecAggPlusParameters", "UpperTail", "find_parameters"]
 
 #: Largest population the finder accepts (a sanity bound; lgamma stays accurate far beyond).
 MAX_CLIENTS = 10**9
@@ -85,8 +87,8 @@ _MAX_BITS = 512.0
 # but 0.07 * 100 is 7.000000000000001 and 0.29 * 100 is 28.999999999999996).
 _EPS = 1e-14
 _LN2 = math.log(2.0)
-# Tail mass neglected beyond a Hoeffding window, in bits below the probability compared.
-_MARGIN_BITS = 64.0
+MARGIN_BITS = 64.0
+"""Tail mass neglected beyond a Hoeffding window, in bits below the probability compared."""
 
 
 @dataclass(frozen=True)
@@ -119,7 +121,7 @@ class SecAggPlusParameters:
 
 
 @dataclass(frozen=True)
-class _UpperTail:
+class UpperTail:
     """``log P[X >= x]`` for ``X ~ HG(total, marked, draws)``, as a conservative table.
 
     Only the window ``lo .. hi`` of the support is summed: below ``lo = floor(mean)`` the
@@ -137,7 +139,7 @@ class _UpperTail:
     support_high: int
 
     @classmethod
-    def build(cls, total: int, marked: int, draws: int, log_cutoff: float) -> _UpperTail:
+    def build(cls, total: int, marked: int, draws: int, log_cutoff: float) -> UpperTail:
         support_low = max(0, draws - (total - marked))
         support_high = min(draws, marked)
         mean = draws * marked / total
@@ -282,8 +284,8 @@ def find_parameters(
         if log_disconnect >= log_event_budget:
             continue
         # X = corrupt neighbours of one client.
-        corrupt_tail = _UpperTail.build(
-            n, max_corrupt, degree, log_privacy_per_client - _MARGIN_BITS * _LN2
+        corrupt_tail = UpperTail.build(
+            n, max_corrupt, degree, log_privacy_per_client - MARGIN_BITS * _LN2
         )
         secure_from = corrupt_tail.smallest_below(log_privacy_per_client)
         # Semi-malicious: need 2t - k >= secure_from, i.e. t >= ceil((secure_from + k) / 2).
@@ -296,8 +298,8 @@ def find_parameters(
         if threshold > degree:
             continue
         # Event 3 via the dropped neighbours Y = k - S: P[S <= t - 1] = P[Y >= k - t + 1].
-        dropped_tail = _UpperTail.build(
-            n, n - min_survivors, degree, log_failure_per_client - _MARGIN_BITS * _LN2
+        dropped_tail = UpperTail.build(
+            n, n - min_survivors, degree, log_failure_per_client - MARGIN_BITS * _LN2
         )
         log_short = dropped_tail.at(degree - threshold + 1)
         if log_short >= log_failure_per_client:

@@ -1,10 +1,16 @@
 """The server state machine of Bonawitz et al. (CCS'17), with SecAgg+ neighbourhoods.
 
+Role: server, every round (0-4): the handlers and round closers of the server's rows of
+the transition table (round 4's reconstruction lives in
+:mod:`~secagg.protocols.bonawitz.server_unmasking`).
+
 Theory of operation. The server collects one message per live client per round. The
-table :data:`ROUNDS` says, for each collecting state, which message type clients send and
-which state follows; :meth:`Server.receive` refuses anything else from that one place.
-A round ends when every client still alive has answered (``receive`` then returns the next
-round's requests) or when the transport's deadline passes (:meth:`Server.close_round`).
+table :data:`secagg.protocols.bonawitz.rounds.SERVER_TABLE` says, for each collecting
+state and mode, which message type clients send, which method handles it, which closes the
+round and which state follows; :meth:`Server.receive` looks a message up there once and
+refuses anything without a row from that one place. A round ends when every client still
+alive has answered (``receive`` then returns the next round's requests) or when the
+transport's deadline passes (:meth:`Server.close_round`).
 
 Live sets: U1 advertised keys, U2 shared them, U3 sent a masked input, U4 (active mode)
 confirmed U3 with a valid signature. With a sparse SecAgg+ graph a client whose
@@ -14,16 +20,16 @@ reconstructed, so it is pruned from U1 / U2 like a dropout; the session aborts w
 no longer gather ``t`` shares.
 
 Two rules the server keeps: a peer's misbehaviour is never raised from ``receive``; it
-removes that message, share or client (recorded in the result's ``excluded`` or
-``faults``) and the others' sum still comes out right. And the masked inputs are summed as
-they arrive: memory is O(m), not O(n m).
+removes that message, share or client (recorded in the result's ``excluded`` as an
+:class:`~secagg.protocols.faults.Exclusion`, or in the server's bounded
+:class:`~secagg.protocols.faults.FaultLog`, each typed with an
+:class:`~secagg.errors.ExclusionReason`) and the others' sum still comes out right. And
+the masked inputs are summed as they arrive: memory is O(m), not O(n m).
 """
 
 from __future__ import annotations
 
-import enum
-from collections.abc import Iterable
-from typing import Final
+from collections.abc import Callable, Iterable
 
 import numpy as np
 
@@ -31,6 +37,7 @@ from secagg.errors import (
     AuthenticationError,
     ConfigurationError,
     DecodeError,
+    ExclusionReason,
     ProtocolAbort,
     UsageError,
 )
@@ -40,10 +47,8 @@ from secagg.protocols.base import SERVER_ID, AggregationResult, Message
 from secagg.protocols.bonawitz.config import ACTIVE, ProtocolConfig
 from secagg.protocols.bonawitz.messages import (
     ROUND_ADVERTISE_KEYS,
-    ROUND_CONSISTENCY_CHECK,
     ROUND_MASKED_INPUT,
     ROUND_SHARE_KEYS,
-    ROUND_UNMASKING,
     AdvertiseKeys,
     AdvertiseKeysRequest,
     ConsistencyCheck,
@@ -58,45 +63,20 @@ from secagg.protocols.bonawitz.messages import (
     consistency_signature_payload,
     decode_message,
 )
+from secagg.protocols.bonawitz.rounds import SERVER_TABLE, ServerState, Transition
 from secagg.protocols.bonawitz.server_unmasking import (
     RevealedShares,
     plan_unmasking,
     reconstruct_all,
     remove_masks,
 )
+from secagg.protocols.faults import Exclusion, FaultLog
 from secagg.protocols.wire import ProtocolMessage
 from secagg.signing import verify_signature
 
-__all__ = ["MAX_FAULT_NOTES", "ROUNDS", "Server", "ServerState"]
+__all__ = ["Server"]
 
-MAX_FAULT_NOTES = 32
-"""Notes kept per party: the rest are only counted, so a peer that floods the server with
-junk cannot grow its state (each note is short: see :func:`secagg.protocols.wire.shown`)."""
-
-
-class ServerState(enum.Enum):
-    """Which round the server is collecting (or that it is idle, done or aborted)."""
-
-    IDLE = "idle"
-    ADVERTISE_KEYS = ROUND_ADVERTISE_KEYS
-    SHARE_KEYS = ROUND_SHARE_KEYS
-    MASKED_INPUT = ROUND_MASKED_INPUT
-    CONSISTENCY_CHECK = ROUND_CONSISTENCY_CHECK
-    UNMASKING = ROUND_UNMASKING
-    DONE = "done"
-    ABORTED = "aborted"
-
-
-_S = ServerState
-ROUNDS: Final[dict[ServerState, tuple[type[ProtocolMessage], ServerState]]] = {
-    _S.ADVERTISE_KEYS: (AdvertiseKeys, _S.SHARE_KEYS),
-    _S.SHARE_KEYS: (ShareKeys, _S.MASKED_INPUT),
-    # Semi-honest mode has no consistency check: the one skip is in Server._advance.
-    _S.MASKED_INPUT: (MaskedInput, _S.CONSISTENCY_CHECK),
-    _S.CONSISTENCY_CHECK: (ConsistencyCheck, _S.UNMASKING),
-    _S.UNMASKING: (UnmaskingResponse, _S.DONE),
-}
-"""Collecting state -> (the message type clients send in it, the state that follows)."""
+_Reason = ExclusionReason
 
 
 class Server:
@@ -114,9 +94,8 @@ class Server:
         self._state = ServerState.IDLE
         self._expected: set[int] = set()  # who must still answer this round
         self._answered: set[int] = set()
-        self._excluded: dict[int, str] = {}
-        self._faults: dict[int, list[str]] = {}
-        self._unrecorded: dict[int, int] = {}  # faults beyond MAX_FAULT_NOTES, per party
+        self._excluded: dict[int, Exclusion] = {}
+        self._log = FaultLog()  # bounded: see secagg.protocols.faults
         self._adverts: dict[int, AdvertiseKeys] = {}
         self._taken_keys: set[bytes] = set()  # every accepted public key (all must differ)
         self._inbox: dict[int, list[SealedShares]] = {}  # recipient -> bundles for it
@@ -147,15 +126,11 @@ class Server:
 
     @property
     def faults(self) -> dict[int, list[str]]:
-        """Misbehaviour recorded so far: party -> what it did (a copy; at most
-        MAX_FAULT_NOTES notes each, then one note counting the others)."""
-        return {party: self._notes(party) for party in self._faults}
-
-    def _notes(self, party: int) -> list[str]:
-        notes = list(self._faults[party])
-        if self._unrecorded.get(party):
-            notes.append(f"and {self._unrecorded[party]} more faults not recorded")
-        return notes
+        """Misbehaviour recorded so far: party -> what it did (a copy; each note a typed
+        :class:`~secagg.protocols.faults.Fault`, at most
+        :data:`~secagg.protocols.faults.MAX_FAULT_NOTES` each, then one note counting the
+        others)."""
+        return self._log.as_dict()
 
     def start(self) -> list[Message]:
         """AdvertiseKeys requests for every configured client. UsageError if called twice."""
@@ -182,10 +157,11 @@ class Server:
             raise UsageError(f"not a protocol message: {type(message).__name__}")
         if self._state in (ServerState.DONE, ServerState.ABORTED):
             return []  # a late message after the end changes nothing
-        sender = message.sender
-        if self._accept(message):
-            self._answered.add(sender)
-            self._dispatch(message)
+        row = self._accept(message)
+        if row is not None:
+            self._answered.add(message.sender)
+            handler: Callable[[ProtocolMessage], None] = getattr(self, row.handler)
+            handler(message)
         if self._expected <= self._answered:
             return self._advance()
         return []
@@ -204,7 +180,7 @@ class Server:
         except DecodeError as exc:
             if self._state in (ServerState.DONE, ServerState.ABORTED):
                 return []
-            self._reject(sender, f"undecodable message ({exc})")
+            self._reject(sender, _Reason.UNDECODABLE, f"undecodable message ({exc})")
             return self._advance() if self._expected <= self._answered else []
         return self.receive(message)
 
@@ -214,68 +190,52 @@ class Server:
         Raises ProtocolAbort when fewer than t remain (the server is then aborted), and
         UsageError when no round is open.
         """
-        if self._state not in ROUNDS:
+        if SERVER_TABLE.row(self._config.mode, self._state) is None:
             raise UsageError(f"no round to close in state {self._state.value}")
         round_name = self._state.value
         for client in sorted(self._expected - self._answered):
-            self._excluded.setdefault(client, f"dropped in {round_name}")
+            self._excluded.setdefault(client, Exclusion(_Reason.DROPPED, round_name))
         self._expected &= self._answered
         return self._advance()
 
     # -- intake ----------------------------------------------------------------------------
 
-    def _fault(self, party: int, note: str) -> None:
-        notes = self._faults.setdefault(party, [])
-        if len(notes) < MAX_FAULT_NOTES:
-            notes.append(f"{self._state.value}: {note}")
-        else:
-            self._unrecorded[party] = self._unrecorded.get(party, 0) + 1
+    def _fault(self, party: int, reason: ExclusionReason, detail: str) -> None:
+        self._log.record(party, reason, self._state.value, detail)
 
-    def _accept(self, message: ProtocolMessage) -> bool:
-        """True if ``message`` is a fresh answer of this round from an expected client."""
-        sender = message.sender
-        expected_type, _ = ROUNDS[self._state]
+    def _accept(self, message: ProtocolMessage) -> Transition[ServerState] | None:
+        """The table row of ``message`` if it is a fresh answer of this round from an
+        expected client; else None, with a fault recorded when it is one."""
+        sender, name = message.sender, type(message).__name__
+        row = SERVER_TABLE.lookup(self._config.mode, self._state, type(message))
         if sender not in self._config.client_set:
-            self._fault(sender, "message from a party outside the session")
+            self._fault(sender, _Reason.UNKNOWN_SENDER, "message from a party outside the session")
         elif message.recipient != SERVER_ID or message.session_id != self._config.session_id:
-            self._fault(sender, "message of another session or recipient")
-        elif not isinstance(message, expected_type):
-            self._fault(sender, f"out-of-round {type(message).__name__} (late or replayed)")
+            self._fault(sender, _Reason.MISROUTED, "message of another session or recipient")
+        elif row is None:
+            self._fault(sender, _Reason.OUT_OF_ROUND, f"out-of-round {name} (late or replayed)")
         elif sender in self._answered:
-            self._fault(sender, f"duplicate {type(message).__name__} (ignored)")
+            self._fault(sender, _Reason.DUPLICATE, f"duplicate {name} (ignored)")
         elif sender in self._expected:
-            return True
-        return False  # a client already dropped: its late answer changes nothing
+            return row
+        return None  # a client already dropped: its late answer changes nothing
 
-    def _reject(self, client: int, reason: str) -> None:
-        """Remove ``client``'s answer from the round; in Unmasking only record it."""
+    def _reject(self, client: int, reason: ExclusionReason, detail: str) -> None:
+        """Record ``client``'s bad answer; in a round whose row says so, also remove the
+        client from the round and the sum (a :data:`ExclusionReason.BAD_MESSAGE`)."""
+        self._fault(client, reason, detail)
         if client not in self._expected or client in self._answered:
-            self._fault(client, reason)
             return
         self._answered.add(client)
-        self._fault(client, reason)
-        if self._state is not ServerState.UNMASKING and self._state is not (
-            ServerState.CONSISTENCY_CHECK
-        ):
+        row = SERVER_TABLE.row(self._config.mode, self._state)
+        if row is not None and row.bad_answer_excludes:
             self._expected.discard(client)
-            self._excluded[client] = f"bad message in {self._state.value}: {reason}"
+            self._excluded[client] = Exclusion(_Reason.BAD_MESSAGE, self._state.value, detail)
 
-    def _dispatch(self, message: ProtocolMessage) -> None:
-        if isinstance(message, AdvertiseKeys):
-            self._on_advertise(message)
-        elif isinstance(message, ShareKeys):
-            self._on_share_keys(message)
-        elif isinstance(message, MaskedInput):
-            self._on_masked_input(message)
-        elif isinstance(message, ConsistencyCheck):
-            self._on_consistency_check(message)
-        elif isinstance(message, UnmaskingResponse):
-            self._on_unmasking(message)
-
-    def _drop(self, client: int, reason: str) -> None:
+    def _drop(self, client: int, reason: ExclusionReason, detail: str) -> None:
         # Called after _accept marked the client as answered.
         self._answered.discard(client)
-        self._reject(client, reason)
+        self._reject(client, reason, detail)
 
     def _on_advertise(self, message: AdvertiseKeys) -> None:
         config, client = self._config, message.sender
@@ -291,17 +251,21 @@ class Server:
             try:
                 verify_signature(config.identities[client], payload, message.signature)
             except (AuthenticationError, DecodeError):
-                self._drop(client, "advertisement with a bad signature")
+                self._drop(client, _Reason.BAD_SIGNATURE, "advertisement with a bad signature")
                 return
         keys = {message.cipher_public_key, message.mask_public_key}
         if len(keys) != 2 or keys & self._taken_keys:
-            self._drop(client, "advertised public keys that are not distinct")
+            self._drop(
+                client, _Reason.INVALID_CONTENT, "advertised public keys that are not distinct"
+            )
             return
         for key in keys:
             try:
                 self._probe.exchange(key, party=client)
             except DecodeError:
-                self._drop(client, "advertised an invalid X25519 public key")
+                self._drop(
+                    client, _Reason.INVALID_CONTENT, "advertised an invalid X25519 public key"
+                )
                 return
         self._adverts[client] = message
         self._taken_keys |= keys
@@ -310,10 +274,14 @@ class Server:
         client = message.sender
         recipients = {item.peer for item in message.sealed_shares}
         if len(recipients) != len(message.sealed_shares):
-            self._drop(client, "two share bundles for one neighbour")
+            self._drop(client, _Reason.INVALID_CONTENT, "two share bundles for one neighbour")
             return
         if recipients != self._config.neighbours_of(client) & self._u1:
-            self._drop(client, "share bundles not addressed to exactly its live neighbours")
+            self._drop(
+                client,
+                _Reason.INVALID_CONTENT,
+                "share bundles not addressed to exactly its live neighbours",
+            )
             return
         for item in message.sealed_shares:
             self._inbox.setdefault(item.peer, []).append(SealedShares(client, item.ciphertext))
@@ -321,12 +289,18 @@ class Server:
     def _on_masked_input(self, message: MaskedInput) -> None:
         config = self._config
         if message.bits != config.bits or message.length != config.vector_length:
-            self._drop(message.sender, "masked input of the wrong bit width or length")
+            self._drop(
+                message.sender,
+                _Reason.INVALID_CONTENT,
+                "masked input of the wrong bit width or length",
+            )
             return
         try:
             values = unpack(message.payload, config.bits, config.vector_length)
         except DecodeError:
-            self._drop(message.sender, "masked input that does not unpack")
+            self._drop(
+                message.sender, _Reason.INVALID_CONTENT, "masked input that does not unpack"
+            )
             return
         if self._acc is None:
             self._acc = np.zeros(config.vector_length, dtype=config.dtype)
@@ -339,16 +313,24 @@ class Server:
         try:
             verify_signature(config.identities[message.sender], payload, message.signature)
         except (AuthenticationError, DecodeError):
-            self._fault(message.sender, "consistency signature that does not verify")
+            self._fault(
+                message.sender,
+                _Reason.BAD_SIGNATURE,
+                "consistency signature that does not verify",
+            )
             return
         self._signatures[message.sender] = message.signature
 
     def _on_unmasking(self, message: UnmaskingResponse) -> None:
         survivors, dropped = self._asked[message.sender]
         for note in self._revealed.record(message, survivors, dropped):
-            self._fault(message.sender, note)
+            self._log.record(message.sender, note.reason, note.round_name, note.detail)
         for owner in message.unreadable:
-            self._fault(owner, f"client {message.sender} could not open its share bundle")
+            self._fault(
+                owner,
+                _Reason.UNREADABLE_BUNDLE,
+                f"client {message.sender} could not open its share bundle",
+            )
 
     # -- round transitions ---------------------------------------------------------------
 
@@ -370,7 +352,7 @@ class Server:
             for client in sorted(live):
                 if len(config.holders_of(client) & live) < config.threshold:
                     live.discard(client)
-                    self._excluded[client] = f"fewer than t live neighbours after {round_name}"
+                    self._excluded[client] = Exclusion(_Reason.FEW_LIVE_NEIGHBOURS, round_name)
                     changed = True
         if len(live) < config.threshold:
             raise self._abort(
@@ -380,20 +362,14 @@ class Server:
         return frozenset(live)
 
     def _advance(self) -> list[Message]:
+        """Close the current round with its row's closer and move to the row's next state."""
         state = self._state
-        _, following = ROUNDS[state]
-        if following is ServerState.CONSISTENCY_CHECK and self._config.mode != ACTIVE:
-            following = ServerState.UNMASKING
-        handlers = {
-            ServerState.ADVERTISE_KEYS: self._finish_advertise,
-            ServerState.SHARE_KEYS: self._finish_share_keys,
-            ServerState.MASKED_INPUT: self._finish_masked_input,
-            ServerState.CONSISTENCY_CHECK: self._finish_consistency_check,
-            ServerState.UNMASKING: self._finish_unmasking,
-        }
-        outgoing = handlers[state]()
-        if self._state is state:  # the handler did not abort
-            self._state = following
+        row = SERVER_TABLE.row(self._config.mode, state)
+        assert row is not None and row.closer is not None  # only collecting states advance
+        closer: Callable[[], list[Message]] = getattr(self, row.closer)
+        outgoing = closer()
+        if self._state is state:  # the closer did not abort
+            self._state = row.next_state
         return outgoing
 
     def _finish_advertise(self) -> list[Message]:
@@ -424,29 +400,38 @@ class Server:
         self._inbox.clear()
         return requests
 
-    def _finish_masked_input(self) -> list[Message]:
-        config = self._config
+    def _close_masked_input(self) -> None:
+        """U3: the clients whose masked input is in the sum (ProtocolAbort below t)."""
         self._u3 = frozenset(self._expected)
         for client in self._u2 - self._u3:
-            self._excluded.setdefault(client, f"dropped in {ROUND_MASKED_INPUT}")
-        if len(self._u3) < config.threshold:
+            self._excluded.setdefault(client, Exclusion(_Reason.DROPPED, ROUND_MASKED_INPUT))
+        if len(self._u3) < self._config.threshold:
             raise self._abort(
-                f"only {len(self._u3)} masked inputs arrived, fewer than t = {config.threshold}"
+                f"only {len(self._u3)} masked inputs arrived, fewer than "
+                f"t = {self._config.threshold}"
             )
-        if config.mode == ACTIVE:
-            # A client whose neighbourhood kept fewer than t survivors refuses to confirm
-            # (and to unmask): only the others are asked. Its input still counts.
-            asked = sorted(
-                client
-                for client in self._u3
-                if len(config.holders_of(client) & self._u3) >= config.threshold
-            )
-            self._open_round(asked)
-            survivors = tuple(sorted(self._u3))
-            return [
-                ConsistencyCheckRequest(SERVER_ID, client, config.session_id, survivors)
-                for client in asked
-            ]
+
+    def _finish_masked_input_then_check(self) -> list[Message]:
+        """Active mode: ask the survivors to sign U3."""
+        self._close_masked_input()
+        config = self._config
+        # A client whose neighbourhood kept fewer than t survivors refuses to confirm
+        # (and to unmask): only the others are asked. Its input still counts.
+        asked = sorted(
+            client
+            for client in self._u3
+            if len(config.holders_of(client) & self._u3) >= config.threshold
+        )
+        self._open_round(asked)
+        survivors = tuple(sorted(self._u3))
+        return [
+            ConsistencyCheckRequest(SERVER_ID, client, config.session_id, survivors)
+            for client in asked
+        ]
+
+    def _finish_masked_input_then_unmask(self) -> list[Message]:
+        """Semi-honest mode: no consistency check, ask U3 for the shares straight away."""
+        self._close_masked_input()
         return self._unmasking_requests(self._u3)
 
     def _finish_consistency_check(self) -> list[Message]:
@@ -481,7 +466,7 @@ class Server:
             raise self._abort(str(exc)) from None
         for holder, notes in faults.items():
             for note in notes:
-                self._fault(holder, note)
+                self._log.record(holder, note.reason, note.round_name, note.detail)
         acc = self._acc
         assert acc is not None
         remove_masks(acc, config, self._adverts, self_seeds, mask_keys, threads=self._threads)
@@ -489,12 +474,12 @@ class Server:
         excluded = {c: r for c, r in self._excluded.items() if c not in self._u3}
         for client in config.clients:
             if client not in self._u3:
-                excluded.setdefault(client, "not in the survivor set")
+                excluded.setdefault(client, Exclusion(_Reason.NOT_A_SURVIVOR))
         self._result = AggregationResult(
             total=acc,
             included=self._u3,
             excluded=excluded,
-            faults={c: "; ".join(self._notes(c)) for c in sorted(self._faults)},
+            faults=self._log.summary(),
         )
         return []
 

@@ -1,5 +1,7 @@
 """Round 4 on the server: check the revealed shares, reconstruct, remove the masks.
 
+Role: server, Unmasking (round 4), and the planning of its requests (end of round 2 or 3).
+
 Theory of operation. The server needs one secret per client of U2: b_v for every survivor
 (v in U3, its self mask is in the sum) and s_v^SK for every client that dropped after
 sharing (v in U2 \\ U3, its pairwise masks with the survivors are in the sum).
@@ -18,6 +20,10 @@ sharing (v in U2 \\ U3, its pairwise masks with the survivors are in the sum).
   the last resort; the shares off the verified polynomial are attributed to their holders,
   and the other failed secrets go back to the bulk path without them. Only when no
   verified reconstruction exists does the server abort.
+* What a holder did wrong comes back as a typed :class:`~secagg.protocols.faults.Fault`
+  (``BAD_SHARE``: off the polynomial, ``MALFORMED_SHARE``, ``INVALID_CONTENT``: a response
+  that does not answer what was asked) for the server's fault log; nothing here raises
+  for a peer's misbehaviour.
 * Masks are regenerated with :func:`secagg.masking.apply_masks` over all seeds at once (one
   call per PRG domain), on its thread pool.
 """
@@ -31,7 +37,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from secagg.errors import DecodeError, ProtocolAbort
+from secagg.errors import DecodeError, ExclusionReason, ProtocolAbort
 from secagg.keys import KeyPair, Purpose, agree
 from secagg.masking import apply_masks, pairwise_sign
 from secagg.prg import domain
@@ -39,11 +45,13 @@ from secagg.protocols.base import SERVER_ID
 from secagg.protocols.bonawitz.bundles import clamp_scalar, self_mask_commitment
 from secagg.protocols.bonawitz.config import ACTIVE, ProtocolConfig
 from secagg.protocols.bonawitz.messages import (
+    ROUND_UNMASKING,
     AdvertiseKeys,
     PeerSignature,
     UnmaskingRequest,
     UnmaskingResponse,
 )
+from secagg.protocols.faults import Fault
 from secagg.shamir import LIMB_SHARE_BYTES, LIMBS, parse_limb_shares
 from secagg.shamir.batch import interpolate, limbs_to_secrets
 from secagg.shamir.decoding import evaluate_at, locate_errors
@@ -76,13 +84,14 @@ class RevealedShares:
 
     def record(
         self, response: UnmaskingResponse, survivors: frozenset[int], dropped: frozenset[int]
-    ) -> list[str]:
+    ) -> list[Fault]:
         """Store the shares of one response whose holder was asked about ``survivors``
         (b shares) and ``dropped`` (s^SK shares); return the faults found.
 
         Guarantees: a response whose owners do not partition what was asked is discarded
-        whole; a share record of the wrong size is discarded alone (a record that does not
-        parse is caught at reconstruction). Nothing raises: faults are returned as text.
+        whole (``INVALID_CONTENT``); a share record of the wrong size is discarded alone
+        (``MALFORMED_SHARE``; a record that does not parse is caught at reconstruction).
+        Nothing raises: faults are returned, typed.
         """
         holder = response.sender
         asked_self = {item.owner for item in response.self_mask_shares}
@@ -97,8 +106,14 @@ class RevealedShares:
             or asked_key | (unreadable & dropped) != dropped
             or holder in unreadable
         ):
-            return ["an unmasking response that does not answer what was asked (discarded)"]
-        faults: list[str] = []
+            return [
+                Fault(
+                    ExclusionReason.INVALID_CONTENT,
+                    ROUND_UNMASKING,
+                    "an unmasking response that does not answer what was asked (discarded)",
+                )
+            ]
+        faults: list[Fault] = []
         for items, table in (
             (response.self_mask_shares, self.self_mask),
             (response.key_shares, self.mask_key),
@@ -107,7 +122,13 @@ class RevealedShares:
                 if len(share) == LIMB_SHARE_BYTES:
                     table.setdefault(owner, {})[holder] = share
                 else:
-                    faults.append(f"a malformed share of client {owner}'s secret")
+                    faults.append(
+                        Fault(
+                            ExclusionReason.MALFORMED_SHARE,
+                            ROUND_UNMASKING,
+                            f"a malformed share of client {owner}'s secret",
+                        )
+                    )
         return faults
 
 
@@ -326,11 +347,12 @@ def reconstruct_all(
     revealed: RevealedShares,
     survivors: frozenset[int],
     dropped: frozenset[int],
-) -> tuple[dict[int, bytes], dict[int, bytes], dict[int, list[str]]]:
+) -> tuple[dict[int, bytes], dict[int, bytes], dict[int, list[Fault]]]:
     """Verified b_v for every survivor and s_v^SK for every dropped client, plus faults.
 
     Returns ``(self_seeds, mask_keys, faults)`` where faults maps a holder to the shares
-    it revealed that are malformed or off the owner's polynomial. Raises ProtocolAbort
+    it revealed that are malformed (``MALFORMED_SHARE``) or off the owner's polynomial
+    (``BAD_SHARE``). Raises ProtocolAbort
     when a secret has fewer than t shares or no verified reconstruction within the search
     budget.
     """
@@ -348,7 +370,7 @@ def reconstruct_all(
                 )
             jobs.append(_Job(owner, kind, records, _verifier(config, adverts[owner], kind)))
     results: dict[tuple[int, str], bytes] = {}
-    faults: dict[int, list[str]] = {}
+    faults: dict[int, list[Fault]] = {}
     suspects: set[int] = set()
     pending = _bulk(jobs, t, suspects, results)
     while pending:
@@ -360,9 +382,16 @@ def reconstruct_all(
             )
         results[job.owner, job.kind], malformed, off_polynomial = found
         for holder in sorted(malformed | off_polynomial):
-            what = "a malformed share" if holder in malformed else "a share off the polynomial"
+            if holder in malformed:
+                reason, what = ExclusionReason.MALFORMED_SHARE, "a malformed share"
+            else:
+                reason, what = ExclusionReason.BAD_SHARE, "a share off the polynomial"
             faults.setdefault(holder, []).append(
-                f"revealed {what} of client {job.owner}'s {job.kind} (or was dealt one)"
+                Fault(
+                    reason,
+                    ROUND_UNMASKING,
+                    f"revealed {what} of client {job.owner}'s {job.kind} (or was dealt one)",
+                )
             )
         caught = (malformed | off_polynomial) - suspects
         if caught:

@@ -1,5 +1,7 @@
 """Registry entries of the built-in protocols: Bonawitz et al. (CCS'17) and SecAgg+.
 
+Role: neither side: how the registry builds configs, clients and servers of this family.
+
 Both run the same :class:`~secagg.protocols.bonawitz.client.Client` and
 :class:`~secagg.protocols.bonawitz.server.Server` on a :class:`ProtocolConfig`; they differ by the
 graph: complete for ``bonawitz``, a sparse Harary graph whose ``(k, t)`` come from the

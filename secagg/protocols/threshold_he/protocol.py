@@ -62,7 +62,6 @@ from secagg.he.threshold_paillier import (
     verify_partial,
 )
 from secagg.packing import pack, unpack
-from secagg.prg import dtype_for_bits
 from secagg.protocols.base import SERVER_ID, AggregationResult, Message
 from secagg.protocols.limits import MAX_CLIENT_ID, MAX_VECTOR_LENGTH, SESSION_ID_BYTES
 from secagg.protocols.threshold_he.blocks import (
@@ -78,6 +77,7 @@ from secagg.protocols.threshold_he.messages import (
     EncryptedInput,
     InputRequest,
 )
+from secagg.ring import dtype_for_bits
 
 __all__ = [
     "BALANCED",

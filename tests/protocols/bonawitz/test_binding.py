@@ -29,9 +29,9 @@ from secagg.protocols.bonawitz.messages import (
     ShareKeysRequest,
     UnmaskingResponse,
     decode_message,
-    packed_size,
 )
 from secagg.protocols.limits import MAX_CLIENT_ID, MAX_VECTOR_LENGTH
+from secagg.ring import packed_size
 from tests.helpers.protocol import Session, advance_to, assert_correct, make_session, run_session
 
 Rewrite = Callable[[Message], Message]

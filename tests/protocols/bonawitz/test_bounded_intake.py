@@ -24,7 +24,7 @@ from secagg.protocols.bonawitz.messages import (
     ShareKeys,
     decode_message,
 )
-from secagg.protocols.bonawitz.server import MAX_FAULT_NOTES
+from secagg.protocols.faults import MAX_FAULT_NOTES
 from secagg.protocols.limits import MAX_CLIENT_ID
 from secagg.shamir import share_secrets
 from tests.helpers.protocol import make_session

@@ -16,7 +16,7 @@ from secagg.errors import (
     ProtocolViolation,
     UsageError,
 )
-from secagg.protocols.bonawitz.client import Client, ClientState, generate_identities
+from secagg.protocols.bonawitz.client import Client, generate_identities
 from secagg.protocols.bonawitz.messages import (
     AdvertiseKeysRequest,
     ConsistencyCheckRequest,
@@ -26,6 +26,7 @@ from secagg.protocols.bonawitz.messages import (
     UnmaskingRequest,
     UnmaskingResponse,
 )
+from secagg.protocols.bonawitz.rounds import ClientState
 from secagg.testing import run
 from secagg.testing.strategies import (
     bonawitz_targets,

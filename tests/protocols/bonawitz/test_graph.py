@@ -12,10 +12,10 @@ from hypothesis import strategies as st
 
 from secagg.errors import ConfigurationError
 from secagg.protocols.bonawitz.graph import (
-    _ring_order,
     complete_graph,
     harary_adjacency,
     harary_graph,
+    ring_order,
     validate_graph,
 )
 
@@ -103,7 +103,7 @@ def test_harary_graph_survives_removing_fewer_than_degree_clients(
 @pytest.mark.parametrize(("n", "degree"), [(10, 4), (12, 5), (30, 6), (31, 8), (8, 3)])
 def test_graph_is_the_permuted_harary_ring(n: int, degree: int) -> None:
     clients = ids(n, start=101)
-    ring = [clients[i] for i in _ring_order(n, degree, SEED).tolist()]
+    ring = [clients[i] for i in ring_order(n, degree, SEED).tolist()]
     graph = harary_graph(clients, degree, SEED)
     for p, client in enumerate(ring):
         window = {ring[(p + s) % n] for s in range(1, degree // 2 + 1)}
@@ -134,7 +134,7 @@ def test_permutation_is_roughly_uniform() -> None:
 
 
 def test_ring_order_is_a_permutation() -> None:
-    order = _ring_order(1000, 10, SEED)
+    order = ring_order(1000, 10, SEED)
     assert sorted(order.tolist()) == list(range(1000))
     assert order.tolist() != list(range(1000))
 

@@ -39,9 +39,9 @@ from secagg.protocols.bonawitz.messages import (
     advertise_signature_payload,
     consistency_signature_payload,
     decode_message,
-    packed_size,
 )
 from secagg.protocols.wire import WIRE_VERSION, ProtocolMessage
+from secagg.ring import packed_size
 from secagg.shamir import LIMB_SHARE_BYTES, PRIME, reconstruct_secret, share_secrets
 
 SID = bytes(range(16))

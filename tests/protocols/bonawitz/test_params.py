@@ -16,7 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from secagg.errors import ConfigurationError
-from secagg.protocols.bonawitz.params import SecAggPlusParameters, _UpperTail, find_parameters
+from secagg.protocols.bonawitz.params import SecAggPlusParameters, UpperTail, find_parameters
 
 # (n, corrupt, dropout, semi_malicious, k, t): fcp's graph_parameter_finder_test.cc.
 # Every entry equals fcp's except the two marked "fcp: (4, 2)" (see params.py docstring).
@@ -215,7 +215,7 @@ def test_windowed_tail_is_a_tight_upper_bound(
     draws = data.draw(st.integers(0, total))
     x = data.draw(st.integers(-1, draws + 2))
     cutoff = 2.0**-cutoff_bits
-    table = _UpperTail.build(total, marked, draws, math.log(cutoff))
+    table = UpperTail.build(total, marked, draws, math.log(cutoff))
     exact = float(tail_at_least(total, marked, draws, x))
     bound = math.exp(table.at(x))
     assert bound >= exact * (1 - 1e-9)

@@ -19,10 +19,10 @@ from secagg.protocols.bonawitz.messages import (
     ShareKeys,
     UnmaskingResponse,
     decode_message,
-    packed_size,
 )
 from secagg.protocols.bonawitz.server import Server
 from secagg.protocols.wire import ProtocolMessage
+from secagg.ring import packed_size
 from secagg.shamir import Share, pack_limb_shares, unpack_limb_shares
 from secagg.testing import run
 from secagg.testing.model import CLIENT_FAULT_KINDS
