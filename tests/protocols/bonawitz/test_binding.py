@@ -16,7 +16,7 @@ import msgpack
 import pytest
 
 from secagg.channel import NONCE_BYTES, open_sealed, seal
-from secagg.errors import AuthenticationError, DecodeError, ProtocolViolation
+from secagg.errors import AuthenticationError, DecodeError, ExclusionReason, ProtocolViolation
 from secagg.keys import KeyPair, Purpose, agree
 from secagg.protocols.base import AggregationResult, Message
 from secagg.protocols.bonawitz.config import ProtocolConfig
@@ -121,6 +121,8 @@ def test_signed_messages_of_session_a_are_refused_in_session_b() -> None:
     advert = AdvertiseKeys(peer.client_id, 0, session_c.config.session_id, *peer[1:4], peer[4])
     session_c.server.receive_bytes(advert.to_bytes(), peer.client_id)
     assert "bad signature" in " ".join(session_c.server.faults[peer.client_id])
+    notes = session_c.server.faults[peer.client_id]
+    assert [note.reason for note in notes] == [ExclusionReason.BAD_SIGNATURE]
 
 
 # --- a server that forges or reorders routed ciphertexts ----------------------------------
@@ -196,6 +198,7 @@ def test_a_malformed_masked_input_excludes_only_its_sender(defect: str) -> None:
     assert_correct(session, result)
     assert result.included == session.config.client_set - {2}
     assert "bad message" in result.excluded[2]
+    assert result.excluded[2].reason is ExclusionReason.BAD_MESSAGE
 
 
 @pytest.mark.parametrize("sender", [0, 7, MAX_CLIENT_ID])
@@ -218,6 +221,8 @@ def test_messages_from_ids_outside_the_session_change_nothing(sender: int) -> No
 
     result = drive(session, inject)
     assert sender in result.faults
+    expected = ExclusionReason.UNDECODABLE if sender == 0 else ExclusionReason.UNKNOWN_SENDER
+    assert result.faults[sender].reasons == {expected}
     assert result.included == session.config.client_set
     assert_correct(session, result)
 

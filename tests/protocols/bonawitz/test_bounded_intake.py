@@ -15,7 +15,7 @@ from __future__ import annotations
 import msgpack
 import pytest
 
-from secagg.errors import DecodeError
+from secagg.errors import DecodeError, ExclusionReason
 from secagg.protocols.bonawitz.bundles import MAX_BUNDLE_BYTES, ShareBundle, encode_share_bundle
 from secagg.protocols.bonawitz.messages import (
     MAX_CIPHERTEXT_BYTES,
@@ -24,7 +24,7 @@ from secagg.protocols.bonawitz.messages import (
     ShareKeys,
     decode_message,
 )
-from secagg.protocols.faults import MAX_FAULT_NOTES
+from secagg.protocols.faults import MAX_FAULT_NOTES, Fault
 from secagg.protocols.limits import MAX_CLIENT_ID
 from secagg.shamir import share_secrets
 from tests.helpers.protocol import make_session
@@ -72,6 +72,10 @@ def test_faults_recorded_per_party_are_capped() -> None:
     notes = server.faults[1]
     assert len(notes) <= MAX_FAULT_NOTES + 1
     assert str(10 * MAX_FAULT_NOTES - MAX_FAULT_NOTES) in notes[-1]
+    kept = notes[:-1]
+    assert len(kept) == MAX_FAULT_NOTES
+    assert all(isinstance(n, Fault) and n.reason is ExclusionReason.MISROUTED for n in kept)
+    assert all(n == "advertise_keys: message of another session or recipient" for n in kept)
 
 
 def test_an_honest_bundle_fits_the_ciphertext_cap_and_little_more_does() -> None:

@@ -21,7 +21,7 @@ import dataclasses
 
 import pytest
 
-from secagg.errors import MaliciousRequestError, ProtocolViolation
+from secagg.errors import ExclusionReason, MaliciousRequestError, ProtocolViolation
 from secagg.protocols.base import Message
 from secagg.protocols.bonawitz.messages import (
     MaskedInputRequest,
@@ -99,6 +99,7 @@ def test_a_response_with_repeated_owners_is_discarded() -> None:
     )
     notes = revealed.record(doubled, frozenset({2}), frozenset())
     assert notes and "does not answer" in notes[0]
+    assert [note.reason for note in notes] == [ExclusionReason.INVALID_CONTENT]
     assert not revealed.self_mask
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from secagg.channel import OVERHEAD_BYTES
+from secagg.errors import ExclusionReason
 from secagg.protocols.bonawitz.bundles import MAX_BUNDLE_BYTES, SecretKind, derive_sharing_id
 from secagg.protocols.bonawitz.messages import (
     RevealedShare,
@@ -71,6 +72,7 @@ def test_a_share_of_another_secret_passed_off_as_this_one_is_caught_and_blamed()
     assert_correct(session, result)
     assert result.included == session.config.client_set
     assert "off the polynomial" in result.faults[2]
+    assert result.faults[2].reasons == {ExclusionReason.BAD_SHARE}
 
 
 def test_a_revealed_share_of_the_old_full_size_is_dropped_alone() -> None:
@@ -85,3 +87,4 @@ def test_a_revealed_share_of_the_old_full_size_is_dropped_alone() -> None:
     assert_correct(session, result)
     assert result.included == session.config.client_set
     assert "malformed share" in result.faults[4]
+    assert result.faults[4].reasons == {ExclusionReason.MALFORMED_SHARE}

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from secagg.errors import UsageError
+from secagg.errors import ExclusionReason, UsageError
 from secagg.protocols.bonawitz import client as client_module
 from secagg.protocols.bonawitz.messages import (
     AdvertiseKeys,
@@ -21,6 +21,7 @@ from secagg.protocols.bonawitz.messages import (
     decode_message,
 )
 from secagg.protocols.bonawitz.server import Server
+from secagg.protocols.faults import Exclusion, Faults
 from secagg.protocols.wire import ProtocolMessage
 from secagg.ring import packed_size
 from secagg.shamir import Share, pack_limb_shares, unpack_limb_shares
@@ -162,6 +163,8 @@ def check_attack(
     if kind in EXCLUDING and round_name in ("advertise_keys", "share_keys", "masked_input"):
         assert bad not in result.included
         assert "bad message" in result.excluded[bad]
+        assert result.excluded[bad].reason is ExclusionReason.BAD_MESSAGE
+        assert result.excluded[bad].round_name == round_name
     elif round_name in ("advertise_keys", "share_keys", "masked_input"):
         assert bad in result.included or bad == dropper
     if kind in ("bad_share", "junk_share") and round_name == "unmasking":
@@ -188,6 +191,7 @@ def test_replayed_and_out_of_round_messages_are_recorded_not_fatal() -> None:
     result = run_session(session, tamper=tamper)
     assert result.included == session.config.client_set
     assert "out-of-round" in result.faults[2]
+    assert result.faults[2].reasons == {ExclusionReason.OUT_OF_ROUND}
     assert_correct(session, result)
 
 
@@ -225,6 +229,10 @@ def test_a_bad_dealt_share_is_found_and_attributed(
     assert (1 in result.included) is not dealer_drops
     assert 4 in result.included
     assert "off the polynomial" in result.faults[4]
+    assert result.faults[4].reasons == {ExclusionReason.BAD_SHARE}
+    if dealer_drops:
+        assert result.excluded[1].reason is ExclusionReason.DROPPED
+        assert result.excluded[1] == "dropped in masked_input"
 
 
 def test_two_liars_among_the_holders_are_both_found() -> None:
@@ -244,6 +252,7 @@ def test_two_liars_among_the_holders_are_both_found() -> None:
     result = run_session(session, tamper=tamper)
     assert_correct(session, result)
     assert {1, 3} <= set(result.faults)
+    assert all(result.faults[liar].reasons == {ExclusionReason.BAD_SHARE} for liar in (1, 3))
     assert result.included == session.config.client_set
 
 
@@ -258,6 +267,11 @@ def test_server_intake_never_raises_for_peer_garbage() -> None:
     stranger = AdvertiseKeys(99, 0, session.config.session_id, bytes(32), b"\x01" * 32, bytes(32))
     assert server.receive(stranger) == []
     assert 99 in server.faults and 1 in server.faults
+    assert [note.reason for note in server.faults[99]] == [
+        ExclusionReason.UNDECODABLE,
+        ExclusionReason.UNKNOWN_SENDER,
+    ]
+    assert [note.reason for note in server.faults[1]] == [ExclusionReason.UNDECODABLE]
     with pytest.raises(UsageError):
         server.receive("not a message")  # type: ignore[arg-type]
     with pytest.raises(UsageError):
@@ -283,6 +297,9 @@ def test_invalid_and_repeated_public_keys_exclude_the_client() -> None:
 
     result = run_session(session, tamper=tamper)
     assert 2 not in result.included and 3 not in result.included
+    for client in (2, 3):
+        assert result.excluded[client].reason is ExclusionReason.BAD_MESSAGE
+        assert result.faults[client].reasons == {ExclusionReason.INVALID_CONTENT}
     assert_correct(session, result)
 
 
@@ -326,3 +343,32 @@ def test_a_key_share_off_by_a_small_amount_is_blamed_on_its_holder() -> None:
     result = run_session(session, drops={"masked_input": {2}}, tamper=tamper)
     assert_correct(session, result)
     assert set(result.faults) == {1}
+    assert result.faults[1].reasons == {ExclusionReason.BAD_SHARE}
+    assert result.excluded[2].reason is ExclusionReason.DROPPED
+
+
+def test_excluded_and_faults_are_typed_and_read_as_before() -> None:
+    """AggregationResult.excluded values are Exclusions, faults values Faults: str texts
+    as before, with the reason and round a caller can branch on."""
+    session = make_session(6, 4)
+    first: dict[int, bytes] = {}
+
+    def tamper(sender: int, name: str, data: bytes) -> list[bytes]:
+        if name == "advertise_keys":
+            first[sender] = data
+        if sender == 5 and name == "unmasking":
+            return [first[5], data]  # late: a fault, not an exclusion
+        return [data]
+
+    result = run_session(session, drops={"share_keys": {3}, "masked_input": {4}}, tamper=tamper)
+    assert_correct(session, result)
+    assert set(result.excluded) == {3, 4}
+    for client, round_name in ((3, "share_keys"), (4, "masked_input")):
+        exclusion = result.excluded[client]
+        assert isinstance(exclusion, Exclusion) and isinstance(exclusion, str)
+        assert exclusion.reason is ExclusionReason.DROPPED and exclusion.round_name == round_name
+        assert exclusion == f"dropped in {round_name}"
+    faults = result.faults[5]
+    assert isinstance(faults, Faults) and faults.reasons == {ExclusionReason.OUT_OF_ROUND}
+    assert faults == "unmasking: out-of-round AdvertiseKeys (late or replayed)"
+    assert [note.round_name for note in faults.notes] == ["unmasking"]

@@ -19,7 +19,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from secagg.errors import ProtocolAbort
+from secagg.errors import ExclusionReason, ProtocolAbort
 from secagg.protocols.bonawitz.client import Client
 from secagg.protocols.bonawitz.config import ProtocolConfig
 from secagg.protocols.bonawitz.graph import harary_graph
@@ -134,6 +134,9 @@ def test_secagg_plus_prunes_a_client_whose_neighbourhood_is_gone() -> None:
     result = run_session(session, drops={"advertise_keys": {left, right}})
     assert victim not in result.included
     assert "fewer than t" in result.excluded[victim]
+    assert result.excluded[victim].reason is ExclusionReason.FEW_LIVE_NEIGHBOURS
+    assert result.excluded[left].reason is ExclusionReason.DROPPED
+    assert result.excluded[left] == "dropped in advertise_keys"
     assert_correct(session, result)
 
 

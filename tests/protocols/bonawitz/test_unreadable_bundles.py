@@ -16,7 +16,7 @@ import dataclasses
 import pytest
 
 from secagg.channel import NONCE_BYTES
-from secagg.errors import ProtocolAbort
+from secagg.errors import ExclusionReason, ProtocolAbort
 from secagg.protocols.bonawitz.messages import SealedShares, ShareKeys, decode_message
 from tests.helpers.protocol import assert_correct, make_session, run_session
 
@@ -49,6 +49,7 @@ def test_unreadable_bundles_up_to_h_minus_t_cost_only_those_shares(victims: int)
     assert_correct(session, result)
     assert result.included == session.config.client_set
     assert "could not open" in result.faults[2]
+    assert result.faults[2].reasons == {ExclusionReason.UNREADABLE_BUNDLE}
 
 
 def test_beyond_h_minus_t_unreadable_bundles_the_round_aborts_typed() -> None:
