@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from secagg.errors import ConfigurationError
-from secagg.masking import apply_masks, mask_input, pairwise_sign
+from secagg.masking import apply_masks, mask_checked_input, mask_input, pairwise_sign
 from secagg.prg import domain, expand
 from secagg.ring import dtype_for_bits, value_mask
 
@@ -176,6 +176,45 @@ def test_mask_input_accepts_any_integer_dtype_in_range() -> None:
         if np.iinfo(dtype).max < 4095:
             continue
         assert np.array_equal(mask_input(np.array(values, dtype=dtype), **common), ref)  # type: ignore[arg-type]
+
+
+@given(
+    bits=st.integers(1, 64),
+    values=st.lists(st.integers(0, 2**64 - 1), min_size=1, max_size=40),
+    dtype=st.sampled_from([np.uint8, np.int16, np.int64, np.uint64]),
+    peers=st.lists(st.integers(2, 9), unique=True, max_size=3),
+)
+def test_mask_checked_input_is_mask_input_without_the_range_scan(
+    bits: int, values: list[int], dtype: type, peers: list[int]
+) -> None:
+    info = np.iinfo(dtype)
+    top = min((1 << bits) - 1, int(info.max))
+    x = np.array([v % (top + 1) for v in values], dtype=dtype)
+    common = dict(
+        bits=bits,
+        own_id=1,
+        self_seed=bytes(32),
+        pair_seeds={p: bytes([p]) * 32 for p in peers},
+        session_id=SESSION,
+    )
+    expected = mask_input(x, **common)  # type: ignore[arg-type]
+    assert np.array_equal(mask_checked_input(x, **common), expected)  # type: ignore[arg-type]
+
+
+def test_mask_checked_input_trusts_its_caller_and_mask_input_does_not() -> None:
+    common = dict(bits=8, own_id=1, self_seed=bytes(32), pair_seeds={}, session_id=SESSION)
+    out_of_range = np.array([256 + 3, -1], dtype=np.int64)
+    with pytest.raises(ConfigurationError, match=r"x must hold values in \[0, 2\^8\)"):
+        mask_input(out_of_range, **common)  # type: ignore[arg-type]
+    # Unchecked: reduced from the storage word (what a caller that skipped its check gets).
+    reduced = np.array([3, 255], dtype=np.uint32)
+    assert np.array_equal(
+        mask_checked_input(out_of_range, **common),  # type: ignore[arg-type]
+        mask_input(reduced, **common),  # type: ignore[arg-type]
+    )
+    for not_an_array in ([1, 2], np.zeros(2, dtype=np.float64)):
+        with pytest.raises(ConfigurationError, match="integer dtype"):
+            mask_checked_input(not_an_array, **common)  # type: ignore[arg-type]
 
 
 def test_round_index_changes_masks() -> None:

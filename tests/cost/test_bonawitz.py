@@ -226,7 +226,7 @@ def test_operation_counts_match_instrumented_runs(
         monkeypatch,
         calls,
         client_module,
-        "mask_input",
+        "mask_checked_input",
         lambda x, **kw: len(kw["pair_seeds"]) + 1,
     )
     counted(monkeypatch, calls, server_unmasking, "agree")
@@ -265,7 +265,7 @@ def test_operation_counts_match_instrumented_runs(
     assert calls["client.open_sealed"] == total("client", "aead_opens")
     assert calls["client.self_mask_commitment"] == total("client", "hashes")
     assert calls["client.share_secrets"] == total("client", "shamir_share_evaluations")
-    assert calls["client.mask_input"] == total("client", "prg_expansions")
+    assert calls["client.mask_checked_input"] == total("client", "prg_expansions")
     assert calls["server_unmasking.self_mask_commitment"] == total("server", "hashes")
     assert calls["server_unmasking.interpolate"] == total(
         "server", "shamir_reconstructions"

@@ -19,7 +19,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from secagg import masking
 from secagg.errors import ExclusionReason, ProtocolAbort
+from secagg.protocols.bonawitz import client as client_module
 from secagg.protocols.bonawitz.client import Client
 from secagg.protocols.bonawitz.config import ProtocolConfig
 from secagg.protocols.bonawitz.graph import harary_graph
@@ -137,6 +139,34 @@ def test_secagg_plus_prunes_a_client_whose_neighbourhood_is_gone() -> None:
     assert result.excluded[victim].reason is ExclusionReason.FEW_LIVE_NEIGHBOURS
     assert result.excluded[left].reason is ExclusionReason.DROPPED
     assert result.excluded[left] == "dropped in advertise_keys"
+    assert_correct(session, result)
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_the_input_is_range_checked_once_at_the_clients_edge(
+    monkeypatch: pytest.MonkeyPatch, lazy: bool
+) -> None:
+    """One range check per client (issue 12): at construction, or when a lazy input is
+    called; masking does not scan the vector again."""
+    session = make_session(3, 2, length=5)
+    checked: list[int] = []
+    real_check = client_module.check_values
+
+    def counting(vector: object, *args: object, **kwargs: object) -> np.ndarray:
+        checked.append(id(vector))
+        return real_check(vector, *args, **kwargs)  # type: ignore[arg-type]
+
+    def no_range_scan(*args: object, **kwargs: object) -> np.ndarray:
+        raise AssertionError("the client masks through mask_checked_input only")
+
+    monkeypatch.setattr(client_module, "check_values", counting)
+    monkeypatch.setattr(masking, "check_values", no_range_scan)
+    inputs = session.inputs
+    sources = {c: (lambda c=c: inputs[c]) if lazy else inputs[c] for c in inputs}
+    session.clients = {c: Client(session.config, c, sources[c]) for c in inputs}
+    assert len(checked) == (0 if lazy else 3)
+    result = run_session(session)
+    assert sorted(checked) == sorted(id(inputs[c]) for c in inputs)
     assert_correct(session, result)
 
 
