@@ -89,6 +89,8 @@ class ThresholdHETarget(ConfigTarget):
         """A fresh dealer setup with a ``key_bits`` key (512 by default: a test-only size
         that keeps examples fast; never use it for real data) and the committee's
         ``decryption`` mode ("full" or "balanced")."""
+        # Imported where used: the Paillier modules need gmpy2 (the ``he`` extra), and
+        # importing secagg.testing must not.
         from secagg.protocols.threshold_he.keys import setup_threshold_paillier
 
         config, shares = setup_threshold_paillier(

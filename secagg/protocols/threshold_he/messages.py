@@ -14,7 +14,9 @@ value reaches an error text only through :func:`secagg.protocols.wire.shown`). F
 checked with exact types: a bool never passes as an int. This module imports no HE backend.
 
 Rounds: :data:`ROUND_ENCRYPTED_INPUT` (clients upload ciphertexts), then
-:data:`ROUND_DECRYPTION` (the committee partially decrypts the aggregate).
+:data:`ROUND_DECRYPTION` (the committee partially decrypts the aggregate); which party
+takes which message in which state is the table of
+:mod:`secagg.protocols.threshold_he.rounds`.
 """
 
 from __future__ import annotations

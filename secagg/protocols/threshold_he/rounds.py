@@ -133,8 +133,10 @@ _S = ServerState
 
 CLIENT_TRANSITIONS: tuple[Transition[ClientState], ...] = (
     Transition(_C.WAITING, InputRequest, Action.SEND_INPUT, _C.INPUT_SENT),
+    # A member decrypts whether or not its own upload left (or arrived).
     Transition(_C.WAITING, DecryptionRequest, Action.DECRYPT, _C.DECRYPTED, members_only=True),
     Transition(_C.INPUT_SENT, DecryptionRequest, Action.DECRYPT, _C.DECRYPTED, members_only=True),
+    # Balanced mode: a fallback wave may ask for new blocks of the same aggregate.
     Transition(
         _C.DECRYPTED,
         DecryptionRequest,
@@ -143,6 +145,7 @@ CLIENT_TRANSITIONS: tuple[Transition[ClientState], ...] = (
         members_only=True,
         modes=frozenset({BALANCED}),
     ),
+    # Full and CKKS mode: one decryption per member and session.
     Transition(
         _C.DECRYPTED,
         DecryptionRequest,
@@ -158,6 +161,8 @@ SERVER_TRANSITIONS: tuple[Transition[ServerState], ...] = (
     Transition(_S.ENCRYPTED_INPUT, EncryptedInput, Action.ADD_INPUT, _S.ENCRYPTED_INPUT),
     Transition(_S.ENCRYPTED_INPUT, RoundEnd, Action.REQUEST_DECRYPTION, _S.DECRYPTION),
     Transition(_S.DECRYPTION, DecryptionShare, Action.ADD_SHARE, _S.DECRYPTION),
+    # A decryption round that ends short: threshold Paillier asks other live members for
+    # the short blocks (same round); CKKS members all hold the same key, so it aborts.
     Transition(
         _S.DECRYPTION,
         RoundEnd,
