@@ -40,8 +40,8 @@ from secagg.cost.timing import (
 )
 from secagg.protocols.base import SERVER_ID
 from secagg.protocols.registry import ProtocolSpec, SimulationParams, get_protocol
+from secagg.protocols.threshold_he import setup_threshold_paillier
 from secagg.protocols.threshold_he.messages import ROUND_DECRYPTION, ROUND_ENCRYPTED_INPUT
-from secagg.protocols.threshold_he.protocol import setup_threshold_paillier
 from secagg.protocols.threshold_he.spec import (
     ThresholdHESimulation,
     ckks_spec,

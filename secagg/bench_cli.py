@@ -96,7 +96,7 @@ def estimate_costs(
         model = bonawitz_costs(clients, dim, bits, t, k, dropouts, active=active)
     elif protocol == "threshold-paillier":
         from secagg.cost.threshold_he import threshold_paillier_costs
-        from secagg.protocols.threshold_he.protocol import DEFAULT_DECRYPTION
+        from secagg.protocols.threshold_he.config import DEFAULT_DECRYPTION
 
         model = threshold_paillier_costs(
             clients,

@@ -4,7 +4,7 @@ Theory of operation
 -------------------
 :func:`threshold_paillier_costs` and :func:`ckks_costs` predict, without running anything
 (and without generating a key), the bytes each round of
-:mod:`secagg.protocols.threshold_he.protocol` moves and the operations each party performs.
+:mod:`secagg.protocols.threshold_he` moves and the operations each party performs.
 They return the same JSON-ready shape as
 :func:`secagg.cost.bonawitz.bonawitz_costs`, so one report, one plot and one time
 model (:mod:`secagg.cost.timing`) serve every protocol.
@@ -26,7 +26,7 @@ member answers the decryption request; the server verifies and combines the firs
 ``threshold`` valid answers and ignores the rest.
 
 Decryption modes (``decryption``, as
-:class:`~secagg.protocols.threshold_he.protocol.ThresholdHEConfig`):
+:class:`~secagg.protocols.threshold_he.config.ThresholdHEConfig`):
 ``"full"``: every surviving member decrypts every ciphertext. ``"balanced"``: the c
 ciphertexts are cut into l blocks (:mod:`secagg.protocols.threshold_he.blocks`), member
 at sorted position p decrypts the blocks p-t+1..p (mod l), and the server verifies every
@@ -73,6 +73,11 @@ from secagg.he.slots import SlotLayout
 from secagg.he.threshold_paillier import CHALLENGE_BITS, MAX_HOLDERS, STATISTICAL_BITS
 from secagg.protocols.limits import MAX_CLIENT_ID, MAX_VECTOR_LENGTH, SESSION_ID_BYTES
 from secagg.protocols.threshold_he.blocks import assigned_blocks, block_bounds
+from secagg.protocols.threshold_he.config import (
+    BALANCED,
+    DECRYPTION_MODES,
+    DEFAULT_DECRYPTION,
+)
 from secagg.protocols.threshold_he.messages import (
     ROUND_DECRYPTION,
     ROUND_ENCRYPTED_INPUT,
@@ -80,11 +85,6 @@ from secagg.protocols.threshold_he.messages import (
     DecryptionShare,
     EncryptedInput,
     InputRequest,
-)
-from secagg.protocols.threshold_he.protocol import (
-    BALANCED,
-    DECRYPTION_MODES,
-    DEFAULT_DECRYPTION,
 )
 from secagg.ring import packed_size
 
@@ -458,7 +458,7 @@ def ckks_costs(
     ``n`` clients, ``m`` values of ``bits`` bits (sent as centered integers), one CKKS
     ciphertext per ``poly_modulus_degree / 2`` values, a committee of key holders of size
     ``committee`` (default ``min(5, n)``) of which the server needs ``threshold`` (default
-    1, as :func:`~secagg.protocols.threshold_he.protocol.setup_ckks`) identical decryptions.
+    1, as :func:`~secagg.protocols.threshold_he.keys.setup_ckks`) identical decryptions.
     ``ciphertext_bytes`` is the mean size of one serialized ciphertext (default:
     :data:`CKKS_DEFAULT_CIPHERTEXT_BYTES` for the default parameters, else that figure
     scaled by the coefficient bits, an estimate);

@@ -27,12 +27,16 @@ def encode_record(obj: Mapping[str, object]) -> bytes:
 def decode_record(
     data: bytes, keys: set[str], what: str, party: int | None, *, version: int
 ) -> dict[str, Any]:
-    """The map in ``data``; DecodeError unless it has exactly ``keys`` and ``"v" == version``."""
+    """The map in ``data``; DecodeError unless it has exactly ``keys`` and ``"v" == version``
+    (an int: ``True`` is not version 1)."""
     try:
         obj = msgpack.unpackb(data, raw=False, strict_map_key=True)
     except Exception:  # msgpack raises several unrelated exception types
         raise DecodeError(f"{what} is not valid msgpack", party=party) from None
-    if not isinstance(obj, dict) or set(obj) != keys or obj.get("v") != version:
+    if not isinstance(obj, dict) or set(obj) != keys:
+        raise DecodeError(f"malformed {what}", party=party)
+    found = obj.get("v")
+    if type(found) is not int or found != version:
         raise DecodeError(f"malformed {what}", party=party)
     return obj
 

@@ -1,4 +1,4 @@
-"""The harness's view of the threshold-HE protocol (:mod:`secagg.protocols.threshold_he.protocol`).
+"""The harness's view of the threshold-HE protocol (:mod:`secagg.protocols.threshold_he`).
 
 Promises stated by :class:`ThresholdHETarget`:
 
@@ -22,6 +22,7 @@ import numpy as np
 
 from secagg.errors import ConfigurationError
 from secagg.protocols.base import SERVER_ID, ClientProtocol, Message, ServerProtocol
+from secagg.protocols.threshold_he.config import ThresholdHEConfig
 from secagg.protocols.threshold_he.messages import (
     ROUND_DECRYPTION,
     ROUND_ENCRYPTED_INPUT,
@@ -35,7 +36,6 @@ from secagg.testing.target import ConfigTarget, Prediction
 if TYPE_CHECKING:
     from secagg.he.ckks import CkksContext
     from secagg.he.threshold_paillier import KeyShare
-    from secagg.protocols.threshold_he.protocol import ThresholdHEConfig
 
 __all__ = ["DECRYPTION_SHARE", "ThresholdHETarget"]
 
@@ -60,8 +60,6 @@ class ThresholdHETarget(ConfigTarget):
         key_shares: Mapping[int, KeyShare] | None = None,
         ckks_secret: CkksContext | None = None,
     ) -> None:
-        from secagg.protocols.threshold_he.protocol import ThresholdHEConfig
-
         if not isinstance(config, ThresholdHEConfig):
             raise ConfigurationError("ThresholdHETarget needs a ThresholdHEConfig")
         if config.backend == "threshold-paillier" and not key_shares:
@@ -69,6 +67,9 @@ class ThresholdHETarget(ConfigTarget):
         if config.backend == "ckks" and ckks_secret is None:
             raise ConfigurationError("CKKS needs the secret context")
         self.config = config
+        # A member may answer a fallback wave for further blocks of the same aggregate (the
+        # client refuses any other aggregate): at most one message per block.
+        self.disclosing_messages = config.block_count
         self._key_shares = dict(key_shares or {})
         self._ckks_secret = ckks_secret
 
@@ -88,7 +89,9 @@ class ThresholdHETarget(ConfigTarget):
         """A fresh dealer setup with a ``key_bits`` key (512 by default: a test-only size
         that keeps examples fast; never use it for real data) and the committee's
         ``decryption`` mode ("full" or "balanced")."""
-        from secagg.protocols.threshold_he.protocol import setup_threshold_paillier
+        # Imported where used: the Paillier modules need gmpy2 (the ``he`` extra), and
+        # importing secagg.testing must not.
+        from secagg.protocols.threshold_he.keys import setup_threshold_paillier
 
         config, shares = setup_threshold_paillier(
             clients,
@@ -118,12 +121,12 @@ class ThresholdHETarget(ConfigTarget):
         )
 
     def make_server(self) -> ServerProtocol:
-        from secagg.protocols.threshold_he.protocol import ThresholdHEServer
+        from secagg.protocols.threshold_he.server import ThresholdHEServer
 
         return ThresholdHEServer(self.config)
 
     def make_client(self, client_id: int, vector: np.ndarray) -> ClientProtocol:
-        from secagg.protocols.threshold_he.protocol import ThresholdHEClient
+        from secagg.protocols.threshold_he.client import ThresholdHEClient
 
         return ThresholdHEClient(
             self.config,
@@ -151,12 +154,6 @@ class ThresholdHETarget(ConfigTarget):
         if len(inputs) < config.min_clients or len(answering) < config.threshold:
             return Prediction(True)
         return Prediction(False, frozenset(inputs))
-
-    @property
-    def disclosing_messages(self) -> int:  # type: ignore[override]
-        """A member may answer a fallback wave for further blocks of the same aggregate (the
-        client refuses any other aggregate): at most one message per block."""
-        return self.config.block_count
 
     def reveals(self, message: Message) -> Sequence[tuple[int, str]] | None:
         if isinstance(message, DecryptionShare):

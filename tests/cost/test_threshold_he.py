@@ -25,12 +25,12 @@ from secagg.errors import ConfigurationError, HeadroomError
 from secagg.he.threshold_paillier import KeyShare, ThresholdPublicKey, deal_threshold_keys
 from secagg.protocols.base import SERVER_ID
 from secagg.protocols.registry import ProtocolSpec, SimulationParams
+from secagg.protocols.threshold_he import ThresholdHEConfig
 from secagg.protocols.threshold_he.messages import (
     ROUND_DECRYPTION,
     ROUND_ENCRYPTED_INPUT,
     InputRequest,
 )
-from secagg.protocols.threshold_he.protocol import ThresholdHEConfig
 from secagg.protocols.threshold_he.spec import (
     ThresholdHESimulation,
     ckks_spec,

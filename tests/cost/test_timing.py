@@ -36,8 +36,8 @@ from secagg.he.threshold_paillier import deal_threshold_keys
 from secagg.protocols.base import SERVER_ID
 from secagg.protocols.bonawitz.messages import ROUND_MASKED_INPUT, ROUND_SHARE_KEYS, ROUND_UNMASKING
 from secagg.protocols.registry import SimulationParams, get_protocol
+from secagg.protocols.threshold_he import setup_threshold_paillier
 from secagg.protocols.threshold_he.messages import ROUND_DECRYPTION, ROUND_ENCRYPTED_INPUT
-from secagg.protocols.threshold_he.protocol import setup_threshold_paillier
 from secagg.protocols.threshold_he.spec import (
     ThresholdHESimulation,
     ckks_spec,

@@ -7,29 +7,35 @@ as ``bin``, no pickle. Type codes 101-104 keep them apart from the Bonawitz ones
 ciphertext payloads are opaque bytes here; the state machines decode them against the
 session's key (:mod:`secagg.he`), where their sizes and values are checked.
 
+Decoding goes through the one wire decoder of every family,
+:func:`secagg.protocols.wire.decode_wire`, with this module's table of type codes: header
+checks, refusal texts and their bounds are the same as for the Bonawitz messages (a peer's
+value reaches an error text only through :func:`secagg.protocols.wire.shown`). Fields are
+checked with exact types: a bool never passes as an int. This module imports no HE backend.
+
 Rounds: :data:`ROUND_ENCRYPTED_INPUT` (clients upload ciphertexts), then
-:data:`ROUND_DECRYPTION` (the committee partially decrypts the aggregate).
+:data:`ROUND_DECRYPTION` (the committee partially decrypts the aggregate); which party
+takes which message in which state is the table of
+:mod:`secagg.protocols.threshold_he.rounds`.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from secagg.errors import DecodeError
-from secagg.protocols.limits import MAX_CLIENT_ID
 from secagg.protocols.wire import (
-    WIRE_VERSION,
-    MessageT,
     ProtocolMessage,
+    check_ids,
     check_int,
     check_list,
-    check_route,
+    decode_wire,
     malformed,
-    unpack_message,
 )
+
+if TYPE_CHECKING:
+    from typing import Self
 
 __all__ = [
     "MAX_BLOCKS",
@@ -80,12 +86,10 @@ class _PayloadMessage(ProtocolMessage):
         return [self.payload]
 
     @classmethod
-    def _from_wire(
-        cls: type[MessageT], sender: int, recipient: int, session_id: bytes, body: list[Any]
-    ) -> MessageT:
+    def _from_wire(cls, sender: int, recipient: int, session_id: bytes, body: list[Any]) -> Self:
         if len(body) != 1:
             raise malformed(f"{cls.__name__} needs 1 field", sender)
-        return cls(sender, recipient, session_id, _payload(body[0], sender))  # type: ignore[call-arg]
+        return cls(sender, recipient, session_id, _payload(body[0], sender))
 
 
 @dataclass(frozen=True, repr=False)
@@ -125,24 +129,13 @@ class DecryptionRequest(ProtocolMessage):
         return fields
 
     @classmethod
-    def _from_wire(
-        cls: type[MessageT], sender: int, recipient: int, session_id: bytes, body: list[Any]
-    ) -> MessageT:
+    def _from_wire(cls, sender: int, recipient: int, session_id: bytes, body: list[Any]) -> Self:
         if len(body) not in (2, 4) or not isinstance(body[0], list):
             raise malformed("DecryptionRequest needs an id list and a payload", sender)
-        ids = body[0]
-        for item in ids:
-            if (
-                not isinstance(item, int)
-                or isinstance(item, bool)
-                or not (1 <= item <= MAX_CLIENT_ID)
-            ):
-                raise malformed("included ids must be client ids", sender)
-        if len(set(ids)) != len(ids):
-            raise malformed("duplicate included ids", sender)
+        ids = check_ids(body[0], "included", sender)
         blocks, count = ((0,), 1) if len(body) == 2 else _blocks(body[2], body[3], sender)
         payload = _payload(body[1], sender)
-        return cls(sender, recipient, session_id, tuple(ids), payload, blocks, count)  # type: ignore[call-arg]
+        return cls(sender, recipient, session_id, ids, payload, blocks, count)
 
 
 def _blocks(blocks: object, count: object, party: int) -> tuple[tuple[int, ...], int]:
@@ -171,7 +164,6 @@ class DecryptionShare(_PayloadMessage):
 _TYPES: dict[int, type[ProtocolMessage]] = {
     cls.TYPE: cls for cls in (InputRequest, EncryptedInput, DecryptionRequest, DecryptionShare)
 }
-_Decoder = Callable[[int, int, bytes, list[Any]], ProtocolMessage]
 
 
 def decode_threshold_he_message(data: bytes, *, sender: int | None = None) -> ProtocolMessage:
@@ -180,28 +172,7 @@ def decode_threshold_he_message(data: bytes, *, sender: int | None = None) -> Pr
     ``sender``, when given, is the transport-authenticated sender; a header claiming another
     is refused. Raises DecodeError (``party`` = the claimed sender once known) on anything
     malformed: not msgpack, unknown version or type, a direction that does not fit the
-    type, a session id outside 16..64 bytes, bad fields.
+    type, a session id outside 16..64 bytes, bad fields. Its text stays short whatever the
+    peer sent (:func:`secagg.protocols.wire.decode_wire`).
     """
-    decoded = unpack_message(data, sender)
-    version, type_code, claimed, recipient, session_id = decoded[:5]
-    if isinstance(version, bool) or version != WIRE_VERSION:
-        raise DecodeError(f"unsupported wire version {version!r}", party=sender)
-    for value in (claimed, recipient):
-        if (
-            not isinstance(value, int)
-            or isinstance(value, bool)
-            or not (0 <= value <= MAX_CLIENT_ID)
-        ):
-            raise DecodeError("sender and recipient must be party ids", party=sender)
-    if sender is not None and claimed != sender:
-        raise DecodeError(f"message claims sender {claimed}, transport says {sender}", party=sender)
-    cls = (
-        _TYPES.get(type_code)
-        if isinstance(type_code, int) and not isinstance(type_code, bool)
-        else None
-    )
-    if cls is None:
-        raise DecodeError(f"unknown message type {type_code!r}", party=claimed)
-    check_route(cls, claimed, recipient, session_id)
-    decoder: _Decoder = cls._from_wire
-    return decoder(claimed, recipient, session_id, decoded[5:])
+    return decode_wire(data, _TYPES, sender=sender)

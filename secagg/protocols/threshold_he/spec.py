@@ -11,27 +11,29 @@ CLI parameters: ``--threshold`` is the committee's t and ``--degree`` the commit
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from secagg.he.ckks import CkksContext
 from secagg.he.threshold_paillier import KeyShare
 from secagg.protocols.base import Message
 from secagg.protocols.registry import InputSource, ProtocolSpec, SimulationParams, _client_ids
+from secagg.protocols.threshold_he.client import ThresholdHEClient
+from secagg.protocols.threshold_he.config import (
+    DEFAULT_COMMITTEE,
+    DEFAULT_DECRYPTION,
+    ThresholdHEConfig,
+)
+from secagg.protocols.threshold_he.keys import setup_ckks, setup_threshold_paillier
 from secagg.protocols.threshold_he.messages import (
     ROUND_ENCRYPTED_INPUT,
     THRESHOLD_HE_ROUNDS,
     decode_threshold_he_message,
 )
-from secagg.protocols.threshold_he.protocol import (
-    DEFAULT_COMMITTEE,
-    DEFAULT_DECRYPTION,
-    ThresholdHEClient,
-    ThresholdHEConfig,
-    ThresholdHEServer,
-    setup_ckks,
-    setup_threshold_paillier,
-)
+from secagg.protocols.threshold_he.server import ThresholdHEServer
+
+if TYPE_CHECKING:
+    from secagg.he.ckks import CkksContext
 
 __all__ = ["SIMULATION_KEY_BITS", "ThresholdHESimulation", "ckks_spec", "threshold_paillier_spec"]
 
@@ -118,12 +120,17 @@ def _decode(data: bytes, sender: int) -> Message:
     return decode_threshold_he_message(data, sender=sender)
 
 
-def _spec(name: str, description: str, make_config: object, backend: str) -> ProtocolSpec:
+def _spec(
+    name: str,
+    description: str,
+    make_config: Callable[[SimulationParams], ThresholdHESimulation],
+    backend: str,
+) -> ProtocolSpec:
     return ProtocolSpec(
         name=name,
         config_type=ThresholdHESimulation,
         round_names=THRESHOLD_HE_ROUNDS,
-        make_config=make_config,  # type: ignore[arg-type]
+        make_config=make_config,
         make_server=_make_server,
         make_client=_make_client,
         client_ids=lambda simulation: simulation.config.clients,

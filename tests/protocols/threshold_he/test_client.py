@@ -1,4 +1,5 @@
-"""Threshold-HE client guards: late messages after an abort, input requests out of turn.
+"""Threshold-HE client guards: late messages after an abort, input requests out of turn, and
+the one input check at the client's edge.
 
 A message that reaches a client after it aborted is the server's doing (a remote event):
 ProtocolViolation naming the server, never a UsageError. An InputRequest when the client
@@ -14,22 +15,27 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from secagg.errors import MaliciousRequestError, ProtocolViolation, UsageError
+from secagg.errors import (
+    ConfigurationError,
+    MaliciousRequestError,
+    ProtocolViolation,
+    UsageError,
+)
 from secagg.he.paillier import encrypt_vector
 from secagg.he.threshold_paillier import KeyShare
 from secagg.protocols.base import SERVER_ID, Message
+from secagg.protocols.threshold_he import (
+    ThresholdHEClient,
+    ThresholdHEConfig,
+    setup_threshold_paillier,
+)
 from secagg.protocols.threshold_he.messages import (
     DecryptionRequest,
     DecryptionShare,
     EncryptedInput,
     InputRequest,
 )
-from secagg.protocols.threshold_he.protocol import (
-    ClientState,
-    ThresholdHEClient,
-    ThresholdHEConfig,
-    setup_threshold_paillier,
-)
+from secagg.protocols.threshold_he.rounds import ClientState
 
 BITS, DIM = 16, 8
 CLIENTS = [1, 2, 3, 4, 5, 6]
@@ -132,3 +138,37 @@ def test_foreign_messages_are_still_refused_first_after_abort() -> None:
     with pytest.raises(ProtocolViolation, match="another session") as caught:
         client.receive(InputRequest(SERVER_ID, MEMBER, b"x" * 16))
     assert caught.value.party == SERVER_ID
+
+
+# --- the input is checked once, at the client's edge (secagg.ring.check_values) -------------
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        np.full(DIM, 1 << BITS, dtype=np.uint32),  # one past the range
+        np.full(DIM, -1, dtype=np.int64),  # negative representatives are not in Z_(2^b)
+        np.zeros(DIM + 1, dtype=np.uint32),
+        np.zeros((2, DIM), dtype=np.uint32),
+        np.zeros(DIM, dtype=np.float64),
+        [0] * DIM,
+    ],
+    ids=["too-large", "negative", "too-long", "2-d", "float", "list"],
+)
+def test_a_bad_input_is_refused_where_the_client_takes_it(bad: object) -> None:
+    config, shares = setup()
+    for client_id in (MEMBER, 5):  # a committee member and a plain client
+        with pytest.raises(ConfigurationError, match="the input"):
+            ThresholdHEClient(config, client_id, bad, key_share=shares.get(client_id))  # type: ignore[arg-type]
+        lazy = ThresholdHEClient(config, client_id, lambda: bad, key_share=shares.get(client_id))  # type: ignore[arg-type,return-value]
+        with pytest.raises(ConfigurationError, match="the input"):
+            lazy.receive(InputRequest(SERVER_ID, client_id, config.session_id))
+        assert lazy.state is ClientState.WAITING and not lazy.done  # nothing was sent
+
+
+def test_a_valid_input_of_any_integer_dtype_is_taken() -> None:
+    config, _ = setup()
+    for dtype in (np.uint8, np.int32, np.uint64):
+        client = ThresholdHEClient(config, 5, np.full(DIM, 7, dtype=dtype))
+        (upload,) = client.receive(InputRequest(SERVER_ID, 5, config.session_id))
+        assert isinstance(upload, EncryptedInput) and client.done

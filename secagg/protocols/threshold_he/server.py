@@ -1,0 +1,507 @@
+"""The threshold-HE aggregator: it adds ciphertexts and combines the committee's answers.
+
+Theory of operation (the same shape as the Bonawitz server, as h11 does for HTTP):
+
+1. ``encrypted_input``: the server asks every client for its input and adds ciphertexts as
+   they arrive (memory O(m)); a client that drops before submitting is simply not in the
+   sum, one whose upload does not decode is excluded.
+2. ``decryption``: the server sends the aggregate and the list of included clients to the
+   decryption committee. Threshold Paillier: each member returns a partial decryption
+   with a proof (:mod:`secagg.he.threshold_paillier`) of exactly the blocks it was asked
+   for (:mod:`secagg.protocols.threshold_he.blocks`); the server verifies each proof,
+   leaves out (and reports in ``faults``) any that fails, and combines t valid partials
+   per block, so members may drop as long as t remain: when a block is short at the end
+   of a wave, a fallback wave asks live members that have not covered it yet. CKKS:
+   TenSEAL has no threshold decryption; members hold the single secret key, decrypt the
+   aggregate and return it; the server needs ``threshold`` identical answers.
+
+Which event the server takes in which state is decided by the one table of
+:mod:`secagg.protocols.threshold_he.rounds`. The server never holds key material: it can
+add ciphertexts but decrypts nothing alone. A peer's misbehaviour is never raised from
+``receive``: it is recorded, bounded (:class:`~secagg.protocols.faults.FaultLog`), with a
+typed :class:`~secagg.errors.ExclusionReason`.
+
+Trust model: semi-honest server and clients (as SecAgg's semi-honest mode). A member
+cannot check that the aggregate really is the sum of the listed clients' ciphertexts, so a
+malicious server could have one client's ciphertext decrypted by claiming a larger summand
+count; and without range proofs a malicious client can corrupt (not read) the sum. CKKS:
+every key holder can decrypt every client's upload.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from secagg.errors import (
+    AuthenticationError,
+    ConfigurationError,
+    DecodeError,
+    ExclusionReason,
+    ProtocolAbort,
+    ShareError,
+    UsageError,
+)
+from secagg.he.paillier import EncryptedVector
+from secagg.he.slots import unpack as unpack_slots
+from secagg.he.threshold_paillier import PartialDecryption, combine_partials, verify_partial
+from secagg.packing import unpack
+from secagg.protocols.base import SERVER_ID, AggregationResult, Message
+from secagg.protocols.faults import Exclusion, FaultLog
+from secagg.protocols.threshold_he.blocks import block_bounds, plan_fallback
+from secagg.protocols.threshold_he.config import ThresholdHEConfig
+from secagg.protocols.threshold_he.messages import (
+    ROUND_ENCRYPTED_INPUT,
+    DecryptionRequest,
+    DecryptionShare,
+    EncryptedInput,
+    InputRequest,
+)
+from secagg.protocols.threshold_he.rounds import (
+    SESSION_OVER,
+    Action,
+    RoundEnd,
+    ServerState,
+    Transition,
+    server_transition,
+)
+from secagg.ring import dtype_for_bits
+
+if TYPE_CHECKING:
+    from secagg.he.ckks import CkksVector
+
+__all__ = ["ThresholdHEServer"]
+
+
+class ThresholdHEServer:
+    """The aggregator (implements ServerProtocol). Holds public keys and ciphertexts only.
+
+    A peer's misbehaviour is never raised from ``receive``: a bad upload removes its
+    sender from the sum (``excluded``), a bad decryption share is left out (``faults``).
+    Fault notes are bounded per party (:data:`~secagg.protocols.faults.MAX_FAULT_NOTES`,
+    the rest counted), whatever a peer floods the server with.
+    """
+
+    def __init__(self, config: ThresholdHEConfig) -> None:
+        if not isinstance(config, ThresholdHEConfig):
+            raise ConfigurationError("config must be a ThresholdHEConfig")
+        self._config = config
+        self._state = ServerState.IDLE
+        self._expected: set[int] = set()
+        self._answered: set[int] = set()
+        self._excluded: dict[int, Exclusion] = {}
+        self._faults = FaultLog()
+        self._included: set[int] = set()
+        self._misbehaved: set[int] = set()  # sent a bad upload: not asked to decrypt
+        self._paillier_sum: EncryptedVector | None = None
+        self._ckks_sum: CkksVector | None = None
+        # Threshold Paillier decryption, block by block (one block in full mode).
+        self._bounds: list[tuple[int, int]] = []
+        self._valid: dict[int, dict[int, tuple[Any, ...]]] = {}  # block -> index -> values
+        self._pending: dict[int, tuple[int, ...]] = {}  # member -> blocks of its open request
+        self._covered: dict[int, set[int]] = {}  # member -> every block it was asked for
+        self._unusable: set[int] = set()  # members that dropped or sent a bad partial
+        self._request: tuple[tuple[int, ...], bytes] = ((), b"")  # (included, aggregate)
+        self._plaintexts: dict[int, bytes] = {}
+        self._context = b""
+        self._result: AggregationResult | None = None
+
+    @property
+    def state(self) -> ServerState:
+        return self._state
+
+    @property
+    def done(self) -> bool:
+        return self._state is ServerState.DONE
+
+    @property
+    def result(self) -> AggregationResult | None:
+        return self._result
+
+    @property
+    def faults(self) -> dict[int, list[str]]:
+        """party -> its fault notes so far (a copy; bounded, see the class docstring)."""
+        return self._faults.as_dict()
+
+    def __repr__(self) -> str:
+        return f"ThresholdHEServer(n={self._config.n}, state={self._state.name})"
+
+    def start(self) -> list[Message]:
+        """Input requests for every configured client. UsageError if called twice."""
+        if self._state is not ServerState.IDLE:
+            raise UsageError("start() was already called")
+        config = self._config
+        self._state = ServerState.ENCRYPTED_INPUT
+        self._expected, self._answered = set(config.clients), set()
+        return [InputRequest(SERVER_ID, c, config.session_id) for c in config.clients]
+
+    def receive(self, message: Message) -> list[Message]:
+        """Record one client message; return the next round's messages when it completes.
+
+        A message of another session or recipient, one the transition table does not take
+        in this state (out of round), or one from a party not asked in this round or that
+        already answered, is recorded as a fault against its sender and otherwise ignored.
+        After the session ended, messages are dropped. Raises UsageError before start(),
+        ProtocolAbort when the round that completes leaves too few clients or valid
+        decryption shares.
+        """
+        if self._state is ServerState.IDLE:
+            raise UsageError("call start() before receive()")
+        if self._state in SESSION_OVER:
+            return []
+        sender, name = message.sender, type(message).__name__
+        if message.recipient != SERVER_ID or message.session_id != self._config.session_id:
+            note = "message of another session or recipient"
+            self._fault(sender, ExclusionReason.MISROUTED, note)
+        else:
+            row = server_transition(self._state, type(message), self._config.mode)
+            if row is None:
+                self._fault(sender, ExclusionReason.OUT_OF_ROUND, f"out-of-round {name}")
+            elif sender not in self._expected or sender in self._answered:
+                self._fault(sender, self._unexpected(sender), f"unexpected or duplicate {name}")
+            else:
+                self._answered.add(sender)
+                replies = self._run(row, message)
+                if self._state in SESSION_OVER:
+                    return replies  # the message completed the sum
+        if self._expected <= self._answered:
+            return self._end_round()
+        return []
+
+    def close_round(self) -> list[Message]:
+        """The round's deadline passed: go on with those who answered.
+
+        Raises ProtocolAbort when too few remain, UsageError when no round is open.
+        """
+        if server_transition(self._state, RoundEnd, self._config.mode) is None:
+            raise UsageError(f"no round to close in state {self._state.value}")
+        return self._end_round()
+
+    # -- dispatch ----------------------------------------------------------------------
+
+    def _run(self, row: Transition[ServerState], argument: object) -> list[Message]:
+        """Run ``row``'s action, then enter its next state unless the action ended the
+        session (done, or aborted by raising ProtocolAbort)."""
+        replies = self._HANDLERS[row.action](self, argument)
+        if self._state not in SESSION_OVER:
+            self._state = row.next_state
+        return replies
+
+    def _end_round(self) -> list[Message]:
+        """The open round ends (answers in, or deadline): its table row handles the
+        parties that did not answer, then moves on."""
+        row = server_transition(self._state, RoundEnd, self._config.mode)
+        assert row is not None  # an open round always has a RoundEnd row
+        missing = sorted(self._expected - self._answered)
+        self._expected &= self._answered
+        return self._run(row, missing)
+
+    def _fault(self, party: int, reason: ExclusionReason, detail: str) -> None:
+        self._faults.record(party, reason, self._state.value, detail)
+
+    def _unexpected(self, sender: int) -> ExclusionReason:
+        if sender in self._answered:
+            return ExclusionReason.DUPLICATE
+        if sender not in self._config.clients:
+            return ExclusionReason.UNKNOWN_SENDER
+        return ExclusionReason.OUT_OF_ROUND  # a client this round (or wave) did not ask
+
+    # -- actions (found through the transition table) ------------------------------------
+
+    def _add_input(self, message: EncryptedInput) -> list[Message]:
+        sender, config = message.sender, self._config
+        try:
+            if config.public_key is not None:
+                vector = EncryptedVector.from_bytes(
+                    message.payload,
+                    config.public_key.paillier,
+                    config.layout,
+                    length=config.vector_length,
+                    max_summands=1,
+                    party=sender,
+                )
+                total = self._paillier_sum
+                self._paillier_sum = vector if total is None else total + vector
+            else:
+                assert config.ckks is not None
+                upload = config.ckks.vector_from_bytes(
+                    message.payload, length=config.vector_length, max_summands=1, party=sender
+                )
+                if upload.levels_left != config.ckks.parameters.levels:
+                    raise DecodeError("CKKS upload is not a fresh ciphertext", party=sender)
+                if self._ckks_sum is None:
+                    self._ckks_sum = upload
+                else:
+                    self._ckks_sum.add_(upload)
+        except DecodeError as exc:
+            self._fault(sender, ExclusionReason.INVALID_CONTENT, str(exc))
+            self._excluded[sender] = Exclusion(
+                ExclusionReason.BAD_MESSAGE, ROUND_ENCRYPTED_INPUT, str(exc)
+            )
+            self._misbehaved.add(sender)
+            return []
+        self._included.add(sender)
+        return []
+
+    def _request_decryption(self, missing: Sequence[int]) -> list[Message]:
+        config = self._config
+        for client in missing:
+            self._excluded.setdefault(
+                client, Exclusion(ExclusionReason.DROPPED, ROUND_ENCRYPTED_INPUT)
+            )
+        included = tuple(sorted(self._included))
+        if len(included) < config.min_clients:
+            raise self._abort(
+                f"only {len(included)} inputs arrived, fewer than min_clients = "
+                f"{config.min_clients}"
+            )
+        aggregate = self._paillier_sum if self._paillier_sum is not None else self._ckks_sum
+        assert aggregate is not None
+        payload = aggregate.to_bytes()
+        self._context = config.decryption_context(included)
+        members = [m for m in config.committee if m not in self._misbehaved]
+        self._expected, self._answered = set(members), set()
+        if len(members) < config.threshold:
+            raise self._abort("fewer committee members than the threshold remain")
+        if self._paillier_sum is None:
+            sid = config.session_id
+            return [DecryptionRequest(SERVER_ID, m, sid, included, payload) for m in members]
+        self._request = (included, payload)
+        self._bounds = block_bounds(len(self._paillier_sum.ciphertexts), config.block_count)
+        sizes = [stop - start for start, stop in self._bounds]
+        plan = {m: [j for j in config.assigned_blocks(m) if sizes[j]] for m in members}
+        plan = {m: blocks for m, blocks in plan.items() if blocks}
+        # A member left out for a bad upload leaves its blocks short: give them to others.
+        covered = {m: set(blocks) for m, blocks in plan.items()}
+        held = [sum(j in blocks for blocks in covered.values()) for j in range(len(sizes))]
+        short = {
+            j: config.threshold - held[j]
+            for j in range(len(sizes))
+            if sizes[j] and held[j] < config.threshold
+        }
+        extra = plan_fallback(short, sorted(members), covered, sizes) if short else {}
+        if extra is None:  # cannot happen: at least t members remain and each may hold any block
+            raise self._abort("fewer committee members than the threshold remain")
+        for member, blocks in extra.items():
+            plan[member] = sorted(set(plan.get(member, [])) | set(blocks))
+        return self._send_wave(plan)
+
+    def _add_share(self, message: DecryptionShare) -> list[Message]:
+        sender, payload, config = message.sender, message.payload, self._config
+        if config.public_key is None:
+            try:
+                unpack(payload, config.bits, config.vector_length)
+            except DecodeError as exc:
+                self._fault(
+                    sender, ExclusionReason.BAD_DECRYPTION, f"undecodable decryption: {exc}"
+                )
+                return []
+            self._plaintexts[sender] = payload
+        else:
+            self._verify_partial(sender, payload)
+        if self._enough_shares():
+            return self._finish()
+        return []
+
+    def _fallback_wave(self, missing: Sequence[int]) -> list[Message]:
+        """Every open request was answered or timed out: finish if every block has t valid
+        partials, else ask live members that have not covered a short block yet (same
+        round), or abort (ProtocolAbort) when too few such members remain for some block."""
+        self._members_dropped(missing)
+        if self._enough_shares():
+            return self._finish()
+        short = self._short_blocks()
+        sizes = [stop - start for start, stop in self._bounds]
+        plan = plan_fallback(short, self._live_members(), self._covered, sizes)
+        if plan is None:
+            have = min(self._config.threshold - need for need in short.values())
+            raise self._abort(
+                f"only {have} valid decryption shares for some block and too few live "
+                f"committee members to complete it: {self._config.threshold} needed"
+            )
+        return self._send_wave(plan)
+
+    def _finish_or_abort(self, missing: Sequence[int]) -> list[Message]:
+        """CKKS: every request was answered or timed out; finish with ``threshold``
+        answers, else abort (no second wave: every member holds the same single key)."""
+        self._members_dropped(missing)
+        if self._enough_shares():
+            return self._finish()
+        raise self._abort(
+            f"only {len(self._plaintexts)} valid decryption shares, {self._config.threshold} needed"
+        )
+
+    _HANDLERS: ClassVar[dict[Action, Callable[[ThresholdHEServer, Any], list[Message]]]] = {
+        Action.ADD_INPUT: _add_input,
+        Action.REQUEST_DECRYPTION: _request_decryption,
+        Action.ADD_SHARE: _add_share,
+        Action.FALLBACK_WAVE: _fallback_wave,
+        Action.FINISH_OR_ABORT: _finish_or_abort,
+    }
+
+    # -- decryption bookkeeping ----------------------------------------------------------
+
+    def _members_dropped(self, missing: Sequence[int]) -> None:
+        for member in missing:
+            self._fault(
+                member,
+                ExclusionReason.MEMBER_DROPPED,
+                "dropped before sending its decryption share",
+            )
+            self._unusable.add(member)
+            self._pending.pop(member, None)
+
+    def _verify_partial(self, sender: int, payload: bytes) -> None:
+        """Keep the partial decryption of ``sender`` block by block if its proof verifies
+        against exactly the ciphertexts it was asked for; else note it and mark the member
+        unusable."""
+        config = self._config
+        assert config.public_key is not None
+        blocks = self._pending.pop(sender)
+        ciphertexts = self._ciphertexts(blocks)
+        try:
+            partial = PartialDecryption.from_bytes(
+                payload, config.public_key, len(ciphertexts), party=sender
+            )
+            if partial.index != config.holder_index(sender):
+                raise AuthenticationError("partial under another member's index", party=sender)
+            verify_partial(
+                config.public_key, ciphertexts, partial, context=self._context, party=sender
+            )
+        except (DecodeError, AuthenticationError) as exc:
+            self._fault(
+                sender, ExclusionReason.BAD_DECRYPTION, f"rejected partial decryption: {exc}"
+            )
+            self._unusable.add(sender)
+            return
+        offset = 0
+        for block in blocks:
+            start, stop = self._bounds[block]
+            values = partial.values[offset : offset + stop - start]
+            self._valid.setdefault(block, {})[partial.index] = values
+            offset += stop - start
+
+    def _ciphertexts(self, blocks: Sequence[int]) -> list[Any]:
+        aggregate = self._paillier_sum
+        assert aggregate is not None
+        cts = aggregate.ciphertexts
+        return [c for j in blocks for c in cts[self._bounds[j][0] : self._bounds[j][1]]]
+
+    def _short_blocks(self) -> dict[int, int]:
+        """Non-empty block -> how many valid partials it still lacks (only those lacking)."""
+        t = self._config.threshold
+        short = {}
+        for block, (start, stop) in enumerate(self._bounds):
+            have = len(self._valid.get(block, ()))
+            if stop > start and have < t:
+                short[block] = t - have
+        return short
+
+    def _enough_shares(self) -> bool:
+        if self._config.public_key is not None:
+            return bool(self._bounds) and not self._short_blocks()
+        return len(self._plaintexts) >= self._config.threshold
+
+    def _live_members(self) -> list[int]:
+        """Members that may still be asked, in sorted id order (the balanced order)."""
+        return [
+            m
+            for m in sorted(self._config.committee)
+            if m not in self._misbehaved and m not in self._unusable
+        ]
+
+    def _send_wave(self, plan: dict[int, list[int]]) -> list[Message]:
+        config = self._config
+        included, payload = self._request
+        count = config.block_count
+        messages: list[Message] = []
+        for member in sorted(plan):
+            blocks = tuple(plan[member])
+            self._pending[member] = blocks
+            self._covered.setdefault(member, set()).update(blocks)
+            messages.append(
+                DecryptionRequest(
+                    SERVER_ID, member, config.session_id, included, payload, blocks, count
+                )
+            )
+        self._expected, self._answered = set(plan), set()
+        return messages
+
+    # -- the end -------------------------------------------------------------------------
+
+    def _abort(self, reason: str) -> ProtocolAbort:
+        self._state = ServerState.ABORTED
+        self._paillier_sum = self._ckks_sum = None
+        return ProtocolAbort(reason)
+
+    def _combine_blocks(self, aggregate: EncryptedVector) -> list[int]:
+        """The aggregate's plaintexts, block by block from the t smallest holder indices
+        with a valid partial. Blocks with the same holder set are combined in one call, so
+        the Lagrange coefficients are computed once per holder set (at most l sets without
+        faults). Raises ShareError / DecodeError as combine_partials does."""
+        config = self._config
+        assert config.public_key is not None
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for block, (start, stop) in enumerate(self._bounds):
+            if stop > start:
+                holders = tuple(sorted(self._valid[block])[: config.threshold])
+                groups.setdefault(holders, []).append(block)
+        plaintexts: list[int] = [0] * len(aggregate.ciphertexts)
+        for holders, blocks in groups.items():
+            # Containers of already verified values: verify=False, so no proof is needed.
+            partials = [
+                PartialDecryption(
+                    index, tuple(v for j in blocks for v in self._valid[j][index]), 0, 0
+                )
+                for index in holders
+            ]
+            combined = combine_partials(
+                config.public_key,
+                self._ciphertexts(blocks),
+                partials,
+                context=self._context,
+                verify=False,  # every partial was verified on arrival
+            )
+            values = iter(combined.plaintexts)
+            for j in blocks:
+                start, stop = self._bounds[j]
+                plaintexts[start:stop] = [next(values) for _ in range(stop - start)]
+        return plaintexts
+
+    def _finish(self) -> list[Message]:
+        config = self._config
+        dtype = dtype_for_bits(config.bits)
+        if config.public_key is not None:
+            aggregate = self._paillier_sum
+            assert aggregate is not None
+            try:
+                plaintexts = self._combine_blocks(aggregate)
+                total = unpack_slots(plaintexts, aggregate.layout, aggregate.length).astype(dtype)
+            except (DecodeError, ShareError) as exc:
+                raise self._abort(f"the aggregate does not decrypt: {exc}") from None
+        else:
+            answers = list(self._plaintexts.items())
+            first = answers[0][1]
+            if any(data != first for _, data in answers[1:]):
+                for member, _ in answers:
+                    self._fault(
+                        member,
+                        ExclusionReason.DISAGREEMENT,
+                        "committee members disagree on the decryption",
+                    )
+                raise self._abort("CKKS committee members returned different sums")
+            total = unpack(first, config.bits, config.vector_length).astype(dtype)
+        self._state = ServerState.DONE
+        self._paillier_sum = self._ckks_sum = None
+        included = frozenset(self._included)
+        excluded = dict(self._excluded)
+        for client in config.clients:
+            if client not in included:
+                excluded.setdefault(client, Exclusion(ExclusionReason.NO_VALID_INPUT))
+        self._result = AggregationResult(
+            total=total,
+            included=included,
+            excluded=excluded,
+            faults=self._faults.summary(),
+        )
+        return []
