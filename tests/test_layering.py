@@ -28,6 +28,7 @@ circle); third-party imports are ignored.
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -437,6 +438,18 @@ def test_the_package_keeps_its_layers() -> None:
     assert "secagg.protocols.wire" in imports and "tests.test_layering" in imports
     found = violations(imports)
     assert not found, "\n".join(["layering violations:", *found])
+
+
+def test_the_architecture_document_states_the_table() -> None:
+    """docs/ARCHITECTURE.md's table of layers says what :data:`ALLOWED` says."""
+    text = (ROOT / "docs" / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    stated: dict[str, frozenset[str]] = {}
+    for line in text.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) == 3 and cells[0].strip("`") in ALLOWED:
+            allowed = [re.sub(r"\(.*\)", "", item).strip() for item in cells[2].split(",")]
+            stated[cells[0].strip("`")] = frozenset(allowed)
+    assert stated == ALLOWED
 
 
 def test_every_layer_is_in_the_table() -> None:
