@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import struct
+from typing import Any
 
 import pytest
 from cryptography.exceptions import InvalidTag
@@ -13,10 +14,12 @@ from hypothesis import strategies as st
 
 from secagg.channel import OVERHEAD_BYTES, open_sealed, seal
 from secagg.errors import AuthenticationError, ConfigurationError, DecodeError
+from tests.helpers.vectors import cases, load_vectors, unhex
 
 SESSION = b"channel-session1"
 KEY = bytes(range(32))
 IDS = dict(session_id=SESSION, sender=3, recipient=8)
+PINNED = load_vectors("channel")
 
 
 @given(plaintext=st.binary(max_size=2048))
@@ -32,10 +35,12 @@ def test_nonces_are_fresh() -> None:
 
 
 def test_associated_data_layout() -> None:
-    # The box opens with the documented AD (prefix, version 1, session, sender, recipient)
-    # and not without it: the ids are bound cryptographically, not just checked.
+    # The box opens with the documented AD (prefix, version 1, session, sender, recipient;
+    # pinned in tests/vectors/channel.json) and not without it: the ids are bound
+    # cryptographically, not just checked.
     box = seal(KEY, b"shares", **IDS)  # type: ignore[arg-type]
-    ad = (
+    ad = unhex(PINNED["associated_data"])
+    assert ad == (
         b"secagg/channel\x01" + struct.pack(">H", len(SESSION)) + SESSION + struct.pack(">QQ", 3, 8)
     )
     assert AESGCM(KEY).decrypt(box[:12], box[12:], ad) == b"shares"
@@ -44,6 +49,22 @@ def test_associated_data_layout() -> None:
     version_2 = b"secagg/channel\x02" + ad[len(b"secagg/channel\x01") :]
     with pytest.raises(InvalidTag):
         AESGCM(KEY).decrypt(box[:12], box[12:], version_2)
+
+
+@pytest.mark.parametrize("vector", cases(PINNED, "boxes"))
+def test_pinned_box(vector: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A box sealed once (tests/vectors/channel.json) opens forever, and sealing the same
+    plaintext with the same nonce gives the same bytes: the box format is pinned."""
+    sealed, plaintext, nonce = unhex(vector["sealed"]), unhex(vector["plaintext"]), vector["nonce"]
+    assert open_sealed(KEY, sealed, **IDS) == plaintext  # type: ignore[arg-type]
+    monkeypatch.setattr("secagg.channel.os.urandom", lambda size: unhex(nonce)[:size])
+    assert seal(KEY, plaintext, **IDS) == sealed  # type: ignore[arg-type]
+
+
+def test_pinned_vectors_are_of_this_module() -> None:
+    assert unhex(PINNED["key"]) == KEY
+    assert unhex(PINNED["session_id"]) == SESSION
+    assert (PINNED["sender"], PINNED["recipient"]) == (IDS["sender"], IDS["recipient"])
 
 
 @given(plaintext=st.binary(max_size=256), data=st.data())

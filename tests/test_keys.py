@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import pickle
 import struct
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -14,20 +15,24 @@ from hypothesis import strategies as st
 
 from secagg.errors import ConfigurationError, DecodeError, SecAggError
 from secagg.keys import KeyPair, Purpose, agree, derive_pair_key
+from tests.helpers.vectors import cases, load_vectors, unhex
 
 SESSION = b"keys-session-001"
 
-# RFC 7748, section 6.1 (X25519 Diffie-Hellman test vector).
-ALICE_PRIVATE = bytes.fromhex("77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a")
-ALICE_PUBLIC = bytes.fromhex("8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a")
-BOB_PRIVATE = bytes.fromhex("5dab087e624a8a4b79e17f8b83800ee66f3bb1292618b6fd1c2f8b27ff88e0eb")
-BOB_PUBLIC = bytes.fromhex("de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f")
-SHARED = bytes.fromhex("4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742")
+X25519 = load_vectors("x25519_rfc7748")
+HKDF = load_vectors("hkdf_rfc5869")
+DH = X25519["diffie_hellman"]
+SHARED = unhex(DH["shared"])
 
 
-def hkdf_sha256(ikm: bytes, info: bytes, length: int) -> bytes:
-    """RFC 5869 written out with hmac, salt absent (HashLen zero bytes)."""
-    prk = hmac.new(bytes(32), ikm, hashlib.sha256).digest()
+def hkdf_extract(ikm: bytes, salt: bytes = bytes(32)) -> bytes:
+    """RFC 5869 extract written out with hmac (salt absent: HashLen zero bytes)."""
+    return hmac.new(salt, ikm, hashlib.sha256).digest()
+
+
+def hkdf_sha256(ikm: bytes, info: bytes, length: int, salt: bytes = bytes(32)) -> bytes:
+    """RFC 5869 written out with hmac, salt absent (HashLen zero bytes) unless given."""
+    prk = hkdf_extract(ikm, salt)
     out, block, counter = b"", b"", 1
     while len(out) < length:
         block = hmac.new(prk, block + info + bytes((counter,)), hashlib.sha256).digest()
@@ -36,13 +41,28 @@ def hkdf_sha256(ikm: bytes, info: bytes, length: int) -> bytes:
     return out[:length]
 
 
+@pytest.mark.parametrize("vector", cases(HKDF, "vectors"))
+def test_hkdf_reference_matches_rfc5869(vector: dict[str, Any]) -> None:
+    # The reference the pair-key known answer below is checked against, checked itself.
+    ikm, salt, info = unhex(vector["ikm"]), unhex(vector["salt"]), unhex(vector["info"])
+    assert hkdf_extract(ikm, salt) == unhex(vector["prk"])
+    assert hkdf_sha256(ikm, info, vector["length"], salt) == unhex(vector["okm"])
+
+
 def test_rfc7748_vector() -> None:
-    alice = KeyPair.from_private_bytes(ALICE_PRIVATE)
-    bob = KeyPair.from_private_bytes(BOB_PRIVATE)
-    assert alice.public_bytes == ALICE_PUBLIC
-    assert bob.public_bytes == BOB_PUBLIC
-    assert alice.exchange(BOB_PUBLIC) == SHARED == bob.exchange(ALICE_PUBLIC)
-    assert alice.private_bytes() == ALICE_PRIVATE
+    alice = KeyPair.from_private_bytes(unhex(DH["alice_private"]))
+    bob = KeyPair.from_private_bytes(unhex(DH["bob_private"]))
+    assert alice.public_bytes == unhex(DH["alice_public"])
+    assert bob.public_bytes == unhex(DH["bob_public"])
+    assert alice.exchange(unhex(DH["bob_public"])) == SHARED
+    assert bob.exchange(unhex(DH["alice_public"])) == SHARED
+    assert alice.private_bytes() == unhex(DH["alice_private"])
+
+
+@pytest.mark.parametrize("vector", cases(X25519, "scalar_multiplication"))
+def test_rfc7748_scalar_multiplication(vector: dict[str, Any]) -> None:
+    pair = KeyPair.from_private_bytes(unhex(vector["scalar"]))
+    assert pair.exchange(unhex(vector["u"])) == unhex(vector["output"])
 
 
 def test_derive_pair_key_known_answer() -> None:
@@ -119,18 +139,10 @@ def test_bad_public_key_length_raises_decode_error(data: bytes) -> None:
     assert info.value.party == 9
 
 
-@pytest.mark.parametrize(
-    "point",
-    [
-        bytes(32),  # the identity: shared secret all zero
-        b"\x01" + bytes(31),  # order 1
-        # A point of order 8 (RFC 7748 small-order list, as in libsodium's blocklist).
-        bytes.fromhex("e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800"),
-    ],
-)
-def test_small_order_public_key_raises_decode_error(point: bytes) -> None:
+@pytest.mark.parametrize("vector", cases(X25519, "small_order_points"))
+def test_small_order_public_key_raises_decode_error(vector: dict[str, Any]) -> None:
     with pytest.raises(DecodeError) as info:
-        KeyPair.generate().exchange(point, party=4)
+        KeyPair.generate().exchange(unhex(vector["point"]), party=4)
     assert info.value.party == 4
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pickle
+from typing import Any
 
 import numpy as np
 import pytest
@@ -16,10 +17,12 @@ from hypothesis import strategies as st
 from secagg.errors import ConfigurationError, SecAggError
 from secagg.prg import Prg, derive_stream_key, domain, expand
 from secagg.ring import dtype_for_bits, value_mask
+from tests.helpers.vectors import cases, load_vectors, unhex
 
 SESSION = b"session-0123456"
 LABEL = domain(SESSION, "pairwise")
 SEED = bytes(range(32))
+PINNED = load_vectors("prg")
 
 
 def reference_expand(seed: bytes, length: int, bits: int, label: bytes) -> np.ndarray:
@@ -43,21 +46,20 @@ def test_known_answer_against_direct_keystream(bits: int) -> None:
     )
 
 
-def test_pinned_vector() -> None:
-    # Computed once with this implementation; pins the format (domain encoding, HKDF, CTR
-    # start, little-endian words) so any change of the stream is a visible, deliberate break.
-    assert LABEL.hex() == (
-        "7365636167672f7072672f7631000f73657373696f6e2d3031323334353608706169727769736500000000"
-    )
-    got32 = [format(int(v), "x") for v in expand(SEED, 8, bits=32, domain=LABEL)]
-    assert got32 == [
-        "b96d9780", "df50df", "44dae3a3", "66c709eb",
-        "cd16dd6d", "c7256958", "c118f802", "e70eed85",
-    ]  # fmt: skip
-    got64 = [format(int(v), "x") for v in expand(SEED, 4, bits=64, domain=LABEL)]
-    assert got64 == ["df50dfb96d9780", "66c709eb44dae3a3", "c7256958cd16dd6d", "e70eed85c118f802"]
-    got13 = [format(int(v), "x") for v in expand(SEED, 8, bits=13, domain=LABEL)]
-    assert got13 == ["1780", "10df", "3a3", "9eb", "1d6d", "958", "1802", "d85"]
+@pytest.mark.parametrize("stream", cases(PINNED, "streams"))
+def test_pinned_vector(stream: dict[str, Any]) -> None:
+    # Computed once with this implementation (tests/vectors/prg.json); pins the format
+    # (domain encoding, HKDF, CTR start, little-endian words) so any change of the stream
+    # is a visible, deliberate break.
+    label = domain(unhex(PINNED["session_id"]), PINNED["purpose"])
+    assert label.hex() == PINNED["domain"]
+    values = expand(unhex(PINNED["seed"]), len(stream["values"]), bits=stream["bits"], domain=label)
+    assert [format(int(v), "x") for v in values] == stream["values"]
+
+
+def test_pinned_vector_is_of_this_module() -> None:
+    assert (unhex(PINNED["session_id"]), unhex(PINNED["seed"])) == (SESSION, SEED)
+    assert domain(SESSION, PINNED["purpose"]) == LABEL
 
 
 @given(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -10,23 +11,22 @@ from hypothesis import strategies as st
 
 from secagg.errors import AuthenticationError, DecodeError, SecAggError
 from secagg.signing import SigningKey, verify_signature
+from tests.helpers.vectors import cases, load_vectors, unhex
 
-# RFC 8032, section 7.1, TEST 1 (empty message).
-RFC_SECRET = bytes.fromhex("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60")
-RFC_PUBLIC = bytes.fromhex("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a")
-RFC_SIGNATURE = bytes.fromhex(
-    "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b"
-)
+ED25519 = load_vectors("ed25519_rfc8032")
 
 KEY = SigningKey.generate()
 
 
-def test_rfc8032_vector() -> None:
-    key = SigningKey.from_private_bytes(RFC_SECRET)
-    assert key.verify_key == RFC_PUBLIC
-    assert key.sign(b"") == RFC_SIGNATURE
-    verify_signature(RFC_PUBLIC, b"", RFC_SIGNATURE)
-    assert key.private_bytes() == RFC_SECRET
+@pytest.mark.parametrize("vector", cases(ED25519, "vectors"))
+def test_rfc8032_vector(vector: dict[str, Any]) -> None:
+    secret, public = unhex(vector["secret_key"]), unhex(vector["public_key"])
+    message, signature = unhex(vector["message"]), unhex(vector["signature"])
+    key = SigningKey.from_private_bytes(secret)
+    assert key.verify_key == public
+    assert key.sign(message) == signature
+    verify_signature(public, message, signature)
+    assert key.private_bytes() == secret
 
 
 @given(message=st.binary(max_size=512))

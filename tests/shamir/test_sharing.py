@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+from typing import Any
 
 import gmpy2
 import numpy as np
@@ -35,7 +36,9 @@ from secagg.shamir import (
     share_secrets,
 )
 from secagg.shamir import sharing as shamir
+from tests.helpers.vectors import cases, load_vectors
 
+KNOWN = load_vectors("shamir")
 secret_bytes = st.binary(min_size=SECRET_BYTES, max_size=SECRET_BYTES)
 
 
@@ -337,9 +340,14 @@ def test_corrupt_shares_that_do_not_decode_to_a_secret_raise_share_error() -> No
 # --- Lagrange coefficients ---
 
 
-def test_lagrange_known_answer_and_cache() -> None:
-    # For x = 1, 2, 3: l = (3, -3, 1).
-    assert lagrange_coefficients_at_zero([1, 2, 3]).tolist() == [3, PRIME - 3, 1]
+@pytest.mark.parametrize("vector", cases(KNOWN, "lagrange_at_zero"))
+def test_lagrange_known_answer(vector: dict[str, Any]) -> None:
+    # tests/vectors/shamir.json, e.g. for x = 1, 2, 3: l = (3, -3, 1).
+    assert KNOWN["prime"] == PRIME
+    assert lagrange_coefficients_at_zero(vector["xs"]).tolist() == vector["coefficients"]
+
+
+def test_lagrange_cache() -> None:
     first = lagrange_coefficients_at_zero((7, 11, 13))
     assert lagrange_coefficients_at_zero([7, 11, 13]) is first
     assert not first.flags.writeable
