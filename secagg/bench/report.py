@@ -242,6 +242,19 @@ def _span_text(span: list[float] | None) -> str:
     return f"{_x(span[0])} to {_x(span[2])} (median {_x(span[1])})"
 
 
+def _flower_line(document: dict[str, Any], summary: dict[str, Any]) -> str:
+    if document["meta"].get("flwr") == "not installed":
+        return (
+            "* Flower's SecAgg+: not measured (flwr was not installed; add it with "
+            "`pip install 'secagg[flower]'`)."
+        )
+    return (
+        f"* Flower's SecAgg+ over ours, same setting: client masking "
+        f"{_span_text(summary['flower_client_speedup'])}; server unmasking "
+        f"{_span_text(summary['flower_server_speedup'])}."
+    )
+
+
 def _summary_lines(document: dict[str, Any], summary: dict[str, Any]) -> list[str]:
     lines = [
         f"* Bytes: {summary['bytes_exact']} of {summary['runs']} runs match the model exactly "
@@ -254,9 +267,7 @@ def _summary_lines(document: dict[str, Any], summary: dict[str, Any]) -> list[st
         f"rounds (each at least {DOMINANT_SECONDS * 1e3:.0f} ms and a quarter of its party's "
         f"run) within a factor {TOLERANCE:g} of the prediction; measured/predicted "
         f"{_span_text(summary['time_ratio_span'])}.",
-        f"* Flower's SecAgg+ over ours, same setting: client masking "
-        f"{_span_text(summary['flower_client_speedup'])}; server unmasking "
-        f"{_span_text(summary['flower_server_speedup'])}.",
+        _flower_line(document, summary),
         f"* Ours over the floor (1 = the floor): client masked input "
         f"{_span_text(summary['client_over_floor'])}; server unmasking "
         f"{_span_text(summary['server_over_floor'])}.",

@@ -71,7 +71,9 @@ def test_without_flwr_the_suite_runs_the_rest_and_says_how_to_add_it(
     )
     assert {r["bytes_check"] for r in runs} <= {"exact", "expectation"}
     assert document["meta"]["flwr"] == "not installed"
-    assert "## Summary" in render_markdown(document)
+    assert "flwr was not installed; add it with `pip install 'secagg[flower]'`" in (
+        render_markdown(document)
+    )
     assert "bytes exact in" in console_summary(document)
 
 
