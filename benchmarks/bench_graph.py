@@ -51,8 +51,9 @@ def floor_dict(neighbours: np.ndarray) -> dict[int, frozenset[int]]:
 
 def tail_table(total: int, marked: int, draws: int, log_cutoff: float) -> np.ndarray:
     """``log P[X >= x]`` for ``X ~ HG(total, marked, draws)`` over the window from the mean
-    to Hoeffding's bound at ``log_cutoff``: the table the finder builds per candidate
-    degree (one lgamma term, then a cumulative sum of log ratios and a log-sum-exp)."""
+    to Hoeffding's bound at ``log_cutoff`` (plus that bound beyond it): the table the finder
+    builds per candidate degree (one lgamma term, then a cumulative sum of log ratios and a
+    log-sum-exp)."""
     support_low = max(0, draws - (total - marked))
     support_high = min(draws, marked)
     lo = max(support_low, math.floor(draws * marked / total))
@@ -79,7 +80,11 @@ def tail_table(total: int, marked: int, draws: int, log_cutoff: float) -> np.nda
         out=log_pmf[1:],
     )
     log_pmf[1:] += log_first
-    tails: np.ndarray = np.logaddexp.accumulate(log_pmf[::-1])[::-1]
+    tails = np.empty(hi - lo + 2, dtype=np.float64)
+    tails[:-1] = np.logaddexp.accumulate(log_pmf[::-1])[::-1]
+    tails[-1] = -math.inf
+    if hi < support_high:  # the mass beyond the window, bounded by Hoeffding
+        np.logaddexp(tails, log_cutoff, out=tails)
     return tails
 
 
