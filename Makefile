@@ -29,11 +29,14 @@ test: lint
 demo: $(STAMP)
 	$(BIN)/python examples/fedavg_digits.py
 
+# secagg bench writes into ./secagg-bench/ by default; here into the repository's report.
 bench: $(STAMP)
-	$(BIN)/python -m benchmarks
+	$(BIN)/python -m secagg bench --json benchmarks/results/bench.json \
+		--markdown BENCHMARKS.md --plots docs/img
 
 bench-quick: $(STAMP)
-	$(BIN)/python -m benchmarks --quick
+	$(BIN)/python -m secagg bench --quick --out benchmarks/results/quick
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .hypothesis build *.egg-info
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .hypothesis build dist *.egg-info \
+		secagg-bench

@@ -1,16 +1,17 @@
-"""``python -m benchmarks [--quick] [--json PATH] [--out DIR] ...``: the protocol cost suite.
+"""``python -m benchmarks [--quick] [--out DIR] ...``: the same as ``secagg bench``.
 
-The same as ``secagg bench`` (see :func:`secagg.bench_cli.run_bench`): measures every
-protocol, round and party beside its model, its floor and Flower's SecAgg+, then writes
-JSON, BENCHMARKS.md and the PNG plots. ``make bench`` runs the full plan (about half an
-hour; regenerates BENCHMARKS.md and docs/img/), ``make bench-quick`` the CI sizes.
+The protocol cost suite lives in :mod:`secagg.bench` (shipped in the wheel); this entry
+only forwards its arguments to the command line. ``make bench`` runs the full plan (about
+half an hour; regenerates BENCHMARKS.md and docs/img/), ``make bench-quick`` the CI sizes.
+The developer micro-benchmarks are the modules beside this one: ``python -m
+benchmarks.bench_<name> [--quick] [--json PATH]``.
 """
 
 from __future__ import annotations
 
 import sys
 
-from secagg.bench_cli import main
+from secagg.cli import main
 
 if __name__ == "__main__":
     raise SystemExit(main(["bench", *sys.argv[1:]]))

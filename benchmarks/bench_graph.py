@@ -24,9 +24,11 @@ import numpy as np
 from benchmarks.common import bench_parser, best_of, write_json
 from secagg.cost.bonawitz import bonawitz_costs
 from secagg.protocols.bonawitz.graph import harary_adjacency, harary_graph
-from secagg.protocols.bonawitz.params import MARGIN_BITS, UpperTail, find_parameters
+from secagg.protocols.bonawitz.params import find_parameters
 
 SEED = bytes(range(32))
+LN2 = math.log(2.0)
+MARGIN_BITS = 64.0  # the finder's Hoeffding margin (bits below the probability compared)
 
 
 def floor_adjacency(n: int, k: int) -> np.ndarray:
@@ -47,12 +49,50 @@ def floor_dict(neighbours: np.ndarray) -> dict[int, frozenset[int]]:
     return {i + 1: frozenset(row) for i, row in enumerate(rows)}
 
 
+def tail_table(total: int, marked: int, draws: int, log_cutoff: float) -> np.ndarray:
+    """``log P[X >= x]`` for ``X ~ HG(total, marked, draws)`` over the window from the mean
+    to Hoeffding's bound at ``log_cutoff`` (plus that bound beyond it): the table the finder
+    builds per candidate degree (one lgamma term, then a cumulative sum of log ratios and a
+    log-sum-exp)."""
+    support_low = max(0, draws - (total - marked))
+    support_high = min(draws, marked)
+    lo = max(support_low, math.floor(draws * marked / total))
+    hi = min(support_high, math.ceil(draws * marked / total + math.sqrt(-log_cutoff * draws / 2)))
+    log_first = (
+        math.lgamma(marked + 1)
+        - math.lgamma(lo + 1)
+        - math.lgamma(marked - lo + 1)
+        + math.lgamma(total - marked + 1)
+        - math.lgamma(draws - lo + 1)
+        - math.lgamma(total - marked - draws + lo + 1)
+        - math.lgamma(total + 1)
+        + math.lgamma(draws + 1)
+        + math.lgamma(total - draws + 1)
+    )
+    x = np.arange(lo, hi, dtype=np.float64)
+    log_pmf = np.empty(hi - lo + 1, dtype=np.float64)
+    log_pmf[0] = log_first
+    np.cumsum(
+        np.log(marked - x)
+        + np.log(draws - x)
+        - np.log(x + 1)
+        - np.log(total - marked - draws + x + 1),
+        out=log_pmf[1:],
+    )
+    log_pmf[1:] += log_first
+    tails = np.empty(hi - lo + 2, dtype=np.float64)
+    tails[:-1] = np.logaddexp.accumulate(log_pmf[::-1])[::-1]
+    tails[-1] = -math.inf
+    if hi < support_high:  # the mass beyond the window, bounded by Hoeffding
+        np.logaddexp(tails, log_cutoff, out=tails)
+    return tails
+
+
 def floor_finder(n: int, degree: int) -> None:
     """One candidate check at the returned degree: both tail tables."""
-    ln2 = math.log(2.0)
-    budget = -41 * ln2 - math.log(n)
-    UpperTail.build(n, math.floor(0.05 * n), degree, budget - MARGIN_BITS * ln2)
-    UpperTail.build(n, n - math.ceil(0.95 * n), degree, budget - MARGIN_BITS * ln2)
+    budget = -41 * LN2 - math.log(n)
+    tail_table(n, math.floor(0.05 * n), degree, budget - MARGIN_BITS * LN2)
+    tail_table(n, n - math.ceil(0.95 * n), degree, budget - MARGIN_BITS * LN2)
 
 
 def run(quick: bool) -> dict[str, Any]:

@@ -30,14 +30,14 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import gmpy2
 import numpy as np
 import tenseal as ts
 
 from benchmarks.common import bench_parser, time_once, write_json
-from secagg.he.ckks import CkksContext
+from secagg.bench.primes import safe_primes_2048
+from secagg.he.ckks import CkksContext, CkksParameters
 from secagg.he.paillier import (
     FreshRandomness,
     PrecomputedBaseRandomness,
@@ -53,7 +53,6 @@ from secagg.he.threshold_paillier import (
 )
 from secagg.protocols.threshold_he.blocks import assigned_blocks, block_bounds
 
-PRIMES_FILE = Path(__file__).with_name("he_safe_primes_2048.txt")
 VALUE_BITS = 16
 MAX_SUMMANDS = 1000
 PHE_SLICE = 40
@@ -76,14 +75,15 @@ def _quiet_stdout() -> Iterator[None]:
             os.close(saved)
 
 
-def _safe_primes() -> tuple[int, int]:
-    """The committed benchmark primes (test data: the factorization is public)."""
-    lines = [
-        line.strip()
-        for line in PRIMES_FILE.read_text(encoding="utf-8").splitlines()
-        if line.strip() and not line.startswith("#")
-    ]
-    return int(lines[0], 16), int(lines[1], 16)
+def _raw_context(parameters: CkksParameters) -> ts.Context:
+    """A raw TenSEAL context with secagg's CKKS parameters (its own keys: same costs)."""
+    context = ts.context(
+        ts.SCHEME_TYPE.CKKS,
+        poly_modulus_degree=parameters.poly_modulus_degree,
+        coeff_mod_bit_sizes=list(parameters.coeff_mod_bit_sizes),
+    )
+    context.global_scale = 2.0**parameters.scale_bits
+    return context
 
 
 def _row(
@@ -113,7 +113,9 @@ def _bytes_row(group: str, size: int, m: int, **extra: object) -> dict[str, obje
 
 
 def bench_paillier(m: int, workers: list[int], repeats: int) -> list[dict[str, object]]:
-    public, shares = deal_threshold_keys(2048, threshold=2, holders=3, safe_primes=_safe_primes())
+    public, shares = deal_threshold_keys(
+        2048, threshold=2, holders=3, safe_primes=safe_primes_2048()
+    )
     pk = public.paillier
     n, nsquare = pk.n, pk.nsquare
     layout = SlotLayout.for_modulus(n, value_bits=VALUE_BITS, max_summands=MAX_SUMMANDS)
@@ -183,8 +185,10 @@ def bench_paillier(m: int, workers: list[int], repeats: int) -> list[dict[str, o
     add_t = statistics.median(time_once(lambda: encrypted + encrypted) for _ in range(repeats))
     rows.append(_row(group, "server: add one upload", add_t, None))
 
-    # Committee: partial decryption with proof; floor = the bare exponentiations.
-    exponent = 2 * public.delta * shares[0]._secret
+    # Committee: partial decryption with proof; floor = the bare exponentiations, with an
+    # exponent of the size of 2 Delta s_i (a share lives modulo n m, about n^2: the share
+    # itself stays private to its holder).
+    exponent = 2 * public.delta * gmpy2.mpz(secrets.randbits(int(nsquare.bit_length())))
     floor_partial = time_once(
         lambda: [gmpy2.powmod(c, exponent, nsquare) for c in aggregate.ciphertexts]
     )
@@ -254,7 +258,7 @@ def bench_paillier(m: int, workers: list[int], repeats: int) -> list[dict[str, o
 
 def bench_ckks(m: int, repeats: int) -> list[dict[str, object]]:
     secret = CkksContext.generate()
-    raw_context = secret._context
+    raw_context = _raw_context(secret.parameters)
     # not-secret: benchmark input values.
     x = np.random.default_rng(1).normal(size=m)
     group = f"ckks m={m}"

@@ -13,219 +13,27 @@ seconds and skips the big cases.
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import os
 import statistics
 import time
 import tracemalloc
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-
 from benchmarks.common import bench_parser, write_json
-from benchmarks.metering import MeteredParty
+from secagg.bench.floors import floor_per_agreement, floor_per_mask
+from secagg.bench.flower import flower_client_masking, flower_server_unmasking
+from secagg.bench.metering import MeteredParty
 from secagg.cost.bonawitz import bonawitz_costs
 from secagg.protocols.base import SERVER_ID
 from secagg.protocols.bonawitz.config import ProtocolConfig
 from secagg.protocols.bonawitz.messages import ROUND_MASKED_INPUT, ROUND_UNMASKING
 from secagg.protocols.bonawitz.params import find_parameters
 from secagg.protocols.bonawitz.server import Server
-from secagg.protocols.registry import get_protocol
+from secagg.protocols.registry import protocol_for_config
 from secagg.ring import packed_size
 from secagg.sim.inputs import seeded_inputs
 from secagg.sim.simulator import DropoutSchedule, SimulationResult, simulate
-
-# --- the floor ------------------------------------------------------------------------------
-
-
-def floor_per_mask(length: int) -> float:
-    """Floor seconds for one mask of ``length`` elements, from a measured batch of masks
-    sized to about 20M elements (long enough to time, short enough for a shared machine)."""
-    masks = max(4, (20_000_000 // length))
-    return floor_seconds(length, masks) / masks
-
-
-def floor_seconds(length: int, masks: int, repeat: int = 3) -> float:
-    """Best-of-``repeat`` seconds to add ``masks`` AES-CTR keystream masks of ``length``
-    uint32 into one accumulator, with reused buffers (the hardware floor of masking)."""
-    buf = bytearray(4 * length + 16)
-    view = memoryview(buf)[: 4 * length]
-    zeros = bytes(4 * length)
-    acc = np.zeros(length, dtype=np.uint32)
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        for _ in range(masks):
-            encryptor = Cipher(algorithms.AES(os.urandom(16)), modes.CTR(bytes(16))).encryptor()
-            encryptor.update_into(zeros, buf)
-            np.add(acc, np.frombuffer(view, dtype=np.uint32), out=acc)
-        best = min(best, time.perf_counter() - start)
-    return best
-
-
-def floor_per_agreement(count: int = 2000) -> float:
-    """Floor seconds of one X25519 exchange plus HKDF-SHA256 (the per-pair key agreement a
-    pairwise mask needs), best of 3 batches."""
-    own = X25519PrivateKey.generate()
-    peers = [X25519PrivateKey.generate().public_key() for _ in range(count)]
-    best = float("inf")
-    for _ in range(3):
-        start = time.perf_counter()
-        for peer in peers:
-            HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"floor").derive(
-                own.exchange(peer)
-            )
-        best = min(best, time.perf_counter() - start)
-    return best / count
-
-
-# --- Flower SecAgg+ (flwr), driven directly ---------------------------------------------------
-
-FLOWER_MOD_RANGE = 2**32
-FLOWER_TARGET_RANGE = 4194304  # SecAggPlusWorkflow defaults
-FLOWER_CLIPPING_RANGE = 8.0
-FLOWER_MAX_WEIGHT = 1000.0
-
-
-def flower_client_masking(k: int, length: int, repeat: int = 3) -> float:
-    """Best-of-``repeat`` seconds of flwr's client stage 2 (``_collect_masked_vectors``:
-    decrypt k share bundles, quantize, k + 1 masks, mod) for one client with k neighbours."""
-    # The package re-exports a function under the module's name: import the module itself.
-    mod = importlib.import_module("flwr.client.mod.secure_aggregation.secaggplus_mod")
-    from flwr.common import ndarrays_to_parameters
-    from flwr.common.secure_aggregation.crypto.symmetric_encryption import (
-        encrypt,
-        generate_shared_key,
-    )
-    from flwr.common.secure_aggregation.secaggplus_constants import Key
-    from flwr.common.secure_aggregation.secaggplus_utils import share_keys_plaintext_concat
-    from flwr.supercore.primitives.asymmetric import (
-        generate_key_pairs,
-        private_key_to_bytes,
-        public_key_to_bytes,
-    )
-
-    own = 1
-    keys = {nid: (generate_key_pairs(), generate_key_pairs()) for nid in range(1, k + 2)}
-    state = mod.SecAggPlusState()
-    state.nid = own
-    state.threshold = max(2, (k + 1) // 2 + 1)
-    state.clipping_range = FLOWER_CLIPPING_RANGE
-    state.target_range = FLOWER_TARGET_RANGE
-    state.mod_range = FLOWER_MOD_RANGE
-    state.max_weight = FLOWER_MAX_WEIGHT
-    (sk1, _), (sk2, _) = keys[own]
-    state.sk1 = private_key_to_bytes(sk1)
-    state.sk2 = private_key_to_bytes(sk2)
-    state.rd_seed = os.urandom(32)
-    state.public_keys_dict = {
-        nid: (public_key_to_bytes(p1[1]), public_key_to_bytes(p2[1]))
-        for nid, (p1, p2) in keys.items()
-    }
-    state.rd_seed_share_dict = {}
-    state.sk1_share_dict = {}
-    state.ss2_dict = {}
-    srcs, ciphertexts = [], []
-    for nid, (_, (peer_sk2, _)) in keys.items():
-        if nid == own:
-            continue
-        shared = generate_shared_key(sk2, keys[nid][1][1])
-        state.ss2_dict[nid] = shared
-        # Share sizes as flwr makes them: 32-byte seed -> 52 bytes, PEM key -> 4 + 16 * 12.
-        plain = share_keys_plaintext_concat(nid, own, os.urandom(52), os.urandom(196))
-        ciphertexts.append(encrypt(generate_shared_key(peer_sk2, keys[own][1][1]), plain))
-        srcs.append(nid)
-    configs: Any = {Key.CIPHERTEXT_LIST: ciphertexts, Key.SOURCE_LIST: srcs}
-    # not-secret: benchmark data.
-    rng = np.random.default_rng(0)
-    params = ndarrays_to_parameters([rng.uniform(-1, 1, length).astype(np.float32)])
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        mod._collect_masked_vectors(state, configs, 1, params)
-        best = min(best, time.perf_counter() - start)
-    return best
-
-
-def flower_timed_unmasking(
-    collected: dict[int, list[bytes]],
-    neighbours: Mapping[int, Sequence[int]],
-    public: Mapping[int, bytes],
-    dead: set[int],
-    length: int,
-) -> float:
-    """Seconds of flwr's unmasking loop (the body of ``unmask_stage`` once the shares are in):
-    combine each client's ``collected`` shares; a survivor's secret seeds its self mask, a
-    dead client's secret is its key, agreed with each of its ``neighbours`` (itself skipped)
-    for the pairwise masks; then mod. Calls flwr's own primitives in flwr's order, on a
-    random masked vector of ``length`` made before the clock starts."""
-    from flwr.common.secure_aggregation.crypto.shamir import combine_shares
-    from flwr.common.secure_aggregation.crypto.symmetric_encryption import generate_shared_key
-    from flwr.common.secure_aggregation.ndarrays_arithmetic import (
-        get_parameters_shape,
-        parameters_addition,
-        parameters_mod,
-        parameters_subtraction,
-    )
-    from flwr.common.secure_aggregation.secaggplus_utils import pseudo_rand_gen
-    from flwr.supercore.primitives.asymmetric import bytes_to_private_key, bytes_to_public_key
-
-    # not-secret: benchmark data.
-    rng = np.random.default_rng(1)
-    masked = [rng.integers(0, FLOWER_MOD_RANGE, length, dtype=np.int64)]
-    start = time.perf_counter()
-    for nid, share_list in collected.items():
-        secret = combine_shares(share_list)
-        if nid not in dead:
-            mask = pseudo_rand_gen(secret, FLOWER_MOD_RANGE, get_parameters_shape(masked))
-            masked = parameters_subtraction(masked, mask)
-            continue
-        for neighbour in neighbours[nid]:
-            if neighbour == nid:
-                continue
-            shared = generate_shared_key(
-                bytes_to_private_key(secret), bytes_to_public_key(public[neighbour])
-            )
-            mask = pseudo_rand_gen(shared, FLOWER_MOD_RANGE, get_parameters_shape(masked))
-            if nid > neighbour:
-                masked = parameters_addition(masked, mask)
-            else:
-                masked = parameters_subtraction(masked, mask)
-    parameters_mod(masked, FLOWER_MOD_RANGE)
-    return time.perf_counter() - start
-
-
-def flower_server_unmasking(n: int, length: int, dropouts: int) -> float:
-    """Seconds of flwr's server unmasking (the body of ``unmask_stage`` after the shares are
-    collected), complete graph of n clients, ``dropouts`` clients dead after sharing keys:
-    combine every survivor's seed shares and every dead client's key shares, regenerate
-    the masks, mod. Calls flwr's own primitives in flwr's order."""
-    from flwr.common.secure_aggregation.crypto.shamir import create_shares
-    from flwr.supercore.primitives.asymmetric import (
-        generate_key_pairs,
-        private_key_to_bytes,
-        public_key_to_bytes,
-    )
-
-    threshold = n // 2 + 1
-    nids = list(range(1, n + 1))
-    dead = set(nids[-dropouts:]) if dropouts else set()
-    active = [nid for nid in nids if nid not in dead]
-    sk1 = {nid: generate_key_pairs() for nid in nids}
-    pk1 = {nid: public_key_to_bytes(pair[1]) for nid, pair in sk1.items()}
-    collected: dict[int, list[bytes]] = {}
-    for nid in nids:
-        secret = os.urandom(32) if nid in active else private_key_to_bytes(sk1[nid][0])
-        # Every survivor returns its share of this secret, as flwr's clients do.
-        collected[nid] = create_shares(secret, threshold, n)[: len(active)]
-    return flower_timed_unmasking(collected, dict.fromkeys(nids, nids), pk1, dead, length)
-
 
 # --- ours, through the simulator -------------------------------------------------------------
 
@@ -245,7 +53,7 @@ def _run(
     progress: bool = False,
 ) -> SimulationResult:
     """Simulate with ``dropped`` clients vanishing after ShareKeys (before masked input)."""
-    spec = get_protocol("bonawitz" if config.is_complete else "secagg+")
+    spec = protocol_for_config(config)
     if metered is not None:
         holder = metered
 
@@ -519,7 +327,7 @@ def bench_expansion(rows: list[Row]) -> None:
 
 def model_upload_expansion(n: int, m: int, bits: int, raw_bits: int = 16) -> float:
     """Client upload over the raw ``raw_bits``-bit input on the complete graph, from the
-    exact cost model (tests/test_cost_model.py checks it byte for byte against real runs)."""
+    exact cost model (tests/cost/test_bonawitz.py checks it byte for byte against real runs)."""
     costs = bonawitz_costs(n=n, m=m, bits=bits, threshold=n // 2 + 1)
     upload: float = costs["totals"]["client_bytes_up"]
     return upload / packed_size(m, raw_bits)

@@ -7,7 +7,7 @@ the cryptographic operations every party performs. The byte counts follow the wi
 of :mod:`secagg.protocols.bonawitz.messages` (version :data:`WIRE_VERSION`) field by field: each
 message is a msgpack array ``[version, type, sender, recipient, session_id, *fields]``
 whose integers, byte strings and arrays take the sizes of the msgpack specification
-(helpers ``_uint``, ``_bin``, ``_array`` below); a share bundle is the AES-GCM box
+(:mod:`secagg.cost.common`); a share bundle is the AES-GCM box
 (``+ 28`` bytes, :mod:`secagg.channel`) of the fixed-size bundle of
 :mod:`secagg.protocols.bonawitz.bundles` (a version byte and two compact shares), and a revealed
 share is one compact share (:data:`secagg.shamir.LIMB_SHARE_BYTES` bytes).
@@ -28,7 +28,7 @@ the hypergeometric law of a survivor's number of dropped neighbours. When all id
 below 128 and every list has at most 15 entries, the figures are exact for every dropout
 set, except in active mode on a sparse graph, where the number of consistency signatures
 forwarded in Unmasking depends on how many dropouts neighbour each other.
-``tests/test_cost_model.py`` checks the figures against recorded runs of the protocol.
+``tests/cost/test_bonawitz.py`` checks the figures against recorded runs of the protocol.
 
 Directions follow :mod:`secagg.sim.ledger`: ``bytes_up`` travels client -> server,
 ``bytes_down`` server -> client; the server's figures are the totals over all clients.
@@ -37,13 +37,23 @@ Directions follow :mod:`secagg.sim.ledger`: ``bytes_up`` travels client -> serve
 from __future__ import annotations
 
 import dataclasses
-import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 from secagg.channel import OVERHEAD_BYTES
+from secagg.cost.common import (
+    array_size,
+    bin_size,
+    check_int,
+    header_size,
+    hypergeometric_mean,
+    id_size_sum,
+    operations_of,
+    round_entry,
+    totals_of,
+    uint_size,
+)
 from secagg.errors import ConfigurationError
-from secagg.protocols.base import SERVER_ID
 from secagg.protocols.bonawitz.bundles import MAX_BUNDLE_BYTES
 from secagg.protocols.bonawitz.messages import (
     KEY_BYTES,
@@ -65,90 +75,11 @@ from secagg.protocols.bonawitz.messages import (
     UnmaskingResponse,
 )
 from secagg.protocols.limits import MAX_CLIENT_ID, MAX_VECTOR_LENGTH, SESSION_ID_BYTES
-from secagg.protocols.wire import WIRE_VERSION, ProtocolMessage
+from secagg.protocols.wire import ProtocolMessage
 from secagg.ring import packed_size
 from secagg.shamir import LIMB_SHARE_BYTES
 
 __all__ = ["bonawitz_costs"]
-
-_HEADER_FIELDS = 5  # version, type, sender, recipient, session id
-
-
-# --- msgpack sizes (https://github.com/msgpack/msgpack/blob/master/spec.md) ---------------
-
-
-def _uint(value: int) -> int:
-    """Bytes of a non-negative msgpack integer."""
-    if value < 128:
-        return 1  # positive fixint
-    if value < 2**8:
-        return 2
-    if value < 2**16:
-        return 3
-    if value < 2**32:
-        return 5
-    return 9
-
-
-def _bin(length: int) -> int:
-    """Bytes of a msgpack bin of ``length`` bytes (byte strings travel as bin)."""
-    if length < 2**8:
-        return 2 + length
-    if length < 2**16:
-        return 3 + length
-    return 5 + length
-
-
-def _array(count: int) -> int:
-    """Bytes of a msgpack array header for ``count`` entries."""
-    if count <= 15:
-        return 1  # fixarray
-    if count < 2**16:
-        return 3
-    return 5
-
-
-def _id_size_sum(n: int) -> int:
-    """``sum(_uint(i) for i in 1..n)`` in O(1): ids are counted per msgpack width."""
-    total = 0
-    for low, high, width in ((1, 127, 1), (128, 255, 2), (256, 2**16 - 1, 3)):
-        if n >= low:
-            total += (min(n, high) - low + 1) * width
-    if n >= 2**16:
-        total += (n - 2**16 + 1) * 5
-    return total
-
-
-def _hypergeometric_mean(fn: Callable[[int], int], total: int, marked: int, draws: int) -> float:
-    """``E[fn(X)]`` for ``X ~ HG(total, marked, draws)``, summed over the support."""
-    low, high = max(0, draws - (total - marked)), min(draws, marked)
-    if low == high:
-        return float(fn(low))
-    log_norm = math.lgamma(total + 1) - math.lgamma(draws + 1) - math.lgamma(total - draws + 1)
-    mean = 0.0
-    for x in range(low, high + 1):
-        log_p = (
-            math.lgamma(marked + 1)
-            - math.lgamma(x + 1)
-            - math.lgamma(marked - x + 1)
-            + math.lgamma(total - marked + 1)
-            - math.lgamma(draws - x + 1)
-            - math.lgamma(total - marked - draws + x + 1)
-            - log_norm
-        )
-        mean += fn(x) * math.exp(log_p)
-    return mean
-
-
-# --- the model -------------------------------------------------------------------------
-
-
-def _check_int(name: str, value: object, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigurationError(f"{name} must be an int")
-    if not low <= value <= high:
-        raise ConfigurationError(f"{name} must be in [{low}, {high}], got {value}")
-    return value
 
 
 def bonawitz_costs(
@@ -198,19 +129,19 @@ def bonawitz_costs(
     range, ``degree`` below 1, ``threshold`` outside ``[1, k + 1]``, ``dropouts`` outside
     ``[0, n - threshold]``, or a session id length outside ``[16, 64]``.
     """
-    n = _check_int("n", n, 2, MAX_CLIENT_ID)
-    m = _check_int("m", m, 1, MAX_VECTOR_LENGTH)
-    bits = _check_int("bits", bits, 1, 64)
-    k = n - 1 if degree is None else _check_int("degree", degree, 1, 2**63)
+    n = check_int("n", n, 2, MAX_CLIENT_ID)
+    m = check_int("m", m, 1, MAX_VECTOR_LENGTH)
+    bits = check_int("bits", bits, 1, 64)
+    k = n - 1 if degree is None else check_int("degree", degree, 1, 2**63)
     k = min(k, n - 1)
-    threshold = _check_int("threshold", threshold, 1, k + 1)
-    dropouts = _check_int("dropouts", dropouts, 0, n - threshold)
-    sid = _check_int("session_id_bytes", session_id_bytes, *SESSION_ID_BYTES)
+    threshold = check_int("threshold", threshold, 1, k + 1)
+    dropouts = check_int("dropouts", dropouts, 0, n - threshold)
+    sid = check_int("session_id_bytes", session_id_bytes, *SESSION_ID_BYTES)
     if not isinstance(active, bool):
         raise ConfigurationError("active must be a bool")
 
     alive = n - dropouts
-    ids = _id_size_sum(n)  # S: total msgpack size of all client ids
+    ids = id_size_sum(n)  # S: total msgpack size of all client ids
     ids_alive = ids * alive / n  # E[sum of the survivors' id sizes]
     # Ordered edges (u, v) whose both ends survive / whose u survives and v dropped.
     edges_both_alive = k * ids * alive * (alive - 1) / (n * (n - 1))
@@ -219,19 +150,19 @@ def bonawitz_costs(
 
     def header(message_type: type[ProtocolMessage]) -> int:
         fields_count = len(dataclasses.fields(message_type)) - 3  # not sender/recipient/sid
-        return _header(message_type, fields_count, sid)
+        return header_size(message_type, fields_count, sid)
 
-    signature = _bin(SIGNATURE_BYTES if active else 0)
-    key = _bin(KEY_BYTES)
-    share = _bin(LIMB_SHARE_BYTES)
+    signature = bin_size(SIGNATURE_BYTES if active else 0)
+    key = bin_size(KEY_BYTES)
+    share = bin_size(LIMB_SHARE_BYTES)
     # A sealed bundle from u to v: bin(28 + version byte + two compact shares), the same
     # size for every pair (the ids it belongs to are bound by the AEAD, not carried).
-    sealed = _bin(OVERHEAD_BYTES + MAX_BUNDLE_BYTES)
+    sealed = bin_size(OVERHEAD_BYTES + MAX_BUNDLE_BYTES)
     # A survivor's number of dropped neighbours X ~ HG(n - 1, dropouts, k).
     dropped_mean = k * dropouts / (n - 1)
 
     def expected(fn: Callable[[int], int]) -> float:
-        return _hypergeometric_mean(fn, n - 1, dropouts, k)
+        return hypergeometric_mean(fn, n - 1, dropouts, k)
 
     rounds: dict[str, dict[str, Any]] = {}
 
@@ -244,7 +175,7 @@ def bonawitz_costs(
         client_ops: dict[str, float],
         server_ops: dict[str, float],
     ) -> None:
-        rounds[name] = _round(senders, receivers, up, down, client_ops, server_ops)
+        rounds[name] = round_entry(senders, receivers, up, down, client_ops, server_ops)
 
     # Round 0: AdvertiseKeys (everyone).
     down: float = n * header(AdvertiseKeysRequest) + ids
@@ -260,11 +191,11 @@ def bonawitz_costs(
     )
 
     # Round 1: ShareKeys (everyone; nobody has dropped yet).
-    peer_entry = _array(5) + 3 * key + signature  # + the peer's id
-    down = n * (header(ShareKeysRequest) + _array(k) + k * peer_entry)
+    peer_entry = array_size(5) + 3 * key + signature  # + the peer's id
+    down = n * (header(ShareKeysRequest) + array_size(k) + k * peer_entry)
     down += ids + k * ids
-    sealed_entry = _array(2) + sealed  # + |v|
-    up = n * (header(ShareKeys) + _array(k) + k * sealed_entry) + ids + k * ids
+    sealed_entry = array_size(2) + sealed  # + |v|
+    up = n * (header(ShareKeys) + array_size(k) + k * sealed_entry) + ids + k * ids
     add_round(
         ROUND_SHARE_KEYS,
         n,
@@ -282,10 +213,10 @@ def bonawitz_costs(
 
     # Round 2: MaskedInputCollection (survivors only: the dropouts are gone).
     # Entry for the bundle u -> v sent to v: [u, sealed(u, v)]: + |u|.
-    down = alive * (header(MaskedInputRequest) + _array(k) + k * sealed_entry)
+    down = alive * (header(MaskedInputRequest) + array_size(k) + k * sealed_entry)
     down += ids_alive + edges_from_alive
     payload = packed_size(m, bits)
-    up = alive * (header(MaskedInput) + _uint(bits) + _uint(m) + _bin(payload))
+    up = alive * (header(MaskedInput) + uint_size(bits) + uint_size(m) + bin_size(payload))
     up += ids_alive
     add_round(
         ROUND_MASKED_INPUT,
@@ -304,9 +235,9 @@ def bonawitz_costs(
 
     # Round 3 (active mode): ConsistencyCheck, the survivor list to every survivor.
     if active:
-        down = alive * (header(ConsistencyCheckRequest) + _array(alive))
+        down = alive * (header(ConsistencyCheckRequest) + array_size(alive))
         down += ids_alive + alive * ids_alive
-        up = alive * (header(ConsistencyCheck) + _bin(SIGNATURE_BYTES)) + ids_alive
+        up = alive * (header(ConsistencyCheck) + bin_size(SIGNATURE_BYTES)) + ids_alive
         add_round(
             ROUND_CONSISTENCY_CHECK,
             alive,
@@ -321,17 +252,17 @@ def bonawitz_costs(
     # k - X neighbours), its X dropped neighbours, and (active) its k - X surviving
     # neighbours' signatures; it answers with one share per owner asked about.
     down = alive * header(UnmaskingRequest)
-    down += alive * expected(lambda x: _array(k + 1 - x) + _array(x))
+    down += alive * expected(lambda x: array_size(k + 1 - x) + array_size(x))
     down += ids_alive + ids_alive + edges_both_alive + edges_alive_dropped
     if active:
-        signature_entry = _array(2) + _bin(SIGNATURE_BYTES)  # + the signer's id
-        down += alive * expected(lambda x: _array(k - x))
+        signature_entry = array_size(2) + bin_size(SIGNATURE_BYTES)  # + the signer's id
+        down += alive * expected(lambda x: array_size(k - x))
         down += alive * (k - dropped_mean) * signature_entry + edges_both_alive
     else:
-        down += alive * _array(0)
-    revealed_entry = _array(2) + share  # + the owner's id
-    up = alive * (header(UnmaskingResponse) + _array(0))
-    up += alive * expected(lambda x: _array(k + 1 - x) + _array(x))
+        down += alive * array_size(0)
+    revealed_entry = array_size(2) + share  # + the owner's id
+    up = alive * (header(UnmaskingResponse) + array_size(0))
+    up += alive * expected(lambda x: array_size(k + 1 - x) + array_size(x))
     up += alive * (k + 1) * revealed_entry
     up += ids_alive + ids_alive + edges_both_alive + edges_alive_dropped
     # Server: for each dropped client, one agreement and one PRG per surviving neighbour.
@@ -366,72 +297,6 @@ def bonawitz_costs(
             "session_id_bytes": sid,
         },
         "rounds": rounds,
-        "totals": _totals(rounds, payload),
-        "operations": _operations(rounds),
+        "totals": totals_of(rounds, payload),
+        "operations": operations_of(rounds),
     }
-
-
-# --- helpers shared with cost_model_he --------------------------------------------------
-
-
-def _header(message_type: type[ProtocolMessage], fields: int, sid: int) -> int:
-    """A message header without the client's id: array header, version, type, the
-    server's id, the session id (the client id is added from id sums)."""
-    return (
-        _array(_HEADER_FIELDS + fields)
-        + _uint(WIRE_VERSION)
-        + _uint(message_type.TYPE)
-        + _uint(SERVER_ID)
-        + _bin(sid)
-    )
-
-
-def _round(
-    senders: float,
-    receivers: float,
-    up: float,
-    down: float,
-    client_ops: dict[str, float],
-    server_ops: dict[str, float],
-) -> dict[str, Any]:
-    """One round's entry: per-client means (up over senders, down over receivers) and
-    the server's totals."""
-    return {
-        "clients": senders,
-        "client_bytes_up": up / senders,
-        "client_bytes_down": down / receivers,
-        "server_bytes_up": up,
-        "server_bytes_down": down,
-        "client_ops": client_ops,
-        "server_ops": server_ops,
-    }
-
-
-def _totals(rounds: dict[str, dict[str, Any]], plain: float) -> dict[str, Any]:
-    """A client's and the server's bytes over all rounds; ``expansion`` is the client's
-    traffic (up and down) over ``plain``, its packed input."""
-    client_up = sum(r["client_bytes_up"] for r in rounds.values())
-    client_down = sum(r["client_bytes_down"] for r in rounds.values())
-    return {
-        "client_bytes_up": client_up,
-        "client_bytes_down": client_down,
-        "server_bytes_up": sum(r["server_bytes_up"] for r in rounds.values()),
-        "server_bytes_down": sum(r["server_bytes_down"] for r in rounds.values()),
-        "expansion": (client_up + client_down) / plain,
-    }
-
-
-def _operations(rounds: dict[str, dict[str, Any]]) -> dict[str, dict[str, float]]:
-    """Operation counts of a client and of the server, summed over the rounds."""
-    return {
-        "client": _sum_ops(r["client_ops"] for r in rounds.values()),
-        "server": _sum_ops(r["server_ops"] for r in rounds.values()),
-    }
-
-
-def _sum_ops(per_round: Iterable[dict[str, float]]) -> dict[str, float]:
-    total: dict[str, float] = {}
-    for ops in per_round:
-        for name, count in ops.items():
-            total[name] = total.get(name, 0) + count
-    return total

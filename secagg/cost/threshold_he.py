@@ -57,16 +57,16 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from secagg.cost.bonawitz import (
-    _array,
-    _bin,
-    _check_int,
-    _header,
-    _id_size_sum,
-    _operations,
-    _round,
-    _totals,
-    _uint,
+from secagg.cost.common import (
+    array_size,
+    bin_size,
+    check_int,
+    header_size,
+    id_size_sum,
+    operations_of,
+    round_entry,
+    totals_of,
+    uint_size,
 )
 from secagg.errors import ConfigurationError
 from secagg.he.slots import SlotLayout
@@ -132,32 +132,30 @@ class _Setting:
         session_id_bytes: int,
         default_threshold: int | None = None,
     ) -> None:
-        self.n = _check_int("n", n, 2, MAX_CLIENT_ID)
-        self.m = _check_int("m", m, 1, MAX_VECTOR_LENGTH)
-        self.bits = _check_int("bits", bits, 1, 64)
+        self.n = check_int("n", n, 2, MAX_CLIENT_ID)
+        self.m = check_int("m", m, 1, MAX_VECTOR_LENGTH)
+        self.bits = check_int("bits", bits, 1, 64)
         size = min(5, self.n) if committee is None else committee
-        self.committee = _check_int("committee", size, 1, min(self.n, MAX_HOLDERS))
+        self.committee = check_int("committee", size, 1, min(self.n, MAX_HOLDERS))
         majority = self.committee // 2 + 1
         t = (default_threshold or majority) if threshold is None else threshold
-        self.threshold = _check_int("threshold", t, 1, self.committee)
-        self.dropouts = _check_int("dropouts", dropouts, 0, self.n - 2)
+        self.threshold = check_int("threshold", t, 1, self.committee)
+        self.dropouts = check_int("dropouts", dropouts, 0, self.n - 2)
         if committee_dropouts is None:
             self.committee_dropouts: float = self.dropouts * self.committee / self.n
         else:
             low = max(0, self.dropouts - (self.n - self.committee))
             high = min(self.dropouts, self.committee)
-            self.committee_dropouts = _check_int(
-                "committee_dropouts", committee_dropouts, low, high
-            )
+            self.committee_dropouts = check_int("committee_dropouts", committee_dropouts, low, high)
         if self.committee - self.committee_dropouts < self.threshold:
             raise ConfigurationError(
                 "too few committee members survive to decrypt: the protocol aborts"
             )
-        self.sid = _check_int("session_id_bytes", session_id_bytes, *SESSION_ID_BYTES)
+        self.sid = check_int("session_id_bytes", session_id_bytes, *SESSION_ID_BYTES)
         self.alive = self.n - self.dropouts
-        ids = _id_size_sum(self.n)
+        ids = id_size_sum(self.n)
         self.ids_alive = ids * self.alive / self.n  # E[sum of the survivors' id sizes]
-        members_ids = _id_size_sum(self.committee)
+        members_ids = id_size_sum(self.committee)
         self.members_alive = self.committee - self.committee_dropouts
         # Members are clients 1..committee: their ids are also their holder indices.
         self.member_ids_alive = members_ids * self.members_alive / self.committee
@@ -190,11 +188,11 @@ def _assemble(
         "parameters": {**setting.parameters(), **extra},
         "rounds": rounds,
         "totals": {
-            **_totals(rounds, plain),
+            **totals_of(rounds, plain),
             "upload_expansion": rounds[ROUND_ENCRYPTED_INPUT]["client_bytes_up"] / plain,
             "input_payload_bytes": input_payload,
         },
-        "operations": _operations(rounds),
+        "operations": operations_of(rounds),
     }
 
 
@@ -206,18 +204,22 @@ def _messages(
 ) -> tuple[float, float, float, float]:
     """(input up, input down, decryption up, decryption down) bytes in total."""
     s = setting
-    down_input = s.alive * _header(InputRequest, 0, s.sid) + s.ids_alive
-    up_input: float = s.alive * (_header(EncryptedInput, 1, s.sid) + _bin(int(input_payload)))
+    down_input = s.alive * header_size(InputRequest, 0, s.sid) + s.ids_alive
+    up_input: float = s.alive * (
+        header_size(EncryptedInput, 1, s.sid) + bin_size(int(input_payload))
+    )
     up_input += s.ids_alive + s.alive * (input_payload - int(input_payload))
     down_dec = s.members_alive * (
-        _header(DecryptionRequest, 2, s.sid) + _array(s.alive) + _bin(int(aggregate_payload))
+        header_size(DecryptionRequest, 2, s.sid)
+        + array_size(s.alive)
+        + bin_size(int(aggregate_payload))
     )
     down_dec += s.member_ids_alive + s.members_alive * s.ids_alive
     down_dec += s.members_alive * (aggregate_payload - int(aggregate_payload))
     # A member's share may depend on its holder index (Paillier): average over survivors.
     shares = sum(
-        _header(DecryptionShare, 1, s.sid)
-        + _bin(int(share_payload(i)))
+        header_size(DecryptionShare, 1, s.sid)
+        + bin_size(int(share_payload(i)))
         + share_payload(i)
         - int(share_payload(i))
         for i in range(1, s.committee + 1)
@@ -240,19 +242,19 @@ def paillier_vector_bytes(
     """Bytes of :meth:`EncryptedVector.to_bytes` for these fields (a msgpack map of 6)."""
     layout = (
         1
-        + _map_entry("value_bits", _uint(bits))
-        + _map_entry("max_summands", _uint(n))
-        + _map_entry("capacity_bits", _uint(capacity_bits))
-        + _map_entry("guard_bits", _uint(guard_bits))
+        + _map_entry("value_bits", uint_size(bits))
+        + _map_entry("max_summands", uint_size(n))
+        + _map_entry("capacity_bits", uint_size(capacity_bits))
+        + _map_entry("guard_bits", uint_size(guard_bits))
     )
     return int(
         1
-        + _map_entry("v", _uint(_VECTOR_VERSION))
+        + _map_entry("v", uint_size(_VECTOR_VERSION))
         + _map_entry("key", _str("0" * _FINGERPRINT_CHARS))
         + _map_entry("layout", layout)
-        + _map_entry("length", _uint(m))
-        + _map_entry("summands", _uint(summands))
-        + _map_entry("c", _bin(ciphertexts * width))
+        + _map_entry("length", uint_size(m))
+        + _map_entry("summands", uint_size(summands))
+        + _map_entry("c", bin_size(ciphertexts * width))
     )
 
 
@@ -301,10 +303,10 @@ def threshold_paillier_costs(
     s = _Setting(n, m, bits, committee, threshold, dropouts, committee_dropouts, session_id_bytes)
     if not isinstance(decryption, str) or decryption not in DECRYPTION_MODES:
         raise ConfigurationError(f"decryption must be one of {DECRYPTION_MODES}")
-    key_bits = _check_int("key_bits", key_bits, 512, 2**16)
-    guard_bits = _check_int("guard_bits", guard_bits, 0, key_bits)
+    key_bits = check_int("key_bits", key_bits, 512, 2**16)
+    guard_bits = check_int("guard_bits", guard_bits, 0, key_bits)
     nsq = 2 * key_bits if nsquare_bits is None else nsquare_bits
-    nsq = _check_int("nsquare_bits", nsq, 2 * key_bits - 1, 2 * key_bits)
+    nsq = check_int("nsquare_bits", nsq, 2 * key_bits - 1, 2 * key_bits)
     layout = SlotLayout(
         value_bits=s.bits, max_summands=s.n, capacity_bits=key_bits - 1, guard_bits=guard_bits
     )
@@ -328,11 +330,11 @@ def threshold_paillier_costs(
     def partial(index: int, count: int = c) -> float:
         return (
             1
-            + _map_entry("v", _uint(_VECTOR_VERSION))
-            + _map_entry("i", _uint(index))
-            + _map_entry("c", _bin(count * width))
-            + _map_entry("e", _bin(CHALLENGE_BITS // 8))
-            + _map_entry("z", _bin(response))
+            + _map_entry("v", uint_size(_VECTOR_VERSION))
+            + _map_entry("i", uint_size(index))
+            + _map_entry("c", bin_size(count * width))
+            + _map_entry("e", bin_size(CHALLENGE_BITS // 8))
+            + _map_entry("z", bin_size(response))
         )
 
     input_payload = vector(1)
@@ -361,7 +363,7 @@ def threshold_paillier_costs(
         asked = sum(1 for k in loads if k)
         server_proofs = multiexp, 2 * asked, 2 * sum(loads)
     rounds = {
-        ROUND_ENCRYPTED_INPUT: _round(
+        ROUND_ENCRYPTED_INPUT: round_entry(
             s.alive,
             s.alive,
             up_in,
@@ -369,7 +371,7 @@ def threshold_paillier_costs(
             {"paillier_encryptions": c},
             {"ciphertext_checks": s.alive * c, "ciphertext_multiplications": (s.alive - 1) * c},
         ),
-        ROUND_DECRYPTION: _round(
+        ROUND_DECRYPTION: round_entry(
             s.members_alive,
             s.members_alive,
             up_dec,
@@ -422,19 +424,19 @@ def _balanced_decryption(
         loads.append(sum(sizes[j] for j in blocks))
         if not blocks:
             continue  # nothing to decrypt: never asked
-        member = _uint(p + 1)
+        member = uint_size(p + 1)
         down += scale * (
-            _header(DecryptionRequest, 4, s.sid)
+            header_size(DecryptionRequest, 4, s.sid)
             + member
-            + _array(s.alive)
+            + array_size(s.alive)
             + s.ids_alive
-            + _bin(aggregate_payload)
-            + _array(len(blocks))
-            + sum(_uint(j) for j in blocks)
-            + _uint(members)
+            + bin_size(aggregate_payload)
+            + array_size(len(blocks))
+            + sum(uint_size(j) for j in blocks)
+            + uint_size(members)
         )
         share = partial(p + 1, loads[-1])
-        up += scale * (_header(DecryptionShare, 1, s.sid) + member + _bin(int(share)))
+        up += scale * (header_size(DecryptionShare, 1, s.sid) + member + bin_size(int(share)))
     return _Balanced(up, down, loads)
 
 
@@ -476,7 +478,7 @@ def ckks_costs(
     s = _Setting(
         n, m, bits, committee, threshold, dropouts, committee_dropouts, session_id_bytes, 1
     )
-    degree = _check_int("poly_modulus_degree", poly_modulus_degree, 1024, 32768)
+    degree = check_int("poly_modulus_degree", poly_modulus_degree, 1024, 32768)
     if degree & (degree - 1):
         raise ConfigurationError("poly_modulus_degree must be a power of two")
     sizes = tuple(coeff_mod_bit_sizes)
@@ -496,14 +498,14 @@ def ckks_costs(
 
     def vector(summands: int) -> float:
         size = blob if summands == 1 else summed
-        chunk = _bin(int(size)) + size - int(size)  # bin32 header: every blob is >= 64 KiB
+        chunk = bin_size(int(size)) + size - int(size)  # bin32 header: every blob is >= 64 KiB
         return (
             1
-            + _map_entry("v", _uint(_VECTOR_VERSION))
-            + _map_entry("length", _uint(s.m))
-            + _map_entry("summands", _uint(summands))
-            + _map_entry("levels", _uint(levels))
-            + _map_entry("chunks", _array(c) + c * chunk)
+            + _map_entry("v", uint_size(_VECTOR_VERSION))
+            + _map_entry("length", uint_size(s.m))
+            + _map_entry("summands", uint_size(summands))
+            + _map_entry("levels", uint_size(levels))
+            + _map_entry("chunks", array_size(c) + c * chunk)
         )
 
     input_payload = vector(1)
@@ -512,7 +514,7 @@ def ckks_costs(
         s, input_payload, vector(s.alive), lambda _index: decrypted
     )
     rounds = {
-        ROUND_ENCRYPTED_INPUT: _round(
+        ROUND_ENCRYPTED_INPUT: round_entry(
             s.alive,
             s.alive,
             up_in,
@@ -524,7 +526,7 @@ def ckks_costs(
                 "ckks_serializations": c,  # the aggregate, once the round completes
             },
         ),
-        ROUND_DECRYPTION: _round(
+        ROUND_DECRYPTION: round_entry(
             s.members_alive,
             s.members_alive,
             up_dec,
@@ -569,7 +571,7 @@ def ckks_ciphertext_bytes(
 
     from secagg.he.ckks import CkksContext, CkksParameters
 
-    count = _check_int("samples", samples, 1, 64)
+    count = check_int("samples", samples, 1, 64)
     params = CkksParameters(poly_modulus_degree, tuple(coeff_mod_bit_sizes))
     context = CkksContext.generate(params).public()
     sizes: list[int] = []

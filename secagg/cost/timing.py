@@ -36,6 +36,7 @@ from secagg.errors import ConfigurationError
 
 __all__ = [
     "BONAWITZ_OPERATIONS",
+    "PACKED_CLIENT_ROUNDS",
     "TOLERANCE",
     "UnitCosts",
     "calibrate",
@@ -48,6 +49,11 @@ __all__ = [
 TOLERANCE = 3.0
 """Stated agreement of predicted and measured seconds for a dominant round: within a
 factor of 3 either way (unit costs and run measured side by side)."""
+
+PACKED_CLIENT_ROUNDS = frozenset({"masked_input"})
+"""Rounds (by name, unique across the protocol families) in which a client bit-packs one
+vector of ``m`` values beside the operations its model counts: the Bonawitz / SecAgg+
+masked input."""
 
 BONAWITZ_OPERATIONS = (
     "key_generations",
@@ -318,13 +324,12 @@ def _round_seconds(ops: Mapping[str, float], units: UnitCosts, missing: set[str]
     return total
 
 
-def _with_packing(
-    protocol: str, round_name: str, ops: Mapping[str, float], m: int
-) -> dict[str, float]:
-    """The Bonawitz client also bit-packs its masked vector, which the op-count model
-    leaves out; per-element units turn element counts into the right totals."""
+def _with_packing(round_name: str, ops: Mapping[str, float], m: int) -> dict[str, float]:
+    """A client also bit-packs its vector in the rounds of :data:`PACKED_CLIENT_ROUNDS`,
+    which the op-count model leaves out; per-element units turn element counts into the
+    right totals."""
     out = dict(ops)
-    if protocol in ("bonawitz", "secagg+") and round_name == "masked_input":
+    if round_name in PACKED_CLIENT_ROUNDS:
         out["vector_packs"] = out.get("vector_packs", 0) + m
     return out
 
@@ -338,7 +343,6 @@ def predict_seconds(model: Mapping[str, Any], units: UnitCosts) -> dict[str, Any
     ``{"rounds": {round: {"client": s, "server": s}}, "client": s, "server": s,
     "missing": [operation names without a unit cost, left out]}``.
     """
-    protocol = str(model.get("protocol", "bonawitz"))
     m = int(model["parameters"]["m"])
     per_vector = {"vector_additions"}  # counted per vector by the model, unit per element
     missing: set[str] = set()
@@ -347,7 +351,7 @@ def predict_seconds(model: Mapping[str, Any], units: UnitCosts) -> dict[str, Any
         sides: dict[str, float] = {}
         for side in ("client", "server"):
             ops = (
-                _with_packing(protocol, name, data[f"{side}_ops"], m)
+                _with_packing(name, data[f"{side}_ops"], m)
                 if side == "client"
                 else (dict(data[f"{side}_ops"]))
             )

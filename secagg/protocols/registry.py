@@ -2,9 +2,14 @@
 
 A :class:`ProtocolSpec` tells a transport everything protocol-specific: how to build the
 server and the clients from a configuration, how to build a configuration from the CLI's
-generic parameters, how its messages decode, and the names of its rounds. Adding a protocol
-(threshold Paillier, CKKS...) is one line in :data:`_BUILTINS` (or a call to
-:func:`register_protocol`): the simulator and the CLI need no change.
+generic parameters (and the variants it takes, e.g. an active mode), how its messages
+decode, the names of its rounds, and where the layers above find its cost model. Adding a
+protocol (threshold Paillier, CKKS...) is one spec plus one line in :data:`_BUILTINS` (or a
+call to :func:`register_protocol`): the simulator, the cost models' front door, the
+benchmark suite and the CLI need no change.
+
+The layers above are named by strings only (``cost_model`` is ``"module:attribute"``,
+resolved by :mod:`secagg.cost`), so this module, like every protocol, never imports them.
 """
 
 from __future__ import annotations
@@ -23,9 +28,11 @@ __all__ = [
     "InputSource",
     "ProtocolSpec",
     "SimulationParams",
+    "client_ids_of",
     "get_protocol",
     "protocol_for_config",
     "protocol_names",
+    "protocols_taking",
     "register_protocol",
 ]
 
@@ -50,7 +57,7 @@ class SimulationParams:
     corrupt_fraction: float = 0.05
 
 
-def _client_ids(params: SimulationParams) -> list[int]:
+def client_ids_of(params: SimulationParams) -> list[int]:
     """Client ids ``1..params.clients`` (every spec numbers its clients this way).
     Raises ConfigurationError for fewer than two clients."""
     if params.clients < 2:
@@ -69,12 +76,23 @@ class ProtocolSpec:
 
     ``make_client(config, client_id, input_source)`` must call ``input_source`` at most once,
     when the client needs its vector, so that a transport never holds n vectors at once.
+
+    ``make_config(params, **variant)`` builds a configuration from the generic parameters;
+    ``variants`` names the keyword options it takes beyond them (for example ``"active"``:
+    the active-adversary mode, ``"decryption"``: a committee decryption mode,
+    ``"safe_primes"``: fixed key primes for benchmarks). ``make_config`` checks their values
+    and raises ConfigurationError for one it refuses; a transport passes only the variants a
+    spec names (:func:`protocols_taking` says which protocols take one).
+
+    ``cost_model`` is ``"module:attribute"`` of the protocol's cost model in the cost layer
+    (a :class:`secagg.cost.model.CostModel`), or None when it has none; it is a string so
+    that the protocols never import the layers above them (:mod:`secagg.cost` resolves it).
     """
 
     name: str
     config_type: type[Any] | tuple[type[Any], ...]
     round_names: tuple[str, ...]
-    make_config: Callable[[SimulationParams], Any]
+    make_config: Callable[..., Any]
     make_server: Callable[[Any], ServerProtocol]
     make_client: Callable[[Any, int, InputSource], ClientProtocol]
     client_ids: Callable[[Any], Sequence[int]]
@@ -84,6 +102,8 @@ class ProtocolSpec:
     dropout_round: str
     description: str = ""
     accepts: Callable[[Any], bool] | None = None
+    variants: tuple[str, ...] = ()
+    cost_model: str | None = None
 
 
 # name -> "module:function" returning a ProtocolSpec; imported on first use so that a
@@ -143,3 +163,9 @@ def protocol_for_config(config: object) -> ProtocolSpec:
         ):
             return spec
     raise ConfigurationError(f"no registered protocol takes a {type(config).__name__}")
+
+
+def protocols_taking(variant: str) -> tuple[str, ...]:
+    """Names of the registered protocols whose ``make_config`` takes ``variant`` (loads
+    every spec: for error messages and help, not for a hot path)."""
+    return tuple(name for name in protocol_names() if variant in get_protocol(name).variants)

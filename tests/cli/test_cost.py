@@ -12,7 +12,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from secagg.bench_cli import COST_PROTOCOLS, add_subcommands, estimate_costs, main
+from secagg.cli import build_parser, main
+from secagg.cli import cost as cost_command
+from secagg.cost import estimate as estimate_costs
+from secagg.cost.estimate import cost_protocols
 from secagg.errors import ConfigurationError
 from secagg.protocols.registry import SimulationParams, get_protocol
 from secagg.sim.simulator import DropoutSchedule, simulate
@@ -24,7 +27,7 @@ def run(*argv: str) -> tuple[int, str]:
     return code, out.getvalue()
 
 
-@pytest.mark.parametrize("protocol", COST_PROTOCOLS)
+@pytest.mark.parametrize("protocol", ["bonawitz", "secagg+", "threshold-paillier", "ckks"])
 def test_cost_prints_every_round(protocol: str) -> None:
     code, text = run("cost", "--protocol", protocol, "--clients", "20", "--dim", "5000")
     assert code == 0
@@ -129,16 +132,31 @@ def test_estimate_costs_refuses_unknown_protocols() -> None:
         main(["cost", "--protocol", "pickle"])
 
 
-def test_add_subcommands_wires_into_another_parser() -> None:
-    """What the lead adds to secagg/cli.py: the two subcommands beside ``simulate``."""
-    parser = argparse.ArgumentParser(prog="secagg")
+def test_every_builtin_protocol_has_a_cost_model() -> None:
+    assert cost_protocols()[:4] == ("bonawitz", "secagg+", "threshold-paillier", "ckks")
+
+
+def test_a_subcommand_wires_into_another_parser() -> None:
+    """Each subcommand module adds itself to any subparsers object and sets its handler."""
+    parser = argparse.ArgumentParser(prog="other")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("simulate")
-    add_subcommands(commands)
+    cost_command.add_parser(commands)
     args = parser.parse_args(["cost", "--clients", "30", "--json"])
     out = io.StringIO()
     assert args.handler(args, out) == 0
     assert json.loads(out.getvalue())["parameters"]["n"] == 30
+    assert parser.parse_args(["simulate"]).command == "simulate"
+
+
+def test_the_parser_shares_one_definition_of_the_common_flags() -> None:
+    """simulate and cost take the same size and variant flags with the same defaults."""
+    parser = build_parser()
+    simulate = vars(parser.parse_args(["simulate"]))
+    cost = vars(parser.parse_args(["cost"]))
+    for flag in ("protocol", "clients", "dim", "bits", "dropout", "threshold", "degree"):
+        assert simulate[flag] == cost[flag], flag
+    assert simulate["active"] is cost["active"] is False
+    assert simulate["decryption"] is cost["decryption"] is None
     bench = parser.parse_args(["bench", "--quick", "--out", "somewhere", "--no-progress"])
     assert bench.quick and bench.out == "somewhere" and bench.from_json is None
-    assert parser.parse_args(["simulate"]).command == "simulate"

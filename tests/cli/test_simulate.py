@@ -174,12 +174,12 @@ def test_cost_predicts_the_active_simulation_bytes(
 ) -> None:
     """`secagg cost --active` and `secagg simulate --active` share their defaults (one
     source: graph_parameters), so without dropouts the model's bytes are the run's."""
-    from secagg.bench_cli import estimate_costs
+    from secagg.cost import estimate
 
     argv = ["simulate", "--protocol", protocol, "--clients", str(clients), "--dim", "64"]
     code, doc = _run_json(capsys, [*argv, "--bits", "20", "--active", "--json"])
     assert code == 0
-    model = estimate_costs(protocol, clients=clients, dim=64, bits=20, active=True)
+    model = estimate(protocol, clients=clients, dim=64, bits=20, active=True)
     measured = {r["round"]: r["server"]["bytes_up"] for r in doc["costs"]["rounds"]}
     predicted = {name: r["server_bytes_up"] for name, r in model["rounds"].items()}
     assert set(predicted) <= set(measured)

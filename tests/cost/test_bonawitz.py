@@ -12,13 +12,13 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from secagg.cost.bonawitz import (
-    _array,
-    _bin,
-    _hypergeometric_mean,
-    _id_size_sum,
-    _uint,
-    bonawitz_costs,
+from secagg.cost.bonawitz import bonawitz_costs
+from secagg.cost.common import (
+    array_size,
+    bin_size,
+    hypergeometric_mean,
+    id_size_sum,
+    uint_size,
 )
 from secagg.errors import ConfigurationError
 from secagg.protocols.base import SERVER_ID
@@ -328,18 +328,18 @@ def test_dropouts_raise_server_work_only_in_unmasking() -> None:
 
 @pytest.mark.parametrize("value", [0, 1, 127, 128, 255, 256, 65535, 65536, 2**32 - 1, 2**32, 2**63])
 def test_msgpack_int_sizes(value: int) -> None:
-    assert _uint(value) == len(msgpack.packb(value))
+    assert uint_size(value) == len(msgpack.packb(value))
 
 
 @pytest.mark.parametrize("length", [0, 1, 255, 256, 65535, 65536])
 def test_msgpack_bin_and_array_sizes(length: int) -> None:
-    assert _bin(length) == len(msgpack.packb(bytes(length), use_bin_type=True))
-    assert _array(length) == len(msgpack.packb([0] * length)) - length
+    assert bin_size(length) == len(msgpack.packb(bytes(length), use_bin_type=True))
+    assert array_size(length) == len(msgpack.packb([0] * length)) - length
 
 
 @given(st.integers(1, 70_000))
 def test_id_size_sum(n: int) -> None:
-    assert _id_size_sum(n) == sum(_uint(i) for i in range(1, n + 1))
+    assert id_size_sum(n) == sum(uint_size(i) for i in range(1, n + 1))
 
 
 @given(st.integers(1, 30), st.data())
@@ -349,8 +349,8 @@ def test_hypergeometric_mean_is_exact(total: int, data: st.DataObject) -> None:
     exact = sum(
         x * math.comb(marked, x) * math.comb(total - marked, draws - x) for x in range(0, draws + 1)
     ) / math.comb(total, draws)
-    assert _hypergeometric_mean(lambda x: x, total, marked, draws) == pytest.approx(exact)
-    assert _hypergeometric_mean(lambda x: 1, total, marked, draws) == pytest.approx(1.0)
+    assert hypergeometric_mean(lambda x: x, total, marked, draws) == pytest.approx(exact)
+    assert hypergeometric_mean(lambda x: 1, total, marked, draws) == pytest.approx(1.0)
 
 
 @pytest.mark.parametrize(
@@ -381,4 +381,4 @@ def test_invalid_arguments_are_rejected(
 
 def test_server_id_is_zero() -> None:
     # The header size assumes the server's id encodes in one byte.
-    assert _uint(SERVER_ID) == 1
+    assert uint_size(SERVER_ID) == 1

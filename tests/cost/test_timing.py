@@ -14,12 +14,12 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
+from secagg.bench.primes import safe_primes_2048
 from secagg.cost.bonawitz import bonawitz_costs
 from secagg.cost.threshold_he import ckks_costs, threshold_paillier_costs
 from secagg.cost.timing import (
@@ -46,7 +46,6 @@ from secagg.protocols.threshold_he.spec import (
 from secagg.sim.simulator import DropoutSchedule, SimulationResult, simulate
 
 ATTEMPTS = 5
-PRIMES = Path(__file__).resolve().parents[2] / "benchmarks" / "he_safe_primes_2048.txt"
 
 
 def inputs(m: int, bits: int) -> Callable[[int], np.ndarray]:
@@ -124,7 +123,7 @@ def test_threshold_paillier_rounds_match_their_prediction() -> None:
         vector_length=m,
         committee=[1, 2, 3],
         threshold=2,
-        safe_primes=_primes(),
+        safe_primes=safe_primes_2048(),
     )
     simulation = ThresholdHESimulation(config, shares)
     assert config.public_key is not None
@@ -148,15 +147,6 @@ def test_threshold_paillier_rounds_match_their_prediction() -> None:
             (ROUND_DECRYPTION, "server"),
         ],
     )
-
-
-def _primes() -> tuple[int, int]:
-    lines = [
-        line.strip()
-        for line in PRIMES.read_text(encoding="utf-8").splitlines()
-        if line.strip() and not line.startswith("#")
-    ]
-    return int(lines[0], 16), int(lines[1], 16)
 
 
 def test_ckks_rounds_match_their_prediction() -> None:

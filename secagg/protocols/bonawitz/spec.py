@@ -31,7 +31,7 @@ from secagg.protocols.bonawitz.config import (
 from secagg.protocols.bonawitz.messages import ROUND_MASKED_INPUT, ROUND_NAMES, decode_message
 from secagg.protocols.bonawitz.params import find_parameters
 from secagg.protocols.bonawitz.server import Server
-from secagg.protocols.registry import InputSource, ProtocolSpec, SimulationParams, _client_ids
+from secagg.protocols.registry import InputSource, ProtocolSpec, SimulationParams, client_ids_of
 from secagg.signing import SigningKey
 
 __all__ = ["ActiveSimulation", "bonawitz_spec", "graph_parameters", "secagg_plus_spec"]
@@ -54,7 +54,7 @@ def graph_parameters(
     complete graph in active mode. Raises ConfigurationError for fewer than two clients or
     parameters the finder refuses.
     """
-    n = len(_client_ids(params))
+    n = len(client_ids_of(params))
     degree, threshold = params.degree, params.threshold
     if not sparse:
         return None, threshold if threshold is not None else default_threshold(n, mode)
@@ -83,7 +83,7 @@ def _config(
     """A fresh-session config with :func:`graph_parameters`' degree and threshold."""
     degree, threshold = graph_parameters(params, sparse=sparse, mode=mode)
     return ProtocolConfig.create(
-        _client_ids(params),
+        client_ids_of(params),
         threshold=threshold,
         bits=params.bits,
         vector_length=params.dim,
@@ -93,11 +93,19 @@ def _config(
     )
 
 
-def _bonawitz_config(params: SimulationParams) -> ProtocolConfig:
+def _bonawitz_config(
+    params: SimulationParams, *, active: bool = False
+) -> ProtocolConfig | ActiveSimulation:
+    if active:
+        return ActiveSimulation.create(params, sparse=False)
     return _config(params, sparse=False)
 
 
-def _secagg_plus_config(params: SimulationParams) -> ProtocolConfig:
+def _secagg_plus_config(
+    params: SimulationParams, *, active: bool = False
+) -> ProtocolConfig | ActiveSimulation:
+    if active:
+        return ActiveSimulation.create(params, sparse=True)
     return _config(params, sparse=True)
 
 
@@ -122,7 +130,7 @@ class ActiveSimulation:
         active-mode config: SecAgg+ when ``sparse``, else the complete graph. Raises
         ConfigurationError as :meth:`ProtocolConfig.create` does (for example a threshold
         ``t <= 2n/3`` on the complete graph or ``2t <= k + 1`` on a sparse one)."""
-        keys = {client_id: SigningKey.generate() for client_id in _client_ids(params)}
+        keys = {client_id: SigningKey.generate() for client_id in client_ids_of(params)}
         identities = {client_id: key.verify_key for client_id, key in keys.items()}
         return cls(_config(params, sparse=sparse, mode=ACTIVE, identities=identities), keys)
 
@@ -162,6 +170,7 @@ def _common(**kwargs: Any) -> ProtocolSpec:
         # "5 % dropout after ShareKeys": they never send their masked input, so the
         # server must regenerate their pairwise masks (the expensive case).
         dropout_round=ROUND_MASKED_INPUT,
+        variants=("active",),  # make_config(params, active=True): an ActiveSimulation
         **kwargs,
     )
 
@@ -173,6 +182,7 @@ def bonawitz_spec() -> ProtocolSpec:
         make_config=_bonawitz_config,
         description="Bonawitz et al. CCS'17, complete graph",
         accepts=lambda config: _public(config).is_complete,
+        cost_model="secagg.cost.bonawitz_spec:BONAWITZ",
     )
 
 
@@ -183,4 +193,5 @@ def secagg_plus_spec() -> ProtocolSpec:
         name="secagg+",
         make_config=_secagg_plus_config,
         description="Bell et al. CCS'20, Harary graph, (k, t) from the parameter finder",
+        cost_model="secagg.cost.bonawitz_spec:SECAGG_PLUS",
     )

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from secagg.he.threshold_paillier import KeyShare
 from secagg.protocols.base import Message
-from secagg.protocols.registry import InputSource, ProtocolSpec, SimulationParams, _client_ids
+from secagg.protocols.registry import InputSource, ProtocolSpec, SimulationParams, client_ids_of
 from secagg.protocols.threshold_he.client import ThresholdHEClient
 from secagg.protocols.threshold_he.config import (
     DEFAULT_COMMITTEE,
@@ -62,9 +62,11 @@ class ThresholdHESimulation:
         *,
         key_bits: int = SIMULATION_KEY_BITS,
         decryption: str = DEFAULT_DECRYPTION,
+        safe_primes: tuple[int, int] | None = None,
     ) -> ThresholdHESimulation:
         """Dealer setup for ``params`` (committee size from ``degree``, t from ``threshold``)
-        in committee decryption mode ``decryption`` (``"full"`` or ``"balanced"``)."""
+        in committee decryption mode ``decryption`` (``"full"`` or ``"balanced"``);
+        ``safe_primes`` fixes the key's primes (public test data, for benchmarks)."""
         clients, committee = _clients_and_committee(params)
         config, shares = setup_threshold_paillier(
             clients,
@@ -74,6 +76,7 @@ class ThresholdHESimulation:
             threshold=params.threshold,
             key_bits=key_bits,
             decryption=decryption,
+            safe_primes=safe_primes,
         )
         return cls(config, shares)
 
@@ -94,8 +97,8 @@ class ThresholdHESimulation:
 def _clients_and_committee(params: SimulationParams) -> tuple[list[int], list[int]]:
     """Clients ``1..params.clients`` and the committee: the first ``params.degree`` of
     them, or the first ``min(DEFAULT_COMMITTEE, clients)`` when ``degree`` is 0 or None.
-    Raises ConfigurationError for fewer than two clients (:func:`registry._client_ids`)."""
-    clients = _client_ids(params)
+    Raises ConfigurationError for fewer than two clients (:func:`registry.client_ids_of`)."""
+    clients = client_ids_of(params)
     return clients, clients[: params.degree or min(DEFAULT_COMMITTEE, len(clients))]
 
 
@@ -123,8 +126,10 @@ def _decode(data: bytes, sender: int) -> Message:
 def _spec(
     name: str,
     description: str,
-    make_config: Callable[[SimulationParams], ThresholdHESimulation],
+    make_config: Callable[..., ThresholdHESimulation],
     backend: str,
+    cost_model: str,
+    variants: tuple[str, ...] = (),
 ) -> ProtocolSpec:
     return ProtocolSpec(
         name=name,
@@ -140,6 +145,8 @@ def _spec(
         dropout_round=ROUND_ENCRYPTED_INPUT,
         description=description,
         accepts=lambda simulation: simulation.config.backend == backend,
+        variants=variants,
+        cost_model=cost_model,
     )
 
 
@@ -150,6 +157,8 @@ def threshold_paillier_spec() -> ProtocolSpec:
         "threshold Paillier (Shoup / Damgard-Jurik), trusted dealer, committee of key holders",
         ThresholdHESimulation.threshold_paillier,
         "threshold-paillier",
+        "secagg.cost.threshold_he_spec:THRESHOLD_PAILLIER",
+        variants=("decryption", "safe_primes"),
     )
 
 
@@ -160,4 +169,5 @@ def ckks_spec() -> ProtocolSpec:
         "CKKS (TenSEAL), single-key: clients hold the secret key, the server only adds",
         ThresholdHESimulation.ckks,
         "ckks",
+        "secagg.cost.threshold_he_spec:CKKS",
     )

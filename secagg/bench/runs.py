@@ -1,17 +1,22 @@
 """One measured protocol run of the cost suite, beside its model, prediction and floor.
 
-A :class:`Setting` names a protocol and its size; :func:`run_setting` runs it through the
-in-process simulator (every message encoded, counted and decoded; every party's compute
-timed per round), then puts beside the measured figures, in the same record:
+A :class:`Setting` names a registered protocol and its size; :func:`run_setting` builds
+the configuration through the protocol's registry spec and runs it through the in-process
+simulator (every message encoded, counted and decoded; every party's compute timed per
+round), then puts beside the measured figures, in the same record, what the protocol's
+cost model (:class:`~secagg.cost.model.CostModel`, named by the spec) says:
 
-* the analytic model's bytes (:func:`secagg.cost.bonawitz.bonawitz_costs`,
-  :mod:`secagg.cost.threshold_he`) with the run's exact dropout counts;
+* the analytic model's bytes with the run's exact dropouts (``CostModel.of_run``);
 * the predicted seconds (:mod:`secagg.cost.timing`: op counts times unit costs
   calibrated just before the run, on the same cores);
 * the floor: AES-128-CTR keystream ``update_into`` a reused buffer plus one uint32 add per
   mask vector the party handles, and one X25519 + HKDF per key agreement, measured in this
-  run (``benchmarks.bench_protocol.floor_per_mask`` / ``floor_per_agreement``);
+  run (:mod:`secagg.bench.floors`; how many of each: ``CostModel.floor_work``);
 * optionally the peak memory of every party (tracemalloc; the run is then slower).
+
+Nothing here knows a protocol by name: a spec that takes ``safe_primes`` gets the
+committed benchmark primes (:mod:`secagg.bench.primes`), a cost model with an observer
+sees the messages as they are decoded.
 """
 
 from __future__ import annotations
@@ -21,52 +26,36 @@ import statistics
 import time
 import tracemalloc
 from dataclasses import dataclass
-from functools import cache
 from typing import Any
 
-import msgpack
-
-from benchmarks.bench_he import _safe_primes
-from benchmarks.bench_protocol import floor_per_agreement, floor_per_mask
-from benchmarks.metering import MeteredParty
-from secagg.cost.bonawitz import bonawitz_costs
-from secagg.cost.threshold_he import ckks_costs, threshold_paillier_costs
-from secagg.cost.timing import (
-    UnitCosts,
-    calibrate,
-    calibrate_ckks,
-    calibrate_paillier,
-    predict_seconds,
-)
+from secagg.bench.floors import floor_per_agreement, floor_per_mask
+from secagg.bench.metering import MeteredParty
+from secagg.bench.primes import safe_primes_2048
+from secagg.cost.estimate import cost_model_of
+from secagg.cost.model import FloorWork, MessageObserver, RunFacts
+from secagg.cost.timing import predict_seconds
 from secagg.protocols.base import SERVER_ID
 from secagg.protocols.registry import ProtocolSpec, SimulationParams, get_protocol
-from secagg.protocols.threshold_he import setup_threshold_paillier
-from secagg.protocols.threshold_he.messages import ROUND_DECRYPTION, ROUND_ENCRYPTED_INPUT
-from secagg.protocols.threshold_he.spec import (
-    ThresholdHESimulation,
-    ckks_spec,
-    threshold_paillier_spec,
-)
 from secagg.sim.inputs import seeded_inputs
 from secagg.sim.simulator import DropoutSchedule, SimulationResult, simulate
 
-MASKING = ("bonawitz", "secagg+")
-HE = ("threshold-paillier", "ckks")
-PROTOCOLS = MASKING + HE
+__all__ = ["Floors", "Setting", "run_setting"]
 
 
 @dataclass(frozen=True)
 class Setting:
     """One protocol at one size: ``n`` clients, ``m`` values of ``bits`` bits, a fraction
     ``dropout`` of the clients lost at the protocol's dropout round (after ShareKeys for
-    the masking protocols, before the input for HE), a committee for HE."""
+    the masking protocols, before the input for HE); ``degree`` and ``threshold`` as
+    ``secagg simulate`` takes them (None: the spec's defaults, e.g. the parameter finder's
+    k and t, or a committee of min(5, n))."""
 
     protocol: str
     n: int
     m: int
     dropout: float = 0.0
     bits: int = 32
-    committee: int = 5
+    degree: int | None = None
     threshold: int | None = None
 
     @property
@@ -91,6 +80,17 @@ class Floors:
             self._agreement = floor_per_agreement()
         return self._agreement
 
+    def seconds(self, work: dict[str, FloorWork], m: int) -> dict[str, float]:
+        """The floor seconds of each party's ``work`` on vectors of length ``m``
+        (``{"client_seconds": ..., "server_seconds": ...}``)."""
+        per_mask = self.per_mask(m)
+        needs_agreements = any(w.agreements for w in work.values())
+        per_agreement = self.per_agreement() if needs_agreements else 0.0
+        return {
+            f"{side}_seconds": w.masks * per_mask + w.agreements * per_agreement
+            for side, w in work.items()
+        }
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "per_mask_seconds": {str(m): s for m, s in sorted(self._mask.items())},
@@ -98,134 +98,32 @@ class Floors:
         }
 
 
-@cache
-def _paillier_keys(n: int, m: int, bits: int, committee: int, threshold: int | None) -> Any:
-    """Dealer setup with the committed 2048-bit benchmark primes (test data)."""
-    clients = list(range(1, n + 1))
-    config, shares = setup_threshold_paillier(
-        clients,
-        bits=bits,
-        vector_length=m,
-        committee=clients[:committee],
-        threshold=threshold,
-        key_bits=2048,
-        safe_primes=_safe_primes(),
-    )
-    return ThresholdHESimulation(config, shares)
-
-
 def _config_and_spec(setting: Setting) -> tuple[Any, ProtocolSpec]:
+    """The setting's configuration, built by its spec (with the committed primes when the
+    spec takes them: dealing fresh 2048-bit safe primes would dwarf the run)."""
+    spec = get_protocol(setting.protocol)
     params = SimulationParams(
         clients=setting.n,
         dim=setting.m,
         bits=setting.bits,
         threshold=setting.threshold,
-        degree=setting.committee if setting.protocol in HE else None,
+        degree=setting.degree,
         dropout_fraction=setting.dropout,
     )
-    if setting.protocol == "threshold-paillier":
-        config = _paillier_keys(
-            setting.n, setting.m, setting.bits, min(setting.committee, setting.n), setting.threshold
-        )
-        return config, threshold_paillier_spec()
-    if setting.protocol == "ckks":
-        return ThresholdHESimulation.ckks(params), ckks_spec()
-    spec = get_protocol(setting.protocol)
-    return spec.make_config(params), spec
+    variants = {"safe_primes": safe_primes_2048()} if "safe_primes" in spec.variants else {}
+    return spec.make_config(params, **variants), spec
 
 
-class _BlobSizes:
-    """CKKS ciphertext sizes read from the messages the transport decodes: SEAL compresses
-    them, so the model takes their measured mean (uploads and the aggregate apart)."""
+def _observed(spec: ProtocolSpec, observer: MessageObserver) -> ProtocolSpec:
+    """``spec`` whose decoder shows every message to ``observer``."""
+    decode = spec.decode
 
-    def __init__(self) -> None:
-        self.uploads: list[int] = []
-        self.aggregate: list[int] = []
+    def observed_decode(data: bytes, sender: int) -> Any:
+        message = decode(data, sender)
+        observer.see(message, sender)
+        return message
 
-    def wrap(self, spec: ProtocolSpec) -> ProtocolSpec:
-        def decode(data: bytes, sender: int) -> Any:
-            message = spec.decode(data, sender)
-            payload = getattr(message, "payload", None)
-            upload = sender != SERVER_ID and message.round_name == ROUND_ENCRYPTED_INPUT
-            aggregate = sender == SERVER_ID and message.round_name == ROUND_DECRYPTION
-            if isinstance(payload, bytes) and (upload or aggregate):
-                chunks = msgpack.unpackb(payload, raw=False).get("chunks", [])
-                target = self.aggregate if sender == SERVER_ID else self.uploads
-                target.extend(len(chunk) for chunk in chunks)
-            return message
-
-        return dataclasses.replace(spec, decode=decode)
-
-
-def _model(setting: Setting, config: Any, result: SimulationResult, blobs: _BlobSizes) -> Any:
-    dropped = len(result.dropped)
-    if setting.protocol in MASKING:
-        k = config.n - 1 if config.is_complete else config.degree
-        return bonawitz_costs(
-            config.n,
-            setting.m,
-            setting.bits,
-            config.threshold,
-            None if config.is_complete else k,
-            dropped,
-        )
-    he = config.config
-    committee_dropped = len(set(result.dropped) & set(he.committee))
-    # Both HE models take the same session shape: n, m, bits, committee, t, dropouts.
-    shape = (he.n, setting.m, setting.bits, len(he.committee), he.threshold, dropped)
-    if setting.protocol == "threshold-paillier":
-        return threshold_paillier_costs(
-            *shape,
-            nsquare_bits=int(he.public_key.paillier.nsquare.bit_length()),
-            committee_dropouts=committee_dropped,
-        )
-    return ckks_costs(
-        *shape,
-        ciphertext_bytes=statistics.fmean(blobs.uploads),
-        aggregate_ciphertext_bytes=statistics.fmean(blobs.aggregate),
-        committee_dropouts=committee_dropped,
-    )
-
-
-def _units(setting: Setting, config: Any, model: Any) -> UnitCosts:
-    if setting.protocol in MASKING:
-        k = config.n - 1 if config.is_complete else config.degree
-        return calibrate(
-            m=setting.m,
-            bits=setting.bits,
-            holders=k + 1,
-            threshold=config.threshold,
-            reconstructions=min(config.n, 256),
-        )
-    if setting.protocol == "threshold-paillier":
-        return calibrate_paillier(
-            config.config.public_key, ciphertexts=int(model["parameters"]["ciphertexts"])
-        )
-    return calibrate_ckks(config.config.ckks.parameters, m=setting.m, bits=setting.bits)
-
-
-def floors_for(
-    protocol: str, model: Any, per_mask: float, per_agreement: float
-) -> dict[str, float]:
-    """The floor of the rounds Flower's steps also do: a client's masked input (its masks
-    and key agreements) and the server's unmasking; for HE, one mask per client upload
-    (a one-time pad) and one per upload the server adds."""
-    if protocol in HE:
-        alive = int(model["parameters"]["n"]) - int(model["parameters"]["dropouts"])
-        return {"client_seconds": per_mask, "server_seconds": alive * per_mask}
-    client = model["rounds"]["masked_input"]["client_ops"]
-    server = model["rounds"]["unmasking"]["server_ops"]
-    return {
-        f"{side}_seconds": ops.get("prg_expansions", 0) * per_mask
-        + ops.get("key_agreements", 0) * per_agreement
-        for side, ops in (("client", client), ("server", server))
-    }
-
-
-def _floors(setting: Setting, model: Any, floors: Floors) -> dict[str, float]:
-    per_mask = floors.per_mask(setting.m)
-    per_agreement = 0.0 if setting.protocol in HE else floors.per_agreement()
-    return floors_for(setting.protocol, model, per_mask, per_agreement)
+    return dataclasses.replace(spec, decode=observed_decode)
 
 
 def _rounds(result: SimulationResult, model: Any, predicted: Any) -> list[dict[str, Any]]:
@@ -278,8 +176,9 @@ def run_setting(
     clients (a benchmark of a wrong result is worthless).
     """
     config, spec = _config_and_spec(setting)
-    blobs = _BlobSizes()
-    run_spec = blobs.wrap(spec) if setting.protocol == "ckks" else spec
+    cost = cost_model_of(spec)
+    observer = cost.observer() if cost.observer is not None else None
+    run_spec = spec if observer is None else _observed(spec, observer)
     meters: dict[int, MeteredParty] = {}
     if memory:
         make_server, make_client = run_spec.make_server, run_spec.make_client
@@ -309,8 +208,8 @@ def run_setting(
             tracemalloc.stop()
     if not result.matches:
         raise SystemExit(f"{setting.key}: the result is not the plaintext sum ({result!r})")
-    model = _model(setting, config, result, blobs)
-    predicted = predict_seconds(model, _units(setting, config, model))
+    model = cost.of_run(config, RunFacts(frozenset(result.dropped), observer))
+    predicted = predict_seconds(model, cost.calibrate(model, config))
     rounds = _rounds(result, model, predicted)
     exact, worst = _bytes_exact(rounds)
     included = sorted(result.aggregate.included)
@@ -344,14 +243,10 @@ def run_setting(
         "bytes_max_relative_error": worst,
         "predicted_client_seconds": predicted["client"],
         "predicted_server_seconds": predicted["server"],
-        "floor": _floors(setting, model, floors),
+        "floor": floors.seconds(cost.floor_work(model), setting.m),
     }
-    if setting.protocol == "ckks":
-        record["ckks_ciphertext_bytes"] = {
-            "uploads_mean": statistics.fmean(blobs.uploads),
-            "aggregate_mean": statistics.fmean(blobs.aggregate),
-            "nominal": ckks_costs(2, 1, 1)["parameters"]["ciphertext_bytes"],
-        }
+    if observer is not None:
+        record.update(observer.record())
     if memory:
         client_peaks = sorted(meters[c].peak for c in meters if c != SERVER_ID)
         record["memory"] = {

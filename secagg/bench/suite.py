@@ -4,7 +4,8 @@ For each protocol (Bonawitz, SecAgg+, threshold Paillier, CKKS), round and party
 compute seconds and the bytes up and down, as n, m and the dropout rate grow, each beside
 its analytic model (bytes, exactly), its predicted seconds (op counts times unit costs
 calibrated in the same run), the floor (keystream plus add) and Flower's SecAgg+ with the
-same n, k, t, m and dropouts, all measured in the same run. Then a scale study of SecAgg+:
+same n, k, t, m and dropouts (when flwr is installed: extra ``flower``), all measured in
+the same run. Then a scale study of SecAgg+:
 peak memory per party up to n = 1000 and m = 1M, and a ladder of larger settings run while
 a time budget lasts.
 
@@ -27,11 +28,20 @@ from typing import Any
 
 from tqdm import tqdm
 
-from benchmarks.suite_flower import flower_client, flower_server
-from benchmarks.suite_runs import HE, MASKING, Floors, Setting, run_setting
+from secagg.bench.flower import flower_available, flower_client, flower_server
+from secagg.bench.runs import Floors, Setting, run_setting
 from secagg.cost.timing import TOLERANCE
 
-__all__ = ["FULL", "PAPER_2017", "QUICK", "Plan", "run_suite"]
+__all__ = ["FULL", "PAPER_2017", "QUICK", "SWEPT", "Plan", "run_suite"]
+
+SWEPT = ("bonawitz", "secagg+")
+"""The protocols of the n, m and dropout sweeps, each run beside Flower's SecAgg+ (the HE
+protocols are the keys of :attr:`Plan.he_base`)."""
+PAPER_PROTOCOL = "bonawitz"  # Bonawitz et al. 2017 measured the complete graph
+SCALE_PROTOCOL = "secagg+"  # the scale study: the protocol meant for large n
+SCALE_DROPOUT = 0.05
+FLOWER_STUDIES = ("n", "m", "dropout", "paper")
+"""The studies whose runs are measured beside Flower's SecAgg+ (when flwr is installed)."""
 
 # Bonawitz et al., CCS'17 (single-threaded Java, Xeon E5-1650 v3), m = 100K: figures cited
 # from /work/shared/ANCHORS.md, not measured here.
@@ -154,14 +164,14 @@ def one_core() -> Iterator[None]:
 def _studies(plan: Plan) -> dict[str, list[Setting]]:
     """The settings of every sweep (a setting shared by two studies runs once)."""
     studies: dict[str, list[Setting]] = {"n": [], "m": [], "dropout": [], "paper": [], "he": []}
-    for protocol in MASKING:
+    for protocol in SWEPT:
         studies["n"] += [Setting(protocol, n, plan.n_m, plan.sweep_dropout) for n in plan.n_values]
         studies["m"] += [Setting(protocol, plan.m_n, m, plan.sweep_dropout) for m in plan.m_values]
         studies["dropout"] += [
             Setting(protocol, plan.dropout_n, plan.dropout_m, d) for d in plan.dropout_values
         ]
-    studies["paper"] = [Setting("bonawitz", n, PAPER_2017["m"], d) for n, d in plan.paper]
-    for protocol in HE:
+    studies["paper"] = [Setting(PAPER_PROTOCOL, n, PAPER_2017["m"], d) for n, d in plan.paper]
+    for protocol in plan.he_base:
         base_n, base_m = plan.he_base[protocol]
         grid = [Setting(protocol, n, base_m) for n in plan.he_n]
         grid += [Setting(protocol, base_n, m) for m in plan.he_m[protocol]]
@@ -171,11 +181,9 @@ def _studies(plan: Plan) -> dict[str, list[Setting]]:
     return {name: list({s.key: s for s in group}.values()) for name, group in studies.items()}
 
 
-def _flower(record: dict[str, Any], plan: Plan) -> dict[str, Any] | None:
+def _flower(record: dict[str, Any], plan: Plan) -> dict[str, Any]:
     """Flower's client masking and server unmasking at the record's n, k, t, m, dropouts
     (the server only when affordable: sparse graphs, or complete up to a plan's n)."""
-    if record["protocol"] not in MASKING:
-        return None
     n, k, t, m = record["n"], record["degree"], record["threshold"], record["m"]
     complete = k >= n - 1
     out: dict[str, Any] = {"graph": "complete" if complete else f"{k}-regular ring"}
@@ -211,10 +219,11 @@ def _ladder(
             predicted = last["wall_seconds"] * scale
             if predicted > budget - spent:
                 steps.append({"n": n, "m": m, "skipped": True, "predicted_seconds": predicted})
-                bar(f"scale secagg+ n={n} m={m}: skipped")
+                bar(f"scale {SCALE_PROTOCOL} n={n} m={m}: skipped")
                 continue
-        record = run_setting(Setting("secagg+", n, m, 0.05), floors, progress=n * m >= plan.big_run)
-        bar(f"scale secagg+ n={n} m={m}")
+        setting = Setting(SCALE_PROTOCOL, n, m, SCALE_DROPOUT)
+        record = run_setting(setting, floors, progress=n * m >= plan.big_run)
+        bar(f"scale {SCALE_PROTOCOL} n={n} m={m}")
         spent += record["wall_seconds"]
         steps.append(record)
         last = record
@@ -235,11 +244,11 @@ def _meta(plan: Plan, argv: list[str]) -> dict[str, Any]:
         import flwr
 
         flower_version = str(flwr.__version__)
-    except ImportError:  # pragma: no cover - flwr is in the bench environment
+    except ImportError:  # the extra 'flower' is optional: the suite runs without it
         flower_version = "not installed"
     return {
         "plan": plan.name,
-        "command": " ".join(argv) or "python -m benchmarks",
+        "command": " ".join(argv) or "secagg bench",
         "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "python": platform.python_version(),
         "numpy": numpy.__version__,
@@ -271,6 +280,8 @@ def run_suite(
     floors = Floors()
     studies = _studies(plan)
     unique = list({s.key: s for group in studies.values() for s in group}.values())
+    with_flower = flower_available()
+    compared = {s.key for name in FLOWER_STUDIES for s in studies[name]} if with_flower else set()
     runs: dict[str, dict[str, Any]] = {}
     total = len(unique) + len(plan.scale_memory) + len(plan.scale_ladder)
     with tqdm(total=total, disable=not progress, unit="run", file=sys.stderr) as bar:
@@ -280,15 +291,15 @@ def run_suite(
                 record = run_setting(
                     setting, floors, progress=progress and setting.n * setting.m >= plan.big_run
                 )
-                flower = _flower(record, plan)
-                if flower is not None:
-                    record["flower"] = flower
+                if setting.key in compared:
+                    record["flower"] = _flower(record, plan)
                 runs[setting.key] = record
                 bar.update(1)
         memory = []
         for n, m in plan.scale_memory:
-            bar.set_description(f"memory secagg+ n={n} m={m}")
-            memory.append(run_setting(Setting("secagg+", n, m, 0.05), floors, memory=True))
+            bar.set_description(f"memory {SCALE_PROTOCOL} n={n} m={m}")
+            setting = Setting(SCALE_PROTOCOL, n, m, SCALE_DROPOUT)
+            memory.append(run_setting(setting, floors, memory=True))
             bar.update(1)
         left = plan.budget_seconds - (time.perf_counter() - started)
         budget = max(0.0, min(plan.scale_budget_seconds, left - 0.1 * plan.budget_seconds))

@@ -19,10 +19,8 @@ import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from benchmarks.report import PLOTS
-from secagg.cost.bonawitz import bonawitz_costs
-from secagg.cost.threshold_he import ckks_costs, threshold_paillier_costs
-from secagg.protocols.bonawitz.params import find_parameters
+from secagg.bench.report import PLOTS, he_protocols, swept_protocols
+from secagg.cost.estimate import estimate
 
 __all__ = ["write_plots"]
 
@@ -36,6 +34,10 @@ COLORS = {
     "paper": "black",
 }
 PAPER_LABEL = "Bonawitz et al. 2017 (cited, Java 1 thread)"
+MARKERS = ("^", "v", "<", ">")  # Flower's series beside each swept protocol, in turn
+REFERENCE = "secagg+"
+"""The masking protocol the threshold-HE figure shows beside, and whose server floor the
+sweeps draw."""
 
 
 def _legend(ax: Axes) -> None:
@@ -71,12 +73,22 @@ def _save(fig: Figure, path: Path) -> None:
     plt.close(fig)
 
 
-def _runs(document: dict[str, Any], study: str, protocol: str) -> list[dict[str, Any]]:
+def _runs(document: dict[str, Any], study: str, protocol: str | None) -> list[dict[str, Any]]:
+    """The runs of ``study`` (of ``protocol`` only, unless None)."""
     return [
         document["runs"][k]
         for k in document["studies"].get(study, [])
-        if document["runs"][k]["protocol"] == protocol
+        if protocol is None or document["runs"][k]["protocol"] == protocol
     ]
+
+
+def _color(protocol: str) -> str:
+    return COLORS.get(protocol, "tab:gray")
+
+
+def _graph_label(runs: list[dict[str, Any]]) -> str:
+    """How Flower's graph matches ours: the complete graph, or a ring with our degree."""
+    return "complete" if all(r["degree"] == r["n"] - 1 for r in runs) else "same k"
 
 
 def _round(run: dict[str, Any], name: str, field: str) -> float:
@@ -87,13 +99,9 @@ def _round(run: dict[str, Any], name: str, field: str) -> float:
 
 
 def _model_bytes(protocol: str, n: int, m: int, bits: int, rate: float) -> float:
-    """Model bytes per surviving client (up + down) with the suite's parameter choices."""
-    dropouts = int(rate * n + 0.5)
-    if protocol == "bonawitz":
-        model = bonawitz_costs(n, m, bits, n // 2 + 1, None, dropouts)
-    else:
-        found = find_parameters(n, dropout_fraction=max(rate, 0.05))
-        model = bonawitz_costs(n, m, bits, found.threshold, found.degree, dropouts)
+    """Model bytes per surviving client (up + down) with the suite's parameter choices
+    (the simulator's defaults, as the runs)."""
+    model = estimate(protocol, clients=n, dim=m, bits=bits, dropout=rate)
     return float(model["totals"]["client_bytes_up"] + model["totals"]["client_bytes_down"])
 
 
@@ -103,12 +111,12 @@ def _time_panel(
     study: str,
     x_of: Callable[[dict[str, Any]], float],
 ) -> None:
-    for protocol in ("bonawitz", "secagg+"):
+    for index, protocol in enumerate(swept_protocols(document)):
         runs = sorted(_runs(document, study, protocol), key=x_of)
         if not runs:
             continue
         xs = [x_of(r) for r in runs]
-        color = COLORS[protocol]
+        color = _color(protocol)
         ax.plot(
             xs,
             [_round(r, "unmasking", "server_seconds") for r in runs],
@@ -123,24 +131,25 @@ def _time_panel(
             color=color,
             label=f"{protocol}: client masking",
         )
-        if protocol == "secagg+":
+        if protocol == REFERENCE:
             ax.plot(
                 xs,
                 [r["floor"]["server_seconds"] for r in runs],
                 ":",
                 color=COLORS["floor"],
-                label="floor (keystream + add), secagg+ server",
+                label=f"floor (keystream + add), {protocol} server",
             )
         flower = [(x_of(r), r["flower"]) for r in runs if r.get("flower")]
         server = [(x, f["server_seconds"]) for x, f in flower if f.get("server_seconds")]
-        marker = "^" if protocol == "bonawitz" else "v"
+        marker = MARKERS[index % len(MARKERS)]
+        graph = _graph_label(runs)
         if server:
             ax.plot(
                 *zip(*server, strict=True),
                 marker + "-",
                 color=COLORS["flower"],
                 alpha=0.8,
-                label=f"Flower server ({'complete' if protocol == 'bonawitz' else 'same k'})",
+                label=f"Flower server ({graph})",
             )
         if flower:
             ax.plot(
@@ -149,7 +158,7 @@ def _time_panel(
                 marker + ":",
                 color=COLORS["flower"],
                 alpha=0.6,
-                label=f"Flower client ({'complete' if protocol == 'bonawitz' else 'same k'})",
+                label=f"Flower client ({graph})",
             )
     ax.set_yscale("log")
     ax.set_ylabel("seconds (one core)")
@@ -164,11 +173,11 @@ def _bytes_panel(
     model_grid: Sequence[float],
     model_at: Callable[[str, float], float],
 ) -> None:
-    for protocol in ("bonawitz", "secagg+"):
+    for protocol in swept_protocols(document):
         runs = sorted(_runs(document, study, protocol), key=x_of)
         if not runs:
             continue
-        color = COLORS[protocol]
+        color = _color(protocol)
         ax.plot(
             [x_of(r) for r in runs],
             [r["client_bytes_up_mean"] + r["client_bytes_down_mean"] for r in runs],
@@ -270,7 +279,7 @@ def _plot_dropout(document: dict[str, Any], path: Path) -> None:
     plan = document["plan"]
     fig, (left, right) = _two_panels()
     _time_panel(left, document, "dropout", lambda r: r["dropout_rate"])
-    paper_runs = sorted(_runs(document, "paper", "bonawitz"), key=lambda r: r["dropout_rate"])
+    paper_runs = sorted(_runs(document, "paper", None), key=lambda r: r["dropout_rate"])
     paper = document["paper_2017"]
     for n, marker in (("500", "*"), ("1000", "P")):
         cited = paper["server_seconds"].get(n, {})
@@ -289,10 +298,10 @@ def _plot_dropout(document: dict[str, Any], path: Path) -> None:
                 [r["dropout_rate"] for r in ours],
                 [r["server_seconds"] for r in ours],
                 marker + "-",
-                color=COLORS["bonawitz"],
+                color=_color(ours[0]["protocol"]),
                 alpha=0.6,
                 markersize=9,
-                label=f"bonawitz (ours): server total, n = {n}",
+                label=f"{ours[0]['protocol']} (ours): server total, n = {n}",
             )
     left.set_xlabel(
         f"dropout rate (n = {plan['dropout_n']}, m = {plan['dropout_m']:,}; paper: m = 100,000)"
@@ -317,7 +326,7 @@ def _plot_dropout(document: dict[str, Any], path: Path) -> None:
 def _plot_he(document: dict[str, Any], path: Path) -> None:
     plan = document["plan"]
     fig, (left, right) = _two_panels()
-    for protocol in ("threshold-paillier", "ckks"):
+    for protocol in he_protocols(document):
         base_n = plan["he_base"][protocol][0]
         runs = sorted(
             (r for r in _runs(document, "he", protocol) if r["n"] == base_n and not r["dropouts"]),
@@ -325,7 +334,7 @@ def _plot_he(document: dict[str, Any], path: Path) -> None:
         )
         if not runs:
             continue
-        color = COLORS[protocol]
+        color = _color(protocol)
         ms = [r["m"] for r in runs]
         left.plot(
             ms,
@@ -350,35 +359,29 @@ def _plot_he(document: dict[str, Any], path: Path) -> None:
             label=f"{protocol}: upload measured",
         )
         grid = _grid(min(ms), max(ms))
-        if protocol == "ckks":
-            model = [
-                ckks_costs(base_n, int(m), 32)["rounds"]["encrypted_input"]["client_bytes_up"]
-                for m in grid
+        model = [
+            estimate(protocol, clients=base_n, dim=int(m), bits=32)["rounds"]["encrypted_input"][
+                "client_bytes_up"
             ]
-        else:
-            model = [
-                threshold_paillier_costs(base_n, int(m), 32)["rounds"]["encrypted_input"][
-                    "client_bytes_up"
-                ]
-                for m in grid
-            ]
+            for m in grid
+        ]
         right.plot(grid, model, "-", color=color, alpha=0.6, label=f"{protocol}: model")
-    masking = sorted(_runs(document, "m", "secagg+"), key=lambda r: r["m"])
+    masking = sorted(_runs(document, "m", REFERENCE), key=lambda r: r["m"])
     if masking:
         ms = [r["m"] for r in masking]
         left.plot(
             ms,
             [_round(r, "masked_input", "client_seconds_mean") for r in masking],
             "o-",
-            color=COLORS["secagg+"],
-            label=f"secagg+ (n = {plan['m_n']}): client masking",
+            color=_color(REFERENCE),
+            label=f"{REFERENCE} (n = {plan['m_n']}): client masking",
         )
         right.plot(
             ms,
             [_round(r, "masked_input", "client_bytes_up_mean") for r in masking],
             "o-",
-            color=COLORS["secagg+"],
-            label="secagg+: masked upload",
+            color=_color(REFERENCE),
+            label=f"{REFERENCE}: masked upload",
         )
     left.plot([], [], ":", color=COLORS["floor"], label="floor: one keystream + add")
     for ax, label in ((left, "seconds (one core)"), (right, "bytes uploaded per client")):
@@ -448,7 +451,7 @@ def _plot_scale(document: dict[str, Any], path: Path) -> None:
 
 
 def write_plots(document: dict[str, Any], directory: str) -> list[Path]:
-    """Write every plot of :data:`benchmarks.report.PLOTS` into ``directory``."""
+    """Write every plot of :data:`secagg.bench.report.PLOTS` into ``directory``."""
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
     makers = {

@@ -22,8 +22,10 @@ __all__ = [
     "NOTES_MARKER",
     "PLOTS",
     "console_summary",
+    "he_protocols",
     "render_markdown",
     "summarize",
+    "swept_protocols",
     "write_json",
     "write_markdown",
 ]
@@ -100,6 +102,18 @@ def _time_checks(runs: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return checks
 
 
+def swept_protocols(document: dict[str, Any]) -> list[str]:
+    """The protocols of the sweeps over n, m and the dropout rate (the masking protocols,
+    each beside Flower's SecAgg+), in the order the suite ran them."""
+    runs = document["runs"]
+    return list(dict.fromkeys(runs[key]["protocol"] for key in document["studies"].get("n", [])))
+
+
+def he_protocols(document: dict[str, Any]) -> list[str]:
+    """The protocols of the threshold-HE grid (the keys of the plan's ``he_base``)."""
+    return list(document["plan"]["he_base"])
+
+
 def _all_runs(document: dict[str, Any]) -> list[dict[str, Any]]:
     runs = list(document["runs"].values())
     runs += document["scale"]["memory"]
@@ -113,6 +127,7 @@ def summarize(document: dict[str, Any]) -> dict[str, Any]:
     checks = _time_checks(runs)
     within = [c for c in checks if 1 / TOLERANCE <= c["ratio"] <= TOLERANCE]
     flower_client, flower_server, floor_client, floor_server = [], [], [], []
+    swept = swept_protocols(document)
     for run in document["runs"].values():
         flower = run.get("flower")
         if flower:
@@ -120,7 +135,7 @@ def summarize(document: dict[str, Any]) -> dict[str, Any]:
             flower_client.append(flower["client_seconds"] / client)
             if flower.get("server_seconds"):
                 flower_server.append(flower["server_seconds"] / _unmasking_seconds(run))
-        if run["protocol"] in ("bonawitz", "secagg+"):
+        if run["protocol"] in swept:
             floor_client.append(_masking_client_seconds(run) / run["floor"]["client_seconds"])
             floor_server.append(_unmasking_seconds(run) / run["floor"]["server_seconds"])
 
@@ -227,6 +242,19 @@ def _span_text(span: list[float] | None) -> str:
     return f"{_x(span[0])} to {_x(span[2])} (median {_x(span[1])})"
 
 
+def _flower_line(document: dict[str, Any], summary: dict[str, Any]) -> str:
+    if document["meta"].get("flwr") == "not installed":
+        return (
+            "* Flower's SecAgg+: not measured (flwr was not installed; add it with "
+            "`pip install 'secagg[flower]'`)."
+        )
+    return (
+        f"* Flower's SecAgg+ over ours, same setting: client masking "
+        f"{_span_text(summary['flower_client_speedup'])}; server unmasking "
+        f"{_span_text(summary['flower_server_speedup'])}."
+    )
+
+
 def _summary_lines(document: dict[str, Any], summary: dict[str, Any]) -> list[str]:
     lines = [
         f"* Bytes: {summary['bytes_exact']} of {summary['runs']} runs match the model exactly "
@@ -239,9 +267,7 @@ def _summary_lines(document: dict[str, Any], summary: dict[str, Any]) -> list[st
         f"rounds (each at least {DOMINANT_SECONDS * 1e3:.0f} ms and a quarter of its party's "
         f"run) within a factor {TOLERANCE:g} of the prediction; measured/predicted "
         f"{_span_text(summary['time_ratio_span'])}.",
-        f"* Flower's SecAgg+ over ours, same setting: client masking "
-        f"{_span_text(summary['flower_client_speedup'])}; server unmasking "
-        f"{_span_text(summary['flower_server_speedup'])}.",
+        _flower_line(document, summary),
         f"* Ours over the floor (1 = the floor): client masked input "
         f"{_span_text(summary['client_over_floor'])}; server unmasking "
         f"{_span_text(summary['server_over_floor'])}.",
@@ -666,16 +692,17 @@ def _reference_runs(document: dict[str, Any]) -> list[dict[str, Any]]:
     runs = document["runs"]
     picked: dict[str, dict[str, Any]] = {}
     plan = document["plan"]
+    swept = swept_protocols(document)
     for run in runs.values():
         protocol = run["protocol"]
-        if protocol in ("bonawitz", "secagg+"):
+        if protocol in swept:
             wanted = (plan["dropout_n"], plan["dropout_m"], plan["sweep_dropout"])
         else:
             base_n, base_m = plan["he_base"][protocol]
             wanted = (base_n, base_m, 0.0)
         if (run["n"], run["m"], run["dropout_rate"]) == wanted:
             picked.setdefault(protocol, run)
-    return [picked[p] for p in ("bonawitz", "secagg+", "threshold-paillier", "ckks") if p in picked]
+    return [picked[p] for p in (*swept, *he_protocols(document)) if p in picked]
 
 
 def write_markdown(document: dict[str, Any], path: str, plots_dir: str | None) -> None:
