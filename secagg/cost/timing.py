@@ -241,7 +241,7 @@ def calibrate_paillier(public_key: Any, *, ciphertexts: int = 8) -> UnitCosts:
     """
     import gmpy2
 
-    from secagg.he import _bigint as big
+    from secagg.he import bigint as big
     from secagg.he.paillier import encrypt_vector
     from secagg.he.slots import SlotLayout
     from secagg.he.threshold_paillier import CHALLENGE_BITS, STATISTICAL_BITS

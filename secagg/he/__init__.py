@@ -14,4 +14,4 @@ Paillier does not load TenSEAL.
 
 from __future__ import annotations
 
-__all__ = ["ckks", "packing", "paillier", "threshold_paillier"]
+__all__ = ["ckks", "paillier", "slots", "threshold_paillier"]

@@ -30,9 +30,9 @@ import gmpy2
 import numpy as np
 
 from secagg.errors import ConfigurationError, DecodeError, HeadroomError, UsageError
-from secagg.he import _bigint as big
-from secagg.he._bigint import Mpz
+from secagg.he import bigint as big
 from secagg.he._records import decode_record, encode_record
+from secagg.he.bigint import Mpz
 from secagg.he.slots import SlotLayout, pack, unpack
 
 __all__ = [

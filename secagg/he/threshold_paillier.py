@@ -47,9 +47,9 @@ from secagg.errors import (
     InsufficientSharesError,
     UsageError,
 )
-from secagg.he import _bigint as big
-from secagg.he._bigint import Mpz
+from secagg.he import bigint as big
 from secagg.he._records import bytes_field, decode_record, encode_record, int_field
+from secagg.he.bigint import Mpz
 from secagg.he.paillier import DEFAULT_KEY_BITS, MIN_KEY_BITS, EncryptedVector, PaillierPublicKey
 from secagg.he.slots import unpack
 

@@ -21,7 +21,7 @@ from secagg.errors import (
     InsufficientSharesError,
     UsageError,
 )
-from secagg.he import _bigint as big
+from secagg.he import bigint as big
 from secagg.he.paillier import PaillierPublicKey, ciphertext_from_phe, encrypt_vector
 from secagg.he.slots import SlotLayout
 from secagg.he.threshold_paillier import (

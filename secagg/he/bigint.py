@@ -1,4 +1,4 @@
-"""Big-integer helpers shared by the Paillier backends (private to :mod:`secagg.he`).
+"""Big-integer helpers shared by the Paillier backends and their cost calibration.
 
 All randomness comes from :mod:`secrets`. gmpy2 has no type stubs, so its integers are typed
 as :data:`Mpz` (an alias of ``Any``); the public API converts to ``int`` where it matters.
