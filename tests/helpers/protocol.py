@@ -1,4 +1,4 @@
-"""Hand-driven Bonawitz / SecAgg+ sessions for the example tests of ``test_protocol_*``.
+"""Hand-driven Bonawitz / SecAgg+ sessions for the example tests of ``tests/protocols/bonawitz``.
 
 :func:`run_session` moves every message as bytes, drops clients before they send in a given
 round, and lets a test tamper with what reaches the server: the known-answer and regression

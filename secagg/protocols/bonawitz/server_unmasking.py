@@ -10,12 +10,12 @@ sharing (v in U2 \\ U3, its pairwise masks with the survivors are in the sum).
   the threshold is the session's and the sharing is the owner's secret of the list the
   share came in, so a share cannot claim to belong elsewhere.
 * Reconstruction is batched: secrets whose first ``t`` holders are the same set are
-  parsed in bulk and interpolated with one Lagrange vector (:mod:`share_batch`, over
+  parsed in bulk and interpolated with one Lagrange vector (:mod:`secagg.shamir.batch`, over
   :func:`secagg.shamir.lagrange_coefficients_at_zero`, cached per holder set; plain
   SecAgg has a single set).
 * Every secret is verified against what its owner published in AdvertiseKeys: b_v against
   the SHA-256 commitment, s_v^SK against the mask public key. A secret that fails is
-  decoded as a Reed-Solomon codeword (:mod:`share_decoding`: up to ``(h - t) // 2`` wrong
+  decoded as a Reed-Solomon codeword (:mod:`secagg.shamir.decoding`: up to ``(h - t) // 2`` wrong
   shares among ``h`` are located in O(h^2), whoever holds them), with a bounded search as
   the last resort; the shares off the verified polynomial are attributed to their holders,
   and the other failed secrets go back to the bulk path without them. Only when no
@@ -76,7 +76,7 @@ class RevealedShares:
     """The share records collected in Unmasking: secret owner -> holder -> compact share
     (:func:`secagg.shamir.pack_limb_shares` bytes).
 
-    Records are kept as bytes and parsed in bulk at reconstruction (:mod:`share_batch`).
+    Records are kept as bytes and parsed in bulk at reconstruction (:mod:`secagg.shamir.batch`).
     """
 
     self_mask: dict[int, dict[int, bytes]] = field(default_factory=dict)

@@ -7,7 +7,7 @@ testing tools): configurations, inputs and dropout schedules are drawn by
 included clients, or the session aborts with the typed error exactly when the protocol's
 oracle says too few remain (:func:`secagg.testing.predict_outcome`, exact for the complete
 graph and SecAgg+). The example tests below drive sessions by hand with the helpers of
-``helpers_protocol``, which the other protocol test files import too.
+``tests.helpers.protocol``, which the other protocol test files import too.
 """
 
 from __future__ import annotations
