@@ -22,8 +22,10 @@ Defaults: FedAvg, exactly up to the fixed-point resolution.
   ``parameter_keys`` of a bare ``state_dict``), as DP-style training does. Buffers are never
   clipped.
 * **Buffers are averaged exactly**: BatchNorm's running statistics move by the weighted
-  mean of the clients' moves, each entry in its own fixed-point range (a power of two from
-  the data, or ``bounds``), so a ``running_var`` never costs a weight its precision.
+  mean of the clients' moves, each entry in its own fixed-point range, so a
+  ``running_var`` never costs a weight its precision. A range is the smallest power of two
+  above the entry's largest update across clients (public: the server learns that binary
+  exponent), unless ``bounds`` fixes it in advance (a larger value is clamped and reported).
 * **Integer buffers** (BatchNorm's ``num_batches_tracked``), ``integer_buffers="average"``
   (the default): the global counter advances by the weighted mean of the clients' advances,
   rounded to the nearest integer, as float64 FedAvg of the state dicts followed by a
@@ -31,7 +33,8 @@ Defaults: FedAvg, exactly up to the fixed-point resolution.
   optionally fixes their range (a larger step is clamped and reported).
 * **Weights**: example counts are ints and travel exactly; ``report.total_examples`` is an
   ``int``. ``max_examples`` optionally fixes their public bound (a count above it is an
-  error); by default it is the smallest power of two at least the largest count.
+  error); by default it is the smallest power of two at least the largest count (public,
+  like the ranges).
 
 Every :class:`RoundReport` lists the clients whose update was clipped or clamped
 (``report.clipped``: norm before, factor applied, values clamped), and a
@@ -336,7 +339,10 @@ class SecureFedAvg:
             if not isinstance(state, Mapping):
                 raise ConfigurationError(f"client {cid!r}: the state must be a state_dict, got "
                                          f"a {type(state).__name__}")
-            deltas[cid] = (self.layout.delta(state, self._global), count)
+            try:
+                deltas[cid] = (self.layout.delta(state, self._global), count)
+            except ConfigurationError as exc:
+                raise ConfigurationError(f"client {cid!r}: {exc}") from None
         return self.aggregate_deltas(deltas, dropouts=dropouts)
 
     def run(self, model: nn.Module, clients: Iterable[int], local_train: LocalTrain, *,

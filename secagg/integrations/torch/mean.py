@@ -40,8 +40,8 @@ precision:
    ``weight * value`` with unbiased stochastic rounding, runs the protocol and decodes.
    The mean is off from the float64 weighted mean (of the clipped updates) by less than
    ``report.resolution[name] = b * included / (scale * total_weight_in_units)`` per
-   element, up to float64 rounding; with 32 bits and a few clients that is about 2^-30 of
-   the range, finer than float32.
+   element, up to float64 rounding: at 32 bits and similar weights, about
+   ``clients * 2^-30`` of the range, finer than float32 for up to dozens of clients.
 
 Nothing is changed silently: every client whose update was clipped or clamped is in
 ``report.clipped`` (with its norm and the factor applied), a :class:`ClippingWarning` is

@@ -75,7 +75,7 @@ class Entry:
 def _rounded(part: np.ndarray, dtype: torch.dtype | np.dtype[np.generic]) -> np.ndarray:
     """Round to integers and clamp to the dtype's range (a float-to-int cast out of range is
     undefined behaviour; float64 holds integers exactly only up to 2^53)."""
-    if dtype in (torch.bool, np.dtype(bool)):
+    if dtype is torch.bool or (isinstance(dtype, np.dtype) and dtype.kind == "b"):
         lo, hi = 0, 1
     elif isinstance(dtype, torch.dtype):
         info = torch.iinfo(dtype)
