@@ -332,8 +332,8 @@ def aggregate_vectors(vectors: Mapping[Any, np.ndarray], weights: Mapping[Any, i
     """The weighted mean of flat float64 updates, through ``backend`` (module docstring).
 
     ``vectors`` (client id -> 1-D float64 vector, all of the length ``segments`` tile; ids
-    are ints or strs) are modified in place;
-    ``weights`` are positive finite numbers, checked by the caller. ``clip`` bounds the L2
+    are ints or strs) are modified in place; ``weights`` gives every client a positive
+    finite number. ``clip`` bounds the L2
     norm of the segments named in ``clip_entries`` (every segment when ``None``); ``bounds``
     fixes the range of some segments (the others get a power-of-two range from the data);
     ``non_finite`` refuses or excludes a client whose update is not finite. ``stacklevel``
@@ -343,7 +343,8 @@ def aggregate_vectors(vectors: Mapping[Any, np.ndarray], weights: Mapping[Any, i
 
     Raises:
         ConfigurationError: a non-finite update under ``"refuse"``, inconsistent segments,
-            a weight above ``max_weight``, or parameters the backend refuses
+            a missing or bad weight, one above ``max_weight``, or parameters the backend
+            refuses
             (``HeadroomError``: too many clients for ``bits``).
         ProtocolAbort: fewer than two clients remain, or the protocol aborts.
     """
@@ -354,9 +355,11 @@ def aggregate_vectors(vectors: Mapping[Any, np.ndarray], weights: Mapping[Any, i
     log.debug("aggregating %d clients x %d values in %d entries with %s", len(ids), size,
               len(segments), backend.name)
     excluded: dict[ClientId, str] = {}
+    weights = {cid: _check_weight(cid, weights.get(cid)) for cid in ids}
     for cid in ids:
         vector = vectors[cid]
-        if vector.shape != (size,) or vector.dtype != np.float64:
+        if not isinstance(vector, np.ndarray) or vector.shape != (size,) \
+                or vector.dtype != np.float64:
             raise ConfigurationError(f"client {cid!r}: an update must be a float64 vector of "
                                      f"shape ({size},)")
         with np.errstate(over="ignore", invalid="ignore"):

@@ -274,6 +274,13 @@ def test_aggregate_vectors_checks_its_segments() -> None:
         with pytest.raises(ConfigurationError, match="segments"):
             aggregate_vectors(vectors, {1: 1, 2: 1}, segments=segments,
                               backend=PlainBackend())
+    with pytest.raises(ConfigurationError, match="client 2: a weight is a number, got a "
+                                                 "NoneType"):
+        aggregate_vectors(vectors, {1: 1}, segments=[Segment("a", 0, 3)],
+                          backend=PlainBackend())
+    with pytest.raises(ConfigurationError, match="client 2: an update must be a float64"):
+        aggregate_vectors({1: np.zeros(3), 2: np.zeros(3, np.float32)}, {1: 1, 2: 1},
+                          segments=[Segment("a", 0, 3)], backend=PlainBackend())
     mean, report = aggregate_vectors(vectors, {1: 1, 2: 3}, segments=[
         Segment("a", 0, 1), Segment("empty", 1, 0), Segment("b", 1, 2)], backend=PlainBackend())
     np.testing.assert_allclose(mean, 0.75)
