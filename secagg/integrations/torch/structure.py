@@ -11,12 +11,13 @@ against it:
   the mean is a ``list``;
 * one array or tensor: one entry named ``""``; the mean is one array or tensor.
 
-An entry is a ``torch.Tensor`` or a ``numpy.ndarray`` of a real dtype (floating, integer or
-boolean); anything else is refused with a :class:`ConfigurationError` naming the client and
-the entry. Entries travel as float64 (lossless for every float16/bfloat16/float32 value and
-every integer below 2^53) and come back in their original dtype, shape and, for tensors,
-device: floating entries are rounded to nearest, integer and boolean entries to the nearest
-integer (clamped to the dtype's range, so nothing wraps).
+An entry is a ``torch.Tensor``, a ``numpy.ndarray`` or a numpy scalar of a real dtype
+(floating, integer or boolean); anything else is refused with a :class:`ConfigurationError`
+naming the client and the entry. Entries travel as float64 (lossless for every
+float16/bfloat16/float32 value and every integer below 2^53) and come back in their
+original type, dtype, shape and, for tensors, device: floating entries are rounded to
+nearest, integer and boolean entries to the nearest integer (clamped to the dtype's range,
+so nothing wraps).
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ class Entry:
     """One array of a state: its name, its slice of the flat vector and its format.
 
     ``dtype`` is a ``torch.dtype`` for a tensor, a ``numpy.dtype`` for an array; ``device``
-    is the tensor's device (``None`` for an array).
+    is the tensor's device (``None`` for an array); ``scalar`` marks a numpy scalar.
     """
 
     name: str
@@ -54,6 +55,7 @@ class Entry:
     device: torch.device | None
     offset: int
     size: int
+    scalar: bool = False
 
     @property
     def is_integer(self) -> bool:
@@ -69,7 +71,9 @@ class Entry:
         if isinstance(self.dtype, torch.dtype):
             tensor = torch.from_numpy(np.array(part, dtype=np.float64))
             return tensor.to(dtype=self.dtype, device=self.device).reshape(self.shape)
-        return np.array(part, dtype=np.float64).astype(self.dtype).reshape(self.shape)
+        array = np.array(part, dtype=np.float64).astype(self.dtype).reshape(self.shape)
+        result: np.ndarray = array[()] if self.scalar else array
+        return result
 
 
 def _rounded(part: np.ndarray, dtype: torch.dtype | np.dtype[np.generic]) -> np.ndarray:
@@ -97,18 +101,18 @@ def _checked_entry(client: object, name: str, value: object
             raise ConfigurationError(f"{label} is a {value.dtype} tensor: only real dense "
                                      "tensors can be averaged")
         return tuple(value.shape), value.dtype, value.device
-    if isinstance(value, np.ndarray):
+    if isinstance(value, np.ndarray | np.generic):
         if value.dtype.kind not in "fiub":
             raise ConfigurationError(f"{label} has dtype {value.dtype}: only real numbers "
                                      "can be averaged")
         return tuple(value.shape), value.dtype, None
     raise ConfigurationError(f"{label} is a {_describe(value)}, not a torch.Tensor or "
-                             "numpy.ndarray")
+                             "numpy array")
 
 
 def _items(client: object, state: object) -> tuple[Kind, list[tuple[str, object]]]:
     """The kind of ``state`` and its (name, value) entries, else ConfigurationError."""
-    if isinstance(state, torch.Tensor | np.ndarray):
+    if isinstance(state, torch.Tensor | np.ndarray | np.generic):
         return "single", [("", state)]
     if isinstance(state, Mapping):
         for key in state:
@@ -145,7 +149,8 @@ class Structure:
             shape, dtype, device = _checked_entry(client, name, value)
             size = int(np.prod(shape, dtype=np.int64))
             entries.append(Entry(name=name, shape=shape, dtype=dtype, device=device,
-                                 offset=offset, size=size))
+                                 offset=offset, size=size,
+                                 scalar=isinstance(value, np.generic)))
             offset += size
         if offset == 0:
             raise ConfigurationError(f"client {client!r}: the state holds no values")

@@ -246,6 +246,8 @@ def test_bad_inputs_are_refused() -> None:
     del wrong["0.bias"]
     with pytest.raises(ConfigurationError, match=r"client 3: .*missing \['0.bias'\]"):
         agg.round({**good, 3: (wrong, 1)})
+    with pytest.raises(ConfigurationError, match="results must be a dict"):
+        agg.round([good[1], good[2]])  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError, match="client 3: expected"):
         agg.round({**good, 3: good[1][0]})  # type: ignore[dict-item]
     with pytest.raises(ConfigurationError, match="client 3: the state must be a state_dict"):

@@ -223,6 +223,8 @@ def test_bad_states_are_refused_naming_the_client() -> None:
              {"w": a, "x": reshaped})
     _refused(r"client 1: entry '0.bias' holds NaN", [a, {**b, "0.bias": b["0.bias"] / 0}])
     _refused(r"client 1: entry '0.bias' is a list", [a, {**b, "0.bias": [1.0] * 4}])
+    _refused(r"client 1: entry '0.bias' is a float, not a torch.Tensor or numpy array",
+             [a, {**b, "0.bias": 1.0}])
     _refused(r"client 0: .* got a str", ["state", b])
     _refused(r"client 1: entry '0.bias' has dtype complex", [
         {"0.bias": np.zeros(4)}, {"0.bias": np.zeros(4, dtype=complex)}])
