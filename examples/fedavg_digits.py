@@ -8,15 +8,21 @@ same training then runs as plain float64 FedAvg with the same seed and the same 
 only the fixed-point quantization differs, and the final accuracies must agree within
 ``--tolerance`` points (exit code 1 otherwise).
 
-Run:  .venv/bin/python examples/fedavg_digits.py [--rounds 20] [--protocol secagg+]
+By default nothing is clipped (FedAvg); ``--clip C`` bounds the L2 norm of each client's
+update of the trainable parameters, and the table then shows how many clients each round
+clipped and the smallest factor applied (``report.clipped``).
+
+Run:  .venv/bin/python examples/fedavg_digits.py [--rounds 20] [--protocol secagg+] [--clip 1]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -33,6 +39,7 @@ from secagg.integrations.torch.digits import (
     train_local,
 )
 from secagg.integrations.torch.fedavg import RoundReport, SecureFedAvg
+from secagg.integrations.torch.mean import ClippingWarning
 from secagg.protocols.bonawitz.messages import ROUND_MASKED_INPUT, ROUND_UNMASKING
 from secagg.protocols.registry import get_protocol
 from secagg.sim.ledger import format_bytes
@@ -80,13 +87,18 @@ def train_federated(args: argparse.Namespace, data: DigitsData, parts: list[np.n
         accuracies.append(evaluate(global_model, data.x_test, data.y_test))
         if log:
             left_out = ",".join(map(str, sorted(report.excluded))) or "-"
+            factors = [c.factor for c in report.clipped.values()]
+            clipped = f"{len(factors)} x{min(factors):.2f}" if factors else "0"
             tqdm.write(f"{report.round_index + 1:>5} {100 * accuracies[-1]:>8.2f} "
-                       f"{len(report.included):>8} {left_out:>10} {report.seconds:>8.3f} "
+                       f"{len(report.included):>8} {left_out:>10} {clipped:>9} "
+                       f"{report.total_examples:>8} {report.seconds:>8.3f} "
                        f"{format_bytes(report.bytes_up):>10} {format_bytes(report.bytes_down):>10}")
 
+    # The baseline repeats the secure run's clipping: its log lines would only repeat them.
+    logging.getLogger("secagg").setLevel(args.log_level.upper() if log else logging.ERROR)
     options = {} if protocol == "plain" else {"dropout_fraction": args.dropout}
     agg = SecureFedAvg(model, protocol=protocol, clip=args.clip, bits=args.bits,
-                       max_examples=max(len(p) for p in parts), protocol_options=options)
+                       protocol_options=options)
     reports = agg.run(model, clients, local_train, rounds=args.rounds,
                       dropouts=make_dropouts(clients, args.dropout, args.seed, protocol),
                       on_round=on_round, progress=log and not args.no_progress)
@@ -103,13 +115,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dropout", type=float, default=0.2, help="fraction dropping per round")
     parser.add_argument("--protocol", default="secagg+")
     parser.add_argument("--bits", type=int, default=32)
-    parser.add_argument("--clip", type=float, default=5.0, help="L2 bound of an update")
+    parser.add_argument("--clip", type=float, default=None,
+                        help="L2 bound of a client's parameter update (default: no clipping)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--tolerance", type=float, default=0.5, help="accuracy points")
     parser.add_argument("--json", type=Path, default=None, help="write the results as JSON")
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--log-level", default="warning",
+                        choices=["debug", "info", "warning", "error"],
+                        help="the library's log lines (debug: rounds, exclusions, timings)")
     args = parser.parse_args(argv)
+    logging.basicConfig(format="  [%(levelname)s %(name)s] %(message)s")
+    logging.getLogger("secagg").setLevel(args.log_level.upper())
     torch.set_num_threads(1)  # reproducible CPU kernels, and polite on a shared machine
+    # The table's "clipped" column and the log report clipping; no need for warnings too.
+    warnings.simplefilter("ignore", ClippingWarning)
 
     data = load_digits_data(test_fraction=0.3, seed=args.seed)
     parts = dirichlet_split(data.y_train.numpy(), args.clients, alpha=args.alpha,
@@ -117,9 +137,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"FedAvg on digits: {args.clients} clients (Dirichlet alpha = {args.alpha}, "
           f"{min(map(len, parts))}-{max(map(len, parts))} examples each), {args.rounds} rounds, "
           f"{args.dropout:.0%} dropouts per round, protocol {args.protocol}, "
-          f"{args.bits}-bit sums, test set {len(data.y_test)}")
-    print(f"{'round':>5} {'acc %':>8} {'included':>8} {'left out':>10} {'agg s':>8} "
-          f"{'bytes up':>10} {'bytes down':>10}")
+          f"{args.bits}-bit sums, "
+          f"{'no clipping' if args.clip is None else f'clip {args.clip}'}, "
+          f"test set {len(data.y_test)}")
+    print(f"{'round':>5} {'acc %':>8} {'included':>8} {'left out':>10} {'clipped':>9} "
+          f"{'examples':>8} {'agg s':>8} {'bytes up':>10} {'bytes down':>10}")
     started = time.perf_counter()
     secure_acc, reports, secure_curve = train_federated(args, data, parts, args.protocol,
                                                         log=True)
@@ -132,10 +154,14 @@ def main(argv: list[str] | None = None) -> int:
                        for a, b in zip(reports, plain_reports, strict=True))
     gap = 100 * abs(secure_acc - plain_acc)
     agg_seconds = sum(r.seconds for r in reports)
+    clipped = sum(len(r.clipped) for r in reports)
+    resolution = max(r.max_resolution for r in reports)
     print(f"\nsecure FedAvg ({args.protocol}): accuracy {100 * secure_acc:.2f} %  "
           f"({secure_seconds:.1f} s, of which aggregation {agg_seconds:.1f} s; "
           f"{format_bytes(sum(r.bytes_up for r in reports))} up, "
           f"{format_bytes(sum(r.bytes_down for r in reports))} down)")
+    print(f"clients clipped: {clipped} of {sum(len(r.included) for r in reports)} "
+          f"client-rounds; largest fixed-point resolution of a round: {resolution:.2g}")
     print(f"plain  FedAvg (float64): accuracy {100 * plain_acc:.2f} %  "
           f"({plain_seconds:.1f} s; float32 uploads would be "
           f"{format_bytes(sum(r.bytes_up for r in plain_reports))})")

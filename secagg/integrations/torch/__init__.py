@@ -2,10 +2,14 @@
 
 Requires the ``torch`` extra; the rest of :mod:`secagg` never imports torch. The parts:
 
-* :mod:`.state`: :class:`StateLayout`, a ``state_dict`` <-> flat float64 vector, with
-  deltas against the global model;
-* :mod:`.fedavg`: :class:`SecureFedAvg`, clip + fixed-point weighted encoding + a protocol
-  (``bonawitz``, ``secagg+``, ``threshold-paillier``, ``ckks``, or ``plain``) per round;
+* :mod:`.mean`: :func:`secure_weighted_mean`, one call for frameworks that already hold
+  the client states (lists or dicts of state dicts or arrays, int or float weights),
+  and the one code path both entry points share (optional clipping, per-entry fixed-point
+  ranges, exact integer weights, a :class:`MeanReport`);
+* :mod:`.fedavg`: :class:`SecureFedAvg`, FedAvg rounds over a model with any protocol
+  (``secagg+``, ``bonawitz``, ``threshold-paillier``, ``ckks``, or ``plain``);
+* :mod:`.state` and :mod:`.structure`: ``state_dict`` (and array structures) <-> flat
+  float64 vectors;
 * :mod:`.backends`: the protocol backends and the plain float64 baseline;
 * :mod:`.digits`: the demo workload (digits data, Dirichlet split, small CNN, training);
 * :mod:`.dlg` and :mod:`.server_view`: the gradient-inversion privacy demonstration.
@@ -16,17 +20,28 @@ from __future__ import annotations
 from secagg.integrations.torch.backends import (
     AggregateOutcome,
     AggregationBackend,
+    ClientId,
     PlainBackend,
     SimulatedProtocolBackend,
 )
 from secagg.integrations.torch.fedavg import LocalTrain, RoundReport, SecureFedAvg
+from secagg.integrations.torch.mean import (
+    Clipping,
+    ClippingWarning,
+    MeanReport,
+    secure_weighted_mean,
+)
 from secagg.integrations.torch.state import IntegerPolicy, StateDict, StateLayout, TensorSpec
 
 __all__ = [
     "AggregateOutcome",
     "AggregationBackend",
+    "ClientId",
+    "Clipping",
+    "ClippingWarning",
     "IntegerPolicy",
     "LocalTrain",
+    "MeanReport",
     "PlainBackend",
     "RoundReport",
     "SecureFedAvg",
@@ -34,4 +49,5 @@ __all__ = [
     "StateDict",
     "StateLayout",
     "TensorSpec",
+    "secure_weighted_mean",
 ]

@@ -9,10 +9,11 @@ Which entries travel in the vector:
 
 * every floating-point parameter and buffer (float16, bfloat16, float32, float64);
 * integer and boolean buffers (BatchNorm's ``num_batches_tracked``) depend on
-  ``integer_buffers``: ``"keep"`` (the default) leaves them out of the vector and copies
-  them from a reference state (the global model) on the way back; ``"average"`` carries
-  them as float64 values and rounds them to the nearest integer on the way back (so a
-  weighted average of integer deltas becomes an integer step of the global counter).
+  ``integer_buffers``: ``"average"`` (the default, as in
+  :class:`~secagg.integrations.torch.fedavg.SecureFedAvg`) carries them as float64 values
+  and rounds them to the nearest integer on the way back (so a weighted average of integer
+  deltas becomes an integer step of the global counter); ``"keep"`` leaves them out of the
+  vector and copies them from a reference state (the global model) on the way back.
 
 float64 represents every float16/bfloat16/float32 value and every integer below 2^53
 exactly, so a flatten/unflatten round trip is lossless. Complex tensors are refused.
@@ -89,7 +90,7 @@ class StateLayout:
     integer_buffers: IntegerPolicy
 
     @classmethod
-    def from_state(cls, state: StateDict, *, integer_buffers: IntegerPolicy = "keep"
+    def from_state(cls, state: StateDict, *, integer_buffers: IntegerPolicy = "average"
                    ) -> StateLayout:
         """Record the layout of ``state``.
 

@@ -82,8 +82,9 @@ def test_cnn_has_every_kind_of_state_entry() -> None:
     state = model.state_dict()
     assert any(not v.is_floating_point() for v in state.values())  # num_batches_tracked
     assert any("running_mean" in k for k in state)
-    layout = StateLayout.from_state(state)
+    layout = StateLayout.from_state(state, integer_buffers="keep")
     assert layout.size == sum(v.numel() for v in state.values() if v.is_floating_point())
+    assert StateLayout.from_state(state).size == sum(v.numel() for v in state.values())
 
 
 def test_local_training_is_reproducible_and_learns(data) -> None:  # type: ignore[no-untyped-def]

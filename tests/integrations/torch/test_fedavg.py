@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -15,6 +17,7 @@ from torch import nn
 from secagg.errors import ConfigurationError, ProtocolAbort
 from secagg.integrations.torch.backends import PlainBackend, SimulatedProtocolBackend
 from secagg.integrations.torch.fedavg import SecureFedAvg
+from secagg.integrations.torch.mean import ClippingWarning
 from secagg.protocols.bonawitz.messages import ROUND_MASKED_INPUT, ROUND_SHARE_KEYS, ROUND_UNMASKING
 
 
@@ -97,15 +100,75 @@ def test_dropouts_follow_the_protocol_rounds_and_match_the_baseline(protocol: st
     assert outcome["plain"][1].costs is None
 
 
-def test_updates_are_clipped_to_the_l2_bound() -> None:
+def test_clip_bounds_the_trainable_parameters_only_and_is_reported() -> None:
     model = _model()
     agg = SecureFedAvg(model, protocol="plain", clip=0.5, max_examples=10)
     before = agg.layout.flatten(agg.global_state)
+    params = np.zeros(agg.layout.size, dtype=bool)
+    for spec in agg.layout.specs:
+        if spec.name in dict(model.named_parameters()):
+            params[spec.offset:spec.offset + spec.numel] = True
     results = _results(model, {1: 1.0, 2: 1.0}, {1: 5, 2: 5})
-    state, _ = agg.round(results)
+    with pytest.warns(ClippingWarning, match="2 of 2 clients were clipped"):
+        state, report = agg.round(results)
     moved = agg.layout.flatten(state) - before
-    assert np.linalg.norm(moved) == pytest.approx(0.5)
-    np.testing.assert_allclose(moved, moved[0], rtol=1e-5)  # clipping keeps the direction
+    assert np.linalg.norm(moved[params]) == pytest.approx(0.5)
+    np.testing.assert_allclose(moved[params], moved[params][0], rtol=1e-5)  # same direction
+    # BatchNorm's running statistics are buffers: averaged exactly, never clipped.
+    buffers = ~params & ~agg.layout.integer_mask
+    np.testing.assert_allclose(moved[buffers], 1.0, rtol=1e-6)
+    assert moved[agg.layout.integer_mask].tolist() == [0.0]  # num_batches_tracked: no step
+    norm = math.sqrt(params.sum())  # every parameter moved by 1.0
+    assert set(report.clipped) == {1, 2}
+    for clipping in report.clipped.values():
+        assert clipping.norm == pytest.approx(norm)
+        assert clipping.factor == pytest.approx(0.5 / norm)
+        assert clipping.saturated == 0
+
+
+def test_no_clip_by_default_and_no_warning() -> None:
+    model = _model()
+    agg = SecureFedAvg(model)
+    assert agg.clip is None and agg.protocol == "secagg+"
+    results = _results(model, {1: 3.0, 2: -2.0, 3: 1.0}, {1: 5, 2: 5, 3: 10})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        state, report = agg.round(results)
+    assert not report.clipped and report.total_examples == 20
+    assert isinstance(report.total_examples, int)
+    expected = _param(model.state_dict()) + (5 * 3.0 - 5 * 2.0 + 10 * 1.0) / 20
+    assert _param(state) == pytest.approx(expected, abs=report.max_resolution + 1e-6)
+
+
+def test_clip_needs_to_know_the_parameters_of_a_bare_state_dict() -> None:
+    model = _model()
+    with pytest.raises(ConfigurationError, match="parameter_keys"):
+        SecureFedAvg(model.state_dict(), clip=1.0)
+    with pytest.raises(ConfigurationError, match="parameter_keys"):
+        SecureFedAvg(model.state_dict(), clip=1.0, parameter_keys=["no.such.key"])
+    agg = SecureFedAvg(model.state_dict(), protocol="plain", clip=0.5,
+                       parameter_keys=["0.weight"])
+    with pytest.warns(ClippingWarning):
+        state, report = agg.round(_results(model, {1: 1.0, 2: 1.0}, {1: 1, 2: 1}))
+    assert set(report.clipped) == {1, 2}
+    moved = state["0.weight"] - model.state_dict()["0.weight"]
+    assert float(moved.norm()) == pytest.approx(0.5)
+    torch.testing.assert_close(state["0.bias"], model.state_dict()["0.bias"] + 1.0)
+
+
+def test_fixed_bounds_clamp_and_report_instead_of_silently_changing() -> None:
+    model = _model()
+    agg = SecureFedAvg(model, protocol="bonawitz", bounds={"0.bias": 0.25})
+    results = _results(model, {1: 0.5, 2: 0.1, 3: 0.1}, {1: 1, 2: 1, 3: 1})
+    with pytest.warns(ClippingWarning, match="values clamped"):
+        state, report = agg.round(results)
+    assert set(report.clipped) == {1}
+    assert report.clipped[1].saturated == 4 and report.clipped[1].norm is None
+    assert report.bounds["0.bias"] == 0.25
+    moved = state["0.bias"] - model.state_dict()["0.bias"]
+    torch.testing.assert_close(moved, torch.full((4,), 0.15), atol=1e-6, rtol=0)
+    torch.testing.assert_close(state["0.weight"] - model.state_dict()["0.weight"],
+                               torch.full((4, 3), 0.7 / 3), atol=1e-6, rtol=0)
 
 
 def test_non_finite_update_is_left_out_not_summed() -> None:
@@ -119,18 +182,26 @@ def test_non_finite_update_is_left_out_not_summed() -> None:
     assert _param(state) == pytest.approx(_param(model.state_dict()) + 0.02, abs=1e-5)
 
 
-def test_integer_buffers_keep_or_average() -> None:
+def test_integer_buffers_average_by_default_or_keep() -> None:
     model = _model()
     results = {cid: (_shifted(model, 0.0, steps=steps), 10) for cid, steps in
                ((1, 4), (2, 7), (3, 7))}
-    keep = SecureFedAvg(model, protocol="bonawitz", clip=1.0, max_examples=10)
-    state, _ = keep.round(results)
-    assert int(state["1.num_batches_tracked"]) == int(model.state_dict()["1.num_batches_tracked"])
-    average = SecureFedAvg(model, protocol="bonawitz", clip=1.0, max_examples=10,
-                           integer_buffers="average", integer_step_bound=64)
+    start = int(model.state_dict()["1.num_batches_tracked"])
+    average = SecureFedAvg(model, protocol="bonawitz")
     state, _ = average.round(results)
-    assert int(state["1.num_batches_tracked"]) == 6  # round(mean(4, 7, 7))
+    assert int(state["1.num_batches_tracked"]) == start + 6  # round(mean(4, 7, 7))
     assert state["1.num_batches_tracked"].dtype == torch.int64
+    keep = SecureFedAvg(model, protocol="bonawitz", integer_buffers="keep")
+    state, _ = keep.round(results)
+    assert int(state["1.num_batches_tracked"]) == start
+    weighted = {1: (results[1][0], 30), 2: (results[2][0], 10), 3: (results[3][0], 10)}
+    state, _ = SecureFedAvg(model, protocol="secagg+").round(weighted)
+    assert int(state["1.num_batches_tracked"]) == start + 5  # round((120 + 70 + 70) / 50)
+    bounded = SecureFedAvg(model, protocol="bonawitz", integer_step_bound=5)
+    with pytest.warns(ClippingWarning, match="clamped"):
+        state, report = bounded.round(results)
+    assert int(state["1.num_batches_tracked"]) == start + 5  # round(mean(4, 5, 5))
+    assert {c: v.saturated for c, v in report.clipped.items()} == {2: 1, 3: 1}
 
 
 def test_run_trains_and_loads_the_global_model() -> None:
@@ -150,10 +221,13 @@ def test_run_trains_and_loads_the_global_model() -> None:
 
     seen: list[float] = []
     agg = SecureFedAvg(model, protocol="secagg+", clip=2.0, max_examples=64)
-    reports = agg.run(model, [1, 2, 3], local_train, rounds=4,
-                      on_round=lambda report, m: seen.append(float(m.state_dict()["weight"][0, 0])))
+    with pytest.warns(ClippingWarning):
+        reports = agg.run(model, [1, 2, 3], local_train, rounds=4,
+                          on_round=lambda report, m: seen.append(
+                              float(m.state_dict()["weight"][0, 0])))
     assert [r.round_index for r in reports] == [0, 1, 2, 3]
-    assert all(r.total_examples == pytest.approx(64) for r in reports)
+    assert all(r.total_examples == 64 for r in reports)
+    assert reports[0].clipped and all(c.factor < 1 for c in reports[0].clipped.values())
     assert len(seen) == 4 and seen[-1] == pytest.approx(float(model.weight[0, 0].detach()))
     assert nn.functional.mse_loss(model(x), y) < 0.5
     assert agg.rounds_done == 4
@@ -170,8 +244,16 @@ def test_bad_inputs_are_refused() -> None:
         agg.round({**good, "3": good[1]})  # type: ignore[dict-item]
     wrong = dict(good[1][0])
     del wrong["0.bias"]
-    with pytest.raises(ConfigurationError):
+    with pytest.raises(ConfigurationError, match=r"client 3: .*missing \['0.bias'\]"):
         agg.round({**good, 3: (wrong, 1)})
+    with pytest.raises(ConfigurationError, match="results must be a dict"):
+        agg.round([good[1], good[2]])  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="client 3: expected"):
+        agg.round({**good, 3: good[1][0]})  # type: ignore[dict-item]
+    with pytest.raises(ConfigurationError, match="client 3: the state must be a state_dict"):
+        agg.round({**good, 3: ([1.0], 1)})  # type: ignore[dict-item]
+    with pytest.raises(ConfigurationError, match="client 3: num_examples"):
+        SecureFedAvg(model).round({**good, 3: (good[1][0], -1)})
     with pytest.raises(ProtocolAbort):
         agg.round({1: good[1]})
     with pytest.raises(ProtocolAbort):
@@ -246,7 +328,7 @@ def test_he_protocols_run_through_the_same_wrapper(protocol: str, he_protocols: 
     expected, _ = plain.round(_results(model, shifts, counts),
                               dropouts={ROUND_MASKED_INPUT: [2]})
     assert report.included == frozenset({1, 3, 4}) and set(report.excluded) == {2}
-    assert report.total_examples == pytest.approx(19.0, abs=1e-6)
+    assert report.total_examples == 19 and isinstance(report.total_examples, int)
     assert report.bytes_up > 0 and report.costs is not None
     for name, value in expected.items():
         torch.testing.assert_close(state[name], value, atol=1e-5, rtol=0)

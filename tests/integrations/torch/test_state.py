@@ -59,17 +59,19 @@ def test_round_trip_is_exact_and_preserves_dtype_shape_device(
 
 @given(states())
 def test_keep_policy_leaves_integers_out_of_the_vector(state: dict[str, torch.Tensor]) -> None:
-    layout = StateLayout.from_state(state)
+    layout = StateLayout.from_state(state, integer_buffers="keep")
     expected = sum(t.numel() for t in state.values() if t.dtype.is_floating_point)
     assert layout.size == expected
     assert not layout.integer_mask.any()
 
 
-def test_batchnorm_counter_kept_from_reference_by_default() -> None:
+def test_batchnorm_counter_travels_by_default_or_is_kept_from_reference() -> None:
     model = _bn_model()
     model(torch.randn(4, 1, 4, 4))  # one training step bumps num_batches_tracked
     state = model.state_dict()
-    layout = StateLayout.from_state(state)
+    default = StateLayout.from_state(state)
+    assert default.integer_buffers == "average" and default.integer_mask.sum() == 1
+    layout = StateLayout.from_state(state, integer_buffers="keep")
     assert "1.num_batches_tracked" in layout.names
     reference = {k: v.clone() for k, v in state.items()}
     reference["1.num_batches_tracked"] = torch.tensor(41)
@@ -99,7 +101,7 @@ def test_delta_against_global_and_apply_delta_invert() -> None:
     with torch.no_grad():
         for p in model.parameters():
             p.add_(0.25)
-    layout = StateLayout.from_state(global_state)
+    layout = StateLayout.from_state(global_state, integer_buffers="keep")
     delta = layout.delta(model.state_dict(), global_state)
     float_entries = sum(v.numel() for v in global_state.values() if v.is_floating_point())
     params = sum(p.numel() for p in model.parameters())
