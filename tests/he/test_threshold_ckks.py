@@ -40,7 +40,6 @@ from secagg.he.threshold_ckks import (
     PublicKey,
     PublicKeyShare,
     ThresholdCkksParameters,
-    _encrypt_zero,
     collective_public_key,
     combine,
     encrypt,
@@ -48,6 +47,7 @@ from secagg.he.threshold_ckks import (
     float_codec,
     sum_ciphertexts,
 )
+from secagg.he.threshold_ckks.ciphertext import encrypt_zero
 
 PARAMS = ThresholdCkksParameters()  # N = 8192, 3 limbs, 32-bit plaintexts, 5 members, 1000
 SMALL = ThresholdCkksParameters(
@@ -208,14 +208,14 @@ def test_real_noise_matches_the_model_and_its_bound() -> None:
     s_int = np.array(ring.to_int_lists(s)[0])
     assert np.abs(s_int).max() <= 5  # a sum of 5 ternary secrets
     # e_pk = p + a s is small: the public key is an RLWE sample of s.
-    e_pk = ring.add(PUBLIC.value, ring.mul(PUBLIC._a, s_hat))
+    e_pk = ring.add(PUBLIC.value, ring.mul(PUBLIC.crs, s_hat))
     ring.intt(e_pk)
     e_int = np.array(ring.to_int_lists(e_pk)[0])
     assert np.abs(e_int).max() <= 5 * ERROR_ETA
     assert abs(e_int.var() / (5 * ERROR_ETA / 2) - 1) < 0.1
     # The noise of a sum of n fresh encryptions of zero.
     n = 30
-    body, mask = _encrypt_zero(PUBLIC, Sampler.fresh(b"tests/noise"), n)
+    body, mask = encrypt_zero(PUBLIC, Sampler.fresh(b"tests/noise"), n)
     body_sum = body[:, :1].copy()
     mask_sum = mask[:, :1].copy()
     for k in range(1, n):

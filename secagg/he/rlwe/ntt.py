@@ -45,6 +45,7 @@ __all__ = [
     "MIN_DEGREE",
     "NttTables",
     "bit_reverse",
+    "check_ring",
     "forward",
     "inverse",
     "mul_shoup",
@@ -127,7 +128,9 @@ class NttTables:
     n_inverse: tuple[np.ndarray, np.ndarray]
 
 
-def _check(degree: int, moduli: tuple[int, ...]) -> None:
+def check_ring(degree: int, moduli: tuple[int, ...]) -> None:
+    """ConfigurationError unless ``degree`` is a power of two in :data:`MIN_DEGREE`..
+    :data:`MAX_DEGREE` and every modulus a distinct prime in ``(2^31, 2^32)``, 1 mod 2N."""
     if (
         not isinstance(degree, int)
         or isinstance(degree, bool)
@@ -161,7 +164,7 @@ def ntt_tables(degree: int, moduli: tuple[int, ...]) -> NttTables:
     :data:`MIN_DEGREE`..:data:`MAX_DEGREE` and every modulus a distinct prime in
     ``(2^31, 2^32)`` that is 1 mod ``2 * degree``.
     """
-    _check(degree, moduli)
+    check_ring(degree, moduli)
     limbs, half = len(moduli), degree // 2
     log_n = degree.bit_length() - 1
     q = np.array(moduli, dtype=np.uint64).reshape(limbs, 1, 1)

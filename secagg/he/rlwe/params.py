@@ -24,7 +24,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 from secagg.errors import ConfigurationError
-from secagg.he.rlwe.ntt import ntt_tables
+from secagg.he.rlwe.ntt import check_ring
 from secagg.he.rlwe.primes import ntt_primes
 
 if TYPE_CHECKING:
@@ -72,7 +72,7 @@ class RlweParameters:
             )
         if not isinstance(self.moduli, tuple) or not self.moduli:
             raise ConfigurationError("moduli must be a non-empty tuple")
-        ntt_tables(self.degree, self.moduli)  # checks primality, size and 1 mod 2N
+        check_ring(self.degree, self.moduli)  # primality, size and 1 mod 2N
         bits = math.prod(self.moduli).bit_length()
         if bits > limit:
             raise ConfigurationError(
