@@ -42,6 +42,7 @@ from secagg.he.threshold_ckks import (
     ThresholdCkksParameters,
     collective_public_key,
     combine,
+    derive_crs_seed,
     encrypt,
     encrypt_floats,
     float_codec,
@@ -348,12 +349,12 @@ def test_requests_that_are_refused_outright() -> None:
     committee, people, public = setup(PARAMS, [1, 2, 3, 4], 2, min_summands=3)
     member = people[1]
     two = fresh_aggregate(public, clients=2)
-    with pytest.raises(MaliciousRequestError, match="summands"):
+    with pytest.raises(MaliciousRequestError, match="summand count"):
         member.decryption_share(two.mask_part(), [1, 2], request_id=b"x")
     three = fresh_aggregate(public, clients=3)
     mask = three.mask_part()
     too_many = CiphertextMask(PARAMS, mask.length, PARAMS.max_summands + 1, mask.value)
-    with pytest.raises(MaliciousRequestError, match="summands"):
+    with pytest.raises(MaliciousRequestError, match="summand count"):
         member.decryption_share(too_many, [1, 2], request_id=b"x")
     for active in ([1], [2, 3], [1, 9], [1, 1, 2], [1, True]):
         with pytest.raises(MaliciousRequestError):
@@ -556,29 +557,50 @@ def test_every_message_round_trips_with_exact_sizes() -> None:
     committee, people, public = setup(params, [1, 2, 3], 2, min_summands=1)
     pk_share = PublicKeyShare(params, 3, _fixed(params, b"pk", 1))
     data = pk_share.to_bytes()
+    assert len(data) == PublicKeyShare.encoded_size(params, 3)
     assert np.array_equal(PublicKeyShare.from_bytes(params, data).value, pk_share.value)
     delivery = KeyShareDelivery(params, 1, 2, _fixed(params, b"ks", 1))
+    assert len(delivery.to_bytes()) == KeyShareDelivery.encoded_size(params, 1, 2)
     decoded = KeyShareDelivery.from_bytes(params, delivery.to_bytes())
     assert (decoded.sender, decoded.recipient) == (1, 2)
     assert decoded.to_bytes() == delivery.to_bytes()
     key = PublicKey.from_bytes(params, public.to_bytes())
     assert key.to_bytes() == public.to_bytes() and key.contributors == (1, 2, 3)
+    assert len(key.to_bytes()) == PublicKey.encoded_size(params, [1, 2, 3])
     assert len(public.to_bytes()) < ring.limbs * params.degree * 4 + 100  # a is a seed
+    for length, summands in ((params.degree + 5, 1), (70_000, 64), (1, 3)):
+        ciphertext = encrypt(public, np.arange(length, dtype=np.uint64).astype(np.uint16))
+        ciphertext.summands = summands  # sizes only
+        data = ciphertext.to_bytes()
+        assert len(data) == Ciphertext.encoded_size(params, length, summands)
+        mask_data = ciphertext.mask_part().to_bytes()
+        assert len(mask_data) == CiphertextMask.encoded_size(params, length, summands)
+        share = DecryptionShare(params, 300, ciphertext.mask)
+        assert len(share.to_bytes()) == DecryptionShare.encoded_size(params, length, 300)
     length = params.degree + 5
-    ciphertext = encrypt(public, np.arange(length, dtype=np.uint16))
+    ciphertext = encrypt(public, np.arange(length, dtype=np.uint64).astype(np.uint16))
     data = ciphertext.to_bytes()
-    assert params.ciphertext_bytes(length) < len(data) < params.ciphertext_bytes(length) + 40
-    again = Ciphertext.from_bytes(params, data, length=length)
+    again = Ciphertext.from_bytes(params, data, length=length, summands=1)
     assert again.to_bytes() == data
-    mask_data = ciphertext.mask_part().to_bytes()
-    assert len(mask_data) - params.mask_bytes(length) < 40
-    mask = CiphertextMask.from_bytes(params, mask_data, length=length)
+    with pytest.raises(DecodeError, match="summand"):
+        Ciphertext.from_bytes(
+            params, (ciphertext + ciphertext).to_bytes(), length=length, summands=1
+        )
+    mask = CiphertextMask.from_bytes(params, ciphertext.mask_part().to_bytes(), length=length)
     share = people[1].decryption_share(mask, [1, 2], request_id=b"w")
     share_again = DecryptionShare.from_bytes(params, share.to_bytes(), length=length)
     assert share_again.to_bytes() == share.to_bytes()
     other = people[2].decryption_share(mask, [1, 2], request_id=b"w")
     result = combine(committee, again, [share_again, other], [1, 2])
-    assert np.array_equal(result, np.arange(length, dtype=np.uint16))
+    assert np.array_equal(result, np.arange(length, dtype=np.uint64).astype(np.uint16))
+
+
+def test_crs_seed_is_derived_from_the_session() -> None:
+    assert derive_crs_seed(b"session-1") == derive_crs_seed(b"session-1")
+    assert derive_crs_seed(b"session-1") != derive_crs_seed(b"session-2")
+    assert len(derive_crs_seed(b"s")) == 32
+    with pytest.raises(ConfigurationError):
+        derive_crs_seed(b"")
 
 
 def test_wire_vectors() -> None:

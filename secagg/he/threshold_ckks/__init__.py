@@ -112,6 +112,7 @@ from secagg.he.threshold_ckks.keys import (
     PublicKey,
     PublicKeyShare,
     collective_public_key,
+    derive_crs_seed,
 )
 from secagg.he.threshold_ckks.member import MAX_REQUEST_ID_BYTES, CommitteeMember, MemberState
 from secagg.he.threshold_ckks.params import (
@@ -148,6 +149,7 @@ __all__ = [
     "ThresholdCkksParameters",
     "collective_public_key",
     "combine",
+    "derive_crs_seed",
     "encrypt",
     "encrypt_floats",
     "float_codec",

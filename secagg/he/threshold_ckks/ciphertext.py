@@ -24,8 +24,9 @@ from secagg.he.threshold_ckks.params import (
     VERSION,
     ThresholdCkksParameters,
     check_int,
+    record_size,
 )
-from secagg.packing import pack, unpack
+from secagg.packing import pack, packed_size, unpack
 from secagg.ring import check_values
 
 __all__ = [
@@ -56,6 +57,13 @@ class CiphertextMask:
 
     def __repr__(self) -> str:
         return f"CiphertextMask(length={self.length}, summands={self.summands})"
+
+    @staticmethod
+    def encoded_size(params: ThresholdCkksParameters, length: int, summands: int) -> int:
+        """Exact length of :meth:`to_bytes` for a vector of ``length`` values."""
+        return record_size(
+            {"v": VERSION, "m": length, "n": summands}, {"a": params.mask_bytes(length)}
+        )
 
     def to_bytes(self) -> bytes:
         return encode_record(
@@ -130,6 +138,18 @@ class Ciphertext:
     def __repr__(self) -> str:
         return f"Ciphertext(length={self.length}, summands={self.summands})"
 
+    @staticmethod
+    def encoded_size(params: ThresholdCkksParameters, length: int, summands: int = 1) -> int:
+        """Exact length of :meth:`to_bytes` for a vector of ``length`` values."""
+        chunks = params.chunks(length)
+        return record_size(
+            {"v": VERSION, "m": length, "n": summands},
+            {
+                "b": packed_size(chunks * params.degree, params.body_bits),
+                "a": params.mask_bytes(length),
+            },
+        )
+
     def _check(self, other: Ciphertext) -> None:
         if not isinstance(other, Ciphertext):
             raise UsageError("only ciphertexts add")
@@ -180,14 +200,18 @@ class Ciphertext:
         data: bytes,
         *,
         length: int,
+        summands: int | None = None,
         party: int | None = None,
     ) -> Ciphertext:
         """Inverse of :meth:`to_bytes` for a vector of ``length`` values; DecodeError
         (naming ``party``) for anything malformed (as :meth:`CiphertextMask.from_bytes`,
-        plus a body of the wrong size or with padding bits set)."""
+        plus a body of the wrong size or with padding bits set), or for a summand count
+        other than ``summands`` when given (a client's upload: 1)."""
         what = "ciphertext"
         obj = decode_record(data, {"v", "m", "n", "b", "a"}, what, party, version=VERSION)
-        summands = _decode_counts(params, obj, length, what, party)
+        count = _decode_counts(params, obj, length, what, party)
+        if summands is not None and count != summands:
+            raise DecodeError(f"{what}: unexpected summand count", party=party)
         chunks = params.chunks(length)
         body_bytes = bytes_field(obj, "b", what, party)
         try:
@@ -198,7 +222,7 @@ class Ciphertext:
         return cls(
             params,
             length,
-            summands,
+            count,
             body.astype(_U64, copy=False).reshape(chunks, params.degree),
             mask,
         )

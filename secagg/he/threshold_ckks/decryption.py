@@ -25,6 +25,7 @@ from secagg.he.threshold_ckks.params import (
     Committee,
     ThresholdCkksParameters,
     check_int,
+    record_size,
 )
 from secagg.ring import dtype_for_bits
 
@@ -48,6 +49,11 @@ class DecryptionShare:
 
     def __repr__(self) -> str:
         return f"DecryptionShare(member={self.member}, chunks={self.value.shape[1]})"
+
+    @staticmethod
+    def encoded_size(params: ThresholdCkksParameters, length: int, member: int) -> int:
+        """Exact length of :meth:`to_bytes` for a vector of ``length`` values."""
+        return record_size({"v": VERSION, "i": member}, {"d": params.mask_bytes(length)})
 
     def to_bytes(self) -> bytes:
         return encode_record(

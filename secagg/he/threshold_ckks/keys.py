@@ -14,7 +14,7 @@ from secagg.errors import ConfigurationError, DecodeError
 from secagg.he._records import bytes_field, decode_record, encode_record, int_field
 from secagg.he.rlwe.ntt import shoup_factor
 from secagg.he.rlwe.sampling import Sampler
-from secagg.he.rlwe.wire import pack_residues, unpack_residues
+from secagg.he.rlwe.wire import pack_residues, residues_size, unpack_residues
 from secagg.he.threshold_ckks.params import (
     LABEL,
     MAX_MEMBER_ID,
@@ -22,6 +22,7 @@ from secagg.he.threshold_ckks.params import (
     ThresholdCkksParameters,
     check_int,
     is_int,
+    record_size,
 )
 from secagg.prg import SEED_BYTES
 
@@ -31,7 +32,17 @@ __all__ = [
     "PublicKeyShare",
     "collective_public_key",
     "common_random_polynomial",
+    "derive_crs_seed",
 ]
+
+
+def derive_crs_seed(session_id: bytes) -> bytes:
+    """The public seed of the common random polynomial of a session: SHA-256 of a label and
+    ``session_id`` (every party derives the same one; nobody chooses ``a``). Raises
+    ConfigurationError for a session id that is not 1..1024 bytes."""
+    if not isinstance(session_id, bytes) or not 1 <= len(session_id) <= 1024:
+        raise ConfigurationError("session_id must be 1..1024 bytes")
+    return hashlib.sha256(LABEL + b"/crs-seed" + session_id).digest()
 
 
 def common_random_polynomial(params: ThresholdCkksParameters, seed: bytes) -> np.ndarray:
@@ -54,6 +65,11 @@ class PublicKeyShare:
 
     def __repr__(self) -> str:
         return f"PublicKeyShare(member={self.member})"
+
+    @staticmethod
+    def encoded_size(params: ThresholdCkksParameters, member: int) -> int:
+        """Exact length of :meth:`to_bytes` of member ``member``'s share."""
+        return record_size({"v": VERSION, "i": member}, {"p": residues_size(params.ring, 1)})
 
     def to_bytes(self) -> bytes:
         return encode_record(
@@ -96,6 +112,13 @@ class KeyShareDelivery:
 
     def __reduce__(self) -> NoReturn:
         raise TypeError("a KeyShareDelivery holds a secret share and cannot be pickled")
+
+    @staticmethod
+    def encoded_size(params: ThresholdCkksParameters, sender: int, recipient: int) -> int:
+        """Exact length of :meth:`to_bytes` (before the protocol seals it)."""
+        return record_size(
+            {"v": VERSION, "f": sender, "t": recipient}, {"s": residues_size(params.ring, 1)}
+        )
 
     def to_bytes(self) -> bytes:
         """The SECRET share as a versioned record (seal it before it leaves the member)."""
@@ -155,6 +178,14 @@ class PublicKey:
 
     def __repr__(self) -> str:
         return f"PublicKey(contributors={list(self.contributors)}, fingerprint={self.fingerprint})"
+
+    @staticmethod
+    def encoded_size(params: ThresholdCkksParameters, contributors: Sequence[int]) -> int:
+        """Exact length of :meth:`to_bytes` for these contributors."""
+        return record_size(
+            {"v": VERSION, "s": bytes(SEED_BYTES), "k": list(contributors)},
+            {"p": residues_size(params.ring, 1)},
+        )
 
     @property
     def fingerprint(self) -> str:

@@ -72,6 +72,8 @@ def _chunk_digests(params: ThresholdCkksParameters, mask: np.ndarray) -> list[by
 
 
 class MemberState(enum.Enum):
+    """Where a member is in its lifecycle."""
+
     NEW = "new"
     SETUP_SENT = "setup sent"
     READY = "ready"
@@ -256,7 +258,7 @@ class CommitteeMember:
             )
         if not self.min_summands <= mask.summands <= params.max_summands:
             raise MaliciousRequestError(
-                f"an aggregate of {mask.summands} summands, outside "
+                f"an aggregate whose summand count is outside "
                 f"{self.min_summands}..{params.max_summands}"
             )
         digests = _chunk_digests(params, mask.value)

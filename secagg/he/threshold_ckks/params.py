@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -17,6 +17,7 @@ from secagg.errors import ConfigurationError, DecodeError
 from secagg.he._records import encode_record
 from secagg.he.rlwe.noise import noise_tail_bound, noise_variance
 from secagg.he.rlwe.params import ERROR_ETA, RlweParameters
+from secagg.he.rlwe.primes import ntt_primes
 from secagg.he.rlwe.ring import RnsRing
 from secagg.he.rlwe.wire import residues_size
 from secagg.packing import packed_size
@@ -37,6 +38,7 @@ __all__ = [
     "check_int",
     "float_codec",
     "is_int",
+    "record_size",
 ]
 
 STATISTICAL_BITS = 40
@@ -54,6 +56,17 @@ LABEL = b"secagg/threshold-ckks/v1"
 """Domain-separation prefix of every derived stream and digest."""
 CHUNK_BLOCK = 8
 """Ciphertext chunks handled at once by encryption and decryption shares (bounds scratch)."""
+
+
+def record_size(fields: Mapping[str, object], blobs: Mapping[str, int]) -> int:
+    """Exact byte length of the record of ``fields`` plus, for each name in ``blobs``, a
+    bytes field of that many bytes (without building the payloads)."""
+    empty = {**fields, **{name: b"" for name in blobs}}
+    size = len(encode_record(empty))
+    for length in blobs.values():
+        header = 2 if length < 1 << 8 else 3 if length < 1 << 16 else 5  # msgpack bin 8/16/32
+        size += length + header - 2
+    return size
 
 
 def is_int(value: object) -> bool:
@@ -140,15 +153,17 @@ class ThresholdCkksParameters:
         ``degree`` do not fit (use a larger degree).
         """
         top = RlweParameters.max_limbs(degree)
-        for limbs in range(1, top + 1):
-            try:
+        try:
+            widest = cls(degree, top, plaintext_bits, committee_size, max_summands)
+        except ConfigurationError as exc:
+            raise ConfigurationError(
+                f"no modulus within the HE standard at N = {degree} fits: {exc}"
+            ) from None
+        need = widest.noise.required_log_modulus  # the same for every limb count
+        for limbs in range(1, top):
+            if sum(math.log2(q) for q in ntt_primes(limbs)) >= need:
                 return cls(degree, limbs, plaintext_bits, committee_size, max_summands)
-            except ConfigurationError as exc:
-                if "noise needs" not in str(exc):
-                    raise
-        raise ConfigurationError(
-            f"no modulus within the HE standard at N = {degree} fits these bounds"
-        )
+        return widest
 
     @cached_property
     def rlwe(self) -> RlweParameters:
