@@ -55,7 +55,7 @@ __all__ = [
 
 MIN_DEGREE = 4
 MAX_DEGREE = 1 << (TWO_ADICITY - 1)
-BLOCK_ELEMENTS = 1 << 16
+BLOCK_ELEMENTS = 1 << 17
 """Residues per block (x 8 bytes, x 4 buffers): fits a core's L2 cache."""
 
 _SHIFT = np.uint64(32)
