@@ -86,7 +86,8 @@ Trust model
 -----------
 Semi-honest committee and server; at most ``t - 1`` members collude with the server. Then
 the server learns the sum and nothing else (up to 2^-40 statistical distance per
-coefficient, plus RLWE). A malicious member can corrupt the result (a wrong share is
+coefficient, so at most ``V 2^-40`` over ``V`` decrypted coefficients, e.g. 2^-20 for a
+million values; plus RLWE). A malicious member can corrupt the result (a wrong share is
 caught by the offset check unless it is a multiple of the scale, i.e. crafted: then the
 sum is wrong, undetected) but cannot read an input: its view is its key share and public
 data. A malicious server is out of scope and dangerous: a crafted "aggregate" (say a
@@ -95,6 +96,26 @@ whatever it encodes, including the key; members can check counts, sets and repea
 that ``c1`` is an honest sum. Detection with ``t + 1`` shares ("two subsets must agree")
 is not offered: a share is bound to its active set, so checking another subset needs a
 second share of the same ciphertext, which is exactly what the rule forbids.
+
+A protocol at a glance
+----------------------
+Every object that travels has ``to_bytes``, a strict ``from_bytes(params, data, ...,
+party=sender)`` (DecodeError) and an exact ``encoded_size`` for cost models.
+
+* Config (public): ``params = ThresholdCkksParameters.choose(committee_size=...,
+  max_summands=..., plaintext_bits=...)`` (``to_dict``/``from_dict``),
+  ``committee = Committee(ids, t)``, ``seed = derive_crs_seed(session_id)``.
+* Setup: each member ``CommitteeMember(params, committee, id, seed, min_summands=...)``
+  sends ``setup_message()``: a :class:`PublicKeyShare` for the server and one
+  :class:`KeyShareDelivery` per other member (SECRET: seal it). The server fixes ``K``,
+  builds ``collective_public_key(params, seed, shares)`` and forwards ``K`` and the
+  deliveries from ``K``; each member calls ``finish_setup(K, deliveries)``.
+* Input: a client sends ``encrypt(public_key, values).to_bytes()``; the server decodes it
+  with ``Ciphertext.from_bytes(..., summands=1)`` and adds it (``add_``).
+* Decryption: the server fixes the active set ``S`` and a request id, sends
+  ``aggregate.mask_part().to_bytes()`` to the members of ``S``; each answers
+  ``decryption_share(mask, S, request_id=...)``; the server calls
+  ``combine(committee, aggregate, shares, S)``.
 """
 
 from __future__ import annotations
