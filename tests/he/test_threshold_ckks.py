@@ -171,6 +171,23 @@ def test_setup_with_a_dropped_member() -> None:
     assert np.array_equal(result.astype(np.uint64), exact_sum(PARAMS, inputs))
 
 
+def test_setup_with_a_late_member() -> None:
+    # Member 3's setup message arrives after the server fixed K = {1, 2}: its polynomial is
+    # left out everywhere (its own share too), and its key share is still valid.
+    committee = Committee((1, 2, 3), 2)
+    people = {i: CommitteeMember(PARAMS, committee, i, SEED) for i in (1, 2, 3)}
+    messages = {i: people[i].setup_message() for i in (1, 2, 3)}
+    for j in (1, 2, 3):
+        people[j].finish_setup([1, 2], {i: messages[i][1][j] for i in (1, 2) if i != j})
+    public = collective_public_key(PARAMS, SEED, [messages[1][0], messages[2][0]])
+    inputs = random_inputs(PARAMS, 2, 100, 11)
+    aggregate = sum_ciphertexts(encrypt(public, x) for x in inputs)
+    for index, active in enumerate(([1, 3], [2, 3], [1, 2, 3])):
+        result = decrypt(committee, people, aggregate, active, b"late-%d" % index)
+        assert np.array_equal(result.astype(np.uint64), exact_sum(PARAMS, inputs))
+        aggregate = sum_ciphertexts(encrypt(public, x) for x in inputs)
+
+
 def test_floats_mean_error_at_100_clients() -> None:
     params = ThresholdCkksParameters(max_summands=100)
     committee, people, public = setup(params, [1, 2, 3], 2)
