@@ -189,7 +189,7 @@ def test_setup_with_a_late_member() -> None:
 
 
 def test_floats_mean_error_at_100_clients() -> None:
-    params = ThresholdCkksParameters(max_summands=100)
+    params = ThresholdCkksParameters(degree=4096, max_summands=100)
     committee, people, public = setup(params, [1, 2, 3], 2)
     clip = 0.5
     codec = float_codec(params, clip)
