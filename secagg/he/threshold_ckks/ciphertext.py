@@ -26,8 +26,8 @@ from secagg.he.threshold_ckks.params import (
     check_int,
     record_size,
 )
-from secagg.packing import pack, packed_size, unpack
-from secagg.ring import check_values
+from secagg.packing import pack, unpack
+from secagg.ring import check_values, packed_size
 
 __all__ = [
     "Ciphertext",

@@ -20,7 +20,7 @@ from secagg.he.rlwe.params import ERROR_ETA, RlweParameters
 from secagg.he.rlwe.primes import ntt_primes
 from secagg.he.rlwe.ring import RnsRing
 from secagg.he.rlwe.wire import residues_size
-from secagg.packing import packed_size
+from secagg.ring import packed_size
 
 __all__ = [
     "CHUNK_BLOCK",
