@@ -15,7 +15,7 @@ from typing import Any
 
 from secagg.errors import ConfigurationError
 from secagg.protocols.base import SERVER_ID
-from secagg.protocols.wire import WIRE_VERSION, ProtocolMessage
+from secagg.protocols.wire import ProtocolMessage
 
 __all__ = [
     "HEADER_FIELDS",
@@ -115,7 +115,7 @@ def header_size(message_type: type[ProtocolMessage], fields: int, sid: int) -> i
     server's id, the session id (the client id is added from id sums)."""
     return (
         array_size(HEADER_FIELDS + fields)
-        + uint_size(WIRE_VERSION)
+        + uint_size(message_type.VERSION)
         + uint_size(message_type.TYPE)
         + uint_size(SERVER_ID)
         + bin_size(sid)

@@ -1,8 +1,10 @@
 """The wire conventions shared by every sans-I/O protocol of :mod:`secagg.protocols`.
 
 One message is one msgpack array ``[version, type, sender, recipient, session_id,
-*fields]`` (version :data:`WIRE_VERSION`); byte strings travel as msgpack ``bin``; no
-pickle. A protocol subclasses :class:`ProtocolMessage` (a frozen dataclass with a type
+*fields]``; byte strings travel as msgpack ``bin``; no pickle. Each family versions its own
+messages (``ProtocolMessage.VERSION``, default :data:`WIRE_VERSION`) and decodes with that
+version, so a change of one family's wire leaves the others' bytes alone. A protocol
+subclasses :class:`ProtocolMessage` (a frozen dataclass with a type
 code, a direction and a round name), writes ``_wire_fields``/``_from_wire`` with the field
 checks below, and decodes with :func:`decode_wire` over its own table of type codes. Every
 check raises :class:`DecodeError` naming the claimed sender once the header parsed.
@@ -37,7 +39,9 @@ __all__ = [
 ]
 
 WIRE_VERSION = 2
-"""Version 2: Bonawitz share bundles and revealed shares carry compact shares (limbs only)."""
+"""The default message version (the threshold-HE family's). Version 2: Bonawitz share
+bundles and revealed shares carried compact shares; the Bonawitz family has since moved on
+(its ``VERSION``, :mod:`secagg.protocols.bonawitz.messages`)."""
 
 # --- field checks (shared by every decoder) ---------------------------------------------
 
@@ -116,6 +120,7 @@ class ProtocolMessage:
     """Fields and encoding shared by every Bonawitz message (see module docstring)."""
 
     TYPE: ClassVar[int] = 0
+    VERSION: ClassVar[int] = WIRE_VERSION
     FROM_SERVER: ClassVar[bool] = True
     round_name: ClassVar[str] = ""
 
@@ -136,7 +141,7 @@ class ProtocolMessage:
 
     def to_bytes(self) -> bytes:
         """The versioned wire encoding (msgpack array, byte strings as bin)."""
-        header: list[Any] = [WIRE_VERSION, self.TYPE, self.sender, self.recipient, self.session_id]
+        header: list[Any] = [self.VERSION, self.TYPE, self.sender, self.recipient, self.session_id]
         packed: bytes = msgpack.packb(header + self._wire_fields(), use_bin_type=True)
         return packed
 
@@ -186,9 +191,14 @@ def check_route(
 
 
 def decode_wire(
-    data: bytes, types: Mapping[int, type[ProtocolMessage]], *, sender: int | None = None
+    data: bytes,
+    types: Mapping[int, type[ProtocolMessage]],
+    *,
+    sender: int | None = None,
+    version: int = WIRE_VERSION,
 ) -> ProtocolMessage:
-    """Decode one message whose type code is in ``types``; check its header and fields.
+    """Decode one message of wire ``version`` whose type code is in ``types``; check its
+    header and fields.
 
     ``sender``, when given, is the transport-authenticated sender: a header claiming
     another sender is refused. Raises DecodeError (``party`` = the claimed sender once
@@ -198,9 +208,10 @@ def decode_wire(
     peer's field whole (:func:`shown`): they stay under a few hundred characters.
     """
     decoded = unpack_message(data, sender)
-    version, type_code, claimed, recipient, session_id = decoded[:5]
-    if version != WIRE_VERSION or isinstance(version, bool):
-        raise DecodeError(f"unsupported wire version {shown(version)}", party=sender)
+    type_code, claimed, recipient, session_id = decoded[1:5]
+    claimed_version = decoded[0]
+    if claimed_version != version or isinstance(claimed_version, bool):
+        raise DecodeError(f"unsupported wire version {shown(claimed_version)}", party=sender)
     party = sender
     claimed = check_int(claimed, 0, MAX_CLIENT_ID, "sender", party)
     if sender is not None and claimed != sender:

@@ -105,11 +105,22 @@ class Network:
             self._faults.setdefault((fault.client, fault.round_name), fault)
         self._transport = transport
         self.server = self.target.make_server()
-        self.clients: dict[int, ClientProtocol] = {
-            c: self.target.make_client(c, self.inputs[c].copy()) for c in self.target.clients
-        }
-        self.pending: list[_Envelope] = []
         self.log = RunLog()
+        # A fault that is the client's own behaviour is built into the client (when the
+        # target can build it), and counts as injected from the start.
+        make_faulty = getattr(self.target, "make_faulty_client", None)
+        self.clients: dict[int, ClientProtocol] = {}
+        for c in self.target.clients:
+            own = next(
+                (f for (fc, _), f in self._faults.items() if fc == c and f.faulty_client), None
+            )
+            if own is not None and callable(make_faulty):
+                self.clients[c] = make_faulty(c, self.inputs[c].copy(), own)
+                self.log.injected.append(own)
+                del self._faults[c, own.round_name]
+            else:
+                self.clients[c] = self.target.make_client(c, self.inputs[c].copy())
+        self.pending: list[_Envelope] = []
         self.result: AggregationResult | None = None
         self.abort: ProtocolAbort | None = None
         self._started = False
@@ -396,6 +407,7 @@ class Network:
         revealed = self.target.reveals(reply)
         if revealed is not None:
             self.log.reveals.setdefault(client_id, []).append(list(revealed))
+            self.log.reveal_types.setdefault(client_id, []).append(type(reply).__name__)
         view = self.target.masked_view(reply)
         if view is not None:
             self.log.views[client_id] = view

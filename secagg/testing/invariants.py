@@ -4,8 +4,8 @@
 messages; :meth:`RunReport.check` raises :class:`InvariantViolation` (an AssertionError, so
 pytest and hypothesis treat it as a test failure and shrink it) for the first broken one:
 
-1. privacy: every client sends at most one disclosing message, and never shares of two
-   secrets of one owner; the server never gathers the reveal threshold of two secrets of
+1. privacy: every client sends at most one disclosing message of each type (a target may
+   allow more: ``disclosing_messages``), and never shares of two secrets of one owner; the server never gathers the reveal threshold of two secrets of
    one owner;
 2. uniformity: the server's view of each masked input long enough to test looks uniform;
 3. outcome: with an honest server, the session aborts exactly when the target's oracle
@@ -13,6 +13,7 @@ pytest and hypothesis treat it as a test failure and shrink it) for the first br
 4. sum: the total equals the plaintext sum, mod 2^bits, of exactly ``included``; every
    configured client is either included or excluded with a reason;
 5. blame: every bad message that reached a running server is attributed to its sender,
+   every fault the target predicts to show is blamed on its client (``Prediction.blamed``),
    and (honest server) no client that followed the protocol and stayed is blamed.
 
 Checks made while messages move (a peer's error must be a ProtocolViolation naming that
@@ -29,8 +30,8 @@ import numpy as np
 from secagg.errors import ProtocolAbort, ProtocolViolation
 from secagg.protocols.base import AggregationResult
 from secagg.ring import dtype_for_bits
-from secagg.testing.model import PEER_SHARE_FAULTS, ClientFault, ServerAttack
-from secagg.testing.target import ProtocolUnderTest
+from secagg.testing.model import SHARE_FAULTS, ClientFault, ServerAttack
+from secagg.testing.target import Prediction, ProtocolUnderTest
 from secagg.testing.uniformity import MIN_SAMPLES, Z_LIMIT, uniformity_score
 
 __all__ = ["InvariantViolation", "RunLog", "RunReport"]
@@ -50,6 +51,7 @@ class RunLog:
     injected: list[ClientFault] = field(default_factory=list)  # faults really applied
     attacks: list[ServerAttack] = field(default_factory=list)  # attacks really applied
     reveals: dict[int, list[list[tuple[int, str]]]] = field(default_factory=dict)
+    reveal_types: dict[int, list[str]] = field(default_factory=dict)  # message type of each
     views: dict[int, np.ndarray] = field(default_factory=dict)
     refusals: dict[int, ProtocolViolation] = field(default_factory=dict)
     observed: set[int] = field(default_factory=set)  # bad message reached a running server
@@ -127,15 +129,23 @@ class RunReport:
             f"  client faults: {faults}\n  server attacks: {len(self.log.attacks)}"
         )
 
-    def _check_outcome(self) -> None:
+    def _predictions(self) -> tuple[Prediction, Prediction]:
+        """(optimistic, pessimistic): what the target promises with the faults injected.
+        A target with ``predict_faults`` predicts them exactly; otherwise a share fault may
+        cost its holder's whole answer, and the outcome must lie between the two."""
         vanished, lost = self.log.gone, self.lost
+        exact = getattr(self.target, "predict_faults", None)
+        if callable(exact):
+            prediction: Prediction = exact(vanished, lost, tuple(self.log.injected))
+            return prediction, prediction
         optimistic = self.target.predict(vanished, lost)
-        pessimistic = optimistic
-        # A garbled share may cost its holder's whole answer: the outcome must then lie
-        # between "answer used" and "answer lost".
         garbled = self._garbled()
         if garbled - lost:
-            pessimistic = self.target.predict(vanished, lost | garbled)
+            return optimistic, self.target.predict(vanished, lost | garbled)
+        return optimistic, optimistic
+
+    def _check_outcome(self) -> None:
+        optimistic, pessimistic = self._predictions()
         if self.abort is not None:
             if pessimistic.aborts is False:
                 raise self._fail(
@@ -157,22 +167,18 @@ class RunReport:
                 f"the sum includes the wrong clients: missing {missing} {reasons}, "
                 f"unexpected {extra}"
             )
+        unblamed = sorted(optimistic.blamed - self._blamed())
+        if unblamed:
+            raise self._fail(f"faulty clients {unblamed} were not blamed")
 
     def _garbled(self) -> set[tuple[int, str]]:
-        """The answers a share fault may cost: the faulty answer itself, or (a bundle its
-        holder cannot open) every neighbour's answer of the last round, a superset of the
-        one share the holder then cannot reveal."""
-        garbled: set[tuple[int, str]] = set()
-        last = self.round_order[-1]
-        neighbourhoods = self.target.dropout_model.neighbourhoods
-        for fault in self.log.injected:
-            if fault.must_be_blamed:
-                continue
-            if fault.kind in PEER_SHARE_FAULTS:
-                garbled |= {(h, last) for h in neighbourhoods.get(fault.client, ())}
-            else:
-                garbled.add((fault.client, fault.round_name))
-        return garbled
+        """The answers a share fault may cost (targets without ``predict_faults``): the
+        faulty answer itself."""
+        return {
+            (fault.client, fault.round_name)
+            for fault in self.log.injected
+            if fault.kind in SHARE_FAULTS
+        }
 
     def _check_result(self, result: AggregationResult) -> None:
         clients = set(self.target.clients)
@@ -184,6 +190,8 @@ class RunReport:
             raise self._fail("the result does not account for every configured client")
         if self.attacked:
             return  # a malicious server can always publish a wrong sum
+        if not self.attacked and self._predictions()[0].free & result.included:
+            return  # a faulty client's contribution the protocol does not pin
         total = np.asarray(result.total)
         if total.dtype != dtype_for_bits(self.target.bits) or total.shape != (
             self.target.vector_length,
@@ -203,8 +211,10 @@ class RunReport:
         # asked for further blocks of the same aggregate); the kinds are judged together.
         allowed = getattr(self.target, "disclosing_messages", 1)
         for holder, messages in self.log.reveals.items():
-            if len(messages) > allowed:
-                raise self._fail(f"client {holder} disclosed secrets in {len(messages)} messages")
+            types = self.log.reveal_types.get(holder, [])
+            most = max((types.count(name) for name in set(types)), default=len(messages))
+            if most > allowed:
+                raise self._fail(f"client {holder} disclosed secrets in {most} messages")
             kinds: dict[int, set[str]] = {}
             for owner, kind in (item for message in messages for item in message):
                 kinds.setdefault(owner, set()).add(kind)

@@ -16,8 +16,9 @@ from secagg.errors import ConfigurationError
 __all__ = [
     "CLIENT_FAULT_KINDS",
     "CONTAINED_FAULTS",
+    "DEALING_FAULTS",
+    "EXCLUDED_FAULTS",
     "LOSING_FAULTS",
-    "PEER_SHARE_FAULTS",
     "SERVER_ATTACK_KINDS",
     "SHARE_FAULTS",
     "ClientFault",
@@ -34,28 +35,51 @@ LOSING_FAULTS = frozenset(
         "junk",
         "impersonate",
         "wrong_length",  # Bonawitz MaskedInput: a well-formed vector one element too long
-        "missing_bundle",  # Bonawitz ShareKeys: one sealed share bundle left out
+        "missing_bundle",  # Bonawitz ShareKeys: the boxes of one holder left out
         "bad_signature",  # Bonawitz active mode: AdvertiseKeys / ConsistencyCheck unsigned
+        "bad_key_proof",  # Bonawitz AdvertiseKeys: a key proof that does not verify
+        "duplicate_keys",  # Bonawitz AdvertiseKeys: another client's keys (and proofs)
     }
 )
-"""The answer is replaced by bytes the server must refuse: for the outcome it is lost (the
-client acts as if it dropped in that round) and the server must blame the sender."""
+"""The answer is replaced by bytes the server must refuse on arrival: for the outcome it is
+lost (the client acts as if it dropped in that round) and the server must blame the
+sender."""
 CONTAINED_FAULTS = frozenset({"duplicate", "replay", "foreign_session"})
 """The genuine answer arrives too, plus an extra bad message: the outcome is unchanged and
 the server must blame the sender."""
-PEER_SHARE_FAULTS = frozenset({"bad_tag"})
-"""Bonawitz ShareKeys: the tag of one sealed share bundle is flipped, so its holder (one of
-the client's neighbours) cannot open it and has no share of the client's secrets to reveal.
-The server cannot see it; the session may lose that one share."""
-SHARE_FAULTS = frozenset({"garbled_share", "junk_share"}) | PEER_SHARE_FAULTS
-"""A share goes bad: Bonawitz Unmasking, one revealed share is moved off its polynomial
-(``garbled_share``) or zeroed (``junk_share``), or a dealt bundle does not open
-(:data:`PEER_SHARE_FAULTS`). The server must not let it corrupt the sum, and blames the
-sender only if it used that share."""
+EXCLUDED_FAULTS = frozenset(
+    {
+        "garbage_bundles",  # ShareKeys: every box for another holder zeroed
+        "bad_tag",  # ShareKeys: the tag of one box for another holder flipped
+        "wrong_keys",  # AdvertiseKeys: keys it does not use (fresh pairs, proven)
+        "false_complaint",  # ShareCheck: a complaint about an honest dealer
+    }
+)
+"""Bonawitz: the answer decodes, but ShareCheck exposes it (a holder complains about a box,
+or the sender's own complaint fails): the server leaves the sender out before anyone masks
+(for the outcome, as if its ShareCheck answer was lost) and blames it once ShareCheck
+closes."""
+SHARE_FAULTS = frozenset({"garbled_share", "junk_share"})
+"""Bonawitz Unmasking: one revealed share is moved off its polynomial (``garbled_share``) or
+zeroed (``junk_share``). The server checks every share against its box, blames the sender
+and uses the box's share: the outcome is unchanged."""
+DEALING_FAULTS = frozenset(
+    {
+        "inconsistent_shares",  # ShareKeys: one holder's self-mask share off the polynomial
+        "wrong_dealt_key",  # ShareKeys: shares of a mask key other than the advertised one
+        "wrong_commitment",  # AdvertiseKeys: a commitment to another seed (signed)
+        "bad_check",  # ShareCheck: wrong check values for one dealer
+    }
+)
+"""Bonawitz: the client itself deals or checks wrongly (a faulty client, built by the
+target's ``make_faulty_client``, not a tampered message). What follows, and whether the
+fault shows at all, is the target's prediction (``predict_faults``)."""
 CLIENT_FAULT_KINDS: tuple[str, ...] = (
     *sorted(LOSING_FAULTS),
     *sorted(CONTAINED_FAULTS),
+    *sorted(EXCLUDED_FAULTS),
     *sorted(SHARE_FAULTS),
+    *sorted(DEALING_FAULTS),
 )
 
 
@@ -80,8 +104,16 @@ class ClientFault:
 
     @property
     def must_be_blamed(self) -> bool:
-        """True when the server must attribute the bad message to its sender on arrival."""
-        return self.kind not in SHARE_FAULTS
+        """True when the server must attribute the bad message to its sender on arrival
+        (the other kinds are blamed when the server finds them out, as the target
+        predicts)."""
+        return self.kind in LOSING_FAULTS or self.kind in CONTAINED_FAULTS
+
+    @property
+    def faulty_client(self) -> bool:
+        """True when the fault is the client's own behaviour (the target builds a faulty
+        client), not a change to one of its messages."""
+        return self.kind in DEALING_FAULTS
 
 
 # --- malicious servers -------------------------------------------------------------------

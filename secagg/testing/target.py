@@ -15,6 +15,13 @@ protocol promises:
   the protocol-specific moves of a malicious server or client (the harness does the
   generic ones, replays and garbled bytes, itself).
 
+Two optional methods (the harness looks them up, a target may leave them out):
+``make_faulty_client(client_id, vector, fault)`` builds a client that misbehaves itself
+(a :class:`ClientFault` whose ``faulty_client`` is true: it deals or checks wrongly), and
+``predict_faults(vanished, lost, faults)`` predicts the outcome with the faults injected
+(who is left out, who must be blamed: :attr:`Prediction.blamed`); without it the harness
+uses :meth:`~ProtocolUnderTest.predict` and the generic fault categories.
+
 :class:`SpecTarget` implements it for any protocol in the registry (or any
 :class:`~secagg.protocols.registry.ProtocolSpec` of your own) with the conservative answers:
 nothing predicted, nothing revealed, no masked view. Subclass it to promise more.
@@ -49,11 +56,16 @@ class Prediction:
     """What a protocol promises for one dropout pattern.
 
     ``aborts`` is True (the session must end in ProtocolAbort), False (it must complete
-    with exactly ``included`` in the sum) or None (the target does not say).
+    with exactly ``included`` in the sum) or None (the target does not say). ``blamed``:
+    the faulty clients the result must blame (``predict_faults`` only); ``free``: included
+    faulty clients whose contribution the protocol does not pin (their masked input is
+    in the sum, but what it holds is theirs to choose): the total is then not checked.
     """
 
     aborts: bool | None
     included: frozenset[int] | None = None
+    blamed: frozenset[int] = frozenset()
+    free: frozenset[int] = frozenset()
 
 
 UNKNOWN = Prediction(None)

@@ -49,7 +49,7 @@ def one_recv_transport(data: bytes, sender: int, recipient: int) -> list[bytes]:
     return [unframe(stream[:1024])]  # bug: one recv(1024), not a loop until complete
 
 
-@settings(database=None, derandomize=True, max_examples=200)
+@settings(database=None, derandomize=True, max_examples=200, report_multiple_bugs=False)
 @given(sst.bonawitz_targets(), st.data())
 def check_one_recv_transport(target: BonawitzTarget, data: st.DataObject) -> None:
     inputs = data.draw(sst.client_inputs(target), label="inputs")

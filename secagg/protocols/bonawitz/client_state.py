@@ -21,12 +21,14 @@ put them in a repr.
 
 Layout, version :data:`STATE_VERSION`: one msgpack array ``[tag, version, session_id,
 client_id, config digest, state name, input (bit-packed at config.bits) | nil, cipher key |
-nil, mask key | nil, self-mask seed | nil, [[peer, channel key]...], [[dealer, share
-bundle]...], [peer keys...], sharers, unreadable, survivors | nil, extensions (empty)]``,
-id lists strictly increasing, followed by a 32-byte SHA-256 checksum of the array: a state
-truncated or garbled in storage (a flipped bit of the input would otherwise restore and
-give a wrong sum) is refused. The checksum is not a MAC: whoever can write the client's
-secret storage is the client.
+nil, mask key | nil, self-mask seed | nil, nonce commitment | nil, [[dealer, channel
+secret]...], [[dealer, held shares]...], [peer keys...], disputed, sharers, survivors |
+nil, dropped, extensions (empty)]``, id lists strictly increasing; held shares are the two
+box keys then the two compact shares (self-mask, mask key: 16 + 16 + 35 + 35 bytes). The
+array is followed by a 32-byte SHA-256 checksum of it: a state truncated or garbled in
+storage (a flipped bit of the input would otherwise restore and give a wrong sum) is
+refused. The checksum is not a MAC: whoever can write the client's secret storage is the
+client.
 """
 
 from __future__ import annotations
@@ -37,49 +39,78 @@ import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import Any, NoReturn
 
 import msgpack
 import numpy as np
 
-from secagg.errors import ConfigurationError, DecodeError
+from secagg.errors import ConfigurationError, DecodeError, ShareError, UsageError
 from secagg.packing import pack, unpack
 from secagg.protocols.bonawitz.bundles import (
+    BOX_KEY_BYTES,
+    BoxKeys,
+    SecretKind,
     ShareBundle,
     clamp_scalar,
-    decode_share_bundle,
-    encode_share_bundle,
+    derive_sharing_id,
 )
 from secagg.protocols.bonawitz.config import ACTIVE, ProtocolConfig
 from secagg.protocols.bonawitz.messages import KEY_BYTES, PeerKeys
 from secagg.protocols.bonawitz.rounds import ClientState
+from secagg.shamir import LIMB_SHARE_BYTES, Share, pack_limb_shares, unpack_limb_shares
 
-__all__ = ["STATE_VERSION", "ClientSnapshot", "decode_state", "encode_state"]
+__all__ = ["STATE_VERSION", "ClientSnapshot", "HeldShares", "decode_state", "encode_state"]
 
-STATE_VERSION = 2
-"""Version 2: share bundles in their version-2 (compact) encoding."""
+STATE_VERSION = 3
+"""Version 3: wire version 3 (held shares with their box keys, ShareCheck and the waves).
+Version 2 held version-2 share bundles."""
 _TAG = "secagg.protocols.bonawitz.client"
-_SECRET_BYTES = 32  # X25519 private keys, the self-mask seed, channel keys
+_SECRET_BYTES = 32  # X25519 private keys, the self-mask seed, channel secrets
 _CHECKSUM_LABEL = b"secagg/v1/client-state\x00"
 _CHECKSUM_BYTES = 32
-_FIELDS = 17
+_FIELDS = 19
+_HELD_BYTES = 2 * BOX_KEY_BYTES + 2 * LIMB_SHARE_BYTES
 
 
 _S = ClientState
-_HOLDS_INPUT = frozenset({_S.AWAIT_ADVERTISE_KEYS, _S.AWAIT_SHARE_KEYS, _S.AWAIT_MASKED_INPUT})
-_HOLDS_KEYS = frozenset({_S.AWAIT_SHARE_KEYS, _S.AWAIT_MASKED_INPUT})
-_KNOWS_PEERS = frozenset({_S.AWAIT_MASKED_INPUT, _S.AWAIT_CONSISTENCY_CHECK, _S.AWAIT_UNMASKING})
-_MASKED = frozenset({_S.AWAIT_CONSISTENCY_CHECK, _S.AWAIT_UNMASKING})
+_BEFORE_MASKING = frozenset({_S.AWAIT_SHARE_KEYS, _S.AWAIT_SHARE_CHECK, _S.AWAIT_MASKED_INPUT, _S.DISPUTED})
+_HOLDS_INPUT = _BEFORE_MASKING | {_S.AWAIT_ADVERTISE_KEYS}
+_HOLDS_CIPHER_KEY = frozenset({_S.AWAIT_SHARE_KEYS, _S.AWAIT_SHARE_CHECK})
+_HOLDS_MASK_KEY = _BEFORE_MASKING | {_S.AWAIT_CONSISTENCY_CHECK, _S.AWAIT_UNMASKING, _S.UNMASKED}
+_CHECKED = frozenset({_S.AWAIT_MASKED_INPUT, _S.DISPUTED})
+_MASKED = frozenset({_S.AWAIT_CONSISTENCY_CHECK, _S.AWAIT_UNMASKING, _S.UNMASKED})
+_KNOWS_PEERS = _CHECKED | _MASKED | {_S.AWAIT_SHARE_CHECK}
+
+
+@dataclass(frozen=True, repr=False)
+class HeldShares:
+    """What a holder keeps of one dealing: its two shares and the two box keys (revealed
+    with a share, so that the server can open the box it came in). Secret: no repr, no
+    pickle."""
+
+    bundle: ShareBundle
+    keys: BoxKeys
+
+    def __repr__(self) -> str:
+        return f"HeldShares(dealer={self.bundle.dealer})"
+
+    def __reduce__(self) -> NoReturn:
+        raise UsageError("held shares cannot be pickled")
 
 
 @dataclass(frozen=True, repr=False)
 class ClientSnapshot:
-    """A client's state and exactly the values it needs there. Secret: no repr of values.
+    """A client's state and exactly the values it needs there. Secret: no repr of values,
+    no pickle.
 
-    ``cipher_key`` and ``mask_key`` are X25519 private keys, ``channel_keys`` the AES-GCM
-    keys agreed with each peer, ``bundles`` the shares this client holds (dealer ->
-    bundle), ``peers`` the advertisements it accepted (U1), ``sharers`` the peers it
-    masked with (U2), ``survivors`` the signed U3 (active mode, from the consistency check).
+    ``cipher_key`` and ``mask_key`` are X25519 private keys, ``commitment`` the server's
+    nonce commitment of round 0, ``channel_secrets`` the raw X25519 secrets with each
+    dealer (itself included) between ShareKeys and ShareCheck, ``held`` the shares and box
+    keys this client holds (dealer -> :class:`HeldShares`), ``peers`` the advertisements
+    it accepted (U1), ``disputed`` the dealers whose self-mask box key it revealed in a
+    dispute, ``sharers`` the peers it masked with, ``survivors`` the signed U3 (active
+    mode, from the consistency check), ``dropped`` the owners whose mask-key shares it
+    revealed in Unmasking.
     """
 
     state: ClientState
@@ -87,15 +118,20 @@ class ClientSnapshot:
     cipher_key: bytes | None = None
     mask_key: bytes | None = None
     self_seed: bytes | None = None
-    channel_keys: Mapping[int, bytes] = field(default_factory=dict)
-    bundles: Mapping[int, ShareBundle] = field(default_factory=dict)
+    commitment: bytes | None = None
+    channel_secrets: Mapping[int, bytes] = field(default_factory=dict)
+    held: Mapping[int, HeldShares] = field(default_factory=dict)
     peers: Mapping[int, PeerKeys] = field(default_factory=dict)
+    disputed: frozenset[int] = frozenset()
     sharers: frozenset[int] = frozenset()
-    unreadable: frozenset[int] = frozenset()
     survivors: frozenset[int] | None = None
+    dropped: frozenset[int] = frozenset()
 
     def __repr__(self) -> str:
         return f"ClientSnapshot(state={self.state.name})"
+
+    def __reduce__(self) -> NoReturn:
+        raise UsageError("a client snapshot cannot be pickled")
 
 
 @lru_cache(maxsize=8)
@@ -126,6 +162,17 @@ def config_digest(config: ProtocolConfig) -> bytes:
     ).digest()
 
 
+def _held_blob(held: HeldShares) -> bytes:
+    return b"".join(
+        (
+            held.keys.self_mask,
+            held.keys.mask_key,
+            pack_limb_shares(held.bundle.self_mask_share.values),
+            pack_limb_shares(held.bundle.key_share.values),
+        )
+    )
+
+
 def encode_state(config: ProtocolConfig, client_id: int, snapshot: ClientSnapshot) -> bytes:
     """The version-:data:`STATE_VERSION` bytes of ``snapshot`` (secret: see the module
     docstring). Canonical: the same snapshot always gives the same bytes."""
@@ -141,12 +188,14 @@ def encode_state(config: ProtocolConfig, client_id: int, snapshot: ClientSnapsho
         snapshot.cipher_key,
         snapshot.mask_key,
         snapshot.self_seed,
-        [[peer, snapshot.channel_keys[peer]] for peer in sorted(snapshot.channel_keys)],
-        [[d, encode_share_bundle(snapshot.bundles[d])] for d in sorted(snapshot.bundles)],
+        snapshot.commitment,
+        [[d, snapshot.channel_secrets[d]] for d in sorted(snapshot.channel_secrets)],
+        [[d, _held_blob(snapshot.held[d])] for d in sorted(snapshot.held)],
         [snapshot.peers[peer].to_wire() for peer in sorted(snapshot.peers)],
+        sorted(snapshot.disputed),
         sorted(snapshot.sharers),
-        sorted(snapshot.unreadable),
         None if snapshot.survivors is None else sorted(snapshot.survivors),
+        sorted(snapshot.dropped),
         [],  # reserved: extensions (must be empty)
     ]
     return _frame(bytes(msgpack.packb(record, use_bin_type=True)))
@@ -207,31 +256,42 @@ def _decode(config: ProtocolConfig, client_id: int, record: object) -> ClientSna
         raise _bad("a state of another configuration of this session")
     if not isinstance(record[5], str) or record[5] not in ClientState.__members__:
         raise _bad("unknown state")
-    if record[16] != []:
+    if record[18] != []:
         raise _bad("unknown extensions")
     state = ClientState[record[5]]
     neighbours = config.neighbours_of(client_id)
-    peers = _peers(record[12], neighbours, state in _KNOWS_PEERS)
+    peers = _peers(record[13], neighbours, state in _KNOWS_PEERS)
     if state in _KNOWS_PEERS and len(peers) + 1 < config.threshold:
         raise _bad("fewer peers than the threshold needs")
-    sharers = _ids(record[13], "sharers", set(peers) if state in _MASKED else set())
-    unreadable = _ids(record[14], "unreadable", sharers)
+    dealers = set(peers) | {client_id}
+    sharers = _ids(record[15], "sharers", set(peers) if state in _MASKED else set())
+    disputed = _ids(
+        record[14], "disputed", dealers if state in _MASKED or state is _S.DISPUTED else set()
+    )
+    if (state is _S.DISPUTED) != bool(disputed) and state in _CHECKED:
+        raise _bad("disputed dealers in a state that has none, or none after a dispute")
+    dropped = _ids(record[17], "dropped", sharers if state is _S.UNMASKED else set())
+    if state is _S.UNMASKED and not dropped:
+        raise _bad("an unmasked client that revealed no mask-key share is done")
+    held = _held(config, client_id, record[12], state, dealers, sharers)
+    if disputed - set(held) and state in _CHECKED:
+        raise _bad("a disputed dealer whose shares are not held")
     snapshot = ClientSnapshot(
         state=state,
         input_vector=_input(config, record[6], state in _HOLDS_INPUT),
-        cipher_key=_secret(record[7], "cipher key", state in _HOLDS_KEYS),
-        mask_key=_secret(record[8], "mask key", state in _HOLDS_KEYS),
-        self_seed=_secret(record[9], "self-mask seed", state in _HOLDS_KEYS),
-        channel_keys=_channel_keys(
-            record[10], set(peers) if state is ClientState.AWAIT_MASKED_INPUT else set()
+        cipher_key=_secret(record[7], "cipher key", state in _HOLDS_CIPHER_KEY),
+        mask_key=_secret(record[8], "mask key", state in _HOLDS_MASK_KEY),
+        self_seed=_secret(record[9], "self-mask seed", state in _BEFORE_MASKING),
+        commitment=_secret(record[10], "nonce commitment", state in _HOLDS_CIPHER_KEY),
+        channel_secrets=_channel_secrets(
+            record[11], dealers if state is _S.AWAIT_SHARE_CHECK else set()
         ),
-        bundles=_bundles(
-            config, client_id, record[11], _dealers(state, client_id, sharers, unreadable)
-        ),
+        held=held,
         peers=peers,
+        disputed=frozenset(disputed),
         sharers=frozenset(sharers),
-        unreadable=frozenset(unreadable),
-        survivors=_survivors(config, client_id, record[15], state),
+        survivors=_survivors(config, client_id, record[16], state),
+        dropped=frozenset(dropped),
     )
     if snapshot.mask_key is not None and snapshot.mask_key != clamp_scalar(snapshot.mask_key):
         raise _bad("the mask key is not clamped")
@@ -250,14 +310,13 @@ def _ids(value: object, what: str, allowed: set[int]) -> set[int]:
     return set(value)
 
 
-def _pairs(value: object, what: str, expected: set[int]) -> list[tuple[int, object]]:
-    """``[[id, item], ...]`` with ids strictly increasing and exactly ``expected``."""
+def _pairs(value: object, what: str, allowed: set[int]) -> list[tuple[int, object]]:
+    """``[[id, item], ...]`` with ids strictly increasing, all in ``allowed``."""
     if not isinstance(value, list) or any(
         not isinstance(pair, list) or len(pair) != 2 for pair in value
     ):
         raise _bad(f"{what} must be a list of pairs")
-    if _ids([pair[0] for pair in value], what, expected) != expected:
-        raise _bad(f"{what} are missing for some peers")
+    _ids([pair[0] for pair in value], what, allowed)
     return [(pair[0], pair[1]) for pair in value]
 
 
@@ -284,52 +343,73 @@ def _input(config: ProtocolConfig, value: object, present: bool) -> np.ndarray |
         raise _bad("the input does not decode (size or stray bits)") from None
 
 
-def _channel_keys(value: object, expected: set[int]) -> dict[int, bytes]:
-    keys: dict[int, bytes] = {}
-    for peer, key in _pairs(value, "channel keys", expected):
-        if not isinstance(key, bytes) or len(key) != _SECRET_BYTES:
-            raise _bad(f"channel keys must be {_SECRET_BYTES} bytes")
-        keys[peer] = key
-    return keys
+def _channel_secrets(value: object, expected: set[int]) -> dict[int, bytes]:
+    secrets: dict[int, bytes] = {}
+    pairs = _pairs(value, "channel secrets", expected)
+    if {peer for peer, _ in pairs} != expected:
+        raise _bad("channel secrets are missing for some dealers")
+    for peer, secret in pairs:
+        if not isinstance(secret, bytes) or len(secret) != _SECRET_BYTES:
+            raise _bad(f"channel secrets must be {_SECRET_BYTES} bytes")
+        secrets[peer] = secret
+    return secrets
 
 
-def _dealers(
-    state: ClientState, client_id: int, sharers: set[int], unreadable: set[int]
-) -> set[int]:
-    """Whose shares the client holds: its own once it shared, its readable sharers' once
-    it masked."""
-    if state is ClientState.AWAIT_MASKED_INPUT:
-        return {client_id}
-    if state in _MASKED:
-        return {client_id} | (sharers - unreadable)
-    return set()
-
-
-def _bundles(
-    config: ProtocolConfig, client_id: int, value: object, dealers: set[int]
-) -> dict[int, ShareBundle]:
-    bundles: dict[int, ShareBundle] = {}
-    for dealer, blob in _pairs(value, "share bundles", dealers):
-        if not isinstance(blob, bytes):
-            raise _bad("a share bundle must be bytes")
+def _held(
+    config: ProtocolConfig,
+    client_id: int,
+    value: object,
+    state: ClientState,
+    dealers: set[int],
+    sharers: set[int],
+) -> dict[int, HeldShares]:
+    """Whose shares the client holds: after ShareCheck, dealers whose boxes opened (its
+    own among them); after masking, exactly its own and its sharers'; none afterwards."""
+    if state in _CHECKED:
+        allowed = dealers
+    elif state in (_S.AWAIT_CONSISTENCY_CHECK, _S.AWAIT_UNMASKING):
+        allowed = sharers | {client_id}
+    else:
+        allowed = set()
+    pairs = _pairs(value, "held shares", allowed)
+    held_ids = {dealer for dealer, _ in pairs}
+    if allowed and (client_id not in held_ids or (state in _MASKED and held_ids != allowed)):
+        raise _bad("held shares are missing for some dealers")
+    held: dict[int, HeldShares] = {}
+    for dealer, blob in pairs:
+        if not isinstance(blob, bytes) or len(blob) != _HELD_BYTES:
+            raise _bad(f"held shares must be {_HELD_BYTES} bytes")
+        keys = BoxKeys(blob[:BOX_KEY_BYTES], blob[BOX_KEY_BYTES : 2 * BOX_KEY_BYTES])
+        at = 2 * BOX_KEY_BYTES
         try:
-            bundles[dealer] = decode_share_bundle(
-                blob,
-                session_id=config.session_id,
-                dealer=dealer,
-                holder=client_id,
-                threshold=config.threshold,
+            self_mask = unpack_limb_shares(blob[at : at + LIMB_SHARE_BYTES])
+            key = unpack_limb_shares(blob[at + LIMB_SHARE_BYTES :])
+            bundle = ShareBundle(
+                dealer,
+                client_id,
+                Share(client_id, config.threshold, _sharing(config, dealer, SecretKind.MASK_KEY), key),
+                Share(
+                    client_id,
+                    config.threshold,
+                    _sharing(config, dealer, SecretKind.SELF_MASK),
+                    self_mask,
+                ),
             )
-        except DecodeError:
-            raise _bad(f"the share bundle of {dealer} does not decode") from None
-    return bundles
+        except (DecodeError, ShareError):
+            raise _bad(f"the shares of {dealer} do not decode") from None
+        held[dealer] = HeldShares(bundle, keys)
+    return held
+
+
+def _sharing(config: ProtocolConfig, dealer: int, kind: SecretKind) -> bytes:
+    return derive_sharing_id(config.session_id, dealer, kind)
 
 
 def _peers(value: object, neighbours: frozenset[int], present: bool) -> dict[int, PeerKeys]:
     if not isinstance(value, list) or (value and not present):
         raise _bad("peer keys in a state that has none")
-    if any(not isinstance(item, list) or len(item) != 5 for item in value):
-        raise _bad("peer keys must be arrays of 5")
+    if any(not isinstance(item, list) or len(item) != 7 for item in value):
+        raise _bad("peer keys must be arrays of 7")
     peers = [PeerKeys.from_wire(item, None) for item in value]
     _ids([peer.client_id for peer in peers], "peers", set(neighbours))
     keys = [key for peer in peers for key in (peer.cipher_public_key, peer.mask_public_key)]
