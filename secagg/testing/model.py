@@ -18,6 +18,7 @@ __all__ = [
     "CONTAINED_FAULTS",
     "DEALING_FAULTS",
     "EXCLUDED_FAULTS",
+    "FAULTY_CLIENT_KINDS",
     "LOSING_FAULTS",
     "SERVER_ATTACK_KINDS",
     "SHARE_FAULTS",
@@ -71,9 +72,11 @@ DEALING_FAULTS = frozenset(
         "bad_check",  # ShareCheck: wrong check values for one dealer
     }
 )
-"""Bonawitz: the client itself deals or checks wrongly (a faulty client, built by the
-target's ``make_faulty_client``, not a tampered message). What follows, and whether the
-fault shows at all, is the target's prediction (``predict_faults``)."""
+"""Bonawitz: the client deals or checks wrongly, and signs what it sends: what follows, and
+whether the fault shows at all, is the target's prediction (``predict_faults``). Those of
+:data:`FAULTY_CLIENT_KINDS` are the client's own behaviour (the target's
+``make_faulty_client`` builds it), the others a change to its message."""
+FAULTY_CLIENT_KINDS = frozenset({"inconsistent_shares", "wrong_dealt_key"})
 CLIENT_FAULT_KINDS: tuple[str, ...] = (
     *sorted(LOSING_FAULTS),
     *sorted(CONTAINED_FAULTS),
@@ -113,7 +116,7 @@ class ClientFault:
     def faulty_client(self) -> bool:
         """True when the fault is the client's own behaviour (the target builds a faulty
         client), not a change to one of its messages."""
-        return self.kind in DEALING_FAULTS
+        return self.kind in FAULTY_CLIENT_KINDS
 
 
 # --- malicious servers -------------------------------------------------------------------

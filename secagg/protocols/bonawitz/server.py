@@ -557,11 +557,12 @@ class Server:
     def _finish_share_check(self) -> list[Message]:
         config = self._config
         responders = self._responders = set(self._expected)
+        # Every complaint of a holder that answered is judged, its dealer gone or not.
         for holder, dealer in self._unsigned:
-            if holder in responders and dealer in responders:
+            if holder in responders:
                 self._convict(judge_unsigned(config, self._store, holder, dealer))
         for holder, complaint in self._complaints:
-            if holder in responders and complaint.dealer in responders:
+            if holder in responders:
                 self._convict(judge_complaint(config, self._adverts, self._store, holder, complaint))
         clean = responders - set(self._faulty)
         records = self._check_records(clean)

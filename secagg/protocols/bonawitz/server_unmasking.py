@@ -409,13 +409,18 @@ def reconstruct_all(
             rows = [r for r, h in enumerate(job.holders) if h in suspects]
             suspects |= _authenticate(config, store, job, rows, faults)
         failed = _attempt(pending, t, suspects)
-        pending = []
+        pending = [job for job in failed if not job.authentic.all()]
         for job in failed:
             if job.authentic.all():
                 _dealer_path(job, t, faults)
-            else:
-                suspects |= _authenticate(config, store, job, list(range(len(job.holders))), faults)
-                pending.append(job)
+        # Read every box of failed secrets, one at a time, until one names a new liar: the
+        # others then retry with the liars' boxes read first (one box each), so one liar
+        # costs one secret's boxes plus one box per other secret, not all of them.
+        for job in pending:
+            caught = _authenticate(config, store, job, list(range(len(job.holders))), faults)
+            if caught - suspects:
+                suspects |= caught
+                break
     self_seeds: dict[int, bytes] = {}
     mask_keys: dict[int, bytes] = {}
     fallback: set[int] = set()

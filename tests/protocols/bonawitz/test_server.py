@@ -3,28 +3,32 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from secagg.errors import ExclusionReason, UsageError
-from secagg.protocols.bonawitz import client as client_module
+from secagg.protocols.bonawitz.bundles import DealtShares
+from secagg.protocols.bonawitz.client import Client
+from secagg.protocols.bonawitz.dealing import CHECK_BYTES, pack_checks, unpack_checks
 from secagg.protocols.bonawitz.messages import (
     AdvertiseKeys,
     ConsistencyCheck,
     MaskedInput,
-    RevealedShare,
-    SealedShares,
+    ShareCheck,
     ShareKeys,
     UnmaskingResponse,
     decode_message,
+    key_proof_payload,
 )
 from secagg.protocols.bonawitz.server import Server
 from secagg.protocols.faults import Exclusion, Faults
 from secagg.protocols.wire import ProtocolMessage
 from secagg.ring import packed_size
-from secagg.shamir import Share, pack_limb_shares, unpack_limb_shares
+from secagg.shamir import LIMB_SHARE_BYTES, PRIME
+from secagg.signing import SigningKey
 from secagg.testing import run
 from secagg.testing.model import CLIENT_FAULT_KINDS
 from secagg.testing.strategies import (
@@ -39,7 +43,8 @@ from tests.helpers.tamper import garble_share
 # Tampering kinds: what the bad client's message becomes on its way to the server, and
 # whether the client must end up excluded from the sum (else: included, with a fault).
 EXCLUDING = {"truncate", "junk", "impersonate", "wrong_length", "missing_bundle", "bad_signature"}
-CONTAINED = {"replay", "duplicate", "foreign_session", "bad_tag", "bad_share", "junk_share"}
+CONTAINED = {"replay", "duplicate", "foreign_session", "bad_share", "junk_share"}
+CAUGHT_IN_SHARE_CHECK = {"bad_tag"}  # a holder complains: the dealer is left out before masking
 
 
 def tampered(kind: str, message: ProtocolMessage, data: bytes, other: bytes) -> list[bytes]:
@@ -60,20 +65,22 @@ def tampered(kind: str, message: ProtocolMessage, data: bytes, other: bytes) -> 
         payload = message.payload + bytes(packed_size(length, message.bits) - len(message.payload))
         return [dataclasses.replace(message, length=length, payload=payload).to_bytes()]
     if kind == "missing_bundle" and isinstance(message, ShareKeys):
-        return [dataclasses.replace(message, sealed_shares=message.sealed_shares[1:]).to_bytes()]
+        return [dataclasses.replace(message, boxes=message.boxes[1:]).to_bytes()]
     if kind == "bad_tag" and isinstance(message, ShareKeys):
-        first = message.sealed_shares[0]
-        flipped = bytes([first.ciphertext[-1] ^ 1])
-        broken = SealedShares(first.peer, first.ciphertext[:-1] + flipped)
-        sealed = (broken, *message.sealed_shares[1:])
-        return [dataclasses.replace(message, sealed_shares=sealed).to_bytes()]
+        # The first box for another holder: the dealer's own comes back to it unchanged.
+        at = next(i for i, item in enumerate(message.boxes) if item.peer != message.sender)
+        item = message.boxes[at]
+        box = item.mask_key_box
+        broken = item._replace(mask_key_box=box[:-1] + bytes([box[-1] ^ 1]))
+        boxes = (*message.boxes[:at], broken, *message.boxes[at + 1 :])
+        return [dataclasses.replace(message, boxes=boxes).to_bytes()]
     if kind == "bad_signature" and isinstance(message, (AdvertiseKeys, ConsistencyCheck)):
         return [dataclasses.replace(message, signature=bytes(64)).to_bytes()]
     if kind in ("bad_share", "junk_share") and isinstance(message, UnmaskingResponse):
         shares = message.key_shares or message.self_mask_shares
         first = shares[0]
         new = garble_share(first.share) if kind == "bad_share" else bytes(len(first.share))
-        replaced = (RevealedShare(first.owner, new), *shares[1:])
+        replaced = (first._replace(share=new), *shares[1:])
         field = "key_shares" if message.key_shares else "self_mask_shares"
         return [dataclasses.replace(message, **{field: replaced}).to_bytes()]
     return [data]
@@ -84,6 +91,7 @@ def kinds_for(round_name: str, active: bool) -> list[str]:
     extra = {
         "advertise_keys": ["bad_signature"] if active else [],
         "share_keys": ["missing_bundle", "bad_tag"],
+        "share_check": [],
         "masked_input": ["wrong_length"],
         "consistency_check": ["bad_signature"],
         "unmasking": ["bad_share", "junk_share"],
@@ -110,7 +118,7 @@ def test_bad_clients_never_break_the_round(data: st.DataObject) -> None:
 def test_the_strategy_draws_every_kind_of_this_file() -> None:
     # The property above covers the kinds of the example table below.
     covered = {"bad_share": "garbled_share"}
-    kinds = {covered.get(k, k) for k in EXCLUDING | CONTAINED}
+    kinds = {covered.get(k, k) for k in EXCLUDING | CONTAINED | CAUGHT_IN_SHARE_CHECK}
     assert kinds <= set(CLIENT_FAULT_KINDS)
 
 
@@ -120,6 +128,7 @@ EVERY_ATTACK = [
     for round_name in (
         "advertise_keys",
         "share_keys",
+        "share_check",
         "masked_input",
         "consistency_check",
         "unmasking",
@@ -160,18 +169,26 @@ def check_attack(
     assert_correct(session, result)
     if dropper:
         assert dropper not in result.included
-    if kind in EXCLUDING and round_name in ("advertise_keys", "share_keys", "masked_input"):
+    before_masking = ("advertise_keys", "share_keys", "share_check", "masked_input")
+    if kind in EXCLUDING and round_name in before_masking:
         assert bad not in result.included
         assert "bad message" in result.excluded[bad]
         assert result.excluded[bad].reason is ExclusionReason.BAD_MESSAGE
         assert result.excluded[bad].round_name == round_name
-    elif round_name in ("advertise_keys", "share_keys", "masked_input"):
+    elif kind in CAUGHT_IN_SHARE_CHECK:
+        assert bad not in result.included
+        # Active mode: the dealer's signature no longer matches the changed box, and the
+        # holder only names the dealer (the server might have changed it).
+        active = session.config.mode == "active"
+        expected = ExclusionReason.BAD_SIGNATURE if active else ExclusionReason.UNREADABLE_BUNDLE
+        assert result.excluded[bad].reason is expected
+        assert result.excluded[bad].round_name == "share_check"
+    elif round_name in before_masking:
         assert bad in result.included or bad == dropper
     if kind in ("bad_share", "junk_share") and round_name == "unmasking":
         assert bad in result.included
-        # A bad share is caught when it is used: the fast path takes the first t holders.
-        if bad in sorted(result.included)[: session.config.threshold]:
-            assert bad in result.faults
+        # Every share is checked, not only the t used: a bad one is always caught.
+        assert result.faults[bad].reasons == {ExclusionReason.BAD_SHARE}
     if kind == "foreign_session" or (kind == "duplicate" and round_name != "unmasking"):
         # (A duplicate of the very last answer arrives after the end: nothing to record.)
         assert bad in result.faults
@@ -195,44 +212,69 @@ def test_replayed_and_out_of_round_messages_are_recorded_not_fatal() -> None:
     assert_correct(session, result)
 
 
-def dealing_one_bad_share(monkeypatch: pytest.MonkeyPatch, victim_holder: int) -> None:
-    """Make the first client that deals give ``victim_holder`` off-polynomial shares."""
-    real = client_module.share_secrets
-    done: list[bool] = []
+class BadDealer(Client):
+    """Deals ``victim``'s self-mask share off the polynomial of the others (in one limb)."""
 
-    def corrupt(secrets: list[bytes], holders: list[int], threshold: int) -> dict[int, list[Share]]:
-        shares = real(secrets, holders, threshold)
-        if not done and victim_holder in shares and holders[0] != victim_holder:
-            done.append(True)
-            shares[victim_holder] = [
-                dataclasses.replace(
-                    s, values=unpack_limb_shares(garble_share(pack_limb_shares(s.values), shift=5))
-                )
-                for s in shares[victim_holder]
-            ]
-        return shares
+    victim = 4
 
-    monkeypatch.setattr(client_module, "share_secrets", corrupt)
+    def _deal(
+        self, mask_key: bytes, self_seed: bytes, holders: Sequence[int]
+    ) -> dict[int, DealtShares]:
+        dealt = super()._deal(mask_key, self_seed, holders)
+        plaintext, mask_key_box = dealt[self.victim].self_mask, dealt[self.victim].mask_key
+        moved = garble_share(plaintext[:LIMB_SHARE_BYTES], shift=5)
+        dealt[self.victim] = DealtShares(moved + plaintext[LIMB_SHARE_BYTES:], mask_key_box)
+        return dealt
 
 
 @pytest.mark.parametrize("dealer_drops", [False, True])
-def test_a_bad_dealt_share_is_found_and_attributed(
-    monkeypatch: pytest.MonkeyPatch, dealer_drops: bool
+def test_a_bad_dealt_share_is_found_before_masking_and_blamed_on_its_dealer(
+    dealer_drops: bool,
 ) -> None:
-    dealing_one_bad_share(monkeypatch, victim_holder=4)
     session = make_session(7, 4, length=16)
-    # Client 1 deals first (the driver serves clients in id order): holder 4's shares of
-    # client 1's secrets are off the polynomial.
+    session.clients[1] = BadDealer(session.config, 1, session.inputs[1])
+    # The blinded check of ShareCheck sees holder 4's values off the others', the dispute
+    # wave opens holder 4's box: the share in it is the dealer's, so the dealer is out.
     drops = {"masked_input": {1}} if dealer_drops else None
     result = run_session(session, drops=drops)
     assert_correct(session, result)
-    assert (1 in result.included) is not dealer_drops
-    assert 4 in result.included
-    assert "off the polynomial" in result.faults[4]
-    assert result.faults[4].reasons == {ExclusionReason.BAD_SHARE}
-    if dealer_drops:
-        assert result.excluded[1].reason is ExclusionReason.DROPPED
-        assert result.excluded[1] == "dropped in masked_input"
+    assert result.included == session.config.client_set - {1}
+    assert set(result.faults) == {1}
+    assert result.faults[1].reasons == {ExclusionReason.INCONSISTENT_DEALING}
+    assert result.excluded[1].reason is ExclusionReason.INCONSISTENT_DEALING
+    assert result.excluded[1].round_name == "share_check"
+
+
+def test_a_bad_dealt_share_that_share_check_cannot_locate_is_blamed_at_unmasking() -> None:
+    # Only t + 1 of the dealer's holders answer ShareCheck: an inconsistency shows but
+    # cannot be located. The dealer stays; at Unmasking its shares, read from the boxes it
+    # sealed, rebuild its committed seed without holder 4's: the dealer is blamed, holder 4
+    # is not, and the sum is exact.
+    session = make_session(6, 4, length=16)
+    session.clients[1] = BadDealer(session.config, 1, session.inputs[1])
+    result = run_session(session, drops={"share_check": {6}})
+    assert_correct(session, result)
+    assert result.included == session.config.client_set - {6}
+    assert set(result.faults) == {1}
+    assert result.faults[1].reasons == {ExclusionReason.INCONSISTENT_DEALING}
+
+
+def test_a_false_check_value_is_blamed_on_its_holder_not_the_dealer() -> None:
+    session = make_session(7, 4, length=8)
+
+    def tamper(sender: int, name: str, data: bytes) -> list[bytes]:
+        message = decode_message(data)
+        if sender != 5 or not isinstance(message, ShareCheck):
+            return [data]  # (holder 5's dispute answer, the wave's, passes)
+        values = unpack_checks(message.checks, len(message.checks) // CHECK_BYTES)
+        values[0, 1] = (values[0, 1] + 1) % PRIME  # dealer 1's values, as holder 5 sends them
+        return [dataclasses.replace(message, checks=pack_checks(values)).to_bytes()]
+
+    result = run_session(session, tamper=tamper)
+    assert_correct(session, result)
+    assert result.included == session.config.client_set - {5}
+    assert set(result.faults) == {5}
+    assert result.faults[5].reasons == {ExclusionReason.BAD_CHECK}
 
 
 def test_two_liars_among_the_holders_are_both_found() -> None:
@@ -243,7 +285,7 @@ def test_two_liars_among_the_holders_are_both_found() -> None:
             message = decode_message(data)
             assert isinstance(message, UnmaskingResponse)
             shares = tuple(
-                RevealedShare(s.owner, garble_share(s.share, shift=sender))
+                s._replace(share=garble_share(s.share, shift=sender))
                 for s in message.self_mask_shares
             )
             return [dataclasses.replace(message, self_mask_shares=shares).to_bytes()]
@@ -264,7 +306,9 @@ def test_server_intake_never_raises_for_peer_garbage() -> None:
     server.start()
     assert server.receive_bytes(b"", 1) == []
     assert server.receive_bytes(b"\xc1", 99) == []  # unknown sender
-    stranger = AdvertiseKeys(99, 0, session.config.session_id, bytes(32), b"\x01" * 32, bytes(32))
+    stranger = AdvertiseKeys(
+        99, 0, session.config.session_id, bytes(32), b"\x01" * 32, bytes(32), bytes(64), bytes(64)
+    )
     assert server.receive(stranger) == []
     assert 99 in server.faults and 1 in server.faults
     assert [note.reason for note in server.faults[99]] == [
@@ -278,9 +322,9 @@ def test_server_intake_never_raises_for_peer_garbage() -> None:
         server.start()
 
 
-def test_invalid_and_repeated_public_keys_exclude_the_client() -> None:
+def test_invalid_unproven_and_copied_public_keys_exclude_only_their_sender() -> None:
     session = make_session(6, 4)
-    seen: dict[str, bytes] = {}
+    seen: dict[str, AdvertiseKeys] = {}
 
     def tamper(sender: int, name: str, data: bytes) -> list[bytes]:
         if name != "advertise_keys":
@@ -288,19 +332,89 @@ def test_invalid_and_repeated_public_keys_exclude_the_client() -> None:
         message = decode_message(data)
         assert isinstance(message, AdvertiseKeys)
         if sender == 1:
-            seen["key"] = message.mask_public_key
-        if sender == 2:  # the all-zero point is of small order: no valid agreement
+            seen["advert"] = message
+        if sender == 2:  # the all-zero point: of small order, and not proven
             return [dataclasses.replace(message, cipher_public_key=bytes(32)).to_bytes()]
-        if sender == 3:  # copies client 1's key
-            return [dataclasses.replace(message, mask_public_key=seen["key"]).to_bytes()]
+        if sender == 3:  # copies client 1's mask key with its proof (bound to client 1)
+            other = seen["advert"]
+            copied = dataclasses.replace(
+                message, mask_public_key=other.mask_public_key, mask_key_proof=other.mask_key_proof
+            )
+            return [copied.to_bytes()]
         return [data]
 
     result = run_session(session, tamper=tamper)
-    assert 2 not in result.included and 3 not in result.included
+    assert result.included == session.config.client_set - {2, 3}
     for client in (2, 3):
         assert result.excluded[client].reason is ExclusionReason.BAD_MESSAGE
-        assert result.faults[client].reasons == {ExclusionReason.INVALID_CONTENT}
+        assert result.faults[client].reasons == {ExclusionReason.BAD_KEY_PROOF}
+    assert set(result.faults) == {2, 3}
     assert_correct(session, result)
+
+
+@pytest.mark.parametrize("copy_first", [True, False])
+def test_a_client_copying_another_clients_keys_is_refused_whoever_comes_first(
+    copy_first: bool,
+) -> None:
+    # Client 5 advertises client 3's keys with client 3's proofs: the proofs name client 3,
+    # so the copy is refused on arrival, before or after the original.
+    session = make_session(6, 4)
+    server, clients = session.server, session.clients
+    adverts = {m.recipient: clients[m.recipient].receive(m)[0] for m in server.start()}
+    original, mine = adverts[3], adverts[5]
+    assert isinstance(original, AdvertiseKeys) and isinstance(mine, AdvertiseKeys)
+    adverts[5] = dataclasses.replace(
+        mine,
+        cipher_public_key=original.cipher_public_key,
+        mask_public_key=original.mask_public_key,
+        cipher_key_proof=original.cipher_key_proof,
+        mask_key_proof=original.mask_key_proof,
+    )
+    order = sorted(adverts, key=lambda c: (c != (5 if copy_first else 3), c))
+    outgoing = [m for c in order for m in server.receive(adverts[c])]
+    while not server.done:
+        replies = [r for m in outgoing for r in clients[m.recipient].receive(m)]
+        outgoing = [m for r in replies for m in server.receive(r)]
+        if not outgoing and not server.done:
+            outgoing = server.close_round()
+    result = server.result
+    assert result is not None
+    assert result.included == session.config.client_set - {5}
+    assert set(result.faults) == {5}
+    assert result.faults[5].reasons == {ExclusionReason.BAD_KEY_PROOF}
+    assert_correct(session, result)
+
+
+def test_keys_a_client_advertises_but_does_not_use_exclude_only_it() -> None:
+    # Fresh key pairs, proven, that the client does not use: nobody can open its boxes,
+    # and it cannot open anyone's. Holders complain with proofs; so does it, with proofs
+    # that fail. It is left out in ShareCheck, blamed, and no honest client is.
+    session = make_session(6, 4)
+
+    def tamper(sender: int, name: str, data: bytes) -> list[bytes]:
+        if sender != 2 or name != "advertise_keys":
+            return [data]
+        message = decode_message(data)
+        assert isinstance(message, AdvertiseKeys)
+        sid = session.config.session_id
+        cipher, mask = SigningKey.generate(), SigningKey.generate()
+        fake = dataclasses.replace(
+            message,
+            cipher_public_key=cipher.verify_key,
+            mask_public_key=mask.verify_key,
+            cipher_key_proof=cipher.sign(key_proof_payload(sid, 2, "cipher", cipher.verify_key)),
+            mask_key_proof=mask.sign(key_proof_payload(sid, 2, "mask", mask.verify_key)),
+        )
+        return [fake.to_bytes()]
+
+    result = run_session(session, tamper=tamper)
+    assert_correct(session, result)
+    assert result.included == session.config.client_set - {2}
+    assert set(result.faults) == {2}
+    assert result.faults[2].reasons == {
+        ExclusionReason.UNREADABLE_BUNDLE,
+        ExclusionReason.FALSE_COMPLAINT,
+    }
 
 
 def test_messages_after_the_end_change_nothing() -> None:
@@ -335,8 +449,8 @@ def test_a_key_share_off_by_a_small_amount_is_blamed_on_its_holder() -> None:
         if name == "unmasking" and sender == 1:
             message = decode_message(data)
             assert isinstance(message, UnmaskingResponse)
-            owner, share = message.key_shares[0]
-            replaced = (RevealedShare(owner, garble_share(share)), *message.key_shares[1:])
+            first = message.key_shares[0]
+            replaced = (first._replace(share=garble_share(first.share)), *message.key_shares[1:])
             return [dataclasses.replace(message, key_shares=replaced).to_bytes()]
         return [data]
 

@@ -1,17 +1,20 @@
-"""Review: the server's reconstruction survives lying holders at any n, at bounded cost.
+"""Review: the server's reconstruction checks every share, blames exactly the liars (and
+the dealers of bad shares), and survives lying holders at any n, at bounded cost.
 
-Finding (before the fix): a secret whose first t shares did not verify went through an
-enumeration of t-subsets that swapped the *last* member first and tried every spare for it;
-a liar with a low id was reached only after about t * (h - t) reconstructions, beyond the
-2048-attempt budget from h ~ 90 holders on, so one lying client aborted the whole round.
-Each failed secret also re-tried every other share one reconstruction at a time to blame
-(O(n^2) slow reconstructions for one liar). Now the shares are decoded as a Reed-Solomon
-codeword (Gao), and once a liar is known the other secrets go back to the bulk path.
+Findings (wire version 2): a secret whose first t shares did not verify went through an
+enumeration of t-subsets, beyond its budget from h ~ 90 holders on; and a share off its
+polynomial could be the holder's lie or its dealer's bad dealing, which the server could not
+tell apart, so it blamed the holder. Now every share comes with the key of the box it came
+in: the server checks every share against its polynomial, reads the box of each share in
+doubt (the dealer's own words), blames the holders whose share or key differs and the
+dealers whose boxes are inconsistent, and once a liar is known reads its boxes first in
+every other secret.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 import secrets
 
 import numpy as np
@@ -19,18 +22,26 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from secagg.errors import ConfigurationError, ProtocolAbort
+from secagg.errors import ConfigurationError, ExclusionReason, ProtocolAbort
+from secagg.keys import KeyPair
 from secagg.protocols.bonawitz import server_unmasking
-from secagg.protocols.bonawitz.bundles import self_mask_commitment
+from secagg.protocols.bonawitz.bundles import (
+    SecretKind,
+    clamp_scalar,
+    deal,
+    seal_box,
+    self_mask_commitment,
+)
 from secagg.protocols.bonawitz.config import ProtocolConfig
 from secagg.protocols.bonawitz.messages import (
     AdvertiseKeys,
-    RevealedShare,
+    DealtBoxes,
     UnmaskingResponse,
     decode_message,
 )
+from secagg.protocols.bonawitz.server_check import BoxStore
 from secagg.protocols.bonawitz.server_unmasking import RevealedShares, reconstruct_all
-from secagg.shamir import LIMBS, PRIME, pack_limb_shares, share_secrets
+from secagg.shamir import LIMB_SHARE_BYTES, LIMBS, PRIME, share_secrets
 from secagg.shamir.decoding import evaluate_at, locate_errors, rs_decode
 from tests.helpers.protocol import assert_correct, make_session, run_session
 from tests.helpers.tamper import garble_share
@@ -45,7 +56,7 @@ def lying_holders(liars: set[int]) -> object:
         message = decode_message(data)
         assert isinstance(message, UnmaskingResponse)
         shares = tuple(
-            RevealedShare(s.owner, garble_share(s.share, shift=1 + s.owner % 7))
+            s._replace(share=garble_share(s.share, shift=1 + s.owner % 7))
             for s in message.self_mask_shares
         )
         return [dataclasses.replace(message, self_mask_shares=shares).to_bytes()]
@@ -54,30 +65,31 @@ def lying_holders(liars: set[int]) -> object:
 
 
 def test_one_liar_with_the_lowest_id_does_not_abort_a_large_round() -> None:
-    # n = 100, t = 51: the old search needed ~51 * 49 attempts to drop holder 1 (> 2048).
     session = make_session(100, 51, length=4)
     result = run_session(session, tamper=lying_holders({1}))  # type: ignore[arg-type]
     assert_correct(session, result)
     assert result.included == session.config.client_set
-    assert "off the polynomial" in result.faults[1]
+    assert "other than its box's" in result.faults[1]
+    assert result.faults[1].reasons == {ExclusionReason.BAD_SHARE}
     assert set(result.faults) == {1}
 
 
-def test_a_liar_costs_one_decoding_not_one_per_secret(monkeypatch: pytest.MonkeyPatch) -> None:
-    calls: list[int] = []
-    real = locate_errors
+def test_a_liar_costs_one_box_per_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    opened: list[int] = []
+    real = server_unmasking.open_box
 
-    def counted(points, limbs, threshold):  # type: ignore[no-untyped-def]
-        calls.append(len(points))
-        return real(points, limbs, threshold)
+    def counted(key, box, kind):  # type: ignore[no-untyped-def]
+        opened.append(1)
+        return real(key, box, kind)
 
-    monkeypatch.setattr(server_unmasking, "locate_errors", counted)
-    session = make_session(40, 21, length=4)
+    monkeypatch.setattr(server_unmasking, "open_box", counted)
+    n = 40
+    session = make_session(n, 21, length=4)
     result = run_session(session, tamper=lying_holders({3}))  # type: ignore[arg-type]
     assert_correct(session, result)
-    # Holder 3 is among the first t of all 40 secrets; once caught, the other 39 secrets
-    # are rebuilt in bulk without it.
-    assert len(calls) == 1
+    # The first secret that fails has all its n boxes read; holder 3 is then a suspect
+    # whose box is read first in each of the other n - 1 secrets.
+    assert len(opened) == n + (n - 1)
     assert set(result.faults) == {3}
 
 
@@ -90,73 +102,156 @@ def test_several_liars_are_all_found() -> None:
     assert set(result.faults) == liars
 
 
-def _direct_case(
-    h: int, t: int
-) -> tuple[ProtocolConfig, dict[int, AdvertiseKeys], dict[int, bytes]]:
-    config = ProtocolConfig.create(list(range(1, h + 1)), threshold=t, bits=8, vector_length=1)
-    seeds = {c: secrets.token_bytes(32) for c in config.clients}
-    adverts = {
-        c: AdvertiseKeys(
-            c,
-            0,
-            config.session_id,
-            bytes([c % 256]) * 32,
-            bytes([(c + 1) % 256]) * 32,
-            self_mask_commitment(config.session_id, c, seeds[c]),
+class Direct:
+    """Dealings of ``h`` clients, their boxes in a BoxStore, the shares each holder reveals
+    (with its key): what reconstruct_all reads, without running the rounds before."""
+
+    def __init__(self, h: int, t: int, owners: list[int], *, kind: SecretKind) -> None:
+        self.config = ProtocolConfig.create(
+            list(range(1, h + 1)), threshold=t, bits=8, vector_length=1
         )
-        for c in config.clients
-    }
-    return config, adverts, seeds
+        self.kind, self.owners = kind, owners
+        self.seeds = {c: secrets.token_bytes(32) for c in self.config.clients}
+        self.mask_keys = {c: clamp_scalar(os.urandom(32)) for c in self.config.clients}
+        self.mask_publics = {
+            c: KeyPair.from_private_bytes(k).public_bytes for c, k in self.mask_keys.items()
+        }
+        sid = self.config.session_id
+        self.adverts = {
+            c: AdvertiseKeys(
+                c, 0, sid, bytes(32), bytes(32),
+                self_mask_commitment(sid, c, self.seeds[c]), bytes(64), bytes(64),
+            )
+            for c in self.config.clients
+        }
+        self.store = BoxStore()
+        self.revealed = RevealedShares()
+        self.plaintexts: dict[tuple[int, int], bytes] = {}
+        for owner in owners:
+            self.deal(owner, self.mask_keys[owner], self.seeds[owner])
+
+    def deal(self, owner: int, mask_key: bytes, seed: bytes) -> None:
+        holders = list(self.config.clients)
+        dealt = deal(mask_key, seed, holders, self.config.threshold)
+        boxes, records = [], {}
+        for holder in holders:
+            b_key, s_key = os.urandom(16), os.urandom(16)
+            b_box = seal_box(b_key, dealt[holder].self_mask, SecretKind.SELF_MASK)
+            s_box = seal_box(s_key, dealt[holder].mask_key, SecretKind.MASK_KEY)
+            boxes.append(DealtBoxes(holder, b_box, s_box))
+            if self.kind is SecretKind.SELF_MASK:
+                records[holder] = (dealt[holder].self_mask[:LIMB_SHARE_BYTES], b_key)
+            else:
+                records[holder] = (dealt[holder].mask_key, s_key)
+        self.store.discard(owner)
+        self.store.add(owner, boxes)
+        self.revealed.records[self.kind][owner] = records
+
+    def lie(self, owner: int, holder: int, *, shift: int = 1, key: bool = False) -> None:
+        share, box_key = self.revealed.records[self.kind][owner][holder]
+        share = garble_share(share, shift=shift)
+        if key:
+            box_key = bytes(16)
+        self.revealed.records[self.kind][owner][holder] = (share, box_key)
+
+    def run(self) -> server_unmasking.Reconstruction:
+        owners = frozenset(self.owners)
+        survivors = owners if self.kind is SecretKind.SELF_MASK else frozenset()
+        dropped = owners if self.kind is SecretKind.MASK_KEY else frozenset()
+        return reconstruct_all(
+            self.config, self.adverts, self.mask_publics, self.revealed, self.store,
+            survivors, dropped,
+        )
 
 
-def _revealed(config: ProtocolConfig, seeds: dict[int, bytes], owners: list[int]) -> RevealedShares:
-    revealed = RevealedShares()
-    for owner in owners:
-        shares = share_secrets([seeds[owner]], list(config.clients), config.threshold)
-        revealed.self_mask[owner] = {x: pack_limb_shares(s[0].values) for x, s in shares.items()}
-    return revealed
-
-
-@pytest.mark.parametrize("h", [12, 60, 150])
-def test_up_to_half_the_spares_may_lie(h: int) -> None:
+@pytest.mark.parametrize("h", [12, 60])
+def test_every_liar_is_found_as_long_as_t_holders_tell_the_truth(h: int) -> None:
     t = h // 2 + 1
-    config, adverts, seeds = _direct_case(h, t)
-    owners = [1, 2, h]
-    revealed = _revealed(config, seeds, owners)
-    liars = set(range(1, (h - t) // 2 + 1))  # the lowest ids: always in the first t
-    for owner in owners:
+    case = Direct(h, t, [1, 2, h], kind=SecretKind.SELF_MASK)
+    liars = set(range(1, h - t + 1))  # h - t liars, the lowest ids: always in the first t
+    for owner in case.owners:
         for liar in liars:
-            revealed.self_mask[owner][liar] = garble_share(revealed.self_mask[owner][liar])
-    self_seeds, _, faults = reconstruct_all(
-        config, adverts, revealed, frozenset(owners), frozenset()
+            case.lie(owner, liar, shift=1 + liar % 5, key=liar % 3 == 0)
+    rebuilt = case.run()
+    assert rebuilt.self_seeds == {owner: case.seeds[owner] for owner in case.owners}
+    assert set(rebuilt.faults) == liars
+    assert all(
+        {note.reason for note in rebuilt.faults[liar]} == {ExclusionReason.BAD_SHARE}
+        for liar in liars
     )
-    assert self_seeds == {owner: seeds[owner] for owner in owners}
-    assert set(faults) == liars
 
 
-def test_a_secret_without_a_verified_reconstruction_still_aborts() -> None:
-    config, adverts, seeds = _direct_case(9, 5)
-    revealed = _revealed(config, seeds, [4])
-    for liar in (1, 2, 3, 6, 7):  # 5 of 9 holders: no 5 honest shares remain
-        # Independent random errors (equal shifts could cancel at zero and still verify).
-        shift = 1 + secrets.randbelow(PRIME - 1)
-        revealed.self_mask[4][liar] = garble_share(revealed.self_mask[4][liar], shift=shift)
+def test_a_share_that_is_not_used_is_checked_too() -> None:
+    # Holder 9 is not among the first t: its bad share is caught all the same (issue 15.2).
+    case = Direct(9, 5, [4], kind=SecretKind.MASK_KEY)
+    case.lie(4, 9)
+    rebuilt = case.run()
+    assert rebuilt.mask_keys == {4: case.mask_keys[4]} and not rebuilt.fallback
+    assert set(rebuilt.faults) == {9}
+
+
+def test_fewer_than_t_usable_self_mask_shares_abort() -> None:
+    case = Direct(9, 5, [4], kind=SecretKind.SELF_MASK)
+    for liar in (1, 2, 3, 6, 7):  # bad shares, keys that open nothing: 4 usable remain
+        case.lie(4, liar, key=True)
     with pytest.raises(ProtocolAbort):
-        reconstruct_all(config, adverts, revealed, frozenset({4}), frozenset())
+        case.run()
 
 
 def test_liars_whose_errors_cancel_at_zero_frame_no_honest_holder() -> None:
-    # Finding (before the fix): holders 1 and 2 add the same offset to their shares. Some
-    # t-subset holding both reconstructs the right secret (their errors cancel at x = 0),
-    # and the old search then "blamed" every honest share off that wrong polynomial:
-    # faults named holders 3, 4, 5, 6 and 12 and not the liars.
-    config, adverts, seeds = _direct_case(12, 7)
-    revealed = _revealed(config, seeds, [5])
+    # Holders 1 and 2 add the same offset: some t-subset holding both rebuilds the right
+    # secret (their errors cancel at x = 0). The checks of every share and the boxes still
+    # name exactly the two liars.
+    case = Direct(12, 7, [5], kind=SecretKind.SELF_MASK)
     for liar in (1, 2):
-        revealed.self_mask[5][liar] = garble_share(revealed.self_mask[5][liar])
-    self_seeds, _, faults = reconstruct_all(config, adverts, revealed, frozenset({5}), frozenset())
-    assert self_seeds == {5: seeds[5]}
-    assert set(faults) == {1, 2}
+        case.lie(5, liar)
+    rebuilt = case.run()
+    assert rebuilt.self_seeds == {5: case.seeds[5]}
+    assert set(rebuilt.faults) == {1, 2}
+
+
+def test_a_dealers_inconsistent_shares_are_blamed_on_the_dealer_never_a_holder() -> None:
+    # Dealer 3's box for holder 6 holds a share off its polynomial: holder 6 reveals it
+    # faithfully. The server reads the box: the share is the dealer's.
+    case = Direct(9, 5, [3], kind=SecretKind.SELF_MASK)
+    share, key = case.revealed.records[SecretKind.SELF_MASK][3][6]
+    moved = garble_share(share)
+    # Re-seal holder 6's box around the moved share (the blinding values unchanged).
+    box = case.store.box(3, 6, SecretKind.SELF_MASK)
+    opened = server_unmasking.open_box(key, box, SecretKind.SELF_MASK)
+    assert opened is not None
+    new_key = os.urandom(16)
+    items = [case.store.dealt(3, h)._replace(peer=h) for h in case.config.clients]
+    items[5] = items[5]._replace(
+        self_mask_box=seal_box(new_key, moved + opened[LIMB_SHARE_BYTES:], SecretKind.SELF_MASK)
+    )
+    case.store.add(3, items)
+    case.revealed.records[SecretKind.SELF_MASK][3][6] = (moved, new_key)
+    rebuilt = case.run()
+    assert rebuilt.self_seeds == {3: case.seeds[3]}  # the eight others rebuild it
+    assert set(rebuilt.faults) == {3}
+    assert {note.reason for note in rebuilt.faults[3]} == {ExclusionReason.INCONSISTENT_DEALING}
+
+
+def test_a_wrong_commitment_is_blamed_and_the_dealt_seed_used() -> None:
+    case = Direct(7, 4, [2], kind=SecretKind.SELF_MASK)
+    sid = case.config.session_id
+    case.adverts[2] = dataclasses.replace(
+        case.adverts[2], self_mask_commitment=self_mask_commitment(sid, 2, os.urandom(32))
+    )
+    rebuilt = case.run()
+    assert rebuilt.self_seeds == {2: case.seeds[2]}  # what its holders hold
+    assert {note.reason for note in rebuilt.faults[2]} == {ExclusionReason.WRONG_COMMITMENT}
+    assert set(rebuilt.faults) == {2}
+
+
+def test_a_wrong_dealt_mask_key_goes_to_the_fallback_wave() -> None:
+    case = Direct(7, 4, [2], kind=SecretKind.MASK_KEY)
+    case.deal(2, clamp_scalar(os.urandom(32)), case.seeds[2])  # not the advertised key
+    rebuilt = case.run()
+    assert rebuilt.fallback == {2} and not rebuilt.mask_keys
+    assert {note.reason for note in rebuilt.faults[2]} == {ExclusionReason.WRONG_DEALT_KEY}
+    assert set(rebuilt.faults) == {2}
 
 
 # --- the decoder ------------------------------------------------------------------------
