@@ -78,6 +78,7 @@ PRIMITIVE_MODULES = frozenset(
         "secagg.masking",
         "secagg.encoding",
         "secagg.packing",
+        "secagg.secret",
     }
 )
 """The root modules of ``secagg/`` that are primitives: a new root module must be listed here

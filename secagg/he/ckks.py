@@ -29,6 +29,7 @@ import tenseal as ts
 
 from secagg.errors import ConfigurationError, DecodeError, UsageError
 from secagg.he._records import decode_record, encode_record
+from secagg.secret import SecretHolder
 
 __all__ = ["CkksContext", "CkksParameters", "CkksVector", "sum_ckks"]
 
@@ -117,7 +118,9 @@ class CkksParameters:
             raise DecodeError(f"invalid CKKS parameters: {exc}", party=party) from None
 
 
-class CkksContext:
+class CkksContext(
+    SecretHolder, export="CkksContext.serialize() / CkksContext.from_bytes(); public() to share"
+):
     """A TenSEAL CKKS context with or without its secret key.
 
     Build one with :meth:`generate` (secret) and hand the aggregator :meth:`public`.
@@ -269,7 +272,7 @@ class CkksContext:
         return CkksVector(self, n_values, chunks, summands=summands, levels_left=levels)
 
 
-class CkksVector:
+class CkksVector(SecretHolder, export="CkksVector.to_bytes() / CkksContext.vector_from_bytes()"):
     """An encrypted vector: ``length`` values in ceil(length / (N/2)) CKKS ciphertexts."""
 
     __slots__ = ("chunks", "context", "length", "levels_left", "summands")

@@ -34,6 +34,7 @@ from secagg.he import bigint as big
 from secagg.he._records import decode_record, encode_record
 from secagg.he.bigint import Mpz
 from secagg.he.slots import SlotLayout, pack, unpack
+from secagg.secret import SecretHolder
 
 __all__ = [
     "DEFAULT_KEY_BITS",
@@ -156,7 +157,9 @@ class PaillierPublicKey:
         return cls(n)
 
 
-class PaillierPrivateKey:
+class PaillierPrivateKey(
+    SecretHolder, export="PaillierPrivateKey.to_phe() / from_phe() (p and q: a private channel)"
+):
     """The factorization p, q of n. Never printed: repr shows the public fingerprint only.
 
     Decryption uses the CRT (as phe does). Raises ConfigurationError if p * q != n.
@@ -295,7 +298,7 @@ class PrecomputedBaseRandomness:
         return gmpy2.powmod(self._base, alpha, self.public_key.nsquare)
 
 
-class RandomnessPool:
+class RandomnessPool(SecretHolder, export="none: precompute a new pool (each r^n is used once)"):
     """r^n values computed ahead of time (offline), each handed out once.
 
     With the default :class:`FreshRandomness` source this is exactly as secure as computing

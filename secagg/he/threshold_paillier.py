@@ -52,6 +52,7 @@ from secagg.he._records import bytes_field, decode_record, encode_record, int_fi
 from secagg.he.bigint import Mpz
 from secagg.he.paillier import DEFAULT_KEY_BITS, MIN_KEY_BITS, EncryptedVector, PaillierPublicKey
 from secagg.he.slots import unpack
+from secagg.secret import SecretHolder
 
 __all__ = [
     "MAX_HOLDERS",
@@ -258,7 +259,9 @@ def _response_bytes(public_key: ThresholdPublicKey) -> int:
     return (_nonce_bits(public_key) + 1 + 7) // 8
 
 
-class KeyShare:
+class KeyShare(
+    SecretHolder, export="KeyShare.to_bytes() / KeyShare.from_bytes() over a private channel"
+):
     """Holder ``index``'s secret share s_i. Never printed; serialize only to hand it over.
 
     Raises ConfigurationError for an index outside 1..l.

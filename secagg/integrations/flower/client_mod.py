@@ -54,6 +54,7 @@ from secagg.integrations.flower.wire import (
 from secagg.protocols.base import SERVER_ID, ClientProtocol
 from secagg.protocols.bonawitz.config import ProtocolConfig
 from secagg.protocols.bonawitz.messages import decode_message
+from secagg.secret import SecretHolder
 
 __all__ = ["SECAGG_ERROR_CODE", "STATE_KEY", "make_secagg_mod", "secagg_mod"]
 
@@ -67,7 +68,7 @@ _ACTIVE, _ABORTED, _DONE = "active", "aborted", "done"
 
 
 @dataclass(repr=False)
-class _Stored:
+class _Stored(SecretHolder, export="_Stored.save(context) / _Stored.load(context)"):
     """The client's session as kept in ``context.state`` between ClientApp processes.
 
     ``client`` is the protocol client's state bytes (``Client.to_state_bytes``): secret,

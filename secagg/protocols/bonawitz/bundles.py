@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from secagg.errors import ConfigurationError, DecodeError, ShareError
+from secagg.secret import SecretHolder
 from secagg.shamir import (
     LIMB_SHARE_BYTES,
     SHARING_ID_BYTES,
@@ -112,7 +113,7 @@ def self_mask_commitment(session_id: bytes, client_id: int, self_seed: bytes) ->
 
 
 @dataclass(frozen=True, repr=False)
-class ShareBundle:
+class ShareBundle(SecretHolder, export="encode_share_bundle() / decode_share_bundle()"):
     """Holder's shares of dealer's two secrets. Secret: never shown in a repr."""
 
     dealer: int

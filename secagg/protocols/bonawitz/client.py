@@ -89,6 +89,7 @@ from secagg.protocols.bonawitz.messages import (
 from secagg.protocols.bonawitz.rounds import CLIENT_TABLE, ClientState
 from secagg.protocols.wire import ProtocolMessage
 from secagg.ring import check_values
+from secagg.secret import SecretHolder
 from secagg.shamir import pack_limb_shares, share_secrets
 from secagg.signing import SigningKey
 
@@ -105,7 +106,7 @@ def generate_identities(clients: Sequence[int]) -> dict[int, SigningKey]:
     return {client: SigningKey.generate() for client in clients}
 
 
-class Client:
+class Client(SecretHolder, export="Client.to_state_bytes() / Client.from_state_bytes()"):
     """One client of a Bonawitz / SecAgg+ session (implements ClientProtocol).
 
     ``input_vector`` holds values in [0, 2^bits) of length ``config.vector_length`` (or is

@@ -53,6 +53,7 @@ from secagg.protocols.bonawitz.bundles import (
 from secagg.protocols.bonawitz.config import ACTIVE, ProtocolConfig
 from secagg.protocols.bonawitz.messages import KEY_BYTES, PeerKeys
 from secagg.protocols.bonawitz.rounds import ClientState
+from secagg.secret import SecretHolder
 
 __all__ = ["STATE_VERSION", "ClientSnapshot", "decode_state", "encode_state"]
 
@@ -73,7 +74,7 @@ _MASKED = frozenset({_S.AWAIT_CONSISTENCY_CHECK, _S.AWAIT_UNMASKING})
 
 
 @dataclass(frozen=True, repr=False)
-class ClientSnapshot:
+class ClientSnapshot(SecretHolder, export="encode_state() / decode_state()"):
     """A client's state and exactly the values it needs there. Secret: no repr of values.
 
     ``cipher_key`` and ``mask_key`` are X25519 private keys, ``channel_keys`` the AES-GCM

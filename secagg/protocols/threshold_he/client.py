@@ -47,6 +47,7 @@ from secagg.protocols.threshold_he.messages import (
 )
 from secagg.protocols.threshold_he.rounds import Action, ClientState, client_transition
 from secagg.ring import check_values, dtype_for_bits, value_mask
+from secagg.secret import SecretHolder
 
 if TYPE_CHECKING:
     from secagg.he.ckks import CkksContext
@@ -74,7 +75,9 @@ def _from_rounded(rounded: np.ndarray, bits: int) -> np.ndarray:
     return as_int.astype(dtype_for_bits(bits))
 
 
-class ThresholdHEClient:
+class ThresholdHEClient(
+    SecretHolder, export="none: keep it in its process; KeyShare.to_bytes() moves a key share"
+):
     """One client (implements ClientProtocol); committee members also decrypt.
 
     ``input_vector`` is the vector in Z_(2^bits) (or a callable returning it when first
