@@ -272,7 +272,7 @@ class CkksContext(
         return CkksVector(self, n_values, chunks, summands=summands, levels_left=levels)
 
 
-class CkksVector(SecretHolder, export="CkksVector.to_bytes() / CkksContext.vector_from_bytes()"):
+class CkksVector:
     """An encrypted vector: ``length`` values in ceil(length / (N/2)) CKKS ciphertexts."""
 
     __slots__ = ("chunks", "context", "length", "levels_left", "summands")

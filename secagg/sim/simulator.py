@@ -30,6 +30,7 @@ from tqdm import tqdm
 from secagg.errors import ConfigurationError, ProtocolAbort, UsageError
 from secagg.protocols.base import SERVER_ID, AggregationResult, ClientProtocol, Message
 from secagg.protocols.registry import ProtocolSpec, get_protocol, protocol_for_config
+from secagg.secret import SecretHolder
 from secagg.sim.ledger import CostLedger
 
 __all__ = [
@@ -158,7 +159,7 @@ class SimulationResult:
         )
 
 
-class _InputFeed:
+class _InputFeed(SecretHolder, export="none: the inputs stay in the simulator's process"):
     """Lazy inputs plus the running plaintext sum of every vector handed to a client."""
 
     def __init__(self, inputs: InputProvider, length: int, bits: int, ids: Collection[int]):
