@@ -288,12 +288,19 @@ class KeyShare(
 
     @classmethod
     def from_bytes(cls, data: bytes, public_key: ThresholdPublicKey) -> KeyShare:
-        """Inverse of :meth:`to_bytes`. DecodeError when malformed or when the share does
-        not match its published verification key."""
+        """Inverse of :meth:`to_bytes`. DecodeError when malformed (a secret that is not
+        exactly as wide as :meth:`to_bytes` writes it, or not below n^2), or when the share
+        does not match its published verification key."""
         what = "key share"
         obj = decode_record(data, {"v", "i", "s"}, what, None, version=_VERSION)
         index = int_field(obj, "i", what, None)
-        secret = int.from_bytes(bytes_field(obj, "s", what, None), "big")
+        nsquare = public_key.paillier.nsquare
+        raw = bytes_field(obj, "s", what, None)
+        if len(raw) != (int(nsquare.bit_length()) + 7) // 8:
+            raise DecodeError(f"{what}: the secret has the wrong width")
+        secret = int.from_bytes(raw, "big")
+        if secret >= nsquare:
+            raise DecodeError(f"{what}: the secret is out of range")
         try:
             share = cls(public_key, index, secret)
         except ConfigurationError as exc:

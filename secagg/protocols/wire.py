@@ -199,7 +199,7 @@ def decode_wire(
     """
     decoded = unpack_message(data, sender)
     version, type_code, claimed, recipient, session_id = decoded[:5]
-    if version != WIRE_VERSION or isinstance(version, bool):
+    if type(version) is not int or version != WIRE_VERSION:  # exact: not True, not 2.0
         raise DecodeError(f"unsupported wire version {shown(version)}", party=sender)
     party = sender
     claimed = check_int(claimed, 0, MAX_CLIENT_ID, "sender", party)

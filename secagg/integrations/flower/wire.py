@@ -11,7 +11,8 @@ Every Flower message of a secure aggregation carries two records in its ``Record
 
 Decoding is strict: a record with unexpected keys, types, sizes or version raises
 :class:`DecodeError` naming the sending party (0 for the server, else the client id the
-transport authenticated).
+transport authenticated). Types are exact (``True`` is not version 1, ``1.0`` not stage 1)
+and error texts never echo what the peer sent (:func:`secagg.protocols.wire.shown`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from flwr.app import Array, ArrayRecord, ConfigRecord, RecordDict
 from secagg.errors import DecodeError
 from secagg.integrations.flower.layout import ArrayLayout
 from secagg.protocols.limits import MAX_CLIENT_ID, SESSION_ID_BYTES
+from secagg.protocols.wire import shown
 
 __all__ = [
     "HEADER_KEY",
@@ -49,6 +51,7 @@ PAYLOAD_STYPE = "secagg/bytes"
 _MAX_PAYLOADS = 64
 _MAX_STAGE = 64
 _MAX_SETUP_BYTES = 16 * 2**20
+_MAX_KEY_CHARS = 256
 
 
 @dataclass(frozen=True)
@@ -107,8 +110,8 @@ def read_envelope(content: RecordDict, *, party: int, max_bytes: int) -> Envelop
     if not {"v", "stage", "session"} <= keys <= {"v", "stage", "session", "setup"}:
         raise DecodeError("unexpected secagg header keys", party=party)
     version, stage, session = header["v"], header["stage"], header["session"]
-    if version != WIRE_VERSION or isinstance(version, bool):
-        raise DecodeError(f"unsupported secagg wire version {version!r}", party=party)
+    if type(version) is not int or version != WIRE_VERSION:
+        raise DecodeError(f"unsupported secagg wire version {shown(version)}", party=party)
     if isinstance(stage, bool) or not isinstance(stage, int) or not 0 <= stage <= _MAX_STAGE:
         raise DecodeError("bad stage number", party=party)
     if not isinstance(session, bytes) or not (
@@ -193,19 +196,25 @@ class SessionSetup:
     def from_bytes(cls, data: bytes, *, max_vector_length: int) -> SessionSetup:
         """Decode a setup from the server (party 0).
 
-        Raises DecodeError on malformed data, an unknown version, out-of-range numbers, or
-        a layout longer than ``max_vector_length``.
+        Raises DecodeError on malformed data (not bytes, not msgpack), an unknown version,
+        a value of the wrong type (exact: a bool is not an int), out-of-range numbers, a
+        session id outside 16..64 bytes, or a layout longer than ``max_vector_length``.
         """
+        if not isinstance(data, bytes):
+            raise DecodeError("setup must be bytes", party=0)
         try:
             obj = msgpack.unpackb(data, raw=False, strict_map_key=True, use_list=True,
                                   max_bin_len=_MAX_SETUP_BYTES, max_str_len=_MAX_SETUP_BYTES)
-        except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError):
+        except Exception:  # msgpack raises several unrelated types on bad input
             raise DecodeError("setup is not valid msgpack", party=0) from None
-        if not isinstance(obj, list) or len(obj) != 11 or obj[0] != WIRE_VERSION:
+        if (not isinstance(obj, list) or len(obj) != 11 or type(obj[0]) is not int
+                or obj[0] != WIRE_VERSION):
             raise DecodeError("unsupported setup encoding", party=0)
         (_, session_id, n, client_id, threshold, bits, degree, fp, layout,
          weight_key, weighted) = obj
-        if not isinstance(session_id, bytes):
+        if not isinstance(session_id, bytes) or not (
+            SESSION_ID_BYTES[0] <= len(session_id) <= SESSION_ID_BYTES[1]
+        ):
             raise DecodeError("bad session id", party=0)
         for name, value, high in (("n", n, MAX_CLIENT_ID), ("client_id", client_id, n),
                                   ("threshold", threshold, n), ("bits", bits, 64)):
@@ -214,12 +223,20 @@ class SessionSetup:
         if degree is not None and (isinstance(degree, bool) or not isinstance(degree, int)
                                    or not 1 <= degree < n):
             raise DecodeError("bad degree", party=0)
-        if not isinstance(weight_key, str) or not weight_key or not isinstance(weighted, bool):
+        if (not isinstance(weight_key, str) or not 0 < len(weight_key) <= _MAX_KEY_CHARS
+                or not isinstance(weighted, bool)):
             raise DecodeError("bad weight settings", party=0)
+        try:
+            array_layout = ArrayLayout.from_wire(layout, max_size=max_vector_length - 1)
+        except DecodeError:
+            # The layout decoder's text may quote a peer-chosen name or dtype: not here.
+            limit = max_vector_length - 1
+            raise DecodeError(
+                f"malformed model layout, or one that exceeds {limit} values", party=0
+            ) from None
         return cls(
             session_id=session_id, n=n, client_id=client_id, threshold=threshold, bits=bits,
-            degree=degree, fixed_point=_fixed_point_from_wire(fp),
-            layout=ArrayLayout.from_wire(layout, max_size=max_vector_length - 1),
+            degree=degree, fixed_point=_fixed_point_from_wire(fp), layout=array_layout,
             weighted_by_key=weight_key, weighted=weighted,
         )
 
@@ -229,11 +246,9 @@ def _fixed_point_from_wire(obj: object) -> FixedPointParams:
         raise DecodeError("bad fixed-point parameters", party=0)
     clip, scale, max_clients, max_weight = obj
     for value in (clip, scale, max_weight):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
-            math.isfinite(value) and value > 0
-        ):
+        if type(value) not in (int, float) or not (math.isfinite(value) and value > 0):
             raise DecodeError("bad fixed-point parameters", party=0)
-    if isinstance(max_clients, bool) or not isinstance(max_clients, int) or max_clients < 1:
+    if type(max_clients) is not int or max_clients < 1:
         raise DecodeError("bad fixed-point parameters", party=0)
     return FixedPointParams(float(clip), float(scale), max_clients, float(max_weight))
 
