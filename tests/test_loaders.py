@@ -216,3 +216,26 @@ def test_flower_errors_do_not_echo_the_peer() -> None:
         header["v"] = version
         outcome = check(TARGETS["flower-envelope"], _pack([header, arrays]))
         assert outcome.startswith("DecodeError") and len(outcome) < 300
+
+
+# --- crashes found by fuzzing (the inputs are also in the corpus as regression-* files) -------
+
+
+def test_a_slot_layout_of_absurd_size_is_refused_not_a_memory_error() -> None:
+    """make fuzz: capacity_bits and guard_bits near 2^63 made SlotLayout compute 1 << 2^63."""
+    from secagg.he.slots import SlotLayout
+
+    absurd = {"value_bits": 16, "max_summands": 8, "capacity_bits": 2**63, "guard_bits": 2**62}
+    with pytest.raises(DecodeError):
+        SlotLayout.from_dict(absurd)
+
+
+def test_a_flower_setup_with_a_dtype_numpy_cannot_parse_is_a_decode_error() -> None:
+    """make fuzz: np.dtype(",f4") raises SyntaxError, which escaped the layout decoder."""
+    from secagg.integrations.flower.wire import SessionSetup
+
+    for dtype in (",f4", "(", "[(", "f4,"):
+        obj = msgpack.unpackb(_flower_setup(), raw=False)
+        obj[8][0][0][2] = dtype
+        with pytest.raises(DecodeError):
+            SessionSetup.from_bytes(_pack(obj), max_vector_length=4096)

@@ -8,7 +8,8 @@ each: every message of a Bonawitz, a SecAgg+, a threshold Paillier and a CKKS se
 transport carried it, a Bonawitz client's saved state after each round, the share bundles
 it opened and their sealed boxes, Shamir shares in both forms, HE records, Flower setups and
 envelopes. Fresh randomness makes a regenerated corpus differ byte for byte; it is committed
-once and regenerated only when a format changes.
+once and regenerated only when a format changes. Files named ``regression-*`` are inputs that
+once crashed a decoder (found by ``make fuzz``); regeneration keeps them.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import shutil
 from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
@@ -246,9 +246,10 @@ def _write(record: dict[str, list[bytes]]) -> dict[str, int]:
     counts = {}
     for name in TARGETS:
         folder = CORPUS / name
-        if folder.exists():
-            shutil.rmtree(folder)
-        folder.mkdir(parents=True)
+        folder.mkdir(parents=True, exist_ok=True)
+        for old in folder.iterdir():
+            if not old.name.startswith("regression-"):  # crash inputs stay, forever
+                old.unlink()
         found = _unique(record[name])
         small = [data for data in found if len(data) <= SMALL_FILE_BYTES]
         large = [data for data in found if SMALL_FILE_BYTES < len(data) <= MAX_FILE_BYTES]

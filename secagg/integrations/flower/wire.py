@@ -228,7 +228,7 @@ class SessionSetup:
             raise DecodeError("bad weight settings", party=0)
         try:
             array_layout = ArrayLayout.from_wire(layout, max_size=max_vector_length - 1)
-        except DecodeError:
+        except Exception:  # DecodeError, or numpy's own on a hostile dtype string
             # The layout decoder's text may quote a peer-chosen name or dtype: not here.
             limit = max_vector_length - 1
             raise DecodeError(
