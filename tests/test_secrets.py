@@ -128,6 +128,14 @@ PUBLIC_LOOKALIKES: dict[str, str] = {
     "secagg.protocols.bonawitz.server_unmasking._Sharing": (
         "the server's parsed revealed shares of one secret, and its reconstruction step"
     ),
+    # Threshold CKKS: the public halves of its objects.
+    "secagg.he.threshold_ckks.ciphertext.Ciphertext": "mask is c1, the public half",
+    "secagg.he.threshold_ckks.ciphertext.CiphertextMask": "the public c1 masks of a vector",
+    "secagg.he.threshold_ckks.decryption.DecryptionShare": (
+        "meant for the server; smudging noise hides the key share (like PartialDecryption)"
+    ),
+    "secagg.he.threshold_ckks.keys.PublicKey": "seed is the public CRS seed of the session",
+    "secagg.he.threshold_ckks.params.NoiseBudget": "figures of the noise derivation",
     # Property-testing tools: their inputs are generated test data, printed on a failure.
     "secagg.testing.harness.Network": "inputs are hypothesis-generated test data",
     "secagg.testing.invariants.RunReport": "inputs are hypothesis-generated test data",

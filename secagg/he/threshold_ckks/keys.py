@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Sequence
-from typing import NoReturn
 
 import numpy as np
 
@@ -25,6 +24,7 @@ from secagg.he.threshold_ckks.params import (
     record_size,
 )
 from secagg.prg import SEED_BYTES
+from secagg.secret import SecretHolder
 
 __all__ = [
     "KeyShareDelivery",
@@ -90,7 +90,9 @@ class PublicKeyShare:
         return cls(params, member, value)
 
 
-class KeyShareDelivery:
+class KeyShareDelivery(
+    SecretHolder, export="KeyShareDelivery.to_bytes(), sealed for its recipient"
+):
     """Member ``sender``'s Shamir share ``f_sender(x_recipient)`` for ``recipient``.
 
     SECRET: the protocol layer must seal :meth:`to_bytes` for the recipient. Never printed,
@@ -109,9 +111,6 @@ class KeyShareDelivery:
 
     def __repr__(self) -> str:
         return f"KeyShareDelivery(sender={self.sender}, recipient={self.recipient})"
-
-    def __reduce__(self) -> NoReturn:
-        raise TypeError("a KeyShareDelivery holds a secret share and cannot be pickled")
 
     @staticmethod
     def encoded_size(params: ThresholdCkksParameters, sender: int, recipient: int) -> int:

@@ -12,7 +12,6 @@ import hmac
 import os
 import struct
 from collections.abc import Mapping, Sequence
-from typing import NoReturn
 
 import numpy as np
 
@@ -42,6 +41,7 @@ from secagg.he.threshold_ckks.params import (
     check_int,
 )
 from secagg.prg import SEED_BYTES
+from secagg.secret import SecretHolder
 
 __all__ = [
     "MAX_DECRYPTED_CIPHERTEXTS",
@@ -79,7 +79,7 @@ class MemberState(enum.Enum):
     READY = "ready"
 
 
-class CommitteeMember:
+class CommitteeMember(SecretHolder, export="none: a member's key material stays in its process"):
     """One committee member: its key material and the rules it keeps (see
     :mod:`secagg.he.threshold_ckks`).
 
@@ -132,8 +132,6 @@ class CommitteeMember:
     def __repr__(self) -> str:
         return f"CommitteeMember(id={self.member_id}, state={self.state.value})"
 
-    def __reduce__(self) -> NoReturn:
-        raise TypeError("a CommitteeMember holds key material and cannot be pickled")
 
     # -- setup -------------------------------------------------------------------------
 
