@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from secagg.errors import ConfigurationError, ProtocolAbort, UsageError
+from secagg.errors import ConfigurationError, ProtocolAbort, ProtocolViolation, UsageError
 from secagg.protocols.base import SERVER_ID, AggregationResult, ClientProtocol, Message
 from secagg.protocols.registry import ProtocolSpec, get_protocol, protocol_for_config
 from secagg.sim.ledger import CostLedger
@@ -442,7 +442,11 @@ def simulate(
         leave=False,
     ) as bar:
         transport = _Transport(spec, config, feed, schedule, bar)
-        aggregate = transport.run()
+        try:
+            aggregate = transport.run()
+        except (ProtocolAbort, ProtocolViolation) as exc:
+            logger.debug("%s: aborted: %s: %s", spec.name, type(exc).__name__, exc)
+            raise
     seconds = time.perf_counter() - started
     _log_outcome(spec, aggregate, transport.ledger)
     expected = feed.expected_for(frozenset(aggregate.included))
