@@ -10,12 +10,12 @@ material they hold, by type: X25519 / Ed25519 private keys (``KeyPair``, ``Signi
 Shamir shares' values, threshold-Paillier key shares, a CKKS context with its secret key,
 and any bytes, array or big int kept under a name that says secret (``seed``, ``key``,
 ``share``, ``secret``, ``mask``, ``private``, ``channel``, ``input``; names that say
-public, verify, session, fingerprint or digest are left out). Harvest *during* the session (:func:`watched_spec`
-wraps a spec so that every party is harvested after each call): protocols wipe secrets
-once they are done with them. :func:`leaks` renders each secret in the forms a careless log
-line would show it (hex, the first and last 8 bytes in hex, the ``repr`` of the bytes,
-base64, an int in decimal and hex, a share's first limbs as numbers) and returns the forms
-found in the logs.
+public, verify, session, fingerprint or digest are left out). Harvest *during* the session
+(:func:`watched_spec` wraps a spec so that every party is harvested after each call):
+protocols wipe secrets once they are done with them. :func:`leaks` renders each secret in
+the forms a careless log line would show it (hex, the first and last 8 bytes in hex, the
+``repr`` of the bytes, base64, an int in decimal and hex, a share's first limbs as
+numbers) and returns the forms found in the logs.
 
 Reusable for any transport (the simulator, Flower, torch): capture, harvest the parties
 you can reach, then ``assert not leaks(records, harvest)``.
