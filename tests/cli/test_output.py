@@ -44,7 +44,7 @@ def test_help_shows_defaults_and_no_rest_markup() -> None:
         assert "``" not in text, parser.prog
         assert not re.search(r":(mod|func|class|meth|attr|data):", text), parser.prog
         assert "default: None" not in text and "default: False" not in text
-    simulate = parsers[1].format_help()
+    simulate = " ".join(parsers[1].format_help().split())
     for shown in ("--clients CLIENTS", "(default: 100)", "(default: secagg+)", "(default: 0)",
                   "(default: 0.05)", "(default: 2048)", "(default: full)", "(default: warning)",
                   "--corrupt", "--key-bits", "--log-level"):  # fmt: skip

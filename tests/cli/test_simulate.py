@@ -114,7 +114,7 @@ def test_decryption_option_balances_the_committee(capsys: pytest.CaptureFixture[
     uploads = {}
     for mode in ("full", "balanced"):
         argv = ["simulate", "--protocol", "threshold-paillier", "--clients", "6", "--dim"]
-        argv += ["1500", "--decryption", mode, "--json"]
+        argv += ["300", "--decryption", mode, "--key-bits", "1024", "--json"]
         code, doc = _run_json(capsys, argv)
         assert code == 0 and doc["matches_plaintext_sum"] is True
         assert doc["parameters"]["decryption"] == mode
