@@ -15,7 +15,7 @@ message. Every failure is ONE line on stderr (``secagg: ...``), never a tracebac
 happens: the result, or ``{"error": ..., "exit_code": ..., "kind": ...}`` (the line on
 stderr is still written). A reader that closes the pipe early (``secagg simulate | head
 -1``) is not an error: the rest of the output is dropped, without a traceback, and the
-exit code stays the command's own (0 for a matching sum).
+exit code stays the command's own (0 for a matching sum). Ctrl-C is one line and exit 130.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from secagg.errors import ConfigurationError, ProtocolAbort, ProtocolViolation
 from secagg.extras import MissingExtraError, missing_extra
 from secagg.protocols.options import OptionError
 
-__all__ = ["DESCRIPTION", "JSON_COMMANDS", "build_parser", "main"]
+__all__ = ["DESCRIPTION", "EXIT_INTERRUPTED", "JSON_COMMANDS", "build_parser", "main"]
 
 DESCRIPTION = """\
 Secure aggregation for federated learning: simulate a protocol in-process, print its
@@ -48,6 +48,9 @@ cost model, or run the benchmark suite.
 
 exit codes: 0 done (simulate: the sum matches), 1 the sum does not match,
 2 bad parameters or a missing optional extra, 3 the protocol aborted."""
+
+EXIT_INTERRUPTED = 130
+"""Ctrl-C (128 + SIGINT, as shells report it): one line, no traceback."""
 
 JSON_COMMANDS = ("simulate", "cost")
 """The subcommands whose ``--json`` switch makes errors JSON too."""
@@ -166,6 +169,10 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     except BrokenPipeError:  # argparse's --help / --version write to sys.stdout directly
         guard.broken = True
         code = 0
+    except KeyboardInterrupt:
+        with contextlib.suppress(BrokenPipeError):
+            print("secagg: interrupted", file=sys.stderr)
+        code = EXIT_INTERRUPTED
     if guard.broken and guard.stream is sys.stdout:
         _silence_stdout()
     return code

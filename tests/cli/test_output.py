@@ -189,3 +189,16 @@ def test_head_dash_1() -> None:
                           capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
     assert proc.returncode == 0 and proc.stdout.startswith("bonawitz: clients 5"), proc.stderr
     assert proc.stderr == ""
+
+
+def test_ctrl_c_is_one_line_and_exit_130(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from secagg.cli import simulate as simulate_command
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(simulate_command, "simulate", interrupted)
+    assert main(["simulate", "--protocol", "bonawitz", "--clients", "4", "--dim", "4"]) == 130
+    assert capsys.readouterr().err == "secagg: interrupted\n"
