@@ -31,7 +31,6 @@ from secagg.protocols.bonawitz.config import (
 from secagg.protocols.bonawitz.messages import ROUND_MASKED_INPUT, ROUND_NAMES, decode_message
 from secagg.protocols.bonawitz.params import find_parameters
 from secagg.protocols.bonawitz.server import Server
-from secagg.protocols.options import COMMON_OPTIONS, Context, Option, Rule
 from secagg.protocols.registry import InputSource, ProtocolSpec, SimulationParams, client_ids_of
 from secagg.signing import SigningKey
 
@@ -72,152 +71,6 @@ def graph_parameters(
         degree = found.degree if degree is None else degree
         threshold = found.threshold if threshold is None else threshold
     return degree, threshold
-
-
-# -- options: what `secagg simulate` / `secagg cost` may set, and their ranges ----------
-
-_FINDER_BUDGET = 0.9  # find_parameters: corrupt + dropout (semi-honest) or corrupt + 2 dropout
-
-
-def _mode(context: Context) -> Mode:
-    return ACTIVE if context.get("active") else SEMI_HONEST
-
-
-def _finder_dropout(context: Context) -> float:
-    return max(float(context["dropout_fraction"]), 0.05)  # as graph_parameters
-
-
-def _dropout_high(context: Context) -> float:
-    if context.get("degree") is not None:
-        return 1.0
-    room = _FINDER_BUDGET - float(context["corrupt_fraction"])
-    return max(room / 2 if context.get("active") else room, 0.0)
-
-
-def _corrupt_high(context: Context) -> float:
-    weight = 2 if context.get("active") else 1
-    return max(_FINDER_BUDGET - weight * _finder_dropout(context), 0.0)
-
-
-def _graph_degree(context: Context) -> int:
-    """k as the session will have it: the given degree, else the parameter finder's."""
-    if context.get("degree") is not None:
-        return int(context["degree"])
-    n = int(context["clients"])
-    params = SimulationParams(
-        clients=n,
-        dim=1,
-        bits=1,
-        dropout_fraction=float(context["dropout_fraction"]),
-        corrupt_fraction=float(context["corrupt_fraction"]),
-    )
-    degree, _ = graph_parameters(params, sparse=True, mode=_mode(context))
-    return int(degree if degree is not None else n - 1)
-
-
-def _threshold_bounds(context: Context, *, sparse: bool) -> tuple[int, int]:
-    n, mode = int(context["clients"]), _mode(context)
-    holders = min(_graph_degree(context), n - 1) + 1 if sparse else n
-    if holders == n:
-        return default_threshold(n, mode), n
-    return default_threshold(holders, mode, complete=False) if mode == ACTIVE else 2, holders
-
-
-def _threshold_why(context: Context, *, sparse: bool) -> str:
-    if not sparse or (context.get("degree") is not None and
-                      int(context["degree"]) >= int(context["clients"]) - 1):
-        return "t > n/2 on the complete graph, t > 2n/3 with {active}"
-    source = "{degree}" if context.get("degree") is not None else "the parameter finder's"
-    k = _graph_degree(context)
-    return f"at most the k + 1 = {k + 1} holders of a neighbourhood, k = {source} {k}; " \
-        "2t > k + 1 with {active}"
-
-
-def _options(*, sparse: bool) -> dict[str, Option]:
-    table = dict(COMMON_OPTIONS)
-    if sparse:
-        table["clients"] = Option(
-            "number of clients n",
-            int,
-            lambda c: 2 if c.get("degree") is not None else 3,
-            COMMON_OPTIONS["clients"].high,
-            why="the parameter finder needs 3 unless {degree} is given",
-        )
-        table["dropout_fraction"] = Option(
-            "fraction of the clients that drop",
-            float,
-            0.0,
-            _dropout_high,
-            why="the parameter finder needs {corrupt_fraction} + {dropout_fraction} <= 0.9, "
-            "{corrupt_fraction} + 2 {dropout_fraction} <= 0.9 with {active}, "
-            "unless {degree} is given",
-            default=0.0,
-        )
-    table["active"] = Option(
-        "active-adversary mode: signed keys and a consistency round", bool, default=False
-    )
-    if sparse:
-        table["degree"] = Option(
-            "neighbours k of each client (default: the parameter finder's)",
-            int,
-            1,
-            lambda c: int(c["clients"]) - 1,
-            why="{clients} - 1 is the complete graph",
-            rules=(
-                Rule(
-                    lambda value, c: int(c["clients"]) % 2 == 0 or int(value) % 2 == 0,
-                    "an even number when {clients} is odd",
-                ),
-            ),
-        )
-        table["corrupt_fraction"] = Option(
-            "fraction of corrupt clients the parameter finder guards against",
-            float,
-            0.0,
-            _corrupt_high,
-            why="the parameter finder needs {corrupt_fraction} + max({dropout_fraction}, 0.05)"
-            " <= 0.9, twice the dropout with {active}",
-            default=0.05,
-            unless=lambda c: "when {degree} is given (it only feeds the parameter finder)"
-            if c.get("degree") is not None
-            else None,
-        )
-    table["threshold"] = Option(
-        "Shamir threshold t (default: the smallest safe one)",
-        int,
-        lambda c: _threshold_bounds(c, sparse=sparse)[0],
-        lambda c: _threshold_bounds(c, sparse=sparse)[1],
-        why=lambda c: _threshold_why(c, sparse=sparse),
-    )
-    return table
-
-
-_REFUSALS = {
-    "key_bits": "it has no Paillier key",
-    "decryption": "it has no decryption committee",
-    "ciphertext_bytes": "it sends no CKKS ciphertexts",
-}
-
-
-def _describe(config: ProtocolConfig | ActiveSimulation, *, sparse: bool) -> dict[str, Any]:
-    public = _public(config)
-    notes: list[str] = []
-    if sparse and public.is_complete:
-        notes.append(
-            f"degree k = n - 1 = {public.degree}: the complete graph, as bonawitz "
-            "(SecAgg+ is sparse only with a degree below n - 1)"
-        )
-    return {
-        "clients": public.n,
-        "dim": public.vector_length,
-        "bits": public.bits,
-        "threshold": public.threshold,
-        "degree": public.degree,
-        "graph": "complete" if public.is_complete else "harary",
-        "mode": public.mode,
-        "active": public.mode == ACTIVE,
-        "notes": notes,
-    }
 
 
 def _config(
@@ -318,37 +171,37 @@ def _common(**kwargs: Any) -> ProtocolSpec:
         # server must regenerate their pairwise masks (the expensive case).
         dropout_round=ROUND_MASKED_INPUT,
         variants=("active",),  # make_config(params, active=True): an ActiveSimulation
-        refusals=_REFUSALS | kwargs.pop("refusals", {}),
         **kwargs,
     )
 
 
 def bonawitz_spec() -> ProtocolSpec:
     """Plain SecAgg: every client neighbours every other."""
+    from secagg.protocols.bonawitz.spec_options import describe, options, refusals
+
     return _common(
         name="bonawitz",
         make_config=_bonawitz_config,
         description="Bonawitz et al. CCS'17, complete graph",
         accepts=lambda config: _public(config).is_complete,
         cost_model="secagg.cost.bonawitz_spec:BONAWITZ",
-        options=_options(sparse=False),
-        describe=lambda config: _describe(config, sparse=False),
-        refusals={
-            "degree": "it always uses the complete graph",
-            "corrupt_fraction": "it feeds the SecAgg+ parameter finder; bonawitz uses the "
-            "complete graph",
-        },
+        options=options(sparse=False),
+        refusals=refusals(sparse=False),
+        describe=lambda config: describe(config, sparse=False),
     )
 
 
 def secagg_plus_spec() -> ProtocolSpec:
     """SecAgg+: sparse Harary graph (takes any ProtocolConfig or ActiveSimulation, complete
     ones included)."""
+    from secagg.protocols.bonawitz.spec_options import describe, options, refusals
+
     return _common(
         name="secagg+",
         make_config=_secagg_plus_config,
         description="Bell et al. CCS'20, Harary graph, (k, t) from the parameter finder",
         cost_model="secagg.cost.bonawitz_spec:SECAGG_PLUS",
-        options=_options(sparse=True),
-        describe=lambda config: _describe(config, sparse=True),
+        options=options(sparse=True),
+        refusals=refusals(sparse=True),
+        describe=lambda config: describe(config, sparse=True),
     )
