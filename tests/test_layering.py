@@ -79,6 +79,7 @@ PRIMITIVE_MODULES = frozenset(
         "secagg.encoding",
         "secagg.packing",
         "secagg.secret",
+        "secagg.extras",
     }
 )
 """The root modules of ``secagg/`` that are primitives: a new root module must be listed here
@@ -98,7 +99,9 @@ PACKAGE_LAYERS: dict[str, str] = {
 }
 """A module in one of these packages (or the module itself) is in that layer."""
 
-SHARED_PROTOCOL_MODULES = frozenset({"base", "limits", "wire", "faults", "registry"})
+SHARED_PROTOCOL_MODULES = frozenset(
+    {"base", "limits", "wire", "faults", "options", "registry"}
+)
 """``secagg.protocols.<name>`` modules every family uses; every other module of
 ``secagg.protocols`` belongs to a family package ``secagg.protocols.<family>``."""
 

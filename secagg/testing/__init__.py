@@ -1,7 +1,9 @@
 """Property-testing tools for aggregation protocols, as ``hypothesis.extra.numpy`` is for arrays.
 
 Importing this package imports hypothesis (install the ``testing`` extra:
-``pip install secagg[testing]``); importing :mod:`secagg` alone never does.
+``pip install 'secagg[testing]'``); without it the import raises
+:class:`~secagg.extras.MissingExtraError` (an ImportError) saying so. Importing
+:mod:`secagg` alone never imports hypothesis.
 
 * :mod:`secagg.testing.strategies`: hypothesis strategies for protocol configurations,
   inputs that respect headroom, dropout schedules (with the worst cases) and malicious
@@ -15,6 +17,15 @@ Importing this package imports hypothesis (install the ``testing`` extra:
 """
 
 from __future__ import annotations
+
+try:
+    import hypothesis  # noqa: F401  (the testing extra: fail here, with the install line)
+except ModuleNotFoundError as _missing:
+    from secagg.extras import MissingExtraError
+
+    if _missing.name != "hypothesis":
+        raise
+    raise MissingExtraError("secagg.testing", "testing", "hypothesis") from _missing
 
 from secagg.testing import strategies
 from secagg.testing.bonawitz import BonawitzTarget, predict_outcome
