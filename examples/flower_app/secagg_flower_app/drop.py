@@ -26,7 +26,10 @@ def drop_injector_mod(message: Message, context: Context, call_next: ClientAppCa
     config = context.node_config
     if "drop-round" not in config or not has_envelope(message.content):
         return call_next(message, context)
-    stage = read_envelope(message.content, party=0, max_bytes=2**40).stage
+    envelope = read_envelope(message.content, party=0, max_bytes=2**40)
+    if envelope.identify is not None:
+        return call_next(message, context)  # an identification precedes the round's stages
+    stage = envelope.stage
     record = context.state.config_records.get(_STATE_KEY, ConfigRecord({"rounds": 0}))
     rounds = as_int(record["rounds"]) + (1 if stage == 0 else 0)
     context.state[_STATE_KEY] = ConfigRecord({"rounds": rounds})

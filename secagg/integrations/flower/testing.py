@@ -25,10 +25,14 @@ from flwr.supercore.run import Run
 
 from secagg.integrations.flower.wire import has_envelope, read_envelope
 
-__all__ = ["InProcessGrid", "Tamper"]
+__all__ = ["IDENTIFY_STAGE", "InProcessGrid", "Tamper"]
 
 Tamper = Callable[[int, int, Message], Message | None]
-"""``(node id, secagg stage or -1, reply) -> reply to deliver`` (``None``: no reply)."""
+"""``(node id, secagg stage, reply) -> reply to deliver`` (``None``: no reply). The stage is
+-1 for a message without secagg records and :data:`IDENTIFY_STAGE` for an identification."""
+
+IDENTIFY_STAGE = -2
+"""The stage the hooks see for an identification request (it precedes stage 0)."""
 
 
 @dataclass
@@ -105,7 +109,8 @@ class InProcessGrid(Grid):
             return None
         stage = -1
         if has_envelope(message.content):
-            stage = read_envelope(message.content, party=0, max_bytes=2**62).stage
+            envelope = read_envelope(message.content, party=0, max_bytes=2**62)
+            stage = IDENTIFY_STAGE if envelope.identify is not None else envelope.stage
             if stage == 0:
                 self.rounds_seen[node] = self.rounds_seen.get(node, 0) + 1
         drop = self.drop_from.get(node)

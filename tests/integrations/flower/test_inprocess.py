@@ -96,8 +96,10 @@ def make_grid(partitions: Iterable[int], app: ClientApp | None = None) -> InProc
 
 
 # In process every reply is there at once: a silent node only costs the (tiny) deadline.
-SETTINGS = SecAggSettings(clip=4.0, max_weight=100.0, secure_metrics=("train_loss",),
-                          train_timeout=0.02, stage_timeout=0.02, poll_interval=0.01)
+# "bonawitz": the complete graph, whose dropout tolerance the tests below count on.
+SETTINGS = SecAggSettings(protocol="bonawitz", clip=4.0, max_weight=100.0,
+                          secure_metrics=("train_loss",), train_timeout=0.02,
+                          stage_timeout=0.02, poll_interval=0.01)
 
 
 def check_report(report: RoundReport, partitions: Iterable[int], server_round: int) -> None:
@@ -155,7 +157,10 @@ def test_dropout_at_each_stage(stage: int) -> None:
     included = [0, 1, 2, 3, 4] if stage == 3 else [0, 1, 2, 4]
     check_report(report, included, 1)
     if stage < 3:
-        assert "no reply in stage" in report.excluded_nodes[node_of(3)]
+        assert f"stage {stage} (" in report.excluded_nodes[node_of(3)]
+        assert "no reply within" in report.excluded_nodes[node_of(3)]
+    else:  # in the sum, yet its failure is recorded
+        assert "no reply within" in report.stage_failures[node_of(3)][0]
 
 
 def test_dropout_in_second_round_of_fedavg() -> None:
@@ -173,7 +178,7 @@ def test_secagg_plus_graph() -> None:
     fake = make_grid(range(8))
     fake.drop_from[node_of(5)] = (1, 2)
     report = run_secure_round(fake, train_messages(fake),
-                              dataclasses.replace(SETTINGS, degree=4))
+                              dataclasses.replace(SETTINGS, protocol="secagg+", degree=4))
     check_report(report, [0, 1, 2, 3, 4, 6, 7], 1)
 
 
@@ -229,8 +234,8 @@ def test_bad_envelopes_error_replies_and_stray_records() -> None:
         return reply
 
     report = run_tampered_six(tamper)
-    assert "bad reply in stage 0" in report.excluded_nodes[node_of(0)]
-    assert "bad reply in stage 1" in report.excluded_nodes[node_of(1)]
+    assert "stage 0 (advertise_keys): bad reply" in report.excluded_nodes[node_of(0)]
+    assert "stage 1 (share_keys): bad reply" in report.excluded_nodes[node_of(1)]
 
 
 def test_replies_never_carry_plaintext() -> None:
@@ -254,8 +259,10 @@ def test_too_few_survivors_aborts_without_a_result() -> None:
     fake.drop_from[node_of(0)] = (1, 1)
     fake.drop_from[node_of(1)] = (1, 1)
     secure = SecAggGrid(fake, SETTINGS)
-    replies = secure.send_and_receive(train_messages(fake))
-    assert list(replies) == []
+    replies = list(secure.send_and_receive(train_messages(fake)))
+    # No aggregate: only one error reply per node, each with its reason.
+    assert len(replies) == 3 and all(r.has_error() for r in replies)
+    assert all("not in the sum" in r.error.reason for r in replies)
     report = secure.reports[0]
     assert not report.ok and "abort" in (report.aborted or "")
     assert set(report.excluded_nodes) == {node_of(p) for p in range(3)}
@@ -306,8 +313,9 @@ def test_superlink_error_replies_and_spoofed_senders() -> None:
         return reply
 
     report = run_tampered_six(tamper)
-    assert "error reply in stage 1: node unavailable" in report.excluded_nodes[node_of(0)]
-    assert "no reply in stage 0" in report.excluded_nodes[node_of(1)]
+    assert ("stage 1 (share_keys): error reply: node unavailable"
+            in report.excluded_nodes[node_of(0)])
+    assert "stage 0 (advertise_keys): no reply" in report.excluded_nodes[node_of(1)]
 
 
 def test_mixed_batches_are_refused_and_reports_of_aborted_rounds_have_no_reply() -> None:
