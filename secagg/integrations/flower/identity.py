@@ -193,6 +193,10 @@ def generate_identities(
         raise ConfigurationError("a node name used as a file name cannot hold a path")
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
+    existing = [p.name for p in (out / "registry.json", *(out / f"{n}.key" for n in names))
+                if p.exists()]
+    if existing:
+        raise ConfigurationError(f"refusing to overwrite {existing} in {out}")
     keys = {name: SigningKey.generate() for name in names}
     registry = IdentityRegistry({name: key.verify_key for name, key in keys.items()})
     for name, key in keys.items():

@@ -136,8 +136,12 @@ def deal_committee_keys(
     """
     from secagg.he.threshold_paillier import deal_threshold_keys
 
-    public, shares = deal_threshold_keys(key_bits, threshold=threshold, holders=holders)
     out = Path(directory)
+    targets = [out / "public_key.bin", *(out / f"share-{i}.key" for i in range(1, holders + 1))]
+    existing = [p.name for p in targets if p.exists()]
+    if existing:
+        raise ConfigurationError(f"refusing to overwrite {existing} in {out}")
+    public, shares = deal_threshold_keys(key_bits, threshold=threshold, holders=holders)
     out.mkdir(parents=True, exist_ok=True)
     for share in shares:
         fd = os.open(out / f"share-{share.index}.key", os.O_WRONLY | os.O_CREAT | os.O_EXCL,
