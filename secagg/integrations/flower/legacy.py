@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
+from typing import Any
 
 from flwr.app import Context, Message, MessageType
 from flwr.common import Code, FitRes, Status, ndarrays_to_parameters
@@ -60,6 +61,15 @@ class SecAggWorkflow:
         self.identities: IdentityCache = {}
         if self.settings.forward_logs:
             forward_to_flower()
+
+    @classmethod
+    def from_secaggplus(cls, num_shares: int | float, reconstruction_threshold: int | float,
+                        **kwargs: Any) -> SecAggWorkflow:
+        """In place of ``SecAggPlusWorkflow(num_shares, reconstruction_threshold, ...)``,
+        with the same arguments (:meth:`SecAggSettings.from_secaggplus`): switching from
+        Flower's SecAgg+ is a change of class name."""
+        return cls(SecAggSettings.from_secaggplus(num_shares, reconstruction_threshold,
+                                                  **kwargs))
 
     def __call__(self, grid: Grid, context: Context) -> None:
         """Run one secure training round and hand its aggregate to the strategy.

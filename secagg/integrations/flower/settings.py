@@ -214,6 +214,59 @@ class SecAggSettings:
 
         flower_protocol(self.protocol).check_settings(self)
 
+    @classmethod
+    def from_secaggplus(
+        cls,
+        num_shares: int | float,
+        reconstruction_threshold: int | float,
+        *,
+        max_weight: float = 1000.0,
+        clipping_range: float = 8.0,
+        quantization_range: int = 4194304,
+        modulus_range: int = 2**32,
+        timeout: float | None = None,
+        **changes: Any,
+    ) -> SecAggSettings:
+        """The settings that match Flower's ``SecAggPlusWorkflow`` arguments, one for one.
+
+        ``num_shares`` (a node and its neighbours: ``k + 1`` holders, or a fraction of the
+        sampled nodes; 1 means all) becomes ``degree``; ``reconstruction_threshold`` (an
+        int, or a fraction of the shares; 1 means all) becomes ``threshold`` (a fraction is
+        rounded up, never below what was asked); ``clipping_range`` is ``clip``;
+        ``modulus_range`` (a power of two) gives ``bits``; ``timeout`` is both deadlines
+        (None: none, as Flower's). ``quantization_range`` is accepted and not needed: the
+        encoding takes the finest resolution that cannot overflow. ``changes`` sets any
+        other field. Raises ConfigurationError as Flower's checks would, and for invalid
+        settings.
+        """
+        if isinstance(num_shares, bool) or not isinstance(num_shares, (int, float)):
+            raise ConfigurationError("num_shares must be an int or a float")
+        if isinstance(num_shares, int) and num_shares != 1 and num_shares <= 2:
+            raise ConfigurationError("num_shares as an int must be greater than 2")
+        degree: int | float = 1.0 if num_shares == 1 else (
+            num_shares - 1 if isinstance(num_shares, int) else num_shares)
+        if isinstance(reconstruction_threshold, bool) or not isinstance(
+            reconstruction_threshold, (int, float)
+        ):
+            raise ConfigurationError("reconstruction_threshold must be an int or a float")
+        threshold: int | float = 1.0 if reconstruction_threshold == 1 \
+            else reconstruction_threshold
+        if isinstance(threshold, int) and isinstance(num_shares, int) and threshold >= \
+                num_shares:
+            raise ConfigurationError("reconstruction_threshold must be less than num_shares")
+        if isinstance(quantization_range, bool) or not isinstance(quantization_range, int) \
+                or quantization_range <= 0:
+            raise ConfigurationError("quantization_range must be a positive int")
+        if isinstance(modulus_range, bool) or not isinstance(modulus_range, int) or \
+                modulus_range < 2 or modulus_range & (modulus_range - 1):
+            raise ConfigurationError("modulus_range must be a power of two")
+        fields: dict[str, Any] = dict(
+            degree=degree, threshold=threshold, max_weight=max_weight, clip=clipping_range,
+            bits=modulus_range.bit_length() - 1, train_timeout=timeout, stage_timeout=timeout,
+        )
+        fields.update(changes)
+        return cls(**fields)
+
     @property
     def metric_scale(self) -> float:
         """What metrics are multiplied by before encoding, ``clip / metric_clip`` (1 when
