@@ -119,6 +119,16 @@ def train_messages(grid: InProcessGrid, server_round: int = 1) -> list[Message]:
     return [Message(content, node, "train") for node in grid.get_node_ids()]
 
 
+def assert_no_secret_in(text: str, secrets: list[bytes], window: int = 12) -> None:
+    """No ``window``-byte piece of any secret appears in ``text`` (hex or escaped bytes)."""
+    lowered = text.lower()
+    for secret in secrets:
+        for start in range(0, max(1, len(secret) - window + 1), window // 2):
+            piece = secret[start:start + window]
+            assert piece.hex() not in lowered
+            assert repr(piece)[2:-1] not in text
+
+
 # -- processes of a local federation -------------------------------------------------
 
 

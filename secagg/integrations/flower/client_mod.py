@@ -9,7 +9,8 @@ the SuperLink) and restores it on the next message. A session goes:
    :class:`IdentifyRequest` is answered with what the node holds (a signed proof of its
    registered key, its committee key and share index), from the node's key files
    (:class:`~secagg.integrations.flower.node_keys.NodeKeys`); nothing is trained;
-1. first stage (the envelope carries a :class:`SessionSetup`): the mod checks the setup
+1. the node's first message of a session (its envelope carries a :class:`SessionSetup`;
+   usually in stage 0, later if the protocol addresses the node later): the mod checks the setup
    against its :class:`ClientPolicy`, and the protocol (:mod:`.protocols`) rebuilds the
    public config itself and checks it against the node's trust (registry, committee key);
    the mod hands the strategy's content (without secagg records) to the ClientApp's
@@ -242,8 +243,6 @@ def _check_setup(setup: SessionSetup, envelope: Envelope, policy: ClientPolicy) 
     """Policy checks of a new session; returns the fixed-point codec to encode with."""
     if setup.session_id != envelope.session_id:
         raise ProtocolViolation("setup for another session", party=SERVER_ID)
-    if envelope.stage != 0:
-        raise ProtocolViolation("a setup outside the first stage", party=SERVER_ID)
     if setup.n < policy.min_clients:
         raise MaliciousRequestError(
             f"aggregation over {setup.n} clients, policy needs {policy.min_clients}",
@@ -360,9 +359,11 @@ def _continue(message: Message, context: Context, envelope: Envelope, stored: _S
         raise ProtocolViolation("a stage of a session this client is not in", party=SERVER_ID)
     if stored.status != _ACTIVE:
         raise MaliciousRequestError(f"the session is {stored.status}", party=SERVER_ID)
-    if envelope.stage != stored.next_stage:
+    if envelope.stage < stored.next_stage:
+        # Stage numbers only grow (a protocol may skip a node in some stages); the
+        # protocol client itself decides which message may come next.
         raise ProtocolViolation(
-            f"stage {envelope.stage} out of order (expected {stored.next_stage})",
+            f"stage {envelope.stage} out of order (expected {stored.next_stage} or later)",
             party=SERVER_ID)
     setup = SessionSetup.from_bytes(stored.setup, max_vector_length=2**62)
     protocol = node.protocol(setup.protocol)

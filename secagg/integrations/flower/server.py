@@ -14,8 +14,8 @@ settings name (:mod:`secagg.integrations.flower.protocols`):
    messages and pulls of the replies until all came or the deadline passed; replies are
    decoded with the transport-authenticated client id as sender, and when the deadline
    passes with some nodes silent, ``close_round()`` goes on without exactly those nodes.
-   The first stage also carries the strategy's content (global arrays and config), so the
-   client trains then.
+   A node's first message (usually in the first stage) also carries its setup and the
+   strategy's content (global arrays and config), so the client trains then.
 
 Every failure of a node in any stage (no reply within the deadline, an error reply, a bad
 reply, a reply that came after its stage closed) is recorded in the report, whether or not
@@ -189,6 +189,7 @@ class _Session:
     node_of_client: dict[int, int] = field(default_factory=dict)
     phantoms: frozenset[int] = frozenset()
     setups: dict[int, bytes] = field(default_factory=dict)
+    contacted: set[int] = field(default_factory=set)  # clients that received their setup
     max_reply_bytes: int = _BASE_BYTES
     excluded: dict[int, str] = field(default_factory=dict)  # node -> first reason
     failures: dict[int, list[str]] = field(default_factory=dict)  # node -> every failure
@@ -439,10 +440,13 @@ def _open_session(session: _Session, plan: SessionPlan, layout: ArrayLayout,
 def _drive(grid: Grid, session: _Session, train: Sequence[Message]) -> None:
     """Run the protocol to its end, one Flower round trip per stage.
 
+    A node's first message (in whichever stage the protocol first addresses it) carries
+    its setup and the strategy's content, so it trains then; that stage's deadline is
+    ``train_timeout``, every other one's ``stage_timeout``.
+
     Raises ProtocolAbort when the protocol aborts or misbehaves (no messages, no end).
     """
-    first_content = {m.metadata.dst_node_id: m.content for m in train}
-    settings = session.settings
+    content = {m.metadata.dst_node_id: m.content for m in train}
     server = session.server
     assert server is not None
     outgoing = server.start()
@@ -451,12 +455,7 @@ def _drive(grid: Grid, session: _Session, train: Sequence[Message]) -> None:
             raise ProtocolAbort("the protocol server has nothing to send but is not done")
         if session.stages >= _MAX_STAGES:
             raise ProtocolAbort("too many protocol stages")
-        first = session.stages == 0
-        outgoing = _run_stage(
-            grid, session, outgoing,
-            timeout=settings.train_timeout if first else settings.stage_timeout,
-            first_content=first_content if first else None,
-        )
+        outgoing = _run_stage(grid, session, outgoing, content)
         session.stages += 1
 
 
@@ -494,9 +493,7 @@ def _run_stage(
     grid: Grid,
     session: _Session,
     outgoing: Sequence[ProtocolMessage],
-    *,
-    timeout: float | None,
-    first_content: Mapping[int, RecordDict] | None,
+    content: Mapping[int, RecordDict],
 ) -> list[ProtocolMessage]:
     """Send one stage's messages, feed the replies to the server, return the next stage's."""
     stage = session.stages
@@ -511,14 +508,22 @@ def _run_stage(
             raise ProtocolAbort(f"the protocol addressed unknown client {message.recipient}")
         by_client.setdefault(message.recipient, []).append(message.to_bytes())
     flower_messages = []
-    for client, payloads in sorted(by_client.items()):
+    training = False
+    settings = session.settings
+    for client in sorted(by_client):
         node = session.node_of_client[client]
+        fresh = client not in session.contacted
+        training |= fresh
+        session.contacted.add(client)
+        payloads = by_client[client]
         envelope = Envelope(stage=stage, session_id=session.session_id, payloads=tuple(payloads),
-                            setup=session.setups[client] if first_content is not None else None)
+                            setup=session.setups[client] if fresh else None)
         session.bytes_sent += sum(len(p) for p in payloads)
         flower_messages.append(_flower_message(
-            envelope, node, session.group_id, timeout,
-            first_content[node] if first_content is not None else None))
+            envelope, node, session.group_id,
+            settings.train_timeout if fresh else settings.stage_timeout,
+            content[node] if fresh else None))
+    timeout = settings.train_timeout if training else settings.stage_timeout
     client_of_node = session.client_of_node
     answered: set[int] = set()
     next_messages: list[ProtocolMessage] = []

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from secagg.integrations.flower import (
     run_secure_round,
 )
 from secagg.integrations.flower.bonawitz import BonawitzOverFlower
+from secagg.integrations.flower.client_mod import STATE_KEY
 from secagg.integrations.flower.identity import load_signing_key
 from secagg.integrations.flower.layout import ArrayLayout
 from secagg.integrations.flower.node_keys import REGISTRY_KEY, SIGNING_KEY_KEY
@@ -29,6 +31,7 @@ from secagg.integrations.flower.testing import IDENTIFY_STAGE, InProcessGrid
 from secagg.integrations.flower.wire import FixedPointParams, SessionSetup
 from secagg.signing import SigningKey
 from tests.helpers.flower import (
+    assert_no_secret_in,
     bonawitz_params,
     check_report,
     make_app,
@@ -218,3 +221,24 @@ def test_node_keys_from_a_callable_and_active_sparse_graph(key_dir: Path) -> Non
     check_report(report, range(6), 1)
     assert "SecAgg+ graph k=4" in report.summary and report.stages == 5
     assert Context  # the callable receives the node's Context
+
+
+def test_active_mode_logs_hold_no_key(key_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
+    grid = InProcessGrid.create(make_app(), node_configs(key_dir, range(5)))
+    grid.drop_from[node_of(4)] = (1, 3)
+    states: list[bytes] = []
+
+    def keep_states(node: int, stage: int, reply: Message) -> Message:
+        record = grid.contexts[node].state.config_records.get(STATE_KEY)
+        if record is not None and isinstance(record["client"], bytes) and record["client"]:
+            states.append(record["client"])
+        return reply
+
+    grid.tamper = keep_states
+    with caplog.at_level(logging.DEBUG, logger="secagg"):
+        report = run_secure_round(grid, train_messages(grid), active_settings(key_dir))
+    assert report.ok and states
+    assert "identified: registered as 'node0'" in caplog.text
+    assert "stage 3 (consistency_check)" in caplog.text
+    signing = [load_signing_key(key_dir / f"node{p}.key")[1].private_bytes() for p in range(5)]
+    assert_no_secret_in(caplog.text, signing + states)

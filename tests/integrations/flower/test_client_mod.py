@@ -174,7 +174,6 @@ def test_a_valid_setup_trains_once_and_answers_with_secagg_records_only() -> Non
         ),
         (lambda: first_message(setup(threshold=2)), "n/2", False),
         (lambda: first_message(setup(), header_session=bytes(16)), "another session", False),
-        (lambda: first_message(setup(), stage=1), "first stage", False),
         (lambda: first_message(setup(), raw_setup=b"\x93\x01\x02\x03"), "DecodeError", False),
         (lambda: first_message(setup(), payloads=()), "no protocol message", False),
         # The protocol message is only read after training; refusing it aborts the session.
@@ -240,6 +239,16 @@ def test_a_crashing_training_function_aborts_the_session() -> None:
     assert ctx.state.config_records[STATE_KEY]["status"] == "aborted"
 
 
+def test_a_setup_may_come_in_a_later_stage_and_stages_only_grow() -> None:
+    # A protocol may first address a node in a later stage (a committee's key setup runs
+    # before the clients' inputs): the node trains then, and answers later stages only.
+    mod, ctx, trainer = make_secagg_mod(), context(), Trainer()
+    reply = mod(first_message(setup(), stage=2), ctx, trainer)
+    assert not reply.has_error() and trainer.calls == 1
+    assert read_envelope(reply.content, party=2, max_bytes=10**6).stage == 2
+    assert ctx.state.config_records[STATE_KEY]["stage"] == 3
+
+
 def test_replayed_session_and_out_of_order_stages_are_refused() -> None:
     mod, ctx = make_secagg_mod(), context()
     assert not mod(first_message(setup()), ctx, Trainer()).has_error()
@@ -248,11 +257,12 @@ def test_replayed_session_and_out_of_order_stages_are_refused() -> None:
     # A new session id is fine.
     other = setup(session_id=bytes(range(1, 17)))
     assert not mod(first_message(other), ctx, Trainer()).has_error()
-    # Stage 2 while stage 1 is expected: refused, and the session is aborted for good.
-    later = Message(
-        write_envelope(RecordDict(), Envelope(2, other.session_id, (b"x",))), 42, "train"
+    # Stage 0 again while stage 1 or later is expected: refused, and the session is
+    # aborted for good.
+    replayed = Message(
+        write_envelope(RecordDict(), Envelope(0, other.session_id, (b"x",))), 42, "train"
     )
-    assert "out of order" in refused(mod(later, ctx, Trainer()))
+    assert "out of order" in refused(mod(replayed, ctx, Trainer()))
     right = Message(
         write_envelope(RecordDict(), Envelope(1, other.session_id, (b"x",))), 42, "train"
     )

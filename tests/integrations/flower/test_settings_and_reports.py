@@ -27,6 +27,7 @@ from secagg.integrations.flower.client_mod import STATE_KEY
 from secagg.integrations.flower.settings import resolve_degree, resolve_threshold
 from secagg.integrations.flower.testing import InProcessGrid
 from tests.helpers.flower import (
+    assert_no_secret_in,
     check_report,
     initial_arrays,
     make_app,
@@ -229,16 +230,6 @@ def test_logs_say_what_happened_and_hold_no_secret(caplog: pytest.LogCaptureFixt
                  "aggregated 4 of 5 nodes in", "joined session"):
         assert line in text, line
     assert_no_secret_in(text, states)
-
-
-def assert_no_secret_in(text: str, secrets: list[bytes], window: int = 12) -> None:
-    """No ``window``-byte piece of any secret appears in ``text`` (hex or escaped bytes)."""
-    lowered = text.lower()
-    for secret in secrets:
-        for start in range(0, max(1, len(secret) - window + 1), window // 2):
-            piece = secret[start:start + window]
-            assert piece.hex() not in lowered
-            assert repr(piece)[2:-1] not in text
 
 
 def test_forward_to_flower_attaches_flowers_console_handler_once() -> None:
