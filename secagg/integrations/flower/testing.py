@@ -50,8 +50,8 @@ class InProcessGrid(Grid):
     ``batches`` records the destination nodes of every push (or ``send_and_receive``).
     ``isolate=False`` skips the deep copies (faster; for benchmarks whose messages are
     never reused: the mods may then modify the sender's message objects).
-    ``reply_delay(node, stage, position in the push)`` is the seconds after the push at which
-    a reply becomes available; ``held[(node, stage)] = k`` keeps that reply back until k
+    ``reply_delay(node, stage, position in the push)`` is the seconds after the push returned
+    at which a reply becomes available; ``held[(node, stage)] = k`` keeps that reply back until k
     more pushes happened.
     """
 
@@ -106,7 +106,7 @@ class InProcessGrid(Grid):
             self._waiting[message_id] -= 1
             if self._waiting[message_id] <= 0:
                 del self._waiting[message_id]
-        pushed_at = time.monotonic()
+        delays: dict[str, float] = {}
         for position, message in enumerate(batch):
             self._pushed += 1
             message_id = f"in-process-{self._pushed}"
@@ -117,9 +117,14 @@ class InProcessGrid(Grid):
             self._replies[message_id] = reply
             node, stage = message.metadata.dst_node_id, self._stage_of(message)
             if self.reply_delay is not None:
-                self._due[message_id] = pushed_at + self.reply_delay(node, stage, position)
+                delays[message_id] = self.reply_delay(node, stage, position)
             if (node, stage) in self.held:
                 self._waiting[message_id] = self.held.pop((node, stage))
+        # Delays count from the end of the push (when the sender's deadline starts), not
+        # from the in-process deliveries, whose duration depends on the machine's load.
+        pushed_at = time.monotonic()
+        for message_id, delay in delays.items():
+            self._due[message_id] = pushed_at + delay
         return ids
 
     @staticmethod

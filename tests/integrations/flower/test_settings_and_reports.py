@@ -93,24 +93,28 @@ def test_a_fractional_graph_over_flower() -> None:
 
 
 def sequential(step: float) -> InProcessGrid:
-    """Six nodes whose replies come one after another, ``step`` seconds apart: what an
+    """Five nodes whose replies come one after another, ``step`` seconds apart: what an
     engine that runs one ClientApp at a time (Ray on a 2-core machine) looks like."""
-    grid = make_grid(range(6))
+    grid = make_grid(range(5))
     grid.reply_delay = lambda node, stage, position: step * (position + 1)
     return grid
 
 
 def test_fixed_deadlines_drop_queued_nodes_progress_and_none_do_not() -> None:
-    fixed = dataclasses.replace(FAST, protocol="bonawitz", train_timeout=0.25,
-                                stage_timeout=0.25)
-    grid = sequential(0.06)
+    # Replies at 0.1, 0.2, ... 0.5 s. A fixed deadline of 0.35 s keeps the first three
+    # (t = 3: the round completes) and drops at least the last one, which only a stall of
+    # 0.15 s of this process could let in. From the latest reply, no reply is late.
+    fixed = dataclasses.replace(FAST, protocol="bonawitz", train_timeout=0.35,
+                                stage_timeout=0.35)
+    grid = sequential(0.1)
     report = run_secure_round(grid, train_messages(grid), fixed)
-    assert report.ok and len(report.included_nodes) < 6  # the last in the queue timed out
+    assert report.ok and node_of(4) in report.excluded_nodes
+    assert "no reply within 0.35 s" in report.excluded_nodes[node_of(4)]
     for settings in (dataclasses.replace(fixed, deadline="progress"),
                      dataclasses.replace(fixed, train_timeout=None, stage_timeout=None)):
-        grid = sequential(0.06)
+        grid = sequential(0.1)
         report = run_secure_round(grid, train_messages(grid), settings)
-        check_report(report, range(6), 1)
+        check_report(report, range(5), 1)
         assert not report.stage_failures
 
 
