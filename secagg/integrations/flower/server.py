@@ -35,11 +35,11 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
-from flwr.app import ArrayRecord, Message, MetricRecord, RecordDict
+from flwr.app import ArrayRecord, Message, RecordDict
 from flwr.serverapp import Grid
 
 from secagg.encoding import FixedPoint
@@ -50,13 +50,21 @@ from secagg.errors import (
     ProtocolViolation,
     UsageError,
 )
+from secagg.integrations.flower.exchange import (
+    BASE_BYTES,
+    Session,
+    collect_late,
+    exchange,
+    flower_message,
+    no_reply,
+)
 from secagg.integrations.flower.layout import ArrayLayout
 from secagg.integrations.flower.protocols import (
-    FlowerProtocol,
     Identity,
     SessionPlan,
     flower_protocol,
 )
+from secagg.integrations.flower.report import RoundReport, log_outcome
 from secagg.integrations.flower.settings import SecAggSettings
 from secagg.integrations.flower.wire import (
     CHALLENGE_BYTES,
@@ -66,7 +74,6 @@ from secagg.integrations.flower.wire import (
     IdentifyRequest,
     SessionSetup,
     read_envelope,
-    write_envelope,
 )
 from secagg.protocols.base import AggregationResult, ServerProtocol
 from secagg.protocols.base import Message as ProtocolMessage
@@ -91,11 +98,8 @@ keeps one across rounds: a Flower node id is stable for the life of a SuperNode.
 
 # A session has at most a handful of stages; a server that keeps asking is a bug, not a loop.
 _MAX_STAGES = 16
-_TTL_MARGIN = 10.0
 # Per-client allowance on top of the masked input: keys, sealed share bundles, shares.
 _PER_PEER_BYTES = 8192
-_BASE_BYTES = 65536
-_MAX_NOTES = 8  # failures kept per node and round
 _IDENTIFY = "identification"
 
 
@@ -105,114 +109,12 @@ def is_train_message(message: Message) -> bool:
     return kind == "train" or kind.startswith("train.")
 
 
-@dataclass(frozen=True)
-class RoundReport:
-    """The outcome of one secure aggregation, in Flower's terms (node ids).
-
-    ``arrays``/``metrics``/``total_weight`` are the decoded weighted means over exactly
-    ``included_nodes`` (``None``/empty when ``aborted`` holds the reason it did not
-    complete). ``excluded_nodes`` maps every other sampled node to the reason it is not in
-    the sum. ``stage_failures`` lists, for every node that failed in any stage, what
-    happened (``"stage 3 (unmasking): ..."``), including failures that did not remove it
-    from the sum (a node that sent its masked input, then missed the unmasking stage, is
-    in the sum: the others' shares unmask it). ``identities`` labels the identified nodes
-    (``"registered as 'alice'"``, ``"holder of share 2"``). ``clipped`` gives the share of
-    the included weight whose arrays / metrics were clipped (``report_clipping``).
-    ``result`` is the protocol's raw :class:`AggregationResult` (client ids 1..n) and
-    ``client_of_node`` the mapping used.
-    """
-
-    session_id: bytes
-    client_of_node: Mapping[int, int]
-    protocol: str = ""
-    summary: str = ""
-    included_nodes: frozenset[int] = frozenset()
-    excluded_nodes: Mapping[int, str] = field(default_factory=dict)
-    stage_failures: Mapping[int, tuple[str, ...]] = field(default_factory=dict)
-    identities: Mapping[int, str] = field(default_factory=dict)
-    arrays: ArrayRecord | None = None
-    arrays_key: str = "arrays"
-    metrics: Mapping[str, float] = field(default_factory=dict)
-    total_weight: float = 0.0
-    weighted_by_key: str = "num-examples"
-    clipped: Mapping[str, float] = field(default_factory=dict)
-    aborted: str | None = None
-    result: AggregationResult | None = None
-    stages: int = 0
-    stage_seconds: tuple[float, ...] = ()
-    bytes_sent: int = 0
-    bytes_received: int = 0
-    seconds: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        """True when the aggregate is available."""
-        return self.aborted is None and self.arrays is not None
-
-    def reply_content(self) -> RecordDict:
-        """A FedAvg-shaped reply: the mean arrays and the total weight (plus secure metrics).
-
-        Raises UsageError if the round did not complete (there is no aggregate).
-        """
-        if not self.ok or self.arrays is None:
-            raise UsageError(f"no aggregate: {self.aborted}")
-        metrics = MetricRecord({self.weighted_by_key: self.total_weight, **self.metrics})
-        return RecordDict({self.arrays_key: self.arrays, "metrics": metrics})
-
-    def __repr__(self) -> str:
-        return (
-            f"RoundReport(session={self.session_id.hex()[:16]}..., protocol={self.protocol!r}, "
-            f"included={sorted(self.included_nodes)}, "
-            f"excluded={dict(sorted(self.excluded_nodes.items()))}, "
-            f"failed_in_a_stage={sorted(self.stage_failures)}, "
-            f"total_weight={self.total_weight}, aborted={self.aborted!r}, stages={self.stages})"
-        )
-
-
 def _global_arrays(messages: Sequence[Message]) -> tuple[str, ArrayRecord, ArrayLayout]:
     first = messages[0].content
     if len(first.array_records) != 1:
         raise ConfigurationError("a training message must carry exactly one ArrayRecord")
     key, record = next(iter(first.array_records.items()))
     return key, record, ArrayLayout.from_record(record)
-
-
-@dataclass
-class _Session:
-    """Mutable bookkeeping of one run of the stage loop."""
-
-    settings: SecAggSettings
-    protocol: FlowerProtocol
-    session_id: bytes
-    group_id: str
-    server: ServerProtocol | None = None
-    node_of_client: dict[int, int] = field(default_factory=dict)
-    phantoms: frozenset[int] = frozenset()
-    setups: dict[int, bytes] = field(default_factory=dict)
-    contacted: set[int] = field(default_factory=set)  # clients that received their setup
-    max_reply_bytes: int = _BASE_BYTES
-    excluded: dict[int, str] = field(default_factory=dict)  # node -> first reason
-    failures: dict[int, list[str]] = field(default_factory=dict)  # node -> every failure
-    late: dict[str, tuple[int, str]] = field(default_factory=dict)  # message id -> (node, stage)
-    stages: int = 0
-    stage_seconds: list[float] = field(default_factory=list)
-    bytes_sent: int = 0
-    bytes_received: int = 0
-
-    @property
-    def client_of_node(self) -> dict[int, int]:
-        return {node: client for client, node in self.node_of_client.items()}
-
-    def fail(self, node: int, stage: str, reason: str, *, excludes: bool = True) -> None:
-        """Record (and log) a node's failure in ``stage``; the first excluding reason is
-        the one ``excluded_nodes`` gives."""
-        text = f"{stage}: {reason}"
-        notes = self.failures.setdefault(node, [])
-        if len(notes) < _MAX_NOTES:
-            notes.append(text)
-        if excludes:
-            self.excluded.setdefault(node, text)
-        log.warning("secagg: node %d failed in %s", node, text)
 
 
 def run_secure_round(
@@ -249,7 +151,7 @@ def run_secure_round(
     layout = ArrayLayout(model_layout.arrays, settings.secure_metrics)
     extras = 2 if settings.report_clipping else 0
     protocol = flower_protocol(settings.protocol)
-    session = _Session(settings=settings, protocol=protocol, session_id=os.urandom(16),
+    session = Session(settings=settings, protocol=protocol, session_id=os.urandom(16),
                        group_id=train[0].metadata.group_id)
     report = RoundReport(
         session_id=session.session_id, client_of_node={}, protocol=protocol.name,
@@ -259,14 +161,14 @@ def run_secure_round(
              len(nodes), protocol.name, layout.size + extras + 1)
 
     def finish(**changes: Any) -> RoundReport:
-        _collect_late(grid, session)
+        collect_late(grid, session)
         done = replace(
             report, stages=session.stages, stage_seconds=tuple(session.stage_seconds),
             bytes_sent=session.bytes_sent, bytes_received=session.bytes_received,
             stage_failures={n: tuple(f) for n, f in sorted(session.failures.items())},
             seconds=time.perf_counter() - started, **changes,
         )
-        _log_outcome(done)
+        log_outcome(done)
         return done
 
     if len(nodes) < settings.min_clients:
@@ -345,7 +247,7 @@ def _with_default(reasons: Mapping[int, str], nodes: Sequence[int], default: str
     return {node: reasons.get(node, default) for node in nodes}
 
 
-def _identify(grid: Grid, session: _Session, nodes: Sequence[int],
+def _identify(grid: Grid, session: Session, nodes: Sequence[int],
               cache: IdentityCache) -> dict[int, Identity]:
     """Ask the nodes not in ``cache`` what they hold; return every accepted identity.
 
@@ -360,10 +262,10 @@ def _identify(grid: Grid, session: _Session, nodes: Sequence[int],
             envelope = Envelope(stage=0, session_id=session.session_id, payloads=(),
                                 identify=IdentifyRequest(protocol.name,
                                                          challenges[node]).to_bytes())
-            requests.append(_flower_message(envelope, node, session.group_id,
+            requests.append(flower_message(envelope, node, session.group_id,
                                             settings.stage_timeout))
         begun = time.perf_counter()
-        replies = _exchange(grid, session, requests, timeout=settings.stage_timeout,
+        replies = exchange(grid, session, requests, timeout=settings.stage_timeout,
                             stage=_IDENTIFY)
         answered = set()
         for node, reply in replies:
@@ -377,7 +279,7 @@ def _identify(grid: Grid, session: _Session, nodes: Sequence[int],
         for node in unknown:
             if node not in answered:
                 # Not cached: a node that was merely slow is asked again next round.
-                session.fail(node, _IDENTIFY, _no_reply(settings.stage_timeout))
+                session.fail(node, _IDENTIFY, no_reply(settings.stage_timeout))
         log.info("secagg: %s of %d nodes: %d answered in %.2f s", _IDENTIFY, len(unknown),
                  len(answered), time.perf_counter() - begun)
     accepted: dict[int, Identity] = {}
@@ -390,7 +292,7 @@ def _identify(grid: Grid, session: _Session, nodes: Sequence[int],
     return accepted
 
 
-def _check_identity(session: _Session, node: int, reply: Message,
+def _check_identity(session: Session, node: int, reply: Message,
                     challenge: bytes) -> Identity | str:
     if reply.has_error():
         return f"refused identification: {str(reply.error.reason)[:200]}"
@@ -407,7 +309,7 @@ def _check_identity(session: _Session, node: int, reply: Message,
     return identity
 
 
-def _open_session(session: _Session, plan: SessionPlan, layout: ArrayLayout,
+def _open_session(session: Session, plan: SessionPlan, layout: ArrayLayout,
                   make_server: ServerFactory | None) -> FixedPoint:
     """Fix the encoding and the per-client setups of the planned session."""
     settings = session.settings
@@ -433,11 +335,11 @@ def _open_session(session: _Session, plan: SessionPlan, layout: ArrayLayout,
     }
     extras = 2 if settings.report_clipping else 0
     session.max_reply_bytes = (packed_size(layout.size + extras + 1, settings.bits)
-                               + _BASE_BYTES + _PER_PEER_BYTES * n)
+                               + BASE_BYTES + _PER_PEER_BYTES * n)
     return fixed
 
 
-def _drive(grid: Grid, session: _Session, train: Sequence[Message]) -> None:
+def _drive(grid: Grid, session: Session, train: Sequence[Message]) -> None:
     """Run the protocol to its end, one Flower round trip per stage.
 
     A node's first message (in whichever stage the protocol first addresses it) carries
@@ -459,7 +361,7 @@ def _drive(grid: Grid, session: _Session, train: Sequence[Message]) -> None:
         session.stages += 1
 
 
-def _excluded_nodes(session: _Session, result: AggregationResult | None,
+def _excluded_nodes(session: Session, result: AggregationResult | None,
                     nodes: Sequence[int]) -> dict[int, str]:
     """Every sampled node not in the sum, with the transport's and the protocol's reasons."""
     client_of_node = session.client_of_node
@@ -476,22 +378,9 @@ def _excluded_nodes(session: _Session, result: AggregationResult | None,
     return reasons
 
 
-def _no_reply(timeout: float | None) -> str:
-    if timeout is None:
-        return "no reply"
-    return f"no reply within {timeout:g} s"
-
-
-def _flower_message(envelope: Envelope, node: int, group_id: str, timeout: float | None,
-                    content: RecordDict | None = None) -> Message:
-    record = RecordDict(dict(content.items())) if content is not None else RecordDict()
-    return Message(write_envelope(record, envelope), node, "train", group_id=group_id,
-                   ttl=None if timeout is None else timeout + _TTL_MARGIN)
-
-
 def _run_stage(
     grid: Grid,
-    session: _Session,
+    session: Session,
     outgoing: Sequence[ProtocolMessage],
     content: Mapping[int, RecordDict],
 ) -> list[ProtocolMessage]:
@@ -519,7 +408,7 @@ def _run_stage(
         envelope = Envelope(stage=stage, session_id=session.session_id, payloads=tuple(payloads),
                             setup=session.setups[client] if fresh else None)
         session.bytes_sent += sum(len(p) for p in payloads)
-        flower_messages.append(_flower_message(
+        flower_messages.append(flower_message(
             envelope, node, session.group_id,
             settings.train_timeout if fresh else settings.stage_timeout,
             content[node] if fresh else None))
@@ -528,7 +417,7 @@ def _run_stage(
     answered: set[int] = set()
     next_messages: list[ProtocolMessage] = []
     begun = time.perf_counter()
-    for node, reply in _exchange(grid, session, flower_messages, timeout=timeout, stage=name):
+    for node, reply in exchange(grid, session, flower_messages, timeout=timeout, stage=name):
         sender = client_of_node.get(node)
         if sender is None or sender not in by_client or sender in answered:
             log.warning("secagg: ignoring an unexpected reply for node %d", node)
@@ -542,7 +431,7 @@ def _run_stage(
         next_messages.extend(_feed_reply(session, sender, reply, name))
     for client in by_client:
         if client not in answered:
-            session.fail(session.node_of_client[client], name, _no_reply(timeout))
+            session.fail(session.node_of_client[client], name, no_reply(timeout))
     elapsed = time.perf_counter() - begun
     session.stage_seconds.append(elapsed)
     log.info("secagg: %s: %d of %d nodes answered in %.2f s", name, len(answered),
@@ -554,75 +443,7 @@ def _run_stage(
     return next_messages
 
 
-def _exchange(grid: Grid, session: _Session, messages: list[Message], *,
-              timeout: float | None, stage: str) -> list[tuple[int, Message]]:
-    """Push ``messages`` and pull their replies until all came or the deadline passed.
-
-    Returns ``(destination node, reply)`` pairs, matched through the message ids, so that
-    an error reply the SuperLink writes for an unreachable node is attributed to it. The
-    deadline is ``timeout`` seconds after the push (``settings.deadline == "fixed"``) or
-    after the latest reply (``"progress"``); ``None`` waits for every reply. Replies to
-    earlier stages' messages that come now are recorded as late (their stage closed
-    without them). Grid.send_and_receive polls every 3 s, fine for one round trip per
-    training round but not for a protocol with four: this polls every ``poll_interval``
-    seconds. Grids without push/pull fall back to ``send_and_receive``.
-    """
-    if not messages:
-        return []
-    settings = session.settings
-    try:
-        ids = list(grid.push_messages(messages))
-    except NotImplementedError:
-        return [(m.metadata.src_node_id, m)
-                for m in grid.send_and_receive(messages, timeout=timeout)]
-    pending = {mid: m.metadata.dst_node_id for m, mid in zip(messages, ids, strict=True)
-               if mid}
-    replies: list[tuple[int, Message]] = []
-    end = None if timeout is None else time.monotonic() + timeout
-    while pending:
-        progressed = False
-        for reply in grid.pull_messages([*pending, *session.late]):
-            message_id = reply.metadata.reply_to_message_id
-            node = pending.pop(message_id, None)
-            if node is not None:
-                replies.append((node, reply))
-                progressed = True
-            elif message_id in session.late:
-                _record_late(session, message_id, reply)
-        if progressed and timeout is not None and settings.deadline == "progress":
-            end = time.monotonic() + timeout
-        if not pending:
-            break
-        remaining = None if end is None else end - time.monotonic()
-        if remaining is not None and remaining <= 0:
-            break
-        time.sleep(settings.poll_interval if remaining is None
-                   else min(settings.poll_interval, remaining))
-    for message_id, node in pending.items():
-        session.late[message_id] = (node, stage)
-    return replies
-
-
-def _record_late(session: _Session, message_id: str, reply: Message) -> None:
-    node, stage = session.late.pop(message_id)
-    what = f"error reply ({str(reply.error.reason)[:200]})" if reply.has_error() else "reply"
-    session.fail(node, stage, f"late {what} refused: the stage had closed", excludes=False)
-
-
-def _collect_late(grid: Grid, session: _Session) -> None:
-    """One last pull of replies to closed stages, so that the report records them."""
-    if not session.late:
-        return
-    try:
-        late = list(grid.pull_messages(list(session.late)))
-    except NotImplementedError:
-        return
-    for reply in late:
-        if reply.metadata.reply_to_message_id in session.late:
-            _record_late(session, reply.metadata.reply_to_message_id, reply)
-
-
-def _feed_reply(session: _Session, client: int, reply: Message,
+def _feed_reply(session: Session, client: int, reply: Message,
                 stage: str) -> list[ProtocolMessage]:
     """Decode one node's reply and give its protocol messages to the server."""
     node = session.node_of_client[client]
@@ -648,7 +469,7 @@ def _feed_reply(session: _Session, client: int, reply: Message,
     return out
 
 
-def _feed_bytes(session: _Session, server: ServerProtocol, payload: bytes, client: int,
+def _feed_bytes(session: Session, server: ServerProtocol, payload: bytes, client: int,
                 stage: str) -> list[ProtocolMessage]:
     """The protocol decodes with the transport-authenticated sender: a payload that does
     not decode, or claims another sender, excludes this client only."""
@@ -664,19 +485,3 @@ def _feed_bytes(session: _Session, server: ServerProtocol, payload: bytes, clien
     return server.receive(message)
 
 
-def _log_outcome(report: RoundReport) -> None:
-    if report.aborted is not None:
-        log.warning("secagg: round aborted after %d stages (%.2f s): %s", report.stages,
-                    report.seconds, report.aborted)
-    else:
-        log.info("secagg: aggregated %d of %d nodes in %.2f s (%d stages, %d B sent, "
-                 "%d B received)", len(report.included_nodes),
-                 len(report.included_nodes) + len(report.excluded_nodes), report.seconds,
-                 report.stages, report.bytes_sent, report.bytes_received)
-    for node, reason in sorted(report.excluded_nodes.items()):
-        log.info("secagg: node %d not in the sum: %s", node, reason)
-    for kind, share in sorted(report.clipped.items()):
-        if share > 0:
-            log.warning("secagg: %.1f %% of the aggregated weight had %s clipped; raise "
-                        "SecAggSettings.%s if that is not intended", 100 * share, kind,
-                        "clip" if kind == "arrays" else "metric_clip")
