@@ -38,11 +38,11 @@ def pids_with_env(marker: str) -> list[int]:
     return found
 
 
-def run_script(tmp_path: Path, run_config: str, *, active: bool = False, timeout: float = 360
-               ) -> subprocess.CompletedProcess[str]:
+def run_script(tmp_path: Path, run_config: str, *, nodes: int = 3, active: bool = False,
+               timeout: float = 360) -> subprocess.CompletedProcess[str]:
     home = tmp_path / "flwr_home"
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-           "FLWR_HOME": str(home), "NODES": "3", "ACTIVE": "1" if active else "0",
+           "FLWR_HOME": str(home), "NODES": str(nodes), "ACTIVE": "1" if active else "0",
            "RUN_CONFIG": run_config,
            "TMPDIR": str(tmp_path), "PYTHON": str(BIN / "python")}
     marker = f"FLWR_HOME={home}"
@@ -73,6 +73,6 @@ def test_run_local_runs_the_app_and_stops_everything(tmp_path: Path) -> None:
 
 def test_run_local_stops_everything_when_the_run_fails(tmp_path: Path) -> None:
     # ACTIVE=1 also makes the keys and hands them to the nodes before the run fails.
-    run = run_script(tmp_path, "no-such-key=1", active=True)
+    run = run_script(tmp_path, "no-such-key=1", nodes=1, active=True)
     assert run.returncode != 0
     assert "logs kept in" in run.stderr  # kept for the user to read
