@@ -206,7 +206,7 @@ def test_flower_errors_do_not_echo_the_peer() -> None:
     from secagg.integrations.flower.wire import SessionSetup
 
     obj = msgpack.unpackb(_flower_setup(), raw=False)
-    obj[8][0][0][2] = "ZQXJ"  # the dtype of the first array
+    obj[7][0][0][2] = "ZQXJ"  # the dtype of the first array
     with pytest.raises(DecodeError) as caught:
         SessionSetup.from_bytes(_pack(obj), max_vector_length=4096)
     assert "ZQXJ" not in str(caught.value)
@@ -236,6 +236,6 @@ def test_a_flower_setup_with_a_dtype_numpy_cannot_parse_is_a_decode_error() -> N
 
     for dtype in (",f4", "(", "[(", "f4,"):
         obj = msgpack.unpackb(_flower_setup(), raw=False)
-        obj[8][0][0][2] = dtype
+        obj[7][0][0][2] = dtype
         with pytest.raises(DecodeError):
             SessionSetup.from_bytes(_pack(obj), max_vector_length=4096)

@@ -218,17 +218,19 @@ def _flower(record: dict[str, list[bytes]]) -> None:
         SessionSetup,
     )
 
+    # The Bonawitz parameters as the Flower protocol plans them: [t, degree, mode, ids].
+    params = msgpack.packb([3, None, "semi-honest", None], use_bin_type=True)
     setup = SessionSetup(
         session_id=SESSION_ID,
+        protocol="bonawitz",
         n=4,
         client_id=2,
-        threshold=3,
         bits=32,
-        degree=None,
         fixed_point=FixedPointParams(clip=1.0, scale=2.0**20, max_clients=4, max_weight=1.0),
         layout=ArrayLayout((ArraySpec("w", (2, 3), "<f4"),), ("loss",)),
         weighted_by_key="num-examples",
         weighted=True,
+        params=params,
     )
     record["flower-setup"].append(setup.to_bytes())
     payloads = record["message-bonawitz"][:3]

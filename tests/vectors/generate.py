@@ -550,6 +550,7 @@ def he_records() -> dict[str, Any]:
 
 
 def flower_records() -> dict[str, Any]:
+    import msgpack
     from flwr.app import ArrayRecord, ConfigRecord, RecordDict
 
     from secagg.integrations.flower.layout import ArrayLayout, ArraySpec
@@ -557,29 +558,29 @@ def flower_records() -> dict[str, Any]:
     from secagg.integrations.flower.wire import (
         Envelope,
         FixedPointParams,
+        IdentifyRequest,
         SessionSetup,
         write_envelope,
     )
 
     plain = SessionSetup(
         session_id=SID,
+        protocol="bonawitz",
         n=3,
         client_id=2,
-        threshold=2,
         bits=32,
-        degree=None,
         fixed_point=FixedPointParams(clip=1.0, scale=2.0**20, max_clients=3, max_weight=1.0),
         layout=ArrayLayout((ArraySpec("w", (2, 3), "<f4"),)),
         weighted_by_key="num-examples",
         weighted=False,
+        params=bytes(msgpack.packb([2, None, "semi-honest", None], use_bin_type=True)),
     )
     rich = SessionSetup(
         session_id=SID64,
+        protocol="secagg+",
         n=100,
         client_id=42,
-        threshold=9,
         bits=48,
-        degree=16,
         fixed_point=FixedPointParams(clip=3.5, scale=1234.5, max_clients=100, max_weight=600.0),
         layout=ArrayLayout(
             (ArraySpec("conv.weight", (4, 1, 3, 3), "<f4"), ArraySpec("steps", (), "<i8")),
@@ -587,6 +588,9 @@ def flower_records() -> dict[str, Any]:
         ),
         weighted_by_key="examples",
         weighted=True,
+        params=bytes(msgpack.packb([9, 16, "semi-honest", None], use_bin_type=True)),
+        metric_scale=0.25,
+        report_clipping=True,
     )
 
     def setup_vector(name: str, setup: SessionSetup) -> dict[str, Any]:
@@ -595,15 +599,17 @@ def flower_records() -> dict[str, Any]:
             "name": name,
             "fields": {
                 "session_id": setup.session_id.hex(),
+                "protocol": setup.protocol,
                 "n": setup.n,
                 "client_id": setup.client_id,
-                "threshold": setup.threshold,
                 "bits": setup.bits,
-                "degree": setup.degree,
                 "fixed_point": [fp.clip, fp.scale, fp.max_clients, fp.max_weight],
                 "layout": setup.layout.to_wire(),
                 "weighted_by_key": setup.weighted_by_key,
                 "weighted": setup.weighted,
+                "params": setup.params.hex(),
+                "metric_scale": setup.metric_scale,
+                "report_clipping": setup.report_clipping,
             },
             "encoding": setup.to_bytes().hex(),
         }
@@ -612,13 +618,15 @@ def flower_records() -> dict[str, Any]:
         content = write_envelope(RecordDict(), envelope)
         header, payload = content["secagg"], content["secagg.payload"]
         assert isinstance(header, ConfigRecord) and isinstance(payload, ArrayRecord)
+        optional = ("setup", "identify", "identity")
         return {
             "name": name,
             "fields": {
                 "stage": envelope.stage,
                 "session_id": envelope.session_id.hex(),
                 "payloads": [p.hex() for p in envelope.payloads],
-                "setup": None if envelope.setup is None else envelope.setup.hex(),
+                **{key: None if getattr(envelope, key) is None else getattr(envelope, key).hex()
+                   for key in optional},
             },
             "records": {
                 "secagg": {k: to_json(v) for k, v in header.items()},
@@ -639,6 +647,9 @@ def flower_records() -> dict[str, Any]:
     later = Envelope(
         3, SID, tuple(ConsistencyCheckRequest(0, 2, SID, (1, 2, 3)).to_bytes() for _ in range(2))
     )
+    request = IdentifyRequest("secagg+", bytes(range(32)))
+    identify = Envelope(0, SID, (), identify=request.to_bytes())
+    identity = Envelope(0, SID, (), identity=bytes(msgpack.packb([bytes(32), bytes(64)])))
     return {
         "wire_version": FLOWER_WIRE_VERSION,
         "session_setup": [setup_vector("complete graph", plain), setup_vector("SecAgg+", rich)],
@@ -646,6 +657,8 @@ def flower_records() -> dict[str, Any]:
             envelope_vector("first stage, with setup", first),
             envelope_vector("later stage, two payloads", later),
             envelope_vector("no payload", Envelope(1, SID64, ())),
+            envelope_vector("identification request", identify),
+            envelope_vector("identification answer", identity),
         ],
     }
 
