@@ -1,0 +1,138 @@
+"""Client encoding into Z_(2^b) and server decoding, for a :class:`secagg.dp.plan.DPPlan`.
+
+Client (:func:`encode`, or :func:`quantize` for the integers before the modular reduction):
+flatten -> zero-pad -> rotate (public per-round seed) -> clip to L2 norm ``clip`` -> scale ->
+randomized rounding, conditioned on ``||z|| <= rounding_bound`` for a private plan -> add this
+client's share of exact discrete noise -> reduce mod ``2^bits``. Every random bit of the
+rounding and the noise comes from a private :class:`secagg.dp.randomness.RandomSource`. A
+non-finite update raises :class:`secagg.dp.errors.NonFiniteUpdateError` so the caller can make
+that client sit out; nothing is encoded from it.
+
+Server (:func:`decode`): the masking protocol's modular sum of ``included`` encodings ->
+signed range ``[-2^(b-1), 2^(b-1))`` -> divide by the scale -> inverse rotation -> trim the
+padding -> (optionally) divide by ``included``; with a :class:`secagg.dp.ledger.PrivacyLedger`
+the round is recorded and its :class:`secagg.dp.ledger.RoundPrivacy` returned.
+
+Guarantee: if the true integer sum of every coordinate lies in the signed range (the plan
+bounds the per-coordinate failure probability by ``wrap_probability``), the decoded sum equals
+``sum of clipped updates + R^T(rounding + noise) / scale``, an unbiased estimate up to the
+tiny bias of conditional rounding, with per-coordinate error variance
+``plan.sum_error_variance(included)``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from secagg.dp.errors import NonFiniteUpdateError
+from secagg.dp.ledger import PrivacyLedger, RoundPrivacy
+from secagg.dp.plan import DPPlan
+from secagg.dp.quantization import conditional_round, from_ring, to_ring
+from secagg.dp.randomness import RandomSource
+from secagg.dp.rotation import rotate_signed, rotation_sign_bytes, unrotate
+from secagg.dp.sampling import noise_sampler
+from secagg.dp.workspace import scratch
+from secagg.errors import ConfigurationError
+from secagg.ring import check_values
+
+__all__ = ["decode", "encode", "quantize"]
+
+
+def _flatten(update: object, plan: DPPlan, signs: np.ndarray) -> tuple[np.ndarray, float]:
+    """The update, sign-flipped by the rotation's signs and zero-padded, and its L2 norm."""
+    if not isinstance(update, np.ndarray) or update.dtype.kind not in "fiu":
+        raise ConfigurationError("an update must be a numpy array of a real numeric dtype")
+    if update.size != plan.dim:
+        raise ConfigurationError(f"the update has {update.size} values, the plan {plan.dim}")
+    padded = scratch("dp.pipeline.padded", plan.padded_dim, np.float64)
+    np.multiply(update.reshape(-1), signs[: plan.dim], out=padded[: plan.dim])
+    padded[plan.dim :] = 0.0
+    squared = float(np.dot(padded, padded))
+    if not math.isfinite(squared):
+        raise NonFiniteUpdateError("the update holds a NaN or an infinity (or its norm overflows)")
+    return padded, math.sqrt(squared)
+
+
+def _quantize_into(
+    update: np.ndarray, plan: DPPlan, round_seed: bytes, rng: RandomSource | None
+) -> np.ndarray:
+    """:func:`quantize` into this thread's scratch buffer (valid until the next call)."""
+    source = RandomSource() if rng is None else rng
+    size = plan.padded_dim
+    padded, norm = _flatten(update, plan, rotation_sign_bytes(round_seed, size, plan.rotation))
+    clip_factor = min(1.0, plan.clip / norm) if norm > 0 else 1.0
+    rotated = rotate_signed(
+        padded, plan.rotation, gain=plan.scale * clip_factor,
+        out=scratch("dp.pipeline.rotated", size, np.float64),
+    )
+    bound = plan.rounding_bound if plan.private else None
+    rounded, _tries = conditional_round(
+        rotated, bound, source, out=scratch("dp.pipeline.rounded", size, np.float64)
+    )
+    ints = scratch("dp.pipeline.ints", size, np.int64)
+    if not plan.private:
+        np.copyto(ints, rounded, casting="unsafe")
+        return ints
+    noise = noise_sampler(plan.mechanism, plan.local_noise).sample_scratch(size, source)
+    # Integer-valued floats plus int32 noise, cast to int64: exact below 2^53.
+    np.add(rounded, noise, out=ints, casting="unsafe")
+    return ints
+
+
+def quantize(
+    update: np.ndarray, plan: DPPlan, round_seed: bytes, *, rng: RandomSource | None = None
+) -> np.ndarray:
+    """The client's integer vector before the modular reduction (a new int64 array,
+    ``padded_dim`` long): rotated, clipped, scaled, rounded and (private plans) noised.
+
+    Raises :class:`NonFiniteUpdateError` on a non-finite update and
+    :class:`ConfigurationError` on a wrong type, size or seed.
+    """
+    return _quantize_into(update, plan, round_seed, rng).copy()
+
+
+def encode(
+    update: np.ndarray, plan: DPPlan, round_seed: bytes, *, rng: RandomSource | None = None
+) -> np.ndarray:
+    """The client's encoding: :func:`quantize` reduced mod ``2^bits`` into the ring's dtype
+    (a new uint32 array for ``bits <= 32``), ready for any masking protocol with the same
+    ``bits``.
+
+    ``round_seed`` is the PUBLIC 32-byte seed of the round's rotation (the same for every
+    client and the server). ``rng`` is for tests and benchmarks only; production code leaves
+    it ``None`` (a fresh private source). Errors as :func:`quantize`.
+    """
+    return to_ring(_quantize_into(update, plan, round_seed, rng), plan.bits)
+
+
+def decode(
+    total: np.ndarray,
+    plan: DPPlan,
+    round_seed: bytes,
+    included: int,
+    *,
+    ledger: PrivacyLedger | None = None,
+    average: bool = True,
+) -> tuple[np.ndarray, RoundPrivacy | None]:
+    """The estimate of the mean (``average=True``) or sum of ``included`` clients' updates.
+
+    ``total`` is the modular sum of their encodings (length ``padded_dim``, values in
+    ``[0, 2^bits)``). With ``ledger`` (private plans) the round is recorded there and its
+    :class:`RoundPrivacy` returned; without it the report is ``None``. Raises
+    :class:`ConfigurationError` on a malformed total, a bad count or seed, or a ledger of
+    another plan.
+    """
+    if isinstance(included, bool) or not isinstance(included, int) or included < 1:
+        raise ConfigurationError(f"included must be an int >= 1, got {included!r}")
+    check_values(total, plan.bits, plan.padded_dim, "the aggregate")
+    if ledger is not None and ledger.plan != plan:
+        raise ConfigurationError("the ledger tracks a different plan")
+    signed = from_ring(total, plan.bits).astype(np.float64)
+    gain = 1.0 / plan.scale
+    if average:
+        gain /= included
+    estimate = unrotate(signed, round_seed, plan.rotation, gain=gain)[: plan.dim]
+    report = ledger.record(included) if ledger is not None else None
+    return estimate, report
