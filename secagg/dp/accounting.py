@@ -57,9 +57,11 @@ encode never need it.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -80,6 +82,8 @@ __all__ = [
     "smallest_noise",
     "subsampled_rdp",
     "subsampled_rdp_add",
+    "subsampled_rdp_remove",
+    "subsampled_rdp_zhu_wang",
 ]
 
 MAX_ORDER = 256
@@ -87,6 +91,19 @@ ORDERS: tuple[int, ...] = tuple(range(2, MAX_ORDER + 1))
 """The RDP orders: every integer from 2 to 256 (the subsampling bounds need them all)."""
 _ALPHAS = np.arange(2, MAX_ORDER + 1, dtype=np.float64)
 MECHANISMS = ("skellam", "dgauss")
+
+
+@contextlib.contextmanager
+def _quiet_absl() -> Iterator[None]:
+    """dp-accounting logs a warning for every fractional order whose series does not converge
+    (it then drops that order, which is safe); silence them while we call it."""
+    logger = logging.getLogger("absl")
+    previous = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(previous)
 
 
 def _dp_accounting() -> Any:
@@ -188,10 +205,27 @@ def _check_rdp_and_rate(base: np.ndarray, q: float) -> np.ndarray:
     return values
 
 
-def _moment_terms(values: np.ndarray) -> np.ndarray:
+def _log_expm1(x: np.ndarray) -> np.ndarray:
+    """``log(exp(x) - 1)`` for ``x >= 0``, accurate for tiny and huge ``x`` (-inf at 0)."""
+    with np.errstate(divide="ignore"):
+        result: np.ndarray = x + np.log(-np.expm1(-x))
+    return result
+
+
+def _binomial_log_moment(values: np.ndarray, q: float, extra: np.ndarray) -> np.ndarray:
+    """``log sum_j C(a, j) (1-q)^(a-j) q^j exp((j-1) eps(j) + extra_j)`` per order ``a``,
+    with ``eps(0) = eps(1) = extra_0 = extra_1 = 0``.
+
+    The binomial weights sum to 1, so this is ``log1p(sum_(j>=2) w_j expm1(...))``: computed
+    that way it keeps full relative accuracy when the moments are close to 1 (small eps).
+    """
     exponents = np.zeros(MAX_ORDER + 1)
-    exponents[2:] = (_ALPHAS - 1.0) * values
-    return exponents
+    exponents[2:] = (_ALPHAS - 1.0) * values + extra[2:]
+    terms = _log_binomial_weights(q).copy()
+    terms[:, :2] = -np.inf
+    terms[:, 2:] += _log_expm1(exponents[2:])[None, :]
+    result: np.ndarray = np.logaddexp(0.0, _row_logsumexp(terms))
+    return result
 
 
 def subsampled_rdp_add(base: np.ndarray, q: float) -> np.ndarray:
@@ -204,8 +238,45 @@ def subsampled_rdp_add(base: np.ndarray, q: float) -> np.ndarray:
         return np.zeros_like(values)
     if q == 1:
         return values.copy()
-    terms = _log_binomial_weights(q) + _moment_terms(values)[None, :]
-    return _row_logsumexp(terms) / (_ALPHAS - 1.0)
+    result: np.ndarray = _binomial_log_moment(values, q, np.zeros(MAX_ORDER + 1)) / (
+        _ALPHAS - 1.0
+    )
+    return result
+
+
+def subsampled_rdp_remove(base: np.ndarray, q: float) -> np.ndarray:
+    """The remove direction ``D_alpha(Q || (1-q) Q + q P)`` bound (module docstring), per
+    order: ``log(1 + C(alpha, 2) (1-q)^-(alpha+1) q^2 (exp(eps(2)) - 1)) / (alpha - 1)``."""
+    values = _check_rdp_and_rate(base, q)
+    if q == 0:
+        return np.zeros_like(values)
+    if q == 1:
+        return values.copy()
+    eps2 = float(values[0])
+    if eps2 == 0:
+        return np.zeros_like(values)
+    if math.isinf(eps2):
+        return np.full_like(values, np.inf)
+    log_expm1 = eps2 + math.log(-math.expm1(-eps2))
+    log_pairs = np.log(_ALPHAS * (_ALPHAS - 1.0) / 2.0)
+    log_moment = np.logaddexp(
+        0.0, log_pairs + 2.0 * math.log(q) - (_ALPHAS + 1.0) * math.log1p(-q) + log_expm1
+    )
+    result: np.ndarray = log_moment / (_ALPHAS - 1.0)
+    return result
+
+
+def subsampled_rdp_zhu_wang(base: np.ndarray, q: float) -> np.ndarray:
+    """Zhu & Wang (ICML 2019) Theorem 5, the general Poisson-subsampling RDP bound."""
+    values = _check_rdp_and_rate(base, q)
+    if q == 0:
+        return np.zeros_like(values)
+    if q == 1:
+        return values.copy()
+    extra = np.zeros(MAX_ORDER + 1)
+    extra[3:] = math.log(3.0)
+    result: np.ndarray = _binomial_log_moment(values, q, extra) / (_ALPHAS - 1.0)
+    return result
 
 
 def subsampled_rdp(base: np.ndarray, q: float) -> np.ndarray:
@@ -219,25 +290,8 @@ def subsampled_rdp(base: np.ndarray, q: float) -> np.ndarray:
         return np.zeros_like(values)
     if q == 1:
         return values.copy()
-    weights = _log_binomial_weights(q)
-    moments = _moment_terms(values)
-    add = _row_logsumexp(weights + moments[None, :])
-    generic = moments.copy()
-    generic[3:] += math.log(3.0)
-    zhu_wang = _row_logsumexp(weights + generic[None, :])
-    eps2 = float(values[0])
-    if eps2 == 0:
-        remove = np.zeros_like(add)
-    elif math.isinf(eps2):
-        remove = np.full_like(add, np.inf)
-    else:
-        log_expm1 = eps2 + math.log(-math.expm1(-eps2))
-        log_pairs = np.log(_ALPHAS * (_ALPHAS - 1.0) / 2.0)
-        remove = np.logaddexp(
-            0.0, log_pairs + 2.0 * math.log(q) - (_ALPHAS + 1.0) * math.log1p(-q) + log_expm1
-        )
-    bound = np.minimum(np.maximum(add, remove), zhu_wang) / (_ALPHAS - 1.0)
-    result: np.ndarray = np.minimum(bound, values)
+    both = np.maximum(subsampled_rdp_add(values, q), subsampled_rdp_remove(values, q))
+    result: np.ndarray = np.minimum(np.minimum(both, subsampled_rdp_zhu_wang(values, q)), values)
     return result
 
 
@@ -331,7 +385,8 @@ def central_gaussian_epsilon(
     event = dpa.SelfComposedDpEvent(
         dpa.PoissonSampledDpEvent(sampling_rate, dpa.GaussianDpEvent(noise_multiplier)), rounds
     )
-    return float(accountant.compose(event).get_epsilon(delta))
+    with _quiet_absl():
+        return float(accountant.compose(event).get_epsilon(delta))
 
 
 def central_gaussian_noise_multiplier(
@@ -354,6 +409,12 @@ def central_gaussian_noise_multiplier(
         return rdp_epsilon(rounds * subsampled_rdp_add(gaussian_rdp(z), sampling_rate), delta)
 
     guess = smallest_noise(integer_orders, epsilon, start=1.0, floor=1e-3, rel_tol=1e-4)
+    with _quiet_absl():
+        return _calibrate(dpa, event, epsilon, delta, guess)
+
+
+def _calibrate(dpa: Any, event: Callable[[float], Any], epsilon: float, delta: float,
+               guess: float) -> float:
     try:
         value = dpa.calibrate_dp_mechanism(
             dpa.rdp.RdpAccountant, event, epsilon, delta,

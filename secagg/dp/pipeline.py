@@ -49,7 +49,8 @@ def _flatten(update: object, plan: DPPlan, signs: np.ndarray) -> tuple[np.ndarra
     padded = scratch("dp.pipeline.padded", plan.padded_dim, np.float64)
     np.multiply(update.reshape(-1), signs[: plan.dim], out=padded[: plan.dim])
     padded[plan.dim :] = 0.0
-    squared = float(np.dot(padded, padded))
+    with np.errstate(over="ignore", invalid="ignore"):
+        squared = float(np.dot(padded, padded))
     if not math.isfinite(squared):
         raise NonFiniteUpdateError("the update holds a NaN or an infinity (or its norm overflows)")
     return padded, math.sqrt(squared)
