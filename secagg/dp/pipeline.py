@@ -39,6 +39,8 @@ from secagg.ring import check_values
 
 __all__ = ["decode", "encode", "quantize"]
 
+_INT32_LIMIT = float(2**31 - 2)
+
 
 def _flatten(update: object, plan: DPPlan, signs: np.ndarray) -> tuple[np.ndarray, float]:
     """The update, sign-flipped by the rotation's signs and zero-padded, and its L2 norm."""
@@ -59,7 +61,8 @@ def _flatten(update: object, plan: DPPlan, signs: np.ndarray) -> tuple[np.ndarra
 def _quantize_into(
     update: np.ndarray, plan: DPPlan, round_seed: bytes, rng: RandomSource | None
 ) -> np.ndarray:
-    """:func:`quantize` into this thread's scratch buffer (valid until the next call)."""
+    """:func:`quantize` into this thread's scratch buffer (valid until the next call): int32
+    when every value provably fits (the usual case, half the memory traffic), else int64."""
     source = RandomSource() if rng is None else rng
     size = plan.padded_dim
     padded, norm = _flatten(update, plan, rotation_sign_bytes(round_seed, size, plan.rotation))
@@ -68,17 +71,30 @@ def _quantize_into(
         padded, plan.rotation, gain=plan.scale * clip_factor,
         out=scratch("dp.pipeline.rotated", size, np.float64),
     )
-    bound = plan.rounding_bound if plan.private else None
+    if plan.private:
+        assert plan.rounding_bound is not None
+        bound = plan.rounding_bound  # checked exactly on the rounded vector
+    else:
+        bound = plan.scale * plan.clip * (1 + 1e-9) + math.sqrt(size) + 1.0
     rounded, _tries = conditional_round(
-        rotated, bound, source, out=scratch("dp.pipeline.rounded", size, np.float64)
+        rotated, bound if plan.private else None, source,
+        out=scratch("dp.pipeline.rounded", size, np.float64),
     )
-    ints = scratch("dp.pipeline.ints", size, np.int64)
-    if not plan.private:
+    magnitude = bound
+    noise: np.ndarray | None = None
+    if plan.private:
+        noise, noise_bound = noise_sampler(plan.mechanism, plan.local_noise).sample_scratch(
+            size, source
+        )
+        magnitude += noise_bound
+    # Integer-valued floats (plus integer noise) cast to an integer type: exact below 2^53,
+    # and int32 only when the magnitudes provably stay below 2^31.
+    dtype = np.int32 if magnitude < _INT32_LIMIT else np.int64
+    ints = scratch("dp.pipeline.ints", size, dtype)
+    if noise is None:
         np.copyto(ints, rounded, casting="unsafe")
-        return ints
-    noise = noise_sampler(plan.mechanism, plan.local_noise).sample_scratch(size, source)
-    # Integer-valued floats plus int32 noise, cast to int64: exact below 2^53.
-    np.add(rounded, noise, out=ints, casting="unsafe")
+    else:
+        np.add(rounded, noise, out=ints, casting="unsafe")
     return ints
 
 
@@ -91,7 +107,7 @@ def quantize(
     Raises :class:`NonFiniteUpdateError` on a non-finite update and
     :class:`ConfigurationError` on a wrong type, size or seed.
     """
-    return _quantize_into(update, plan, round_seed, rng).copy()
+    return _quantize_into(update, plan, round_seed, rng).astype(np.int64)
 
 
 def encode(

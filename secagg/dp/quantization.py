@@ -119,15 +119,26 @@ def conditional_round(
 
 
 def to_ring(z: np.ndarray, bits: int) -> np.ndarray:
-    """Integer vector ``z`` (int64) reduced mod ``2^bits`` into the ring's storage dtype.
+    """Integer vector ``z`` (int32 or int64) reduced mod ``2^bits`` into the ring's storage
+    dtype, as a new array.
 
-    The cast wraps modulo 2^32 (2^64) in two's complement, and ``2^bits`` divides that, so
-    masking the cast value gives the residue of negative values too.
+    In two's complement ``z & (2^bits - 1)`` is the residue of negative values too, and the
+    bit pattern of an int32 (int64) is its residue mod 2^32 (2^64).
     """
     check_bits(bits)
-    out = z.astype(dtype_for_bits(bits))
-    if bits not in (32, 64):
-        np.bitwise_and(out, out.dtype.type(value_mask(bits)), out=out)
+    if z.dtype not in (np.dtype(np.int32), np.dtype(np.int64)):
+        raise ConfigurationError("to_ring needs an int32 or int64 array")
+    width = z.dtype.itemsize * 8
+    if bits > width:
+        z = z.astype(np.int64)
+        width = 64
+    unsigned = z.view(np.uint32 if width == 32 else np.uint64)
+    out = np.empty(z.shape, dtype=dtype_for_bits(bits))
+    if bits == width:
+        np.copyto(out, unsigned, casting="unsafe")
+    else:
+        # One pass: mask the two's complement bits and store into the ring dtype.
+        np.bitwise_and(unsigned, unsigned.dtype.type(value_mask(bits)), out=out, casting="unsafe")
     return out
 
 

@@ -10,11 +10,11 @@ Theory of operation (why the output distribution is exactly ``p``):
 2. Level 1: ``[0, 2^T)`` is cut into ``N = 2^m`` columns of ``C = 2^(T-m)`` points. Symbol
    ``x`` owns ``c_x = floor(a_x / C)`` whole columns, laid out in order from 0; the remaining
    ``E = N - sum c_x`` columns, at the top, start level 2. The top ``m`` bits of ``w`` index an
-   int32 table: one gather returns ``x`` with probability exactly ``c_x C / 2^T``.
+   int16 (or int32) table: one gather returns ``x`` with probability exactly ``c_x C / 2^T``.
 3. Level 2: if ``w >= (N - E) C``, then ``w - (N - E) C`` is uniform on ``[0, E C)``, and
    ``E C = sum r_x + e`` with ``r_x = a_x - c_x C``. Inverse CDF on the exact integer prefix
    sums of ``(r_x, e)`` returns ``x`` with probability ``r_x / 2^T`` overall, or the escape.
-   With ``N >= 16 (2L + 1)`` about 1 % of samples reach level 2.
+   With ``N >= 32 (2L + 1)`` about 0.5 % of samples reach level 2.
 4. An escape (probability about ``2L 2^-T`` plus the tail mass beyond ``L``: below ``2^-45``)
    draws from the residual ``r(x) = p(x) - a_x / 2^T`` (which is ``p(x)`` for ``|x| > L``) by
    rejection: the envelope is the enclosure's upper bound of ``r`` on the table and the
@@ -43,12 +43,11 @@ from secagg.errors import ConfigurationError, UsageError
 
 __all__ = ["ExactTableSampler", "lazy_bernoulli"]
 
-_ESCAPE = np.int32(np.iinfo(np.int32).min)
 _TAIL_TARGET = Fraction(1, 1 << 52)
 _GUARD_BITS = 64
 _MAX_COLUMNS_LOG2 = 24
-_COLUMN_BITS = 4
-"""Level-1 tables have at most 2^24 int32 entries (64 MiB)."""
+_COLUMN_BITS = 5
+"""Level-1 tables have at most 2^24 entries."""
 
 
 def lazy_bernoulli(rng: RandomSource, bounds: object, start_prec: int) -> bool:
@@ -89,11 +88,13 @@ class ExactTableSampler:
         "_base",
         "_cumulative",
         "_enc",
+        "_escape",
         "_level1",
         "_level2",
         "_residual",
         "_shift",
         "_weights",
+        "_widest",
         "half_width",
         "pmf",
         "weight_bits",
@@ -131,19 +132,26 @@ class ExactTableSampler:
                 f"(at most 2^{_MAX_COLUMNS_LOG2 - 2})"
             )
         column = 1 << (weight_bits - m)
-        values = np.arange(-half_width, half_width + 1, dtype=np.int32)
+        # int16 symbols when they fit (half the memory traffic), else int32.
+        narrow: type[np.int16] | type[np.int32] = (
+            np.int16 if half_width < np.iinfo(np.int16).max else np.int32
+        )
+        dtype = np.dtype(narrow)
+        self._escape = int(np.iinfo(narrow).min)
+        self._widest = int(np.iinfo(narrow).max)
+        values = np.arange(-half_width, half_width + 1, dtype=dtype)
         full = [weights[abs(x)] for x in range(-half_width, half_width + 1)]
         counts = np.array([a // column for a in full], dtype=np.int64)
         used = int(counts.sum())
         # Columns past the symbols' runs hold the level-2 marker.
-        self._level1 = np.full(1 << m, _ESCAPE, dtype=np.int32)
+        self._level1 = np.full(1 << m, self._escape, dtype=dtype)
         self._level1[:used] = np.repeat(values, counts)
         self._base = used * column
         remainders = [a - (a // column) * column for a in full] + [escape]
         self._cumulative = np.cumsum(np.array(remainders, dtype=np.uint64))
         if int(self._cumulative[-1]) != ((1 << m) - used) * column:  # pragma: no cover
             raise ConfigurationError("internal error: level-2 weights do not fill the columns")
-        self._level2 = np.append(values, np.int32(_ESCAPE))
+        self._level2 = np.append(values, np.array([self._escape], dtype=dtype))
         self._shift = weight_bits - m
         self._residual: _Residual | None = None
 
@@ -158,12 +166,17 @@ class ExactTableSampler:
         """Probability that one sample needs the level-2 lookup (float, informational)."""
         return 1.0 - self._base / float(1 << self.weight_bits)
 
-    def sample_scratch(self, count: int, rng: RandomSource) -> np.ndarray:
-        """``count`` exact samples as int32 in this thread's scratch buffer (valid until the
-        next call); :meth:`sample` returns a fresh array."""
-        out = scratch("dp.table.out", count, np.int32)
+    def sample_scratch(self, count: int, rng: RandomSource) -> tuple[np.ndarray, int]:
+        """``count`` exact samples and a bound on their magnitudes.
+
+        The samples are in this thread's scratch buffer (int16 or int32, valid until the next
+        call), or in a new int64 array when a rare slow-path value does not fit the narrow
+        type. :meth:`sample` returns a fresh int64 array.
+        """
+        out = scratch("dp.table.out", count, self._level1.dtype)
+        bound = self.half_width
         if count == 0:
-            return out
+            return out, bound
         words = rng.scratch_words(count)
         if self.weight_bits < 64:
             np.right_shift(words, np.uint64(64 - self.weight_bits), out=words)
@@ -171,19 +184,28 @@ class ExactTableSampler:
         np.right_shift(words, np.uint64(self._shift), out=index.view(np.uint64))
         # mode='wrap' skips the bounds check and the buffered copy (indices are < 2^m).
         np.take(self._level1, index, out=out, mode="wrap")
-        upper = np.flatnonzero(out == _ESCAPE)
-        if upper.size:
-            offsets = words[upper] - np.uint64(self._base)
-            picks = np.searchsorted(self._cumulative, offsets, side="right")
-            chosen = self._level2[picks]
-            out[upper] = chosen
-            for position in upper[chosen == _ESCAPE]:
-                out[position] = self._slow(rng)
-        return out
+        upper = np.flatnonzero(out == self._escape)
+        if not upper.size:
+            return out, bound
+        offsets = words[upper] - np.uint64(self._base)
+        picks = np.searchsorted(self._cumulative, offsets, side="right")
+        chosen = self._level2[picks]
+        out[upper] = chosen
+        escaped = upper[chosen == self._escape]
+        if not escaped.size:
+            return out, bound
+        values = [self._slow(rng) for _ in escaped]
+        bound = max(bound, *(abs(v) for v in values))
+        if bound > self._widest:
+            wide = out.astype(np.int64)
+            wide[escaped] = values
+            return wide, bound
+        out[escaped] = values
+        return out, bound
 
     def sample(self, count: int, rng: RandomSource) -> np.ndarray:
         """``count`` independent exact samples (a new int64 array)."""
-        return self.sample_scratch(count, rng).astype(np.int64)
+        return self.sample_scratch(count, rng)[0].astype(np.int64)
 
     def _slow(self, rng: RandomSource) -> int:
         if self._residual is None:

@@ -112,6 +112,10 @@ def test_modular_clipping_round_trips_inside_the_range(bits: int, data: st.DataO
     assert ring.dtype == dtype_for_bits(bits)
     assert int(ring.max()) < 2**bits
     assert np.array_equal(from_ring(ring, bits), z)
+    if bits <= 32:  # the int32 fast path gives the same residues
+        assert np.array_equal(to_ring(z.astype(np.int32), bits), ring)
+    with pytest.raises(ConfigurationError):
+        to_ring(z.astype(np.float64), bits)
 
 
 @given(bits=st.integers(min_value=2, max_value=32), data=st.data())

@@ -198,3 +198,12 @@ def test_random_source_hides_its_state() -> None:
 
 def test_fresh_sources_differ() -> None:
     assert not np.array_equal(RandomSource().words(4), RandomSource().words(4))
+
+
+def test_a_slow_value_wider_than_the_table_type_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fast path stores int16; a slow-path value beyond that type widens the output."""
+    sampler = ExactTableSampler(SkellamPmf(Fraction(3)), weight_bits=12, half_width=2)
+    monkeypatch.setattr(ExactTableSampler, "_slow", lambda self, rng: 40_000)
+    values, bound = sampler.sample_scratch(5000, source(12))
+    assert values.dtype == np.int64 and bound == 40_000
+    assert (values == 40_000).any() and np.abs(values[values != 40_000]).max() <= 2
