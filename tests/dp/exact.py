@@ -18,7 +18,7 @@ def dgauss_pmf(sigma2: Fraction, support: range) -> np.ndarray:
     """P(X = x) for x in ``support``, X ~ N_Z(0, sigma2)."""
     with mpmath.workdps(40):
         s2 = mpmath.mpf(sigma2.numerator) / sigma2.denominator
-        reach = int(40 * float(sigma2) ** 0.5) + 40
+        reach = int(14 * float(sigma2) ** 0.5) + 40  # the rest is below e^-98 of the mass
         norm = mpmath.fsum(
             mpmath.exp(-mpmath.mpf(k * k) / (2 * s2)) for k in range(-reach, reach + 1)
         )

@@ -52,7 +52,7 @@ def check_enclosure(pmf: DiscreteGaussianPmf | SkellamPmf) -> None:
     enc = enclose(pmf, half, 128)
     if isinstance(pmf, DiscreteGaussianPmf):
         s2 = mp(pmf.sigma2)
-        reach = int(40 * std) + 40
+        reach = int(16 * std) + 40  # the rest is below e^-128 of the mass
         norm = mpmath.fsum(mpmath.exp(-mpmath.mpf(k * k) / (2 * s2)) for k in range(-reach, reach))
 
         def p(x: int) -> mpmath.mpf:
