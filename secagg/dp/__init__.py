@@ -33,7 +33,7 @@ from secagg.dp.cks import CksDiscreteGaussian
 from secagg.dp.config import Compression, DistributedDP
 from secagg.dp.errors import NonFiniteUpdateError
 from secagg.dp.ledger import PrivacyLedger, RoundPrivacy
-from secagg.dp.pipeline import decode, encode, quantize
+from secagg.dp.pipeline import decode, encode, prepare, quantize
 from secagg.dp.plan import DPPlan
 from secagg.dp.randomness import RandomSource
 from secagg.dp.sampling import exact_variance, noise_sampler, sample_noise
@@ -51,6 +51,7 @@ __all__ = [
     "encode",
     "exact_variance",
     "noise_sampler",
+    "prepare",
     "quantize",
     "sample_noise",
 ]

@@ -37,9 +37,16 @@ from secagg.dp.workspace import scratch
 from secagg.errors import ConfigurationError
 from secagg.ring import check_values
 
-__all__ = ["decode", "encode", "quantize"]
+__all__ = ["decode", "encode", "prepare", "quantize"]
 
 _INT32_LIMIT = float(2**31 - 2)
+
+
+def prepare(plan: DPPlan) -> None:
+    """Build (and cache) the plan's exact noise table now, so the first :func:`encode` is as
+    fast as the others (milliseconds for typical plans; seconds for very wide noise)."""
+    if plan.private:
+        noise_sampler(plan.mechanism, plan.local_noise)
 
 
 def _flatten(update: object, plan: DPPlan, signs: np.ndarray) -> tuple[np.ndarray, float]:
@@ -150,6 +157,7 @@ def decode(
     gain = 1.0 / plan.scale
     if average:
         gain /= included
-    estimate = unrotate(signed, round_seed, plan.rotation, gain=gain)[: plan.dim]
+    full = unrotate(signed, round_seed, plan.rotation, gain=gain)
+    estimate = full[: plan.dim].copy() if plan.dim < plan.padded_dim else full
     report = ledger.record(included) if ledger is not None else None
     return estimate, report

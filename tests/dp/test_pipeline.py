@@ -15,6 +15,8 @@ from secagg.dp import (
     decode,
     encode,
     exact_variance,
+    noise_sampler,
+    prepare,
     quantize,
 )
 from secagg.dp import accounting as acc
@@ -88,6 +90,15 @@ def test_honest_noise_has_the_planned_variance(mechanism: str) -> None:
     # sample variance of (nearly) Gaussian values: standard error sqrt(2 / n) relative
     assert abs(values.var() / planned - 1) < 6 * math.sqrt(2.2 / n)
     assert abs(values.mean()) < 6 * math.sqrt(planned / n)
+
+
+def test_prepare_builds_the_noise_table() -> None:
+    plan = private_plan()
+    prepare(plan)
+    prepare(compression_plan())  # nothing to build
+    assert noise_sampler(plan.mechanism, plan.local_noise) is noise_sampler(
+        plan.mechanism, plan.local_noise
+    )
 
 
 def test_quantize_and_encode_agree() -> None:
