@@ -83,9 +83,9 @@ def _quantize_into(
         bound = plan.rounding_bound  # checked exactly on the rounded vector
     else:
         bound = plan.scale * plan.clip * (1 + 1e-9) + math.sqrt(size) + 1.0
+    # The padded input is dead once rotated: its buffer takes the rounded vector.
     rounded, _tries = conditional_round(
-        rotated, bound if plan.private else None, source,
-        out=scratch("dp.pipeline.rounded", size, np.float64),
+        rotated, bound if plan.private else None, source, out=padded
     )
     magnitude = bound
     noise: np.ndarray | None = None

@@ -41,9 +41,9 @@ from secagg.ring import packed_size
 
 __all__ = ["MAX_LOCAL_STD", "PlanRequest", "build_plan", "wrap_bound"]
 
-MAX_LOCAL_STD = 200_000.0
+MAX_LOCAL_STD = 100_000.0
 """Largest per-client noise standard deviation (grid units) we plan for: the exact sampler's
-table then spans about 3.4 million values (2^22 at most)."""
+table then spans about 1.7 million values (below its 2^21 limit)."""
 
 _SCALE_REL_TOL = 3e-4
 _NOISE_REL_TOL = 1e-7

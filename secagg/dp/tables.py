@@ -46,8 +46,8 @@ __all__ = ["ExactTableSampler", "lazy_bernoulli"]
 
 _TAIL_TARGET = Fraction(1, 1 << 52)
 _GUARD_BITS = 64
-_MAX_COLUMNS_LOG2 = 24
-"""Level-1 tables have at most 2^24 entries (and at most 2^22 symbols)."""
+_MAX_COLUMNS_LOG2 = 22
+"""Level-1 tables have at most 2^22 entries (16 MiB of int32), and at most 2^21 symbols."""
 _COLUMN_BITS = 5
 """About 2^5 level-1 columns per symbol: roughly 0.5 % of samples reach level 2."""
 
@@ -84,7 +84,7 @@ class ExactTableSampler:
     Build once per distribution (milliseconds for standard deviations near 1000, seconds
     near 100 000) and reuse: :meth:`sample` is vectorized. ``weight_bits`` (``T``)
     below 64 and a small ``half_width`` are for tests that exercise levels 2 and 3.
-    Raises :class:`ConfigurationError` when the table would exceed 2^24 entries.
+    Raises :class:`ConfigurationError` when the table would need 2^21 symbols or more.
     """
 
     __slots__ = (
@@ -129,10 +129,10 @@ class ExactTableSampler:
             raise ConfigurationError("internal error: table weights exceed the total")
         symbols = 2 * half_width + 1
         m = min(max(1, symbols.bit_length() + _COLUMN_BITS), _MAX_COLUMNS_LOG2, weight_bits)
-        if symbols.bit_length() > _MAX_COLUMNS_LOG2 - 2:
+        if symbols.bit_length() > _MAX_COLUMNS_LOG2 - 1:
             raise ConfigurationError(
                 f"{pmf.name}: a noise table of {symbols} symbols is too large "
-                f"(at most 2^{_MAX_COLUMNS_LOG2 - 2})"
+                f"(fewer than 2^{_MAX_COLUMNS_LOG2 - 1})"
             )
         column = 1 << (weight_bits - m)
         # int16 symbols when they fit (half the memory traffic), else int32.
