@@ -23,23 +23,28 @@ tiny bias of conditional rounding, with per-coordinate error variance
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 import numpy as np
 
 from secagg.dp.errors import NonFiniteUpdateError
 from secagg.dp.ledger import PrivacyLedger, RoundPrivacy
 from secagg.dp.plan import DPPlan
-from secagg.dp.quantization import conditional_round, from_ring, to_ring
+from secagg.dp.quantization import MAX_ROUNDING_TRIES, conditional_round, from_ring, to_ring
 from secagg.dp.randomness import RandomSource
 from secagg.dp.rotation import rotate_signed, rotation_sign_bytes, unrotate
 from secagg.dp.sampling import noise_sampler
 from secagg.dp.workspace import scratch
-from secagg.errors import ConfigurationError
-from secagg.ring import check_values
+from secagg.errors import ConfigurationError, UsageError
+from secagg.ring import check_values, dtype_for_bits, value_mask
 
 __all__ = ["decode", "encode", "prepare", "quantize"]
 
 _INT32_LIMIT = float(2**31 - 2)
+_MAX_EXACT = float(2**53)
+_INV_2_32 = 2.0**-32
+_CHUNK = 1 << 16
+"""Elements per chunk of the fused kernel: its float64 scratch (512 KiB) stays in cache."""
 
 
 def prepare(plan: DPPlan) -> None:
@@ -65,27 +70,107 @@ def _flatten(update: object, plan: DPPlan, signs: np.ndarray) -> tuple[np.ndarra
     return padded, math.sqrt(squared)
 
 
-def _quantize_into(
-    update: np.ndarray, plan: DPPlan, round_seed: bytes, rng: RandomSource | None
-) -> np.ndarray:
-    """:func:`quantize` into this thread's scratch buffer (valid until the next call): int32
-    when every value provably fits (the usual case, half the memory traffic), else int64."""
-    source = RandomSource() if rng is None else rng
+def _rotated(update: np.ndarray, plan: DPPlan, round_seed: bytes) -> np.ndarray:
+    """The update flattened, padded, rotated, clipped and scaled (this thread's scratch)."""
     size = plan.padded_dim
     padded, norm = _flatten(update, plan, rotation_sign_bytes(round_seed, size, plan.rotation))
     clip_factor = min(1.0, plan.clip / norm) if norm > 0 else 1.0
-    rotated = rotate_signed(
+    return rotate_signed(
         padded, plan.rotation, gain=plan.scale * clip_factor,
         out=scratch("dp.pipeline.rotated", size, np.float64),
     )
+
+
+def _value_bound(plan: DPPlan) -> float:
+    """A bound on every rounded coordinate (before noise)."""
     if plan.private:
         assert plan.rounding_bound is not None
-        bound = plan.rounding_bound  # checked exactly on the rounded vector
+        return plan.rounding_bound  # checked exactly on the rounded vector
+    return plan.scale * plan.clip * (1 + 1e-9) + math.sqrt(plan.padded_dim) + 1.0
+
+
+def _chunkable(plan: DPPlan) -> bool:
+    """Whether the fused, cache-sized kernel applies: ring values fit uint32, the squared norm
+    bound is below 2^53 (exact float sums) and rounded values plus table noise fit int32."""
+    if plan.bits > 32:
+        return False
+    reach = _value_bound(plan)
+    if plan.private:
+        if reach * reach >= _MAX_EXACT:
+            return False
+        reach += noise_sampler(plan.mechanism, plan.local_noise).half_width
+    return reach < _INT32_LIMIT
+
+
+def _finish_chunked(
+    rotated: np.ndarray, plan: DPPlan, source: RandomSource, out: np.ndarray
+) -> None:
+    """Round (conditionally), add noise and store into ``out``, in cache-sized chunks.
+
+    ``out`` is the ring dtype (values reduced mod ``2^bits``) or int64 (no reduction). Same
+    distribution as the whole-vector path: rounding is redrawn until the squared norm of the
+    whole rounded vector is at most ``floor(rounding_bound^2)``; the noise drawn with a
+    rejected rounding is discarded, so the kept noise is independent of the acceptance.
+    """
+    size = rotated.size
+    sampler = noise_sampler(plan.mechanism, plan.local_noise) if plan.private else None
+    limit = math.floor(Fraction(_value_bound(plan)) ** 2) if plan.private else None
+    magnitude = _value_bound(plan)
+    reduce = out.dtype != np.dtype(np.int64)
+    mask = np.uint32(value_mask(plan.bits))
+    floats = scratch("dp.chunk.floats", _CHUNK, np.float64)
+    for _ in range(MAX_ROUNDING_TRIES):
+        norm_sq = 0.0
+        for start in range(0, size, _CHUNK):
+            stop = min(start + _CHUNK, size)
+            count = stop - start
+            chunk = floats[:count]
+            words = source.scratch_words((count + 1) // 2).view(np.int32)[:count]
+            np.multiply(words, _INV_2_32, out=chunk)
+            np.add(chunk, rotated[start:stop], out=chunk)
+            np.rint(chunk, out=chunk)
+            if limit is not None:
+                norm_sq += float(np.dot(chunk, chunk))
+            target = out[start:stop]
+            if sampler is None:
+                noise: np.ndarray | None = None
+                reach = magnitude
+            else:
+                noise, noise_bound = sampler.sample_scratch(count, source)
+                reach = magnitude + noise_bound
+            if not reduce:
+                _add_into(chunk, noise, target)
+            elif reach < _INT32_LIMIT:
+                ints = scratch("dp.chunk.ints", count, np.int32)
+                _add_into(chunk, noise, ints)
+                if plan.bits == 32:
+                    np.copyto(target, ints.view(np.uint32))
+                else:
+                    np.bitwise_and(ints.view(np.uint32), mask, out=target)
+            else:  # a rare slow-path noise value beyond int32: reduce from int64
+                wide = scratch("dp.chunk.wide", count, np.int64)
+                _add_into(chunk, noise, wide)
+                target[:] = to_ring(wide, plan.bits)
+        if limit is None or norm_sq <= limit:
+            return
+    raise UsageError("conditional rounding failed too many times: is the input clipped?")
+
+
+def _add_into(rounded: np.ndarray, noise: np.ndarray | None, out: np.ndarray) -> None:
+    """``out = rounded (+ noise)``: integer-valued floats cast to an integer type (exact)."""
+    if noise is None:
+        np.copyto(out, rounded, casting="unsafe")
     else:
-        bound = plan.scale * plan.clip * (1 + 1e-9) + math.sqrt(size) + 1.0
-    # The padded input is dead once rotated: its buffer takes the rounded vector.
+        np.add(rounded, noise, out=out, casting="unsafe")
+
+
+def _quantize_whole(rotated: np.ndarray, plan: DPPlan, source: RandomSource) -> np.ndarray:
+    """The whole-vector path (any plan): int32 or int64 in this thread's scratch."""
+    size = plan.padded_dim
+    bound = _value_bound(plan)
     rounded, _tries = conditional_round(
-        rotated, bound if plan.private else None, source, out=padded
+        rotated, bound if plan.private else None, source,
+        out=scratch("dp.pipeline.rounded", size, np.float64),
     )
     magnitude = bound
     noise: np.ndarray | None = None
@@ -94,14 +179,10 @@ def _quantize_into(
             size, source
         )
         magnitude += noise_bound
-    # Integer-valued floats (plus integer noise) cast to an integer type: exact below 2^53,
-    # and int32 only when the magnitudes provably stay below 2^31.
+    # int32 only when the magnitudes provably stay below 2^31.
     dtype = np.int32 if magnitude < _INT32_LIMIT else np.int64
     ints = scratch("dp.pipeline.ints", size, dtype)
-    if noise is None:
-        np.copyto(ints, rounded, casting="unsafe")
-    else:
-        np.add(rounded, noise, out=ints, casting="unsafe")
+    _add_into(rounded, noise, ints)
     return ints
 
 
@@ -114,7 +195,13 @@ def quantize(
     Raises :class:`NonFiniteUpdateError` on a non-finite update and
     :class:`ConfigurationError` on a wrong type, size or seed.
     """
-    return _quantize_into(update, plan, round_seed, rng).astype(np.int64)
+    source = RandomSource() if rng is None else rng
+    rotated = _rotated(update, plan, round_seed)
+    if _chunkable(plan):
+        out = np.empty(plan.padded_dim, dtype=np.int64)
+        _finish_chunked(rotated, plan, source, out)
+        return out
+    return _quantize_whole(rotated, plan, source).astype(np.int64)
 
 
 def encode(
@@ -128,7 +215,13 @@ def encode(
     client and the server). ``rng`` is for tests and benchmarks only; production code leaves
     it ``None`` (a fresh private source). Errors as :func:`quantize`.
     """
-    return to_ring(_quantize_into(update, plan, round_seed, rng), plan.bits)
+    source = RandomSource() if rng is None else rng
+    rotated = _rotated(update, plan, round_seed)
+    if _chunkable(plan):
+        out = np.empty(plan.padded_dim, dtype=dtype_for_bits(plan.bits))
+        _finish_chunked(rotated, plan, source, out)
+        return out
+    return to_ring(_quantize_whole(rotated, plan, source), plan.bits)
 
 
 def decode(
