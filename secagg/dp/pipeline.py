@@ -18,6 +18,12 @@ bounds the per-coordinate failure probability by ``wrap_probability``), the deco
 ``sum of clipped updates + R^T(rounding + noise) / scale``, an unbiased estimate up to the
 tiny bias of conditional rounding, with per-coordinate error variance
 ``plan.sum_error_variance(included)``.
+
+Speed: after the rotation, rounding, noise and the ring reduction run chunk by chunk (64 Ki
+values, so intermediates stay in cache), with per-thread scratch buffers
+(:mod:`secagg.dp.workspace`). The conditional-rounding check sums the exact squared norm over
+the chunks; a rejection redraws both rounding and noise, which leaves the kept noise
+independent of the acceptance, so the distribution is that of the whole-vector path.
 """
 
 from __future__ import annotations
