@@ -41,6 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 PRIMITIVES = "primitives"
 HE = "he"
+DP = "dp"
 PROTOCOLS = "protocols"
 SIM = "sim"
 COST = "cost"
@@ -55,13 +56,14 @@ ALLOWED: dict[str, frozenset[str]] = {
     # layer: the layers its modules may import (its own included). Read from the bottom up.
     PRIMITIVES: frozenset({PRIMITIVES}),
     HE: frozenset({PRIMITIVES, HE}),
+    DP: frozenset({PRIMITIVES, DP}),
     PROTOCOLS: _BELOW_SIM,
     SIM: _BELOW_SIM | {SIM},
     COST: _BELOW_SIM | {SIM, COST},
-    INTEGRATIONS: _BELOW_SIM | {SIM, INTEGRATIONS},
+    INTEGRATIONS: _BELOW_SIM | {SIM, DP, INTEGRATIONS},
     TESTING: _BELOW_SIM | {SIM, TESTING},
-    BENCH: _BELOW_SIM | {SIM, COST, INTEGRATIONS, TESTING, BENCH},
-    CLI: _BELOW_SIM | {SIM, COST, INTEGRATIONS, TESTING, BENCH, CLI},
+    BENCH: _BELOW_SIM | {SIM, COST, DP, INTEGRATIONS, TESTING, BENCH},
+    CLI: _BELOW_SIM | {SIM, COST, DP, INTEGRATIONS, TESTING, BENCH, CLI},
 }
 """The layers and the directions imports may take. ``bench`` has one more rule: only the CLI
 imports it, and never at import time (:data:`LAZY_ONLY`)."""
@@ -88,6 +90,7 @@ PRIMITIVE_MODULES = frozenset(
 PACKAGE_LAYERS: dict[str, str] = {
     "secagg.shamir": PRIMITIVES,
     "secagg.he": HE,
+    "secagg.dp": DP,
     "secagg.protocols": PROTOCOLS,
     "secagg.sim": SIM,
     "secagg.cost": COST,

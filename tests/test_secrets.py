@@ -117,6 +117,10 @@ PUBLIC_LOOKALIKES: dict[str, str] = {
     "secagg.integrations.flower.settings.SecAggSettings": "weighted_by_key names a record",
     "secagg.integrations.flower.wire.SessionSetup": "weighted_by_key names a record",
     "secagg.integrations.torch.fedavg.SecureFedAvg": "parameter_keys are state-dict names",
+    "secagg.dp.ledger.RoundPrivacy": "noise_multiplier is a public figure of the plan",
+    "secagg.dp.plan.DPPlan": "the public plan: noise parameters are published (accounting)",
+    "secagg.dp.planning._Solver": "searches public plan parameters (scale, noise level)",
+    "secagg.dp.tables._Residual": "table_share is probability mass of a public pmf",
     # What the server is meant to learn: shares revealed to it in Unmasking (of survivors'
     # self-mask seeds and dropped clients' mask keys). Holding them is its job, and an
     # outsider who obtained them with the masked inputs could compute only the sum.
