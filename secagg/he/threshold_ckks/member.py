@@ -1,0 +1,334 @@
+"""A threshold CKKS committee member: key setup and the rule that keeps decryption safe.
+
+:class:`CommitteeMember` holds the member's key material and answers decryption requests
+under the one-share-per-ciphertext rule of :mod:`secagg.he.threshold_ckks`.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import hmac
+import os
+import struct
+from collections.abc import Mapping, Sequence
+from typing import NoReturn
+
+import numpy as np
+
+from secagg.errors import (
+    ConfigurationError,
+    IncompatibleSharesError,
+    InsufficientSharesError,
+    MaliciousRequestError,
+    UsageError,
+)
+from secagg.he.rlwe.ntt import mul_shoup, shoup_factor
+from secagg.he.rlwe.params import ERROR_ETA
+from secagg.he.rlwe.ring import lagrange_at_zero
+from secagg.he.rlwe.sampling import Sampler
+from secagg.he.threshold_ckks.ciphertext import CiphertextMask
+from secagg.he.threshold_ckks.decryption import DecryptionShare
+from secagg.he.threshold_ckks.keys import (
+    KeyShareDelivery,
+    PublicKeyShare,
+    common_random_polynomial,
+)
+from secagg.he.threshold_ckks.params import (
+    CHUNK_BLOCK,
+    LABEL,
+    Committee,
+    ThresholdCkksParameters,
+    check_int,
+)
+from secagg.prg import SEED_BYTES
+
+__all__ = [
+    "MAX_DECRYPTED_CIPHERTEXTS",
+    "MAX_REQUESTS",
+    "MAX_REQUEST_ID_BYTES",
+    "CommitteeMember",
+    "MemberState",
+]
+
+MAX_REQUEST_ID_BYTES = 256
+MAX_DECRYPTED_CIPHERTEXTS = 1 << 20
+"""Ciphertexts (of N values) one key share decrypts before it must be replaced."""
+MAX_REQUESTS = 1 << 16
+_DIGEST_BYTES = 16
+_U64 = np.uint64
+
+
+def _chunk_digests(params: ThresholdCkksParameters, mask: np.ndarray) -> list[bytes]:
+    """A 16-byte digest of every chunk's mask (its canonical 32-bit residues)."""
+    prefix = LABEL + b"/chunk" + params.digest
+    words = mask.astype("<u4")  # residues < 2^32: the wire form
+    return [
+        hashlib.sha256(prefix + np.ascontiguousarray(words[:, c]).tobytes()).digest()[
+            :_DIGEST_BYTES
+        ]
+        for c in range(mask.shape[1])
+    ]
+
+
+class MemberState(enum.Enum):
+    """Where a member is in its lifecycle."""
+
+    NEW = "new"
+    SETUP_SENT = "setup sent"
+    READY = "ready"
+
+
+class CommitteeMember:
+    """One committee member: its key material and the rules it keeps (see
+    :mod:`secagg.he.threshold_ckks`).
+
+    Lifecycle: :meth:`setup_message` (once), :meth:`finish_setup` (once), then
+    :meth:`decryption_share` per request. Holds secrets: never printed, never pickled.
+    Raises ConfigurationError for a member id outside the committee, a committee larger
+    than ``committee_size``, a bad seed or ``min_summands`` outside 1..max_summands.
+    """
+
+    __slots__ = (
+        "_answered",
+        "_key",
+        "_own_share",
+        "_requests",
+        "_smudge_key",
+        "committee",
+        "crs_seed",
+        "member_id",
+        "min_summands",
+        "params",
+        "state",
+    )
+
+    def __init__(
+        self,
+        params: ThresholdCkksParameters,
+        committee: Committee,
+        member_id: int,
+        crs_seed: bytes,
+        *,
+        min_summands: int = 2,
+    ) -> None:
+        committee.check_fits(params)
+        if member_id not in committee.members:
+            raise ConfigurationError("member_id is not in the committee")
+        if not isinstance(crs_seed, bytes) or len(crs_seed) != SEED_BYTES:
+            raise ConfigurationError(f"crs_seed must be {SEED_BYTES} bytes")
+        self.params = params
+        self.committee = committee
+        self.member_id = member_id
+        self.crs_seed = crs_seed
+        self.min_summands = check_int("min_summands", min_summands, 1, params.max_summands)
+        self.state = MemberState.NEW
+        self._own_share: np.ndarray | None = None
+        self._key: np.ndarray | None = None  # NTT(sk_j)
+        self._smudge_key = os.urandom(32)
+        self._answered: dict[bytes, tuple[int, ...]] = {}  # chunk digest -> active set
+        self._requests: dict[bytes, bytes] = {}  # request id -> request digest
+
+    def __repr__(self) -> str:
+        return f"CommitteeMember(id={self.member_id}, state={self.state.value})"
+
+    def __reduce__(self) -> NoReturn:
+        raise TypeError("a CommitteeMember holds key material and cannot be pickled")
+
+    # -- setup -------------------------------------------------------------------------
+
+    def setup_message(self) -> tuple[PublicKeyShare, dict[int, KeyShareDelivery]]:
+        """Draw ``s_i, e_i``; return ``p_i`` and the Shamir shares of ``s_i`` for every
+        other member. Once only (UsageError after)."""
+        if self.state is not MemberState.NEW:
+            raise UsageError(f"setup_message in state {self.state.value}")
+        params, ring = self.params, self.params.ring
+        n, limbs = params.degree, ring.limbs
+        sampler = Sampler.fresh(LABEL + b"/member-key")
+        secret = ring.from_signed(sampler.ternary((1, n)))
+        error = ring.from_signed(sampler.binomial((1, n), ERROR_ETA))
+        ring.ntt(secret)
+        ring.ntt(error)
+        public = ring.sub(error, ring.mul(common_random_polynomial(params, self.crs_seed), secret))
+        # Shamir over Z_q per limb, in NTT form (sharing is linear): evaluate
+        # f(x) = s + r_1 x + ... + r_(t-1) x^(t-1) at every member id by Horner.
+        members = self.committee.members
+        xs = np.array(members, dtype=_U64).reshape(len(members), 1, 1)
+        q = ring.q.reshape(1, limbs, 1)
+        degree = self.committee.threshold - 1
+        coefficients = sampler.uniform(params.moduli, (degree, n))  # (limbs, t-1, N)
+        values = np.zeros((len(members), limbs, n), dtype=_U64)
+        for k in range(degree - 1, -1, -1):
+            np.multiply(values, xs, out=values)  # < 2^32 * 2^31
+            np.add(values, coefficients[:, k][None], out=values)
+            np.remainder(values, q, out=values)
+        np.multiply(values, xs, out=values)
+        np.add(values, secret[:, 0][None], out=values)
+        np.remainder(values, q, out=values)
+        for array in (secret, error, coefficients):
+            array.fill(0)  # best effort: the secret polynomial is not needed any more
+        deliveries = {}
+        for index, member in enumerate(members):
+            share = values[index].reshape(limbs, 1, n)
+            if member == self.member_id:
+                self._own_share = share.copy()
+            else:
+                deliveries[member] = KeyShareDelivery(params, self.member_id, member, share.copy())
+        values.fill(0)
+        self.state = MemberState.SETUP_SENT
+        return PublicKeyShare(params, self.member_id, public), deliveries
+
+    def finish_setup(
+        self, contributors: Sequence[int], deliveries: Mapping[int, KeyShareDelivery]
+    ) -> None:
+        """Sum the shares of the contributors ``K`` into this member's key share.
+
+        ``deliveries`` maps every contributor other than this member to its delivery. A
+        member outside ``K`` (or one that never sent its setup message) still gets a valid
+        key share. Raises UsageError when called twice or when this member is a contributor
+        without having sent its setup message; ConfigurationError for a contributor set
+        that is not at least ``threshold`` members; InsufficientSharesError for a missing
+        delivery, IncompatibleSharesError for a delivery from a non-contributor, to
+        another member, or of other parameters.
+        """
+        if self.state is MemberState.READY:
+            raise UsageError("finish_setup called twice")
+        ids = self.committee.check_subset(contributors, "contributors")
+        if len(ids) < self.committee.threshold:
+            raise ConfigurationError("fewer contributors than the threshold")
+        if self.member_id in ids and self._own_share is None:
+            raise UsageError("a contributor must have sent its setup message")
+        expected = set(ids) - {self.member_id}
+        missing = expected - set(deliveries)
+        if missing:
+            raise InsufficientSharesError(
+                f"no key share delivery from {len(missing)} contributor(s)"
+            )
+        if set(deliveries) - expected:
+            raise IncompatibleSharesError("a key share delivery from a non-contributor")
+        ring = self.params.ring
+        key = ring.zeros(1)
+        for sender in sorted(expected):
+            delivery = deliveries[sender]
+            if (
+                delivery.sender != sender
+                or delivery.recipient != self.member_id
+                or delivery.params != self.params
+            ):
+                raise IncompatibleSharesError(f"delivery from {sender} is not for this member")
+            ring.add(key, delivery.value, out=key)
+        if self.member_id in ids:
+            assert self._own_share is not None
+            ring.add(key, self._own_share, out=key)
+        if self._own_share is not None:
+            self._own_share.fill(0)
+            self._own_share = None
+        self._key = key
+        self.state = MemberState.READY
+
+    # -- decryption --------------------------------------------------------------------
+
+    def decryption_share(
+        self, mask: CiphertextMask, active: Sequence[int], *, request_id: bytes
+    ) -> DecryptionShare:
+        """This member's decryption share of ``mask`` for the active set ``active``.
+
+        ``request_id`` names the decryption (the protocol's session and round): one
+        aggregate per request id. Raises UsageError before setup or when the key share is
+        exhausted; ConfigurationError for a malformed request id; MaliciousRequestError for
+        an active set that is not ``>= threshold`` distinct members including this one, a
+        summand count outside ``min_summands..max_summands``, another aggregate or set
+        under a request id already answered, or a ciphertext already decrypted for another
+        active set. A refused request changes nothing.
+        """
+        if self.state is not MemberState.READY or self._key is None:
+            raise UsageError("decryption_share before finish_setup")
+        if not isinstance(request_id, bytes) or not 1 <= len(request_id) <= MAX_REQUEST_ID_BYTES:
+            raise ConfigurationError(f"request_id must be 1..{MAX_REQUEST_ID_BYTES} bytes")
+        params = self.params
+        if not isinstance(mask, CiphertextMask) or mask.params != params:
+            raise UsageError("a ciphertext mask of other parameters")
+        try:
+            ids = self.committee.check_subset(active, "the active set")
+        except ConfigurationError as exc:
+            raise MaliciousRequestError(str(exc)) from None
+        if len(ids) < self.committee.threshold or self.member_id not in ids:
+            raise MaliciousRequestError(
+                "the active set must hold at least threshold members, this one included"
+            )
+        if not self.min_summands <= mask.summands <= params.max_summands:
+            raise MaliciousRequestError(
+                f"an aggregate whose summand count is outside "
+                f"{self.min_summands}..{params.max_summands}"
+            )
+        digests = _chunk_digests(params, mask.value)
+        request_digest = hashlib.sha256(
+            LABEL
+            + b"/request"
+            + struct.pack(">QQ", mask.length, mask.summands)
+            + b"".join(struct.pack(">I", i) for i in ids)
+            + b"".join(digests)
+        ).digest()
+        previous = self._requests.get(request_id)
+        if previous is not None and previous != request_digest:
+            raise MaliciousRequestError(
+                "a second decryption request for another aggregate or active set"
+            )
+        for digest in digests:
+            used = self._answered.get(digest)
+            if used is not None and used != ids:
+                raise MaliciousRequestError(
+                    "a ciphertext this member already decrypted for another active set"
+                )
+        fresh = {d for d in digests if d not in self._answered}
+        if len(self._answered) + len(fresh) > MAX_DECRYPTED_CIPHERTEXTS or (
+            previous is None and len(self._requests) >= MAX_REQUESTS
+        ):
+            raise UsageError("this key share is exhausted: set up a new key")
+        value = self._compute_share(mask.value, ids, digests)
+        self._requests[request_id] = request_digest
+        for digest in fresh:
+            self._answered[digest] = ids
+        return DecryptionShare(params, self.member_id, value)
+
+    def _compute_share(
+        self, masks: np.ndarray, ids: tuple[int, ...], digests: Sequence[bytes]
+    ) -> np.ndarray:
+        params, ring = self.params, self.params.ring
+        assert self._key is not None
+        key = self._key
+        lam = lagrange_at_zero(ids, ids.index(self.member_id), params.moduli)
+        lam_column = np.array(lam, dtype=_U64).reshape(ring.limbs, 1, 1)
+        scaled = np.empty_like(key)
+        scratch = np.empty_like(key)
+        mul_shoup(key, lam_column, shoup_factor(lam_column, ring.q), ring.q, scaled, scratch)
+        scaled_shoup = shoup_factor(scaled, ring.q)
+        chunks = masks.shape[1]
+        out = np.empty((ring.limbs, chunks, params.degree), dtype=_U64)
+        set_bytes = b"".join(struct.pack(">I", i) for i in ids)
+        smudging_bits = params.noise.smudging_bits
+        block_scratch = np.empty((ring.limbs, CHUNK_BLOCK, params.degree), dtype=_U64)
+        for start in range(0, chunks, CHUNK_BLOCK):
+            p = min(CHUNK_BLOCK, chunks - start)
+            block = out[:, start : start + p]
+            mul_shoup(
+                masks[:, start : start + p],
+                scaled,
+                scaled_shoup,
+                ring.q,
+                block,
+                block_scratch[:, :p],
+            )
+            ring.intt(block)
+            for c in range(start, start + p):
+                # Smudging: a PRF of (secret, ciphertext, active set), so an identical
+                # request gets identical noise and averaging repeated answers gains nothing.
+                seed = hmac.new(
+                    self._smudge_key, LABEL + b"/smudge" + set_bytes + digests[c], "sha256"
+                ).digest()
+                noise = Sampler(seed, LABEL + b"/smudge").wide(
+                    params.moduli, (params.degree,), smudging_bits
+                )
+                target = out[:, c : c + 1]
+                ring.add(target, noise.reshape(ring.limbs, 1, -1), out=target)
+        return out
