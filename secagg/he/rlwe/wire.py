@@ -14,7 +14,8 @@ import numpy as np
 
 from secagg.errors import DecodeError
 from secagg.he.rlwe.ring import RnsRing
-from secagg.packing import pack, packed_size, unpack
+from secagg.packing import pack, unpack
+from secagg.ring import packed_size
 
 __all__ = ["pack_residues", "residues_size", "unpack_residues"]
 
