@@ -254,8 +254,10 @@ def combine(
     one member; InsufficientSharesError for fewer than ``t`` members;
     IncompatibleSharesError for a share of a non-member, of other parameters or another
     chunk count; DecodeError when the result is not a valid decryption (a coefficient's
-    offset beyond 3/8: a corrupted or mismatched share) -- never a wrong sum presented as
-    right by accident.
+    offset beyond 3/8: a corrupted or mismatched share). The offset check catches a
+    corruption that touches many coefficients (garbage, a share of another ciphertext or
+    key) except with probability about ``(3/4)^coefficients``; one confined to a few
+    coefficients, or crafted, is only caught by a further share (:func:`combine_verified`).
     """
     by_member = _shares_by_member(committee, ciphertext, shares)
     members = sorted(by_member)[: committee.threshold]

@@ -213,7 +213,7 @@ def client_transition(state: ClientState, event: Event, *, member: bool) -> Tran
     name = event.__name__
     if state is ClientState.ABORTED:
         text = f"{name} after the session ended for this client ({state.value})"
-    elif not member and (state, event, True) in _CLIENT_INDEX:
+    elif not member and not any(key[1] is event and not key[2] for key in _CLIENT_INDEX):
         text = f"{name} to a non-member"
     elif any(key[1] is event for key in _CLIENT_INDEX):
         accepted = sorted({key[0].value for key in _CLIENT_INDEX if key[1] is event})

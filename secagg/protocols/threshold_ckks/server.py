@@ -20,8 +20,8 @@ Theory of operation (the same shape as the other two families' servers):
    removes itself, a false complainer only itself.
 4. ``encrypted_input``: every client gets the collective key ``sum_(i in K) p_i``; the
    server adds the uploads as they arrive (a bad one excludes its sender).
-5. ``decryption``: the key holders (but those that sent a bad upload) get the aggregate's
-   mask; once every one answered, or at the deadline, the server combines whatever shares
+5. ``decryption``: the key holders (a bad upload costs its sender its input, not its
+   key share) get the aggregate's mask; once every one answered, or at the deadline, the server combines whatever shares
    arrived with :func:`secagg.he.threshold_ckks.combine_verified`: any ``t`` decrypt, every
    further share is checked against them, and every share that does not fit is blamed.
    Up to ``n - t`` key holders may drop. It aborts only when no ``t`` shares agree.
@@ -361,7 +361,7 @@ class ThresholdCkksServer:
             self._excluded[sender] = Exclusion(
                 ExclusionReason.BAD_MESSAGE, ROUND_ENCRYPTED_INPUT, str(exc)
             )
-            self._misbehaved.add(sender)
+            # A key holder with a bad upload still decrypts: its share is checked anyway.
             return []
         if self._sum is None:
             self._sum = upload
@@ -383,9 +383,7 @@ class ThresholdCkksServer:
                 f"{config.min_clients}"
             )
         assert self._sum is not None
-        holders = [m for m in self._holders if m not in self._misbehaved]
-        if len(holders) < config.threshold:
-            raise self._abort("fewer key holders than the threshold remain")
+        holders = list(self._holders)
         self._ask(holders)
         mask = self._sum.mask_part().to_bytes()
         return [DecryptionRequest(SERVER_ID, m, config.session_id, included, mask) for m in holders]
