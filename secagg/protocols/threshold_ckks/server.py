@@ -21,9 +21,10 @@ Theory of operation (the same shape as the other two families' servers):
 4. ``encrypted_input``: every client gets the collective key ``sum_(i in K) p_i``; the
    server adds the uploads as they arrive (a bad one excludes its sender).
 5. ``decryption``: the key holders (a bad upload costs its sender its input, not its
-   key share) get the aggregate's mask; once every one answered, or at the deadline, the server combines whatever shares
-   arrived with :func:`secagg.he.threshold_ckks.combine_verified`: any ``t`` decrypt, every
-   further share is checked against them, and every share that does not fit is blamed.
+   key share) get the aggregate's mask; once every one answered, or at the deadline, the
+   server combines whatever shares arrived with
+   :func:`secagg.he.threshold_ckks.combine_verified`: any ``t`` decrypt, every further
+   share is checked against them, and every share that does not fit is blamed.
    Up to ``n - t`` key holders may drop. It aborts only when no ``t`` shares agree.
 
 Which event the server takes in which state is the one table of
