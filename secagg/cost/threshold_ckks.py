@@ -25,8 +25,12 @@ member), ``key_agreements`` (X25519 + HKDF), ``aead_seals``, ``aead_opens`` (one
 delivery), ``tckks_key_share_sums`` (a member sums its deliveries), ``tckks_encryptions``,
 ``tckks_decryption_shares``, ``tckks_ciphertext_decodes``, ``tckks_additions``,
 ``tckks_share_decodes``, ``tckks_combinations`` (t shares to the sum) and
-``tckks_consistency_checks`` (one further share checked against them): each per chunk of
-``N`` values except the setup ones.
+``tckks_consistency_checks`` (one further share checked against them), and the encodings
+the rounds need (``tckks_ciphertext_encodes``, ``tckks_mask_encodes``,
+``tckks_mask_decodes``, ``tckks_share_encodes``): each per chunk of ``N`` values; and once
+per message ``tckks_key_decodes`` (a public key share), ``tckks_public_key_builds`` (the
+server's sum and its encoding) and ``tckks_public_key_loads`` (a client decodes the key
+and expands the common random polynomial).
 """
 
 from __future__ import annotations
@@ -216,17 +220,27 @@ def threshold_ckks_costs(
     }
     rounds = {
         wire.ROUND_KEY_ADVERTISE: round_entry(c, c, adv_up, adv_down, {}, {"key_agreements": c}),
-        wire.ROUND_KEY_DEAL: round_entry(c, c, deal_up, deal_down, setup_ops, {}),
-        wire.ROUND_KEY_CHECK: round_entry(c, c, check_up, check_down, {"aead_opens": c - 1}, {}),
+        wire.ROUND_KEY_DEAL: round_entry(
+            c, c, deal_up, deal_down, setup_ops, {"tckks_key_decodes": c}
+        ),
+        wire.ROUND_KEY_CHECK: round_entry(
+            c, c, check_up, check_down, {"aead_opens": c - 1}, {"tckks_public_key_builds": 1}
+        ),
         wire.ROUND_ENCRYPTED_INPUT: round_entry(
             alive.count,
             alive.count,
             in_up,
             in_down,
-            {"tckks_key_share_sums": 1, "tckks_encryptions": chunks},
+            {
+                "tckks_public_key_loads": 1,
+                "tckks_key_share_sums": 1,
+                "tckks_encryptions": chunks,
+                "tckks_ciphertext_encodes": chunks,
+            },
             {
                 "tckks_ciphertext_decodes": alive.count * chunks,
                 "tckks_additions": (alive.count - 1) * chunks,
+                "tckks_mask_encodes": chunks,
             },
         ),
         wire.ROUND_DECRYPTION: round_entry(
@@ -234,7 +248,11 @@ def threshold_ckks_costs(
             holders,
             dec_up,
             dec_down,
-            {"tckks_decryption_shares": chunks},
+            {
+                "tckks_mask_decodes": chunks,
+                "tckks_decryption_shares": chunks,
+                "tckks_share_encodes": chunks,
+            },
             {
                 "tckks_share_decodes": holders * chunks,
                 "tckks_combinations": chunks,

@@ -73,9 +73,12 @@ def calibrate_threshold_ckks(
     from secagg.channel import open_sealed, seal
     from secagg.he.threshold_ckks import (
         Ciphertext,
+        CiphertextMask,
         Committee,
         CommitteeMember,
         DecryptionShare,
+        PublicKey,
+        PublicKeyShare,
         collective_public_key,
         combine,
         combine_verified,
@@ -98,6 +101,14 @@ def calibrate_threshold_ckks(
         people[j].finish_setup(members, {i: messages[i][1][j] for i in members if i != j})
     units["tckks_key_share_sums"] = (time.perf_counter() - start) / committee
     public = collective_public_key(params, seed, [messages[i][0] for i in members])
+    share_bytes = messages[1][0].to_bytes()
+    units["tckks_key_decodes"] = _best(lambda: PublicKeyShare.from_bytes(params, share_bytes), 1)
+    key_shares = [messages[i][0] for i in members]
+    units["tckks_public_key_builds"] = _best(
+        lambda: collective_public_key(params, seed, key_shares).to_bytes(), 1
+    )
+    key_bytes = public.to_bytes()
+    units["tckks_public_key_loads"] = _best(lambda: PublicKey.from_bytes(params, key_bytes), 1)
     own, peer = KeyPair.generate(), KeyPair.generate()
     session = os.urandom(16)
 
@@ -129,6 +140,7 @@ def calibrate_threshold_ckks(
     values = np.zeros(length, dtype=np.uint64 if bits > 32 else np.uint32)
     units["tckks_encryptions"] = _best(lambda: encrypt(public, values), _CALIBRATION_CHUNKS)
     upload = encrypt(public, values)
+    units["tckks_ciphertext_encodes"] = _best(upload.to_bytes, _CALIBRATION_CHUNKS)
     data = upload.to_bytes()
     units["tckks_ciphertext_decodes"] = _best(
         lambda: Ciphertext.from_bytes(params, data, length=length, summands=1),
@@ -138,12 +150,18 @@ def calibrate_threshold_ckks(
     units["tckks_additions"] = _best(lambda: total.add_(upload) and None, _CALIBRATION_CHUNKS, 1)
     total = upload + encrypt(public, values)
     mask = total.mask_part()
+    units["tckks_mask_encodes"] = _best(mask.to_bytes, _CALIBRATION_CHUNKS)
+    mask_bytes = mask.to_bytes()
+    units["tckks_mask_decodes"] = _best(
+        lambda: CiphertextMask.from_bytes(params, mask_bytes, length=length), _CALIBRATION_CHUNKS
+    )
     counter = iter(range(1 << 30))
     units["tckks_decryption_shares"] = _best(
         lambda: people[1].decryption_share(mask, request_id=b"cal-%d" % next(counter)),
         _CALIBRATION_CHUNKS,
     )
     shares = [people[j].decryption_share(mask, request_id=b"cal") for j in members]
+    units["tckks_share_encodes"] = _best(shares[0].to_bytes, _CALIBRATION_CHUNKS)
     encoded = shares[0].to_bytes()
     units["tckks_share_decodes"] = _best(
         lambda: DecryptionShare.from_bytes(params, encoded, length=length), _CALIBRATION_CHUNKS
