@@ -277,7 +277,6 @@ def threshold_ckks_costs(
         "ciphertext_bytes": upload,
         "public_key_bytes": key_bytes,
         "smudging_bits": p.noise.smudging_bits,
-        "scheme": p.to_dict(),
     }
     return {
         "protocol": "threshold-ckks",
