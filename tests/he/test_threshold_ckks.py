@@ -10,6 +10,7 @@ import math
 import os
 import pickle
 from collections.abc import Sequence
+from typing import Any
 
 import msgpack
 import numpy as np
@@ -53,6 +54,10 @@ from secagg.he.threshold_ckks import (
 )
 from secagg.he.threshold_ckks.ciphertext import encrypt_zero
 from secagg.he.threshold_ckks.lagrange import integer_lagrange
+from secagg.he.threshold_ckks.params import VERSION
+from tests.helpers.threshold_ckks_records import PARAMS as VECTOR_PARAMS
+from tests.helpers.threshold_ckks_records import build_record
+from tests.helpers.vectors import cases, load_vectors
 
 PARAMS = ThresholdCkksParameters()  # N = 8192, 4 limbs, 32-bit plaintexts, 5 members, 1000
 SMALL = ThresholdCkksParameters(
@@ -752,35 +757,26 @@ def test_crs_seed_is_derived_from_the_session() -> None:
         derive_crs_seed(b"")
 
 
-def test_wire_vectors() -> None:
-    """Pinned encodings of fixed objects (the format and the seeded sampler together)."""
-    params = SMALL
-    encodings = {
-        "public key share": PublicKeyShare(params, 3, _fixed(params, b"pk", 1)).to_bytes(),
-        "key share delivery": KeyShareDelivery(params, 1, 2, _fixed(params, b"ks", 1)).to_bytes(),
-        "public key": PublicKey(params, SEED, [1, 2, 3], _fixed(params, b"p", 1)).to_bytes(),
-        "ciphertext": Ciphertext(
-            params,
-            5000,
-            7,
-            np.arange(2 * params.degree, dtype=np.uint64).reshape(2, -1)
-            % np.uint64(2**params.body_bits),
-            _fixed(params, b"c1", 2),
-        ).to_bytes(),
-        "decryption share": DecryptionShare(params, 2, _fixed(params, b"d", 2)).to_bytes(),
-    }
-    digests = {name: hashlib.sha256(data).hexdigest()[:16] for name, data in encodings.items()}
-    assert digests == {
-        "public key share": "775d59be1d7619e0",
-        "key share delivery": "f633d729983d0af6",
-        "public key": "1eacc765d418efbf",
-        "ciphertext": "50d810bbbe1b5dc6",
-        "decryption share": "b0f3580b9917049d",
-    }
-    # The documented record layouts.
-    assert set(msgpack.unpackb(encodings["ciphertext"])) == {"v", "m", "n", "b", "a"}
-    record = msgpack.unpackb(encodings["public key"])
-    assert record["v"] == 2 and record["s"] == SEED and record["k"] == [1, 2, 3]
+WIRE = load_vectors("wire/threshold_ckks")
+
+
+@pytest.mark.parametrize("vector", cases(WIRE, "records"))
+def test_record_vectors(vector: dict[str, Any]) -> None:
+    """Pinned encodings of fixed records (the format and the seeded sampler together)."""
+    assert WIRE["record_version"] == VERSION
+    assert vector["parameters"] == VECTOR_PARAMS.to_dict()
+    data = build_record(vector["name"])
+    assert len(data) == vector["length"]
+    assert hashlib.sha256(data).hexdigest() == vector["sha256"]
+
+
+def test_record_layouts() -> None:
+    record = msgpack.unpackb(build_record("ciphertext (5000 values, 7 summands)"))
+    assert set(record) == {"v", "m", "n", "b", "a"} and record["v"] == VERSION
+    record = msgpack.unpackb(build_record("public key (contributors 1, 2, 4)"))
+    assert record["v"] == VERSION and record["k"] == [1, 2, 4] and len(record["s"]) == 32
+    decoded = PublicKey.from_bytes(VECTOR_PARAMS, build_record("public key (contributors 1, 2, 4)"))
+    assert decoded.contributors == (1, 2, 4)
 
 
 def _record(**fields: object) -> bytes:
