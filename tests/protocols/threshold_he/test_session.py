@@ -15,6 +15,7 @@ from secagg.encoding import FixedPoint
 from secagg.errors import (
     ConfigurationError,
     DecodeError,
+    ExclusionReason,
     InsufficientSharesError,
     MaliciousRequestError,
     ProtocolAbort,
@@ -347,23 +348,51 @@ def test_member_only_decrypts_aggregates_once() -> None:
 
 
 def test_ckks_members_must_agree() -> None:
-    config, secret = ckks_setup()
+    """Review story (issue 15): the single-key CKKS committee aborted on any disagreement,
+    so one faulty member ended every round; the majority's answer now wins and the
+    dissenter is blamed, and only a tie aborts."""
+    config, secret = ckks_setup()  # two members, threshold 2
     xs = inputs(7)
 
-    def tamper(message: Message) -> Message | None:
-        if isinstance(message, DecryptionShare) and message.sender == 2:
-            payload = bytearray(message.payload)
-            payload[0] ^= 1
-            return dataclasses.replace(message, payload=bytes(payload))
-        return message
+    def flip(member: int) -> Tamper:
+        def tamper(message: Message) -> Message | None:
+            if isinstance(message, DecryptionShare) and message.sender == member:
+                payload = bytearray(message.payload)
+                payload[0] ^= 1
+                return dataclasses.replace(message, payload=bytes(payload))
+            return message
 
+        return tamper
+
+    # Two members at threshold 2, one lies: no answer has two votes, nobody blamed.
     server = ThresholdHEServer(config)
-    with pytest.raises(ProtocolAbort, match="different"):
-        drive(server, make_clients(config, secret, xs), tamper=tamper)
+    with pytest.raises(ProtocolAbort, match="identical decryptions"):
+        drive(server, make_clients(config, secret, xs), tamper=flip(2))
+    assert not server.faults
     server = ThresholdHEServer(config)
     drive(server, make_clients(config, secret, xs))
     assert server.result is not None
     np.testing.assert_array_equal(server.result.total, expected_sum(xs, CLIENTS))
+    # Three members at threshold 2: the liar is outvoted and blamed, the sum is exact.
+    three, _ = setup_ckks(CLIENTS, bits=BITS, vector_length=DIM, committee=[1, 2, 3], threshold=2)
+    three = dataclasses.replace(three, ckks=config.ckks)  # the same key as ``secret``
+    server = ThresholdHEServer(three)
+    drive(server, make_clients(three, secret, xs), tamper=flip(3))
+    assert server.result is not None
+    np.testing.assert_array_equal(server.result.total, expected_sum(xs, CLIENTS))
+    assert server.result.faults[3].reasons == {ExclusionReason.DISAGREEMENT}
+    assert set(server.result.faults) == {3}
+    # Three members at threshold 3: the two honest answers are not enough.
+    strict = dataclasses.replace(three, threshold=3)
+    server = ThresholdHEServer(strict)
+    with pytest.raises(ProtocolAbort, match="identical decryptions"):
+        drive(server, make_clients(strict, secret, xs), tamper=flip(3))
+    # Two members at threshold 1, one lies: a one-to-one tie, nobody blamed.
+    loose = dataclasses.replace(config, threshold=1)
+    server = ThresholdHEServer(loose)
+    with pytest.raises(ProtocolAbort, match="none a majority"):
+        drive(server, make_clients(loose, secret, xs), tamper=flip(1))
+    assert not server.faults
 
 
 def test_weighted_float_updates_end_to_end() -> None:
