@@ -164,7 +164,7 @@ class ThresholdHETarget(ConfigTarget):
         from secagg.protocols.threshold_he.server import ThresholdHEServer
 
         self._garbled = {}  # a new run: nothing garbled yet
-        return ThresholdHEServer(self.config)
+        return ThresholdHEServer(self.config, simulation=True)  # this process holds shares
 
     def make_client(self, client_id: int, vector: np.ndarray) -> ClientProtocol:
         from secagg.protocols.threshold_he.client import ThresholdHEClient

@@ -57,7 +57,12 @@ from secagg.errors import (
 )
 from secagg.he.paillier import EncryptedVector
 from secagg.he.slots import unpack as unpack_slots
-from secagg.he.threshold_paillier import PartialDecryption, combine_partials, verify_partial
+from secagg.he.threshold_paillier import (
+    PartialDecryption,
+    combine_partials,
+    shares_held,
+    verify_partial,
+)
 from secagg.packing import unpack
 from secagg.protocols.base import SERVER_ID, AggregationResult, Message
 from secagg.protocols.faults import Exclusion, FaultLog
@@ -89,15 +94,29 @@ __all__ = ["ThresholdHEServer"]
 class ThresholdHEServer:
     """The aggregator (implements ServerProtocol). Holds public keys and ciphertexts only.
 
+    Refuses (ConfigurationError) to be built in a process that holds a key share of the
+    session's threshold-Paillier key (:func:`secagg.he.threshold_paillier.shares_held`),
+    unless ``simulation`` says one process plays every party on purpose (tests, the
+    simulator).
+
     A peer's misbehaviour is never raised from ``receive``: a bad upload removes its
     sender from the sum (``excluded``), a bad decryption share is left out (``faults``).
     Fault notes are bounded per party (:data:`~secagg.protocols.faults.MAX_FAULT_NOTES`,
     the rest counted), whatever a peer floods the server with.
     """
 
-    def __init__(self, config: ThresholdHEConfig) -> None:
+    def __init__(self, config: ThresholdHEConfig, *, simulation: bool = False) -> None:
         if not isinstance(config, ThresholdHEConfig):
-            raise ConfigurationError("config must be a ThresholdHEConfig")
+            raise ConfigurationError(
+                "config must be a ThresholdHEConfig (the public config: never the dealer's "
+                "output or a simulation holding key shares)"
+            )
+        if config.public_key is not None and not simulation and shares_held(config.public_key):
+            raise ConfigurationError(
+                "this process holds key shares of the session's key: an aggregator next to "
+                "them is not a threshold at all. Run the dealer and the members elsewhere, "
+                "or pass simulation=True when one process plays every party on purpose"
+            )
         self._config = config
         self._state = ServerState.IDLE
         self._expected: set[int] = set()
