@@ -204,6 +204,9 @@ def test_clients_refuse_pickling_and_keep_secrets_out_of_reprs() -> None:
     member = session.clients[1]
     with pytest.raises(TypeError):
         pickle.dumps(member)
+    with pytest.raises(TypeError):
+        pickle.dumps(member._member)  # the member role: sealing keys, key share
+    assert repr(member._member) == "MemberRole(id=1, ready=True)"
     assert repr(member) == "ThresholdCkksClient(id=1, state=DECRYPTED)"
     assert "session_id" in repr(CONFIG) and "N=8192" in repr(CONFIG)
 
