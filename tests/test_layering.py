@@ -105,6 +105,10 @@ PACKAGE_LAYERS: dict[str, str] = {
 SHARED_PROTOCOL_MODULES = frozenset(
     {"base", "limits", "wire", "faults", "options", "registry"}
 )
+FAMILIES = frozenset({"bonawitz", "threshold_he", "threshold_ckks"})
+"""The protocol family packages ``secagg.protocols.<family>`` (stated in
+``docs/ARCHITECTURE.md`` too): a new family is added here, so that adding one is a
+decision; families never import each other."""
 """``secagg.protocols.<name>`` modules every family uses; every other module of
 ``secagg.protocols`` belongs to a family package ``secagg.protocols.<family>``."""
 
@@ -445,6 +449,14 @@ def test_the_package_keeps_its_layers() -> None:
     assert "secagg.protocols.wire" in imports and "tests.test_layering" in imports
     found = violations(imports)
     assert not found, "\n".join(["layering violations:", *found])
+
+
+def test_the_families_are_the_listed_ones() -> None:
+    imports = scan(ROOT, ("secagg",))
+    assert protocol_families(imports) == FAMILIES
+    text = (ROOT / "docs" / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    for family in FAMILIES:
+        assert f"`protocols/{family}/`" in text, family
 
 
 def test_the_architecture_document_states_the_table() -> None:

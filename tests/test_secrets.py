@@ -118,6 +118,10 @@ PUBLIC_LOOKALIKES: dict[str, str] = {
     "secagg.integrations.flower.wire.SessionSetup": "weighted_by_key names a record",
     "secagg.integrations.torch.fedavg.SecureFedAvg": "parameter_keys are state-dict names",
     "secagg.dp.ledger.RoundPrivacy": "noise_multiplier is a public figure of the plan",
+    "secagg.protocols.threshold_ckks.messages.PeerKey": "a member's advertised PUBLIC key",
+    "secagg.protocols.threshold_ckks.server.ThresholdCkksServer": (
+        "_shares are decryption shares, sent TO the server to be combined"
+    ),
     "secagg.dp.plan.DPPlan": "the public plan: noise parameters are published (accounting)",
     "secagg.dp.planning._Solver": "searches public plan parameters (scale, noise level)",
     "secagg.dp.tables._Residual": "table_share is probability mass of a public pmf",
@@ -150,6 +154,7 @@ TRANSITIVE: dict[str, str] = {
     # Classes whose secrets are SecretHolder objects (never raw bytes): pickling or copying
     # them reaches the holders' refusal (test_containers_of_holders_refuse_too).
     "secagg.testing.threshold_he.ThresholdHETarget": "KeyShare / CkksContext objects",
+    "secagg.protocols.threshold_he.keys.ThresholdPaillierSetup": "member_shares is MemberKeyShares",
 }
 
 # Categories that are public by construction.

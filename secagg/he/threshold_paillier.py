@@ -1,5 +1,13 @@
 """Threshold Paillier (Shoup 2000 / Damgard-Jurik 2001, s = 1) with a trusted dealer.
 
+Who must be trusted: the dealer (:func:`deal_threshold_keys`) computes the whole decryption
+exponent ``d`` before sharing it, so whoever runs it can decrypt every ciphertext under the
+key until it forgets ``d``. Never run it on the aggregator (which would then hold the key it
+must not have); run it in an offline key ceremony, or on one committee member trusted not to
+collude with the server, and hand each share over a private channel. This process keeps
+track of the :class:`KeyShare` objects it holds (:func:`shares_held`), so that an aggregator
+can refuse to run next to them (:class:`secagg.protocols.threshold_he.ThresholdHEServer`).
+
 Theory of operation
 -------------------
 The dealer picks safe primes p = 2p' + 1, q = 2q' + 1, n = pq, m = p'q', and the decryption
@@ -32,6 +40,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -63,6 +72,7 @@ __all__ = [
     "combine_partials",
     "deal_threshold_keys",
     "decrypt_vector",
+    "shares_held",
     "verify_partial",
 ]
 
@@ -267,7 +277,7 @@ class KeyShare(
     Raises ConfigurationError for an index outside 1..l.
     """
 
-    __slots__ = ("_secret", "index", "public_key")
+    __slots__ = ("__weakref__", "_secret", "index", "public_key")
 
     def __init__(self, public_key: ThresholdPublicKey, index: int, secret: int) -> None:
         if not 1 <= index <= public_key.holders:
@@ -275,6 +285,7 @@ class KeyShare(
         self.public_key = public_key
         self.index = index
         self._secret: Mpz = gmpy2.mpz(secret)
+        _HELD.add(self)
 
     def __repr__(self) -> str:
         return f"KeyShare(index={self.index}, key={self.public_key.fingerprint})"
@@ -338,6 +349,16 @@ class KeyShare(
         challenge = _challenge(public, statement, big_c, big_ci, a, b)
         response = nonce + challenge * public.delta * self._secret
         return PartialDecryption(self.index, values, challenge, int(response))
+
+
+_HELD: weakref.WeakSet[KeyShare] = weakref.WeakSet()
+"""Every KeyShare this process still references (an entry goes when its share is freed)."""
+
+
+def shares_held(public_key: ThresholdPublicKey) -> int:
+    """How many :class:`KeyShare` objects of ``public_key`` this process holds right now
+    (those still referenced: a share handed over and dropped no longer counts)."""
+    return sum(1 for share in list(_HELD) if share.public_key == public_key)
 
 
 def _statement_digest(
@@ -539,7 +560,10 @@ def deal_threshold_keys(
 ) -> tuple[ThresholdPublicKey, list[KeyShare]]:
     """Trusted-dealer key generation: the public key and shares for holders 1..l.
 
-    Safe primes of ``n_bits / 2`` bits are generated from :mod:`secrets` unless
+    TRUST: the dealer computes the whole secret key; whoever runs this can decrypt every
+    ciphertext under it. Never run it on the aggregator: use an offline key ceremony, or
+    one committee member trusted not to collude with the server (module docstring). Safe
+    primes of ``n_bits / 2`` bits are generated from :mod:`secrets` unless
     ``safe_primes`` supplies them (tests and benchmarks reuse precomputed ones); they are
     checked to be distinct safe primes whose product has ``n_bits`` bits. The dealer must
     forget everything but the public key after handing out the shares. Raises

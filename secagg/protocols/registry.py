@@ -248,6 +248,7 @@ _BUILTINS: dict[str, str] = {
     "secagg+": "secagg.protocols.bonawitz.spec:secagg_plus_spec",
     "threshold-paillier": "secagg.protocols.threshold_he.spec:threshold_paillier_spec",
     "ckks": "secagg.protocols.threshold_he.spec:ckks_spec",
+    "threshold-ckks": "secagg.protocols.threshold_ckks.spec:threshold_ckks_spec",
 }
 
 _REGISTRY: dict[str, ProtocolSpec] = {}

@@ -11,7 +11,8 @@ Importing this package imports hypothesis (install the ``testing`` extra:
 * :mod:`secagg.testing.harness`: drive any sans-I/O protocol (ClientProtocol /
   ServerProtocol) through a schedule, over your own transport, and check the invariants
   of :mod:`secagg.testing.invariants`;
-* targets: :class:`BonawitzTarget`, :class:`ThresholdHETarget`, and :class:`SpecTarget`
+* targets: :class:`BonawitzTarget`, :class:`ThresholdHETarget`,
+  :class:`ThresholdCkksTarget`, and :class:`SpecTarget`
   for any protocol described by a :class:`~secagg.protocols.registry.ProtocolSpec`;
   :class:`TargetDefaults` and :class:`ConfigTarget` to start a target of your own from.
 """
@@ -39,6 +40,7 @@ from secagg.testing.target import (
     SpecTarget,
     TargetDefaults,
 )
+from secagg.testing.threshold_ckks import ThresholdCkksTarget
 from secagg.testing.threshold_he import ThresholdHETarget
 from secagg.testing.uniformity import uniformity_score
 
@@ -57,6 +59,7 @@ __all__ = [
     "ServerAttack",
     "SpecTarget",
     "TargetDefaults",
+    "ThresholdCkksTarget",
     "ThresholdHETarget",
     "Transport",
     "as_target",

@@ -33,6 +33,7 @@ import numpy as np
 from secagg.channel import NONCE_BYTES, seal
 from secagg.he.paillier import EncryptedVector, PaillierPublicKey
 from secagg.he.slots import SlotLayout
+from secagg.he.threshold_ckks.params import VERSION as RECORD_VERSION
 from secagg.he.threshold_paillier import (
     CHALLENGE_BITS,
     KeyShare,
@@ -76,6 +77,7 @@ from secagg.protocols.bonawitz.messages import (
     consistency_signature_payload,
 )
 from secagg.protocols.limits import MAX_CLIENT_ID
+from secagg.protocols.threshold_ckks import messages as ckks_wire
 from secagg.protocols.threshold_he.messages import (
     DecryptionRequest,
     DecryptionShare,
@@ -84,6 +86,7 @@ from secagg.protocols.threshold_he.messages import (
 )
 from secagg.protocols.wire import WIRE_VERSION, ProtocolMessage
 from secagg.shamir import LIMBS, PRIME, Share, pack_limb_shares
+from tests.helpers.threshold_ckks_records import record_vectors
 from tests.helpers.vectors import VECTORS_DIR
 from tests.helpers.wire_fields import (
     bundle_fields,
@@ -408,6 +411,44 @@ def threshold_he_messages() -> list[dict[str, Any]]:
             DecryptionRequest(0, 3, SID, (1, 2), fixed("aggregate", 64), (0, 1), 2),
         ),
         ("DecryptionShare", DecryptionShare(2, 0, SID, fixed("partial2", 48))),
+    ]
+    return [_message_vector(name, message) for name, message in cases]
+
+
+def threshold_ckks_messages() -> list[dict[str, Any]]:
+    w = ckks_wire
+    key = fixed("x25519 public", 32)
+    cases: list[tuple[str, ProtocolMessage]] = [
+        ("KeyAdvertiseRequest", w.KeyAdvertiseRequest(0, 3, SID)),
+        ("KeyAdvertise", w.KeyAdvertise(3, 0, SID, key)),
+        (
+            "KeyDealRequest, peers with 1- and 3-byte ids",
+            w.KeyDealRequest(0, 3, SID64, (w.PeerKey(1, key), w.PeerKey(70_000, key))),
+        ),
+        ("KeyDealRequest, no peers", w.KeyDealRequest(0, 3, SID, ())),
+        (
+            "KeyDeal",
+            w.KeyDeal(
+                3,
+                0,
+                SID,
+                fixed("public key share", 40),
+                (w.Sealed(1, fixed("box 3->1", 60)), w.Sealed(300, fixed("box 3->300", 300))),
+            ),
+        ),
+        (
+            "KeyCheckRequest",
+            w.KeyCheckRequest(0, 4, SID, (w.Sealed(1, fixed("box 1->4", 60)),)),
+        ),
+        ("KeyCheck, no complaint", w.KeyCheck(4, 0, SID, ())),
+        ("KeyCheck, complaints", w.KeyCheck(4, 0, SID, (1, 3, MAX_CLIENT_ID))),
+        ("InputRequest", w.InputRequest(0, 7, SID, fixed("public key", 80))),
+        ("EncryptedInput", w.EncryptedInput(7, 0, SID, fixed("ciphertext", 300))),
+        (
+            "DecryptionRequest",
+            w.DecryptionRequest(0, 2, SID, (1, 2, 7, 300, MAX_CLIENT_ID), fixed("mask", 64)),
+        ),
+        ("DecryptionShare", w.DecryptionShare(2, 0, SID, fixed("share", 64))),
     ]
     return [_message_vector(name, message) for name, message in cases]
 
@@ -767,6 +808,20 @@ def files() -> dict[str, Callable[[], dict[str, Any]]]:
             "wire_version": WIRE_VERSION,
             "protocol": "threshold-paillier",
             "messages": threshold_he_messages(),
+        },
+        "wire/threshold_ckks.json": lambda: {
+            "source": pinned(
+                "every threshold-CKKS message type, and the scheme's records (public key "
+                "share, key-share delivery, public key, ciphertext, mask, decryption share) "
+                "for fixed residues, pinned by SHA-256 and length (a record of one N = 4096 "
+                "polynomial is tens of KiB)",
+                f"WIRE_VERSION {WIRE_VERSION}, record version {RECORD_VERSION}",
+            ),
+            "wire_version": WIRE_VERSION,
+            "record_version": RECORD_VERSION,
+            "protocol": "threshold-ckks",
+            "messages": threshold_ckks_messages(),
+            "records": record_vectors(),
         },
         "wire/shamir.json": lambda: {
             "source": pinned(

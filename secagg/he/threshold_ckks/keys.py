@@ -150,7 +150,16 @@ class PublicKey:
     ``a`` expanded from the public seed (sent as the seed). NTT form, with Shoup factors
     for fast encryption. Raises ConfigurationError for a bad seed or contributor list."""
 
-    __slots__ = ("contributors", "crs", "crs_shoup", "params", "seed", "value", "value_shoup")
+    __slots__ = (
+        "contributors",
+        "crs",
+        "crs_shoup",
+        "params",
+        "scale_column",
+        "seed",
+        "value",
+        "value_shoup",
+    )
 
     def __init__(
         self,
@@ -174,6 +183,10 @@ class PublicKey:
         q = params.ring.q
         self.crs_shoup = shoup_factor(self.crs, q)
         self.value_shoup = shoup_factor(value, q)
+        scale = params.noise.scale  # gamma = Delta^2 mod each limb: see encrypt()
+        self.scale_column = np.array([scale % m for m in params.moduli], dtype=np.uint64).reshape(
+            params.ring.limbs, 1, 1
+        )
 
     def __repr__(self) -> str:
         return f"PublicKey(contributors={list(self.contributors)}, fingerprint={self.fingerprint})"

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from secagg.protocols.base import Message
 from secagg.protocols.registry import InputSource, ProtocolSpec, SimulationParams, client_ids_of
@@ -47,7 +47,9 @@ SIMULATION_KEY_BITS = 2048
 class ThresholdHESimulation:
     """The public config plus the key material a dealer hands to the clients (in-process).
 
-    Never give this object to a real server: it holds the committee's secrets.
+    Never give this object to a real server: it holds the committee's secrets (a
+    ThresholdHEServer refuses it, and refuses to run next to live key shares unless built
+    with ``simulation=True``, as this spec's ``make_server`` does). Never pickled.
     """
 
     config: ThresholdHEConfig
@@ -57,6 +59,9 @@ class ThresholdHESimulation:
 
     def __repr__(self) -> str:
         return f"ThresholdHESimulation({self.config!r})"
+
+    def __reduce__(self) -> NoReturn:
+        raise TypeError("a ThresholdHESimulation holds key shares and cannot be pickled")
 
     @classmethod
     def threshold_paillier(
@@ -127,7 +132,8 @@ def _make_client(
 def _make_server(simulation: ThresholdHESimulation) -> ThresholdHEServer:
     from secagg.protocols.threshold_he.server import ThresholdHEServer
 
-    return ThresholdHEServer(simulation.config)  # public config only
+    # The public config only; this process holds the members' shares on purpose.
+    return ThresholdHEServer(simulation.config, simulation=True)
 
 
 def _decode(data: bytes, sender: int) -> Message:
