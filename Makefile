@@ -4,8 +4,10 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 PYTEST_ARGS ?=
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?=
 
-.PHONY: all venv test demo lint bench bench-quick clean
+.PHONY: all venv test demo lint bench bench-quick fuzz fuzz-corpus clean
 
 all: test
 
@@ -36,6 +38,17 @@ bench: $(STAMP)
 
 bench-quick: $(STAMP)
 	$(BIN)/python -m secagg bench --quick --out benchmarks/results/quick
+
+# Coverage-guided fuzzing (atheris, the 'fuzz' extra) of every decoder and loader, FUZZ_SECONDS
+# per target (FUZZ_TARGETS: a subset by name); `make test` runs a short pass of the same targets
+# (tests/fuzz/test_fuzz.py). Without atheris the runner falls back to random mutations.
+fuzz: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[fuzz]'
+	$(BIN)/python -m tests.fuzz.run --seconds $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+# Regenerate the committed corpus from real sessions (only when a format changes).
+fuzz-corpus: $(STAMP)
+	$(BIN)/python -m tests.fuzz.make_corpus
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .hypothesis build dist *.egg-info \

@@ -35,6 +35,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from secagg.errors import ConfigurationError, HeadroomError, UsageError
 from secagg.ring import check_bits, dtype_for_bits, value_mask
+from secagg.secret import SecretHolder
 
 __all__ = ["FixedPoint"]
 
@@ -59,7 +60,7 @@ def _magnitude(clip: float, scale: float, max_weight: float) -> float:
     return clip * (max(1.0, max_weight) * scale)
 
 
-class _Rounder:
+class _Rounder(SecretHolder, export="none: one rounder per call, never reused"):
     """Chunked clip-scale-round-wrap pipeline with scratch buffers that stay in L2 cache.
 
     One instance per call: it owns a fresh AES-CTR key (``os.urandom``), so rounding

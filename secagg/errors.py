@@ -37,6 +37,15 @@ class UsageError(SecAggError, RuntimeError):
     """A local API call made in a state that does not allow it."""
 
 
+class SecretSerializationError(UsageError, TypeError):
+    """An object holding secret material was asked to be pickled or copied.
+
+    A :class:`TypeError` like the one ``pickle`` raises for any unpicklable object, and a
+    :class:`UsageError`; the text names the class and its safe, explicit alternative
+    (:mod:`secagg.secret`).
+    """
+
+
 class ShareError(SecAggError, ValueError):
     """Secret shares that cannot be combined."""
 

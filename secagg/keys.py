@@ -14,7 +14,6 @@ from __future__ import annotations
 import enum
 import hashlib
 import struct
-from typing import NoReturn
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
@@ -26,7 +25,8 @@ from cryptography.hazmat.primitives.serialization import (
     PublicFormat,
 )
 
-from secagg.errors import ConfigurationError, DecodeError, UsageError
+from secagg.errors import ConfigurationError, DecodeError
+from secagg.secret import SecretHolder
 
 __all__ = [
     "KEY_BYTES",
@@ -76,7 +76,7 @@ class Purpose(enum.Enum):
     """Key for any key-confirmation tag a protocol may add."""
 
 
-class KeyPair:
+class KeyPair(SecretHolder, export="KeyPair.private_bytes() / KeyPair.from_private_bytes()"):
     """An X25519 key pair.
 
     ``repr`` shows only a short fingerprint of the public key; the private key leaves the
@@ -137,10 +137,6 @@ class KeyPair:
         return f"KeyPair(public_fingerprint={self.fingerprint()})"
 
     __str__ = __repr__
-
-    def __reduce__(self) -> NoReturn:
-        # Refuse pickling/copying: a private key must not travel by accident.
-        raise UsageError("KeyPair cannot be pickled; use private_bytes() explicitly")
 
 
 def _pair_info(purpose: Purpose, session_id: bytes, client_a: int, client_b: int) -> bytes:

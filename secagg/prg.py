@@ -20,15 +20,15 @@ from __future__ import annotations
 
 import struct
 import sys
-from typing import NoReturn
 
 import numpy as np
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers import Cipher, CipherContext, algorithms, modes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from secagg.errors import ConfigurationError, UsageError
+from secagg.errors import ConfigurationError
 from secagg.ring import check_bits, dtype_for_bits, value_mask
+from secagg.secret import SecretHolder
 
 __all__ = [
     "SEED_BYTES",
@@ -146,7 +146,7 @@ def words_to_native(words: np.ndarray) -> None:
         words.byteswap(inplace=True)
 
 
-class Prg:
+class Prg(SecretHolder, export="Prg(seed, domain=..., bits=..., offset=position): a new stream"):
     """A stream of uniform elements of Z_(2^bits) determined by ``(seed, domain)``.
 
     ``Prg(seed, domain=d, bits=b, offset=k)`` yields elements ``k, k+1, ...`` of the stream,
@@ -203,9 +203,6 @@ class Prg:
         return f"Prg(bits={self._bits}, position={self._position})"
 
     __str__ = __repr__
-
-    def __reduce__(self) -> NoReturn:
-        raise UsageError("a Prg holds key material and cannot be pickled")
 
 
 def expand(seed: bytes, length: int, *, bits: int, domain: bytes) -> np.ndarray:

@@ -8,7 +8,6 @@ clients (Sybil attack) or show different clients different views of who is alive
 from __future__ import annotations
 
 import hashlib
-from typing import NoReturn
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -19,7 +18,8 @@ from cryptography.hazmat.primitives.serialization import (
     PublicFormat,
 )
 
-from secagg.errors import AuthenticationError, ConfigurationError, DecodeError, UsageError
+from secagg.errors import AuthenticationError, ConfigurationError, DecodeError
+from secagg.secret import SecretHolder
 
 __all__ = ["SIGNATURE_BYTES", "VERIFY_KEY_BYTES", "SigningKey", "verify_signature"]
 
@@ -28,7 +28,9 @@ SIGNATURE_BYTES = 64
 _PRIVATE_BYTES = 32
 
 
-class SigningKey:
+class SigningKey(
+    SecretHolder, export="SigningKey.private_bytes() / SigningKey.from_private_bytes()"
+):
     """An Ed25519 signing key. ``repr`` shows only a fingerprint of the verify key."""
 
     __slots__ = ("_private", "_verify_key")
@@ -74,9 +76,6 @@ class SigningKey:
         return f"SigningKey(verify_fingerprint={self.fingerprint()})"
 
     __str__ = __repr__
-
-    def __reduce__(self) -> NoReturn:
-        raise UsageError("SigningKey cannot be pickled; use private_bytes() explicitly")
 
 
 def verify_signature(

@@ -41,6 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 PRIMITIVES = "primitives"
 HE = "he"
+DP = "dp"
 PROTOCOLS = "protocols"
 SIM = "sim"
 COST = "cost"
@@ -55,13 +56,14 @@ ALLOWED: dict[str, frozenset[str]] = {
     # layer: the layers its modules may import (its own included). Read from the bottom up.
     PRIMITIVES: frozenset({PRIMITIVES}),
     HE: frozenset({PRIMITIVES, HE}),
+    DP: frozenset({PRIMITIVES, DP}),
     PROTOCOLS: _BELOW_SIM,
     SIM: _BELOW_SIM | {SIM},
     COST: _BELOW_SIM | {SIM, COST},
-    INTEGRATIONS: _BELOW_SIM | {SIM, INTEGRATIONS},
+    INTEGRATIONS: _BELOW_SIM | {SIM, DP, INTEGRATIONS},
     TESTING: _BELOW_SIM | {SIM, TESTING},
-    BENCH: _BELOW_SIM | {SIM, COST, INTEGRATIONS, TESTING, BENCH},
-    CLI: _BELOW_SIM | {SIM, COST, INTEGRATIONS, TESTING, BENCH, CLI},
+    BENCH: _BELOW_SIM | {SIM, COST, DP, INTEGRATIONS, TESTING, BENCH},
+    CLI: _BELOW_SIM | {SIM, COST, DP, INTEGRATIONS, TESTING, BENCH, CLI},
 }
 """The layers and the directions imports may take. ``bench`` has one more rule: only the CLI
 imports it, and never at import time (:data:`LAZY_ONLY`)."""
@@ -78,6 +80,8 @@ PRIMITIVE_MODULES = frozenset(
         "secagg.masking",
         "secagg.encoding",
         "secagg.packing",
+        "secagg.secret",
+        "secagg.extras",
     }
 )
 """The root modules of ``secagg/`` that are primitives: a new root module must be listed here
@@ -86,6 +90,7 @@ PRIMITIVE_MODULES = frozenset(
 PACKAGE_LAYERS: dict[str, str] = {
     "secagg.shamir": PRIMITIVES,
     "secagg.he": HE,
+    "secagg.dp": DP,
     "secagg.protocols": PROTOCOLS,
     "secagg.sim": SIM,
     "secagg.cost": COST,
@@ -97,7 +102,13 @@ PACKAGE_LAYERS: dict[str, str] = {
 }
 """A module in one of these packages (or the module itself) is in that layer."""
 
-SHARED_PROTOCOL_MODULES = frozenset({"base", "limits", "wire", "faults", "registry"})
+SHARED_PROTOCOL_MODULES = frozenset(
+    {"base", "limits", "wire", "faults", "options", "registry"}
+)
+FAMILIES = frozenset({"bonawitz", "threshold_he", "threshold_ckks"})
+"""The protocol family packages ``secagg.protocols.<family>`` (stated in
+``docs/ARCHITECTURE.md`` too): a new family is added here, so that adding one is a
+decision; families never import each other."""
 """``secagg.protocols.<name>`` modules every family uses; every other module of
 ``secagg.protocols`` belongs to a family package ``secagg.protocols.<family>``."""
 
@@ -438,6 +449,14 @@ def test_the_package_keeps_its_layers() -> None:
     assert "secagg.protocols.wire" in imports and "tests.test_layering" in imports
     found = violations(imports)
     assert not found, "\n".join(["layering violations:", *found])
+
+
+def test_the_families_are_the_listed_ones() -> None:
+    imports = scan(ROOT, ("secagg",))
+    assert protocol_families(imports) == FAMILIES
+    text = (ROOT / "docs" / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    for family in FAMILIES:
+        assert f"`protocols/{family}/`" in text, family
 
 
 def test_the_architecture_document_states_the_table() -> None:

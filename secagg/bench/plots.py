@@ -29,6 +29,7 @@ COLORS = {
     "secagg+": "tab:green",
     "threshold-paillier": "tab:purple",
     "ckks": "tab:orange",
+    "threshold-ckks": "tab:brown",
     "flower": "tab:red",
     "floor": "0.5",
     "paper": "black",

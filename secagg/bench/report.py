@@ -216,7 +216,8 @@ def _header(document: dict[str, Any], summary: dict[str, Any]) -> list[str]:
         "same core: the client's `_collect_masked_vectors` and the server's unmasking "
         "(flwr's primitives in flwr's order; a k-regular ring for sparse graphs).",
         "* **model**: the analytic cost model (`secagg cost`, `bonawitz_costs`, "
-        "`threshold_paillier_costs`, `ckks_costs`) with the run's dropout counts. Bytes: "
+        "`threshold_paillier_costs`, `ckks_costs`, `threshold_ckks_costs`) with the run's "
+        "dropouts. Bytes: "
         "*exact* means every round's bytes up and down equal the model's (CKKS: given the "
         "mean size of SEAL's compressed ciphertexts, read from the run); *E ±x*: with dropouts "
         "among ids of 128 and more the model gives the expectation over random dropout sets "
@@ -659,7 +660,8 @@ def render_markdown(document: dict[str, Any], plots_dir: str | None = None) -> s
     if he:
         lines += [
             "",
-            "## Threshold HE (threshold Paillier, 2048-bit key; CKKS, N = 8192)",
+            "## Threshold HE (threshold Paillier, 2048-bit key; CKKS, N = 8192; threshold "
+            "CKKS, N = 8192, committee-generated key)",
             "",
             *_he_table(he),
         ]

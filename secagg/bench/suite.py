@@ -1,6 +1,7 @@
 """The protocol cost suite: what ``secagg bench`` / ``make bench`` measure.
 
-For each protocol (Bonawitz, SecAgg+, threshold Paillier, CKKS), round and party: the
+For each protocol (Bonawitz, SecAgg+, threshold Paillier, CKKS, threshold CKKS), round and
+party: the
 compute seconds and the bytes up and down, as n, m and the dropout rate grow, each beside
 its analytic model (bytes, exactly), its predicted seconds (op counts times unit costs
 calibrated in the same run), the floor (keystream plus add) and Flower's SecAgg+ with the
@@ -106,8 +107,12 @@ QUICK = Plan(
     flower_complete_m=10_000,
     flower_sparse_max_n=100,
     he_n=(3, 5),
-    he_m={"threshold-paillier": (100, 300), "ckks": (1_000, 10_000)},
-    he_base={"threshold-paillier": (3, 100), "ckks": (3, 1_000)},
+    he_m={
+        "threshold-paillier": (100, 300),
+        "ckks": (1_000, 10_000),
+        "threshold-ckks": (1_000, 10_000),
+    },
+    he_base={"threshold-paillier": (3, 100), "ckks": (3, 1_000), "threshold-ckks": (3, 1_000)},
     he_dropouts=(0.0, 0.34),
     scale_memory=((50, 10_000),),
     scale_ladder=((100, 10_000), (200, 10_000), (200, 100_000)),
@@ -130,8 +135,16 @@ FULL = Plan(
     flower_complete_m=100_000,
     flower_sparse_max_n=500,
     he_n=(5, 10, 20),
-    he_m={"threshold-paillier": (1_000, 10_000), "ckks": (10_000, 100_000)},
-    he_base={"threshold-paillier": (10, 1_000), "ckks": (10, 10_000)},
+    he_m={
+        "threshold-paillier": (1_000, 10_000),
+        "ckks": (10_000, 100_000),
+        "threshold-ckks": (10_000, 100_000, 1_000_000),
+    },
+    he_base={
+        "threshold-paillier": (10, 1_000),
+        "ckks": (10, 10_000),
+        "threshold-ckks": (10, 10_000),
+    },
     he_dropouts=(0.0, 0.1, 0.3),
     scale_memory=((100, 100_000), (100, 1_000_000), (1000, 100_000), (1000, 1_000_000)),
     scale_ladder=(

@@ -16,8 +16,8 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from secagg.cli.args import EXIT_OK, add_no_progress
-from secagg.errors import ConfigurationError
+from secagg.cli.args import EXIT_OK, add_common, add_no_progress
+from secagg.extras import require
 
 __all__ = ["DEFAULT_OUT", "add_parser", "run"]
 
@@ -53,6 +53,7 @@ def add_parser(commands: Any) -> None:
         metavar="PATH",
         help="re-render markdown and plots from an earlier run's JSON (no measurement)",
     )
+    add_common(bench)
     bench.set_defaults(handler=run)
 
 
@@ -69,16 +70,14 @@ def _paths(args: argparse.Namespace) -> tuple[Path, Path, Path]:
 def run(args: argparse.Namespace, out: TextIO) -> int:
     """Run the suite (or re-render ``--from-json``), write JSON, markdown and plots.
 
-    Raises ConfigurationError when the bench extra (matplotlib) is not installed.
+    Raises MissingExtraError when the bench extra (matplotlib, the HE backends) is not
+    installed.
     """
-    try:
-        from secagg.bench.plots import write_plots
-    except ImportError as exc:
-        raise ConfigurationError(
-            f"secagg bench needs the bench extra ({exc.name} is missing): "
-            "pip install 'secagg[bench]'"
-        ) from exc
+    require("matplotlib", "bench", feature="secagg bench")
+    require("gmpy2", "bench", feature="secagg bench")
+    require("tenseal", "bench", feature="secagg bench")
     from secagg.bench.flower import flower_hint
+    from secagg.bench.plots import write_plots
     from secagg.bench.report import console_summary, write_json, write_markdown
     from secagg.bench.suite import FULL, QUICK, run_suite
 

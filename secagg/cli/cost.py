@@ -3,7 +3,11 @@ running anything.
 
 The figures are the protocol's analytic cost model (:func:`secagg.cost.estimate`, reached
 through its registry spec) with the defaults ``secagg simulate`` uses; ``--calibrate`` adds
-predicted seconds from unit costs measured on this machine, in about a second.
+predicted seconds from unit costs measured on this machine, in about a second. The flags
+are checked against the protocol's option table as ``simulate`` checks them. The models
+are formulas: they run on a core install (threshold Paillier's reads constants of its
+backend, the ``he`` extra); ``--calibrate`` times the real operations and needs the
+protocol's extras.
 """
 
 from __future__ import annotations
@@ -12,12 +16,24 @@ import argparse
 import json
 from typing import Any, TextIO
 
-from secagg.cli.args import EXIT_OK, add_protocol, add_size, add_variants
+from secagg.cli.args import EXIT_OK, add_common, add_options, add_protocol, checked_spec
 from secagg.cost.estimate import estimate, predict
-from secagg.protocols.registry import protocol_names
 from secagg.sim.ledger import format_bytes
 
-__all__ = ["add_parser", "cost_table", "run"]
+__all__ = ["DESCRIPTION", "add_parser", "cost_table", "run"]
+
+DESCRIPTION = """\
+Print a protocol's bytes and operation counts per round and party from its cost model,
+before running anything (the simulator's defaults: the same threshold and degree).
+--calibrate adds predicted seconds from unit costs measured now on this machine.
+
+Every flag is checked for the protocol it describes, as in secagg simulate: a flag the
+protocol does not take, or a value outside its range, is refused with exit code 2."""
+
+_ESTIMATE_ARGUMENTS = {
+    "dropout_fraction": "dropout",
+    "corrupt_fraction": "corrupt",
+}
 
 
 def add_parser(commands: Any) -> None:
@@ -25,38 +41,29 @@ def add_parser(commands: Any) -> None:
     cost = commands.add_parser(
         "cost",
         help="bytes and operations per round and party, from the cost model (no run)",
+        description=DESCRIPTION,
     )
-    add_protocol(cost, protocol_names())
-    add_size(cost)
-    add_variants(cost)
-    cost.add_argument("--key-bits", type=int, default=2048, help="threshold Paillier key size")
-    cost.add_argument(
-        "--ciphertext-bytes", type=float, default=None, help="CKKS: mean ciphertext size"
-    )
+    add_protocol(cost)
+    add_options(cost, cost=True)
     cost.add_argument(
         "--calibrate", action="store_true", help="also predict seconds (measures unit costs now)"
     )
-    cost.add_argument("--json", action="store_true", help="print one JSON document")
+    cost.add_argument(
+        "--json", action="store_true", help="print one JSON document to stdout (errors too)"
+    )
+    add_common(cost)
     cost.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
     """Print the model ``args`` describe (a table, or ``--json``); the exit code.
 
-    Raises ConfigurationError for bad parameters or a protocol without a cost model.
+    Raises OptionError / ConfigurationError for bad parameters or a protocol without a
+    cost model, MissingExtraError when ``--calibrate`` needs an extra that is missing.
     """
+    spec, values = checked_spec(args, cost=True)
     model = estimate(
-        args.protocol,
-        clients=args.clients,
-        dim=args.dim,
-        bits=args.bits,
-        dropout=args.dropout,
-        threshold=args.threshold,
-        degree=args.degree,
-        active=args.active,
-        key_bits=args.key_bits,
-        ciphertext_bytes=args.ciphertext_bytes,
-        decryption=args.decryption,
+        spec.name, **{_ESTIMATE_ARGUMENTS.get(name, name): v for name, v in values.items()}
     )
     prediction = predict(model) if args.calibrate else None
     if args.json:

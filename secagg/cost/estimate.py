@@ -10,13 +10,13 @@ name: a new protocol needs only its spec and its cost model.
 from __future__ import annotations
 
 import importlib
-import math
 from collections.abc import Mapping
 from typing import Any
 
 from secagg.cost.model import CostModel, CostParams
 from secagg.cost.timing import predict_seconds
 from secagg.errors import ConfigurationError
+from secagg.protocols.options import flag_of, refusal
 from secagg.protocols.registry import (
     ProtocolSpec,
     get_protocol,
@@ -47,11 +47,10 @@ def cost_protocols() -> tuple[str, ...]:
     return tuple(name for name in protocol_names() if get_protocol(name).cost_model is not None)
 
 
-def variant_refusal(flag: str, variant: str) -> ConfigurationError:
+def variant_refusal(flag: str, variant: str, protocol: str = "this protocol") -> ConfigurationError:
     """The error for a variant (``--decryption``...) given to a protocol without it: names
     the protocols that take it."""
-    takers = protocols_taking(variant)
-    return ConfigurationError(f"{flag} applies to {' and '.join(takers) or 'no protocol'} only")
+    return refusal(protocol, variant, None, protocols_taking(variant), lambda _: flag)
 
 
 def estimate(
@@ -64,8 +63,8 @@ def estimate(
     threshold: int | None = None,
     degree: int | None = None,
     active: bool = False,
-    corrupt: float = 0.05,
-    key_bits: int = 2048,
+    corrupt: float | None = None,
+    key_bits: int | None = None,
     ciphertext_bytes: float | None = None,
     decryption: str | None = None,
 ) -> dict[str, Any]:
@@ -75,23 +74,36 @@ def estimate(
     :meth:`DropoutSchedule.from_rate`); ``degree`` is SecAgg+'s k or the HE committee size
     (default ``min(5, n)``); Bonawitz and SecAgg+ take their defaults of ``threshold`` and
     ``degree`` from :func:`~secagg.protocols.bonawitz.spec.graph_parameters` (mode-aware:
-    ``active`` raises the minimum threshold; a protocol without an active mode ignores
-    ``active``), threshold Paillier a committee majority and CKKS 1.
-    ``decryption`` is a committee decryption mode (threshold Paillier: ``"full"``, the
-    default, or ``"balanced"``); a protocol whose spec has no ``"decryption"`` variant
-    refuses it. Returns the model's JSON-ready dict with ``"protocol"`` set.
+    ``active`` raises the minimum threshold), threshold Paillier a committee majority and
+    CKKS 1. ``corrupt`` feeds SecAgg+'s parameter finder (default 0.05), ``key_bits`` is
+    threshold Paillier's key size (default 2048), ``ciphertext_bytes`` CKKS's mean
+    ciphertext size, ``decryption`` a committee decryption mode (threshold Paillier:
+    ``"full"``, the default, or ``"balanced"``). Every argument is checked against the
+    protocol's option table (:meth:`ProtocolSpec.check_options`, messages spell them as
+    ``secagg cost`` flags): one the protocol does not take (``active`` for an HE protocol,
+    ``degree`` for Bonawitz...) is refused. Returns the model's JSON-ready dict with
+    ``"protocol"`` set.
 
-    Raises ConfigurationError for an unknown protocol, one without a cost model, or any
-    parameter the model refuses.
+    Raises ConfigurationError (an OptionError for an option) for an unknown protocol, one
+    without a cost model, or any parameter the protocol or the model refuses.
     """
     spec = get_protocol(protocol)
     model = cost_model_of(spec)
-    if isinstance(clients, bool) or not isinstance(clients, int) or clients < 2:
-        raise ConfigurationError("clients must be an int >= 2")
-    if not isinstance(dropout, float | int) or not 0.0 <= dropout <= 1.0 or math.isnan(dropout):
-        raise ConfigurationError(f"dropout must be a fraction in [0, 1], got {dropout}")
-    if decryption is not None and "decryption" not in spec.variants:
-        raise variant_refusal("--decryption", "decryption")
+    values: dict[str, Any] = {
+        "clients": clients,
+        "dim": dim,
+        "bits": bits,
+        "dropout_fraction": dropout,
+        "threshold": threshold,
+        "degree": degree,
+        "active": True if active is True else (None if active is False else active),
+        "corrupt_fraction": corrupt,
+        "key_bits": key_bits,
+        "ciphertext_bytes": ciphertext_bytes,
+        "decryption": decryption,
+    }
+    spec.check_options(values, spell=flag_of)
+    used = spec.context(values)
     params = CostParams(
         clients=clients,
         dim=dim,
@@ -99,15 +111,19 @@ def estimate(
         dropout=dropout,
         threshold=threshold,
         degree=degree,
-        active=active,
-        corrupt=corrupt,
-        key_bits=key_bits,
+        active=bool(active),
+        corrupt=_or(used.get("corrupt_fraction"), 0.05),
+        key_bits=_or(used.get("key_bits"), 2048),
         ciphertext_bytes=ciphertext_bytes,
         decryption=decryption,
     )
     result = model.estimate(params)
     result["protocol"] = protocol
     return result
+
+
+def _or(value: Any, default: Any) -> Any:
+    return default if value is None else value
 
 
 def predict(model: Mapping[str, Any], config: object = None) -> dict[str, Any]:

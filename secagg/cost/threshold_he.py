@@ -70,7 +70,6 @@ from secagg.cost.common import (
 )
 from secagg.errors import ConfigurationError
 from secagg.he.slots import SlotLayout
-from secagg.he.threshold_paillier import CHALLENGE_BITS, MAX_HOLDERS, STATISTICAL_BITS
 from secagg.protocols.limits import MAX_CLIENT_ID, MAX_VECTOR_LENGTH, SESSION_ID_BYTES
 from secagg.protocols.threshold_he.blocks import assigned_blocks, block_bounds
 from secagg.protocols.threshold_he.config import (
@@ -131,12 +130,14 @@ class _Setting:
         committee_dropouts: float | None,
         session_id_bytes: int,
         default_threshold: int | None = None,
+        max_committee: int | None = None,
     ) -> None:
         self.n = check_int("n", n, 2, MAX_CLIENT_ID)
         self.m = check_int("m", m, 1, MAX_VECTOR_LENGTH)
         self.bits = check_int("bits", bits, 1, 64)
         size = min(5, self.n) if committee is None else committee
-        self.committee = check_int("committee", size, 1, min(self.n, MAX_HOLDERS))
+        most = self.n if max_committee is None else min(self.n, max_committee)
+        self.committee = check_int("committee", size, 1, most)
         majority = self.committee // 2 + 1
         t = (default_threshold or majority) if threshold is None else threshold
         self.threshold = check_int("threshold", t, 1, self.committee)
@@ -300,7 +301,20 @@ def threshold_paillier_costs(
     ``[1, committee]``, dropouts that leave fewer than ``threshold`` members; HeadroomError
     when one slot does not fit the key (as the protocol's own configuration).
     """
-    s = _Setting(n, m, bits, committee, threshold, dropouts, committee_dropouts, session_id_bytes)
+    # gmpy2 (the 'he' extra) comes with these constants; the CKKS formulas do without it.
+    from secagg.he.threshold_paillier import CHALLENGE_BITS, MAX_HOLDERS, STATISTICAL_BITS
+
+    s = _Setting(
+        n,
+        m,
+        bits,
+        committee,
+        threshold,
+        dropouts,
+        committee_dropouts,
+        session_id_bytes,
+        max_committee=MAX_HOLDERS,
+    )
     if not isinstance(decryption, str) or decryption not in DECRYPTION_MODES:
         raise ConfigurationError(f"decryption must be one of {DECRYPTION_MODES}")
     key_bits = check_int("key_bits", key_bits, 512, 2**16)

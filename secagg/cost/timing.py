@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from secagg.errors import ConfigurationError
+from secagg.extras import require
 
 __all__ = [
     "BONAWITZ_OPERATIONS",
@@ -239,6 +240,7 @@ def calibrate_paillier(public_key: Any, *, ciphertexts: int = 8) -> UnitCosts:
     of the proofs' multi-exponentiation (the model's ciphertext count). Exponents are random
     of the exact sizes the protocol uses. Raises ConfigurationError for a bad batch size.
     """
+    require("gmpy2", feature="timing threshold Paillier")
     import gmpy2
 
     from secagg.he import bigint as big
@@ -288,6 +290,7 @@ def calibrate_ckks(parameters: Any = None, *, m: int = 1 << 14, bits: int = 32) 
     """Unit costs of the CKKS operations (per ciphertext) for these
     :class:`secagg.he.ckks.CkksParameters` (default parameters when None), measured now with
     TenSEAL through :mod:`secagg.he.ckks`; ``vector_unpacks`` per vector of ``m`` values."""
+    require("tenseal", feature="timing CKKS")
     from secagg.he.ckks import CkksContext
     from secagg.packing import pack, unpack
 

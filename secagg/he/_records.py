@@ -2,8 +2,9 @@
 
 A record is a msgpack map with string keys and a ``"v"`` version field. Decoding checks
 that the bytes are msgpack, that the map has exactly the expected keys and that the version
-matches, and raises :class:`DecodeError` naming the party otherwise, so no malformed record
-from a peer reaches the code that reads its fields.
+matches (an int exactly: ``True`` is not version 1), and raises :class:`DecodeError` naming
+the party otherwise, so no malformed record from a peer reaches the code that reads its
+fields. Error texts name the record and the field, never the value the peer sent.
 """
 
 from __future__ import annotations
@@ -42,9 +43,9 @@ def decode_record(
 
 
 def int_field(obj: Mapping[str, object], key: str, what: str, party: int | None) -> int:
-    """``obj[key]`` as an int (bool refused); DecodeError otherwise."""
+    """``obj[key]`` as an int, exactly (a bool is refused); DecodeError otherwise."""
     value = obj[key]
-    if not isinstance(value, int) or isinstance(value, bool):
+    if type(value) is not int:
         raise DecodeError(f"malformed {what}: {key}", party=party)
     return value
 

@@ -15,10 +15,16 @@ chunks of N / 2 slots, one ciphertext each.
 
 Precision: see :meth:`CkksParameters.error_bound`. CKKS is approximate: decryption returns
 the sum plus noise of about 10^-8 per fresh ciphertext at scale 2^40.
+
+Loading checks what it loads: a context's TenSEAL data must be a CKKS context with exactly
+the parameters its record declares (N and every coefficient modulus size, read back from
+SEAL's modulus chain), and every chunk of a vector must sit at the level the vector
+declares, so a peer cannot label a context or a ciphertext as something it is not.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -29,6 +35,7 @@ import tenseal as ts
 
 from secagg.errors import ConfigurationError, DecodeError, UsageError
 from secagg.he._records import decode_record, encode_record
+from secagg.secret import SecretHolder
 
 __all__ = ["CkksContext", "CkksParameters", "CkksVector", "sum_ckks"]
 
@@ -46,13 +53,18 @@ class CkksParameters:
     scale_bits: int = 40
 
     def __post_init__(self) -> None:
+        # Exact types: a bool is not an int, 40.0 is not 40 (loaded records are checked here).
+        if type(self.poly_modulus_degree) is not int or type(self.scale_bits) is not int:
+            raise ConfigurationError("poly_modulus_degree and scale_bits must be ints")
+        if not isinstance(self.coeff_mod_bit_sizes, tuple) or len(self.coeff_mod_bit_sizes) > 64:
+            raise ConfigurationError("coeff_mod_bit_sizes must be a tuple of at most 64 sizes")
         limit = _MAX_COEFF_BITS.get(self.poly_modulus_degree)
         if limit is None:
             raise ConfigurationError(
                 f"poly_modulus_degree must be one of {sorted(_MAX_COEFF_BITS)}"
             )
         sizes = self.coeff_mod_bit_sizes
-        if len(sizes) < 2 or not all(isinstance(b, int) and 20 <= b <= 60 for b in sizes):
+        if len(sizes) < 2 or not all(type(b) is int and 20 <= b <= 60 for b in sizes):
             raise ConfigurationError("coefficient moduli: at least two sizes in [20, 60] bits")
         if sum(sizes) > limit:
             raise ConfigurationError(
@@ -109,15 +121,17 @@ class CkksParameters:
         if not isinstance(data, dict) or set(data) != {"n", "q", "s"}:
             raise DecodeError("malformed CKKS parameters", party=party)
         sizes = data["q"]
-        if not isinstance(sizes, list) or not isinstance(data["n"], int):
+        if not isinstance(sizes, list):
             raise DecodeError("malformed CKKS parameters", party=party)
         try:
             return cls(data["n"], tuple(sizes), data["s"])
-        except (ConfigurationError, TypeError) as exc:
+        except ConfigurationError as exc:
             raise DecodeError(f"invalid CKKS parameters: {exc}", party=party) from None
 
 
-class CkksContext:
+class CkksContext(
+    SecretHolder, export="CkksContext.serialize() / CkksContext.from_bytes(); public() to share"
+):
     """A TenSEAL CKKS context with or without its secret key.
 
     Build one with :meth:`generate` (secret) and hand the aggregator :meth:`public`.
@@ -173,16 +187,34 @@ class CkksContext:
         return encode_record({"v": _VERSION, "params": self.parameters.to_dict(), "ctx": data})
 
     @classmethod
-    def from_bytes(cls, data: bytes, *, party: int | None = None) -> CkksContext:
-        """Inverse of :meth:`serialize`; DecodeError on anything malformed."""
+    def from_bytes(
+        cls,
+        data: bytes,
+        *,
+        parameters: CkksParameters | None = None,
+        party: int | None = None,
+    ) -> CkksContext:
+        """Inverse of :meth:`serialize`: the context, checked against what it declares.
+
+        Raises DecodeError on anything malformed, on TenSEAL data that is not a CKKS
+        context with exactly the declared parameters (N, every coefficient modulus size),
+        and, when the receiver states the ``parameters`` it expects, on any others.
+        """
         obj = decode_record(data, {"v", "params", "ctx"}, "CKKS context", party, version=_VERSION)
         params = CkksParameters.from_dict(obj["params"], party=party)
+        if parameters is not None and params != parameters:
+            raise DecodeError("CKKS context with unexpected parameters", party=party)
         if not isinstance(obj["ctx"], bytes):
             raise DecodeError("malformed CKKS context", party=party)
         try:
             context = ts.context_from(obj["ctx"])
+            actual = _modulus_chain(context)
         except Exception:  # TenSEAL/SEAL raise assorted errors on bad input
             raise DecodeError("CKKS context does not deserialize", party=party) from None
+        if actual != _expected_chain(params):
+            raise DecodeError(
+                "CKKS context data contradicts its declared parameters", party=party
+            )
         context.global_scale = 2.0**params.scale_bits
         return cls(context, params)
 
@@ -258,8 +290,12 @@ class CkksContext:
             try:
                 chunk = ts.ckks_vector_from(self._context, chunk_bytes)
                 size = chunk.size()
+                level, polys = self._level_of(chunk)
             except Exception:  # TenSEAL/SEAL raise assorted errors on bad input
                 raise DecodeError(f"CKKS chunk {index} does not deserialize", party=party) from None
+            if level != levels or polys != 2:
+                # Declared and actual level must agree, or a later sum fails inside SEAL.
+                raise DecodeError(f"CKKS chunk {index} is not at its declared level", party=party)
             expected = min(slots, n_values - index * slots)
             if size != expected:
                 raise DecodeError(
@@ -267,6 +303,46 @@ class CkksContext:
                 )
             chunks.append(chunk)
         return CkksVector(self, n_values, chunks, summands=summands, levels_left=levels)
+
+    def _level_of(self, chunk: Any) -> tuple[int, int]:
+        """(levels left, polynomial count) of one TenSEAL chunk's ciphertext."""
+        (ciphertext,) = chunk.data.ciphertext()
+        data = self._context.seal_context().data.get_context_data(ciphertext.parms_id())
+        return int(data.chain_index()), int(ciphertext.size())
+
+
+def _modulus_chain(context: Any) -> tuple[int, tuple[int, ...]]:
+    """(N, bits of the modulus at every level from the key level down) of a TenSEAL context.
+
+    The key level holds every prime and each next level drops the last one, so the chain
+    pins N, the number of primes and their sizes. ValueError for a context that is not CKKS.
+    """
+    key_level = context.seal_context().data.key_context_data()
+    parms = key_level.parms()
+    if parms.scheme() != ts.SCHEME_TYPE.CKKS.value:  # the C++ enum, not the Python one
+        raise ValueError("not a CKKS context")
+    totals = []
+    level = key_level
+    while level is not None:
+        totals.append(int(level.total_coeff_modulus_bit_count()))
+        level = level.next_context_data()
+    return int(parms.poly_modulus_degree()), tuple(totals)
+
+
+@functools.lru_cache(maxsize=16)
+def _expected_chain(parameters: CkksParameters) -> tuple[int, tuple[int, ...]]:
+    """The chain :func:`_modulus_chain` reads from a context SEAL builds for ``parameters``
+    (SEAL's own primes: no key generation needed)."""
+    from tenseal import sealapi
+
+    primes = [
+        int(p.value())
+        for p in sealapi.CoeffModulus.Create(
+            parameters.poly_modulus_degree, list(parameters.coeff_mod_bit_sizes)
+        )
+    ]
+    totals = tuple(math.prod(primes[:k]).bit_length() for k in range(len(primes), 0, -1))
+    return parameters.poly_modulus_degree, totals
 
 
 class CkksVector:

@@ -34,6 +34,7 @@ from secagg.he import bigint as big
 from secagg.he._records import decode_record, encode_record
 from secagg.he.bigint import Mpz
 from secagg.he.slots import SlotLayout, pack, unpack
+from secagg.secret import SecretHolder
 
 __all__ = [
     "DEFAULT_KEY_BITS",
@@ -56,6 +57,8 @@ __all__ = [
 DEFAULT_KEY_BITS = 2048
 MIN_KEY_BITS = 512
 """Smallest modulus accepted at all; only tests should go below 2048 bits."""
+MAX_KEY_BITS = 16384
+"""Largest modulus accepted: a loaded key may not make every operation arbitrarily slow."""
 
 _VECTOR_VERSION = 1
 
@@ -63,17 +66,20 @@ _VECTOR_VERSION = 1
 class PaillierPublicKey:
     """A Paillier public key n (g = n + 1). Equal keys compare equal; hashable.
 
-    Raises ConfigurationError for an n that is even, too small or not an int.
+    Raises ConfigurationError for an n that is even, outside [MIN_KEY_BITS, MAX_KEY_BITS]
+    bits or not an int (a bool is not).
     """
 
     __slots__ = ("_fingerprint", "n", "nsquare")
 
     def __init__(self, n: int) -> None:
-        if not isinstance(n, int) and not isinstance(n, type(gmpy2.mpz(0))):
+        if type(n) is not int and not isinstance(n, type(gmpy2.mpz(0))):
             raise ConfigurationError("n must be an integer")
         value = gmpy2.mpz(n)
-        if value.bit_length() < MIN_KEY_BITS or value % 2 == 0:
-            raise ConfigurationError(f"n must be an odd modulus of at least {MIN_KEY_BITS} bits")
+        if not MIN_KEY_BITS <= value.bit_length() <= MAX_KEY_BITS or value % 2 == 0:
+            raise ConfigurationError(
+                f"n must be an odd modulus of {MIN_KEY_BITS} to {MAX_KEY_BITS} bits"
+            )
         self.n: Mpz = value
         self.nsquare: Mpz = value * value
         self._fingerprint = hashlib.sha256(self.to_bytes()).hexdigest()[:16]
@@ -98,9 +104,12 @@ class PaillierPublicKey:
 
     @classmethod
     def from_bytes(cls, data: bytes, *, party: int | None = None) -> PaillierPublicKey:
-        """Inverse of :meth:`to_bytes`; DecodeError on a malformed modulus."""
+        """Inverse of :meth:`to_bytes`; DecodeError on a malformed modulus (not bytes, a
+        leading zero byte, even, or outside [MIN_KEY_BITS, MAX_KEY_BITS] bits)."""
         if not isinstance(data, bytes) or not data or data[0] == 0:
             raise DecodeError("malformed Paillier modulus", party=party)
+        if len(data) > MAX_KEY_BITS // 8:
+            raise DecodeError("Paillier modulus too large", party=party)
         try:
             return cls(int.from_bytes(data, "big"))
         except ConfigurationError as exc:
@@ -156,7 +165,9 @@ class PaillierPublicKey:
         return cls(n)
 
 
-class PaillierPrivateKey:
+class PaillierPrivateKey(
+    SecretHolder, export="PaillierPrivateKey.to_phe() / from_phe() (p and q: a private channel)"
+):
     """The factorization p, q of n. Never printed: repr shows the public fingerprint only.
 
     Decryption uses the CRT (as phe does). Raises ConfigurationError if p * q != n.
@@ -295,7 +306,7 @@ class PrecomputedBaseRandomness:
         return gmpy2.powmod(self._base, alpha, self.public_key.nsquare)
 
 
-class RandomnessPool:
+class RandomnessPool(SecretHolder, export="none: precompute a new pool (each r^n is used once)"):
     """r^n values computed ahead of time (offline), each handed out once.
 
     With the default :class:`FreshRandomness` source this is exactly as secure as computing
@@ -426,12 +437,15 @@ class EncryptedVector:
         obj = decode_record(data, keys, "encrypted vector", party, version=_VECTOR_VERSION)
         if obj["key"] != public_key.fingerprint:
             raise DecodeError("encrypted vector under another key", party=party)
-        if SlotLayout.from_dict(obj["layout"]) != layout:
+        try:
+            found = SlotLayout.from_dict(obj["layout"])
+        except DecodeError:
+            raise DecodeError("encrypted vector with a malformed layout", party=party) from None
+        if found != layout:
             raise DecodeError("encrypted vector with an unexpected layout", party=party)
         n_values, summands = obj["length"], obj["summands"]
-        for value in (n_values, summands):
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise DecodeError("malformed encrypted vector", party=party)
+        if type(n_values) is not int or type(summands) is not int:
+            raise DecodeError("malformed encrypted vector", party=party)
         if n_values < 0 or (length is not None and n_values != length):
             raise DecodeError("encrypted vector of an unexpected length", party=party)
         bound = layout.max_summands if max_summands is None else max_summands

@@ -28,18 +28,21 @@ import numpy as np
 
 from secagg.errors import ConfigurationError, DecodeError, HeadroomError
 
-__all__ = ["MAX_VALUE_BITS", "SlotLayout", "pack", "unpack"]
+__all__ = ["MAX_CAPACITY_BITS", "MAX_VALUE_BITS", "SlotLayout", "pack", "unpack"]
 
 MAX_VALUE_BITS = 64
 """Values are held in uint64 arrays."""
+MAX_CAPACITY_BITS = 1 << 20
+"""Largest plaintext a layout describes (far above any key): a loaded layout stays cheap."""
 
 
 @dataclass(frozen=True)
 class SlotLayout:
     """How values are laid out in a plaintext of ``capacity_bits`` bits.
 
-    Raises ConfigurationError for out-of-range parameters and HeadroomError when not even
-    one slot of the required width fits in ``capacity_bits``.
+    Raises ConfigurationError for out-of-range parameters (``capacity_bits`` above
+    :data:`MAX_CAPACITY_BITS` included) and HeadroomError when not even one slot of the
+    required width fits in ``capacity_bits``.
     """
 
     value_bits: int
@@ -58,8 +61,8 @@ class SlotLayout:
             raise ConfigurationError("max_summands must be at least 1")
         if self.guard_bits < 0:
             raise ConfigurationError("guard_bits must be non-negative")
-        if self.capacity_bits < 1:
-            raise ConfigurationError("capacity_bits must be positive")
+        if not 1 <= self.capacity_bits <= MAX_CAPACITY_BITS:
+            raise ConfigurationError(f"capacity_bits must be in [1, {MAX_CAPACITY_BITS}]")
         if self.slot_bits > self.capacity_bits:
             raise HeadroomError(
                 f"a slot of {self.slot_bits} bits does not fit in a {self.capacity_bits}-bit "

@@ -1,5 +1,13 @@
 """Threshold Paillier (Shoup 2000 / Damgard-Jurik 2001, s = 1) with a trusted dealer.
 
+Who must be trusted: the dealer (:func:`deal_threshold_keys`) computes the whole decryption
+exponent ``d`` before sharing it, so whoever runs it can decrypt every ciphertext under the
+key until it forgets ``d``. Never run it on the aggregator (which would then hold the key it
+must not have); run it in an offline key ceremony, or on one committee member trusted not to
+collude with the server, and hand each share over a private channel. This process keeps
+track of the :class:`KeyShare` objects it holds (:func:`shares_held`), so that an aggregator
+can refuse to run next to them (:class:`secagg.protocols.threshold_he.ThresholdHEServer`).
+
 Theory of operation
 -------------------
 The dealer picks safe primes p = 2p' + 1, q = 2q' + 1, n = pq, m = p'q', and the decryption
@@ -32,6 +40,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -52,6 +61,7 @@ from secagg.he._records import bytes_field, decode_record, encode_record, int_fi
 from secagg.he.bigint import Mpz
 from secagg.he.paillier import DEFAULT_KEY_BITS, MIN_KEY_BITS, EncryptedVector, PaillierPublicKey
 from secagg.he.slots import unpack
+from secagg.secret import SecretHolder
 
 __all__ = [
     "MAX_HOLDERS",
@@ -62,6 +72,7 @@ __all__ = [
     "combine_partials",
     "deal_threshold_keys",
     "decrypt_vector",
+    "shares_held",
     "verify_partial",
 ]
 
@@ -258,13 +269,15 @@ def _response_bytes(public_key: ThresholdPublicKey) -> int:
     return (_nonce_bits(public_key) + 1 + 7) // 8
 
 
-class KeyShare:
+class KeyShare(
+    SecretHolder, export="KeyShare.to_bytes() / KeyShare.from_bytes() over a private channel"
+):
     """Holder ``index``'s secret share s_i. Never printed; serialize only to hand it over.
 
     Raises ConfigurationError for an index outside 1..l.
     """
 
-    __slots__ = ("_secret", "index", "public_key")
+    __slots__ = ("__weakref__", "_secret", "index", "public_key")
 
     def __init__(self, public_key: ThresholdPublicKey, index: int, secret: int) -> None:
         if not 1 <= index <= public_key.holders:
@@ -272,6 +285,7 @@ class KeyShare:
         self.public_key = public_key
         self.index = index
         self._secret: Mpz = gmpy2.mpz(secret)
+        _HELD.add(self)
 
     def __repr__(self) -> str:
         return f"KeyShare(index={self.index}, key={self.public_key.fingerprint})"
@@ -285,12 +299,19 @@ class KeyShare:
 
     @classmethod
     def from_bytes(cls, data: bytes, public_key: ThresholdPublicKey) -> KeyShare:
-        """Inverse of :meth:`to_bytes`. DecodeError when malformed or when the share does
-        not match its published verification key."""
+        """Inverse of :meth:`to_bytes`. DecodeError when malformed (a secret that is not
+        exactly as wide as :meth:`to_bytes` writes it, or not below n^2), or when the share
+        does not match its published verification key."""
         what = "key share"
         obj = decode_record(data, {"v", "i", "s"}, what, None, version=_VERSION)
         index = int_field(obj, "i", what, None)
-        secret = int.from_bytes(bytes_field(obj, "s", what, None), "big")
+        nsquare = public_key.paillier.nsquare
+        raw = bytes_field(obj, "s", what, None)
+        if len(raw) != (int(nsquare.bit_length()) + 7) // 8:
+            raise DecodeError(f"{what}: the secret has the wrong width")
+        secret = int.from_bytes(raw, "big")
+        if secret >= nsquare:
+            raise DecodeError(f"{what}: the secret is out of range")
         try:
             share = cls(public_key, index, secret)
         except ConfigurationError as exc:
@@ -328,6 +349,16 @@ class KeyShare:
         challenge = _challenge(public, statement, big_c, big_ci, a, b)
         response = nonce + challenge * public.delta * self._secret
         return PartialDecryption(self.index, values, challenge, int(response))
+
+
+_HELD: weakref.WeakSet[KeyShare] = weakref.WeakSet()
+"""Every KeyShare this process still references (an entry goes when its share is freed)."""
+
+
+def shares_held(public_key: ThresholdPublicKey) -> int:
+    """How many :class:`KeyShare` objects of ``public_key`` this process holds right now
+    (those still referenced: a share handed over and dropped no longer counts)."""
+    return sum(1 for share in list(_HELD) if share.public_key == public_key)
 
 
 def _statement_digest(
@@ -529,7 +560,10 @@ def deal_threshold_keys(
 ) -> tuple[ThresholdPublicKey, list[KeyShare]]:
     """Trusted-dealer key generation: the public key and shares for holders 1..l.
 
-    Safe primes of ``n_bits / 2`` bits are generated from :mod:`secrets` unless
+    TRUST: the dealer computes the whole secret key; whoever runs this can decrypt every
+    ciphertext under it. Never run it on the aggregator: use an offline key ceremony, or
+    one committee member trusted not to collude with the server (module docstring). Safe
+    primes of ``n_bits / 2`` bits are generated from :mod:`secrets` unless
     ``safe_primes`` supplies them (tests and benchmarks reuse precomputed ones); they are
     checked to be distinct safe primes whose product has ``n_bits`` bits. The dealer must
     forget everything but the public key after handing out the shares. Raises

@@ -210,7 +210,8 @@ def decode_wire(
     decoded = unpack_message(data, sender)
     type_code, claimed, recipient, session_id = decoded[1:5]
     claimed_version = decoded[0]
-    if claimed_version != version or isinstance(claimed_version, bool):
+    # exact: not True, not 2.0
+    if type(claimed_version) is not int or claimed_version != version:
         raise DecodeError(f"unsupported wire version {shown(claimed_version)}", party=sender)
     party = sender
     claimed = check_int(claimed, 0, MAX_CLIENT_ID, "sender", party)

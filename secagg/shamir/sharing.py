@@ -54,6 +54,7 @@ from secagg.errors import (
     InsufficientSharesError,
     ShareError,
 )
+from secagg.secret import SecretHolder
 
 __all__ = [
     "LIMBS",
@@ -107,7 +108,7 @@ _BIT_POSITIONS = np.arange(LIMB_BITS, dtype=np.int64)
 
 
 @dataclass(frozen=True, repr=False)
-class Share:
+class Share(SecretHolder, export="Share.to_bytes() / Share.from_bytes()"):
     """One holder's share of one 32-byte secret.
 
     Constructing a Share validates it: ``x`` in 1..PRIME-1 (``x == 0`` raises
@@ -253,7 +254,7 @@ assert _PADDING_BIT_AT // 64 == _RECORD_WORDS - 1
 
 
 @dataclass(frozen=True, repr=False)
-class ShareArrays:
+class ShareArrays(SecretHolder, export="none: parse the share records again"):
     """Many parsed shares as columns, one row per record. ``repr`` shows only the row count.
 
     ``valid[i]`` is True exactly when :meth:`Share.from_bytes` accepts record ``i``; the

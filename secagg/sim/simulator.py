@@ -13,10 +13,18 @@ Dropouts: a client listed in ``DropoutSchedule.by_round[r]`` disappears the firs
 message of round ``r`` travels: it receives nothing more and anything it would send in or
 after round ``r`` is lost. The server learns of it only through its deadline
 (:meth:`ServerProtocol.close_round`), which the simulator calls when a round stalls.
+
+Logging (``logging.getLogger("secagg.sim.simulator")``, DEBUG; ``secagg simulate
+--log-level debug`` shows it): the session's shape, each round as it begins (with the
+clients the schedule drops there), every deadline the server passes, each round's costs
+when the run ends, and every exclusion and fault with its reason. Only public facts are
+logged (round names, client ids, counts, sizes, seconds, reasons): never a message's bytes,
+a key, a seed, a share or an input.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import sys
 import time
@@ -27,17 +35,25 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from secagg.errors import ConfigurationError, ProtocolAbort, UsageError
+from secagg.errors import ConfigurationError, ProtocolAbort, ProtocolViolation, UsageError
 from secagg.protocols.base import SERVER_ID, AggregationResult, ClientProtocol, Message
 from secagg.protocols.registry import ProtocolSpec, get_protocol, protocol_for_config
+from secagg.secret import SecretHolder
 from secagg.sim.ledger import CostLedger
 
 __all__ = [
+    "MAX_LOGGED_IDS",
     "DropoutSchedule",
     "InputProvider",
     "SimulationResult",
     "simulate",
 ]
+
+logger = logging.getLogger(__name__)
+
+MAX_LOGGED_IDS = 20
+"""Client ids a log line lists at most (the rest are counted), so that a line stays short
+at thousands of clients."""
 
 InputProvider = Mapping[int, np.ndarray] | Callable[[int], np.ndarray]
 """Client inputs: a mapping id -> vector, or a deterministic factory id -> vector (called
@@ -158,7 +174,38 @@ class SimulationResult:
         )
 
 
-class _InputFeed:
+def _ids(ids: Collection[int]) -> str:
+    """``ids`` sorted, at most :data:`MAX_LOGGED_IDS` of them, for a log line."""
+    ordered = sorted(ids)
+    shown = ", ".join(str(i) for i in ordered[:MAX_LOGGED_IDS])
+    more = len(ordered) - MAX_LOGGED_IDS
+    return f"[{shown}{f', ... {more} more' if more > 0 else ''}]"
+
+
+def _log_outcome(spec: ProtocolSpec, aggregate: AggregationResult, ledger: CostLedger) -> None:
+    """Per-round costs, then every exclusion and fault with its reason (DEBUG)."""
+    if not logger.isEnabledFor(logging.DEBUG):
+        return
+    for summary in ledger.summaries():
+        logger.debug(
+            "%s round %s: server %.4f s, clients max %.4f s; %d bytes up, %d down, %d clients",
+            spec.name,
+            summary.round_name,
+            summary.server.seconds,
+            summary.client_seconds_max,
+            summary.server.bytes_up,
+            summary.server.bytes_down,
+            summary.clients,
+        )
+    for kind, entries in (("excluded", aggregate.excluded), ("fault of", aggregate.faults)):
+        for count, (client, reason) in enumerate(sorted(entries.items())):
+            if count == MAX_LOGGED_IDS:
+                logger.debug("%s: %d more %s entries", spec.name, len(entries) - count, kind)
+                break
+            logger.debug("%s: %s client %d: %s", spec.name, kind, client, reason)
+
+
+class _InputFeed(SecretHolder, export="none: the inputs stay in the simulator's process"):
     """Lazy inputs plus the running plaintext sum of every vector handed to a client."""
 
     def __init__(self, inputs: InputProvider, length: int, bits: int, ids: Collection[int]):
@@ -256,8 +303,16 @@ class _Transport:
             return
         self._active_rounds.add(round_name)
         self.bar.set_description(round_name)
-        for cid in self.schedule.by_round.get(round_name, ()):
+        leaving = self.schedule.by_round.get(round_name, frozenset())
+        for cid in leaving:
             self.dropped.setdefault(cid, round_name)
+        logger.debug(
+            "%s: round %s begins; %d clients drop before sending: %s",
+            self.spec.name,
+            round_name,
+            len(leaving),
+            _ids(leaving),
+        )
 
     def _server_call(self, call: Callable[[], list[Message]]) -> list[Message]:
         start = time.perf_counter()
@@ -320,6 +375,7 @@ class _Transport:
             if self.server.done:
                 break
             # Nobody is left to answer this round: the deadline passes.
+            logger.debug("%s: deadline of round %s passes", self.spec.name, self._server_round)
             outgoing = self._server_call(self.server.close_round)
             if not outgoing and not self.server.done:
                 raise ProtocolAbort("the server made no progress after its round deadline")
@@ -369,6 +425,14 @@ def simulate(
         raise ConfigurationError(f"cannot drop unconfigured clients {sorted(strangers)[:5]}")
     bits = spec.bits(config)
     feed = _InputFeed(inputs, spec.vector_length(config), bits, ids)
+    logger.debug(
+        "%s: simulating %d clients, vector length %d, %d bits; %d scheduled to drop",
+        spec.name,
+        len(ids),
+        spec.vector_length(config),
+        bits,
+        len(schedule.clients),
+    )
     started = time.perf_counter()
     with tqdm(
         total=len(ids) * len(spec.round_names),
@@ -379,12 +443,26 @@ def simulate(
         leave=False,
     ) as bar:
         transport = _Transport(spec, config, feed, schedule, bar)
-        aggregate = transport.run()
+        try:
+            aggregate = transport.run()
+        except (ProtocolAbort, ProtocolViolation) as exc:
+            logger.debug("%s: aborted: %s: %s", spec.name, type(exc).__name__, exc)
+            raise
     seconds = time.perf_counter() - started
+    _log_outcome(spec, aggregate, transport.ledger)
+    expected = feed.expected_for(frozenset(aggregate.included))
+    logger.debug(
+        "%s: done in %.3f s; %d included, %d excluded, %d faults",
+        spec.name,
+        seconds,
+        len(aggregate.included),
+        len(aggregate.excluded),
+        len(aggregate.faults),
+    )
     return SimulationResult(
         protocol=spec.name,
         aggregate=aggregate,
-        expected=feed.expected_for(frozenset(aggregate.included)),
+        expected=expected,
         bits=bits,
         costs=transport.ledger,
         dropped=dict(transport.dropped),

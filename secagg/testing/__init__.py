@@ -1,7 +1,9 @@
 """Property-testing tools for aggregation protocols, as ``hypothesis.extra.numpy`` is for arrays.
 
 Importing this package imports hypothesis (install the ``testing`` extra:
-``pip install secagg[testing]``); importing :mod:`secagg` alone never does.
+``pip install 'secagg[testing]'``); without it the import raises
+:class:`~secagg.extras.MissingExtraError` (an ImportError) saying so. Importing
+:mod:`secagg` alone never imports hypothesis.
 
 * :mod:`secagg.testing.strategies`: hypothesis strategies for protocol configurations,
   inputs that respect headroom, dropout schedules (with the worst cases) and malicious
@@ -9,12 +11,22 @@ Importing this package imports hypothesis (install the ``testing`` extra:
 * :mod:`secagg.testing.harness`: drive any sans-I/O protocol (ClientProtocol /
   ServerProtocol) through a schedule, over your own transport, and check the invariants
   of :mod:`secagg.testing.invariants`;
-* targets: :class:`BonawitzTarget`, :class:`ThresholdHETarget`, and :class:`SpecTarget`
+* targets: :class:`BonawitzTarget`, :class:`ThresholdHETarget`,
+  :class:`ThresholdCkksTarget`, and :class:`SpecTarget`
   for any protocol described by a :class:`~secagg.protocols.registry.ProtocolSpec`;
   :class:`TargetDefaults` and :class:`ConfigTarget` to start a target of your own from.
 """
 
 from __future__ import annotations
+
+try:
+    import hypothesis  # noqa: F401  (the testing extra: fail here, with the install line)
+except ModuleNotFoundError as _missing:
+    from secagg.extras import MissingExtraError
+
+    if _missing.name != "hypothesis":
+        raise
+    raise MissingExtraError("secagg.testing", "testing", "hypothesis") from _missing
 
 from secagg.testing import strategies
 from secagg.testing.bonawitz import BonawitzTarget, predict_outcome
@@ -28,6 +40,7 @@ from secagg.testing.target import (
     SpecTarget,
     TargetDefaults,
 )
+from secagg.testing.threshold_ckks import ThresholdCkksTarget
 from secagg.testing.threshold_he import ThresholdHETarget
 from secagg.testing.uniformity import uniformity_score
 
@@ -46,6 +59,7 @@ __all__ = [
     "ServerAttack",
     "SpecTarget",
     "TargetDefaults",
+    "ThresholdCkksTarget",
     "ThresholdHETarget",
     "Transport",
     "as_target",

@@ -31,8 +31,8 @@ TINY = replace(
     dropout_m=1000,
     n_m=1000,
     he_n=(3,),
-    he_m={"threshold-paillier": (1000,), "ckks": (1000,)},
-    he_base={"threshold-paillier": (3, 1000), "ckks": (3, 1000)},
+    he_m={"threshold-paillier": (1000,), "ckks": (1000,), "threshold-ckks": (1000,)},
+    he_base={"threshold-paillier": (3, 1000), "ckks": (3, 1000), "threshold-ckks": (3, 1000)},
     he_dropouts=(0.0,),
     scale_memory=(),
     scale_ladder=(),
@@ -62,7 +62,13 @@ def test_without_flwr_the_suite_runs_the_rest_and_says_how_to_add_it(
     assert "pip install 'secagg[flower]'" in (flower.flower_hint() or "")
     document = run_suite(TINY, progress=False, argv=["test"])
     runs = document["runs"].values()
-    assert {r["protocol"] for r in runs} == {"bonawitz", "secagg+", "threshold-paillier", "ckks"}
+    assert {r["protocol"] for r in runs} == {
+        "bonawitz",
+        "secagg+",
+        "threshold-paillier",
+        "ckks",
+        "threshold-ckks",
+    }
     assert all(r["matches"] and "flower" not in r for r in runs)
     # What each protocol's cost model adds to its record: floors, predictions, observations.
     assert all(r["floor"]["client_seconds"] > 0 and r["predicted_server_seconds"] > 0 for r in runs)
@@ -70,6 +76,7 @@ def test_without_flwr_the_suite_runs_the_rest_and_says_how_to_add_it(
         r["ckks_ciphertext_bytes"]["uploads_mean"] > 0 for r in runs if r["protocol"] == "ckks"
     )
     assert {r["bytes_check"] for r in runs} <= {"exact", "expectation"}
+    assert all(r["bytes_exact"] for r in runs if r["protocol"] == "threshold-ckks")
     assert document["meta"]["flwr"] == "not installed"
     assert "flwr was not installed; add it with `pip install 'secagg[flower]'`" in (
         render_markdown(document)

@@ -28,7 +28,7 @@ from secagg.bench.suite import QUICK
 from secagg.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
-PROTOCOLS = {"bonawitz", "secagg+", "threshold-paillier", "ckks"}
+PROTOCOLS = {"bonawitz", "secagg+", "threshold-paillier", "ckks", "threshold-ckks"}
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 CACHES = shutil.ignore_patterns(
     ".git",

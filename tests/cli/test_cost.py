@@ -128,8 +128,7 @@ def test_bad_parameters_exit_2(argv: list[str], capsys: pytest.CaptureFixture[st
 def test_estimate_costs_refuses_unknown_protocols() -> None:
     with pytest.raises(ConfigurationError):
         estimate_costs("pickle", clients=10, dim=10)
-    with pytest.raises(SystemExit):
-        main(["cost", "--protocol", "pickle"])
+    assert main(["cost", "--protocol", "pickle"], io.StringIO()) == 2
 
 
 def test_every_builtin_protocol_has_a_cost_model() -> None:

@@ -1,5 +1,6 @@
-"""Threshold CKKS: t-of-n round trips, the noise model, t - 1 shares reveal nothing, the
-one-share-per-ciphertext rule, strict decoding, no pickling of secrets."""
+"""Threshold CKKS: t-of-n round trips from any t answers, the noise model, t - 1 shares
+reveal nothing, the one-share-per-ciphertext rule, faulty shares found and named, strict
+decoding, no pickling of secrets."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import math
 import os
 import pickle
 from collections.abc import Sequence
+from typing import Any
 
 import msgpack
 import numpy as np
@@ -30,6 +32,7 @@ from secagg.he.rlwe.params import ERROR_ETA
 from secagg.he.rlwe.ring import lagrange_at_zero
 from secagg.he.rlwe.sampling import Sampler
 from secagg.he.threshold_ckks import (
+    MAX_REQUEST_ID_BYTES,
     Ciphertext,
     CiphertextMask,
     Committee,
@@ -42,6 +45,7 @@ from secagg.he.threshold_ckks import (
     ThresholdCkksParameters,
     collective_public_key,
     combine,
+    combine_verified,
     derive_crs_seed,
     encrypt,
     encrypt_floats,
@@ -49,10 +53,15 @@ from secagg.he.threshold_ckks import (
     sum_ciphertexts,
 )
 from secagg.he.threshold_ckks.ciphertext import encrypt_zero
+from secagg.he.threshold_ckks.lagrange import integer_lagrange
+from secagg.he.threshold_ckks.params import VERSION
+from tests.helpers.threshold_ckks_records import PARAMS as VECTOR_PARAMS
+from tests.helpers.threshold_ckks_records import build_record
+from tests.helpers.vectors import cases, load_vectors
 
-PARAMS = ThresholdCkksParameters()  # N = 8192, 3 limbs, 32-bit plaintexts, 5 members, 1000
+PARAMS = ThresholdCkksParameters()  # N = 8192, 4 limbs, 32-bit plaintexts, 5 members, 1000
 SMALL = ThresholdCkksParameters(
-    degree=4096, limbs=3, plaintext_bits=16, committee_size=5, max_summands=64
+    degree=4096, limbs=3, plaintext_bits=16, committee_size=4, max_summands=64
 )
 SEED = bytes(range(32))
 
@@ -79,16 +88,25 @@ def setup(
     return committee, people, public
 
 
+def shares_of(
+    people: dict[int, CommitteeMember],
+    aggregate: Ciphertext,
+    answering: Sequence[int],
+    request_id: bytes = b"round-1",
+) -> list[DecryptionShare]:
+    mask = aggregate.mask_part()
+    return [people[j].decryption_share(mask, request_id=request_id) for j in answering]
+
+
 def decrypt(
     committee: Committee,
     people: dict[int, CommitteeMember],
     aggregate: Ciphertext,
-    active: Sequence[int],
+    answering: Sequence[int],
     request_id: bytes = b"round-1",
 ) -> np.ndarray:
-    mask = aggregate.mask_part()
-    shares = [people[j].decryption_share(mask, active, request_id=request_id) for j in active]
-    return combine(committee, aggregate, shares, active)
+    """Decrypt from the shares of exactly ``answering`` (combine uses the t lowest ids)."""
+    return combine(committee, aggregate, shares_of(people, aggregate, answering, request_id))
 
 
 def random_inputs(
@@ -116,30 +134,32 @@ COMMITTEE, PEOPLE, PUBLIC = setup(PARAMS, [1, 2, 3, 4, 5], 3)
 # Round trips
 
 
-def test_every_t_subset_decrypts_the_exact_sum() -> None:
+def test_every_t_subset_decrypts_the_exact_sum_from_the_same_shares() -> None:
     length = 10_000  # two chunks, the second one partly padding
-    for index, active in enumerate(itertools.combinations(COMMITTEE.members, 3)):
-        inputs = random_inputs(PARAMS, 4, length, index)
-        inputs[0][:3] = [0, 2**32 - 1, 2**31]
-        aggregate = sum_ciphertexts(encrypt(PUBLIC, x) for x in inputs)
-        assert aggregate.summands == 4
-        result = decrypt(COMMITTEE, PEOPLE, aggregate, active, f"round-{index}".encode())
+    inputs = random_inputs(PARAMS, 4, length, 0)
+    inputs[0][:3] = [0, 2**32 - 1, 2**31]
+    aggregate = sum_ciphertexts(encrypt(PUBLIC, x) for x in inputs)
+    assert aggregate.summands == 4
+    # Every member answers once; any t of the five answers decrypt.
+    shares = {s.member: s for s in shares_of(PEOPLE, aggregate, COMMITTEE.members)}
+    expected = exact_sum(PARAMS, inputs)
+    for subset in itertools.combinations(COMMITTEE.members, 3):
+        result = combine(COMMITTEE, aggregate, [shares[j] for j in subset])
         assert result.dtype == np.uint32 and result.shape == (length,)
-        assert np.array_equal(result.astype(np.uint64), exact_sum(PARAMS, inputs))
+        assert np.array_equal(result.astype(np.uint64), expected)
 
 
-def test_larger_active_set_and_a_single_client() -> None:
-    (x,) = random_inputs(PARAMS, 1, 100, 99)
-    ciphertext = encrypt(PUBLIC, x)
+def test_more_shares_than_t_and_a_single_client() -> None:
     committee, people, public = setup(PARAMS, [1, 2, 3, 4, 5], 3, min_summands=1)
+    (x,) = random_inputs(PARAMS, 1, 100, 99)
     ciphertext = encrypt(public, x)
-    assert np.array_equal(decrypt(committee, people, ciphertext, [1, 2, 3, 4, 5]), x)
+    assert np.array_equal(decrypt(committee, people, ciphertext, [5, 4, 3, 2, 1]), x)
 
 
 @settings(max_examples=15)
 @given(data=st.data())
 def test_round_trip_property(data: st.DataObject) -> None:
-    size = data.draw(st.integers(1, 5), label="committee size")
+    size = data.draw(st.integers(1, SMALL.committee_size), label="committee size")
     members = data.draw(
         st.lists(st.integers(1, 2**31 - 1), min_size=size, max_size=size, unique=True),
         label="member ids",
@@ -148,16 +168,19 @@ def test_round_trip_property(data: st.DataObject) -> None:
     contributors = data.draw(
         st.lists(st.sampled_from(members), min_size=threshold, unique=True), label="K"
     )
-    active = data.draw(
-        st.lists(st.sampled_from(members), min_size=threshold, unique=True), label="S"
+    answering = data.draw(
+        st.lists(st.sampled_from(members), min_size=threshold, unique=True), label="answering"
     )
     clients = data.draw(st.integers(1, 6), label="clients")
     length = data.draw(st.integers(1, 2 * SMALL.degree), label="length")
     committee, people, public = setup(SMALL, members, threshold, contributors, min_summands=1)
     inputs = random_inputs(SMALL, clients, length, data.draw(st.integers(0, 2**32)))
     aggregate = sum_ciphertexts(encrypt(public, x) for x in inputs)
-    result = decrypt(committee, people, aggregate, active)
-    assert np.array_equal(result.astype(np.uint64), exact_sum(SMALL, inputs))
+    shares = shares_of(people, aggregate, answering)
+    verified = combine_verified(committee, aggregate, shares)
+    assert np.array_equal(verified.values.astype(np.uint64), exact_sum(SMALL, inputs))
+    assert not verified.faulty
+    assert set(verified.reference) | set(verified.confirmed) == set(answering)
 
 
 def test_setup_with_a_dropped_member() -> None:
@@ -182,14 +205,14 @@ def test_setup_with_a_late_member() -> None:
     public = collective_public_key(PARAMS, SEED, [messages[1][0], messages[2][0]])
     inputs = random_inputs(PARAMS, 2, 100, 11)
     aggregate = sum_ciphertexts(encrypt(public, x) for x in inputs)
-    for index, active in enumerate(([1, 3], [2, 3], [1, 2, 3])):
-        result = decrypt(committee, people, aggregate, active, b"late-%d" % index)
+    shares = {s.member: s for s in shares_of(people, aggregate, [1, 2, 3], b"late")}
+    for subset in ([1, 3], [2, 3], [1, 2]):
+        result = combine(committee, aggregate, [shares[j] for j in subset])
         assert np.array_equal(result.astype(np.uint64), exact_sum(PARAMS, inputs))
-        aggregate = sum_ciphertexts(encrypt(public, x) for x in inputs)
 
 
 def test_floats_mean_error_at_100_clients() -> None:
-    params = ThresholdCkksParameters(degree=4096, max_summands=100)
+    params = ThresholdCkksParameters(committee_size=3, max_summands=100)
     committee, people, public = setup(params, [1, 2, 3], 2)
     clip = 0.5
     codec = float_codec(params, clip)
@@ -206,21 +229,25 @@ def test_floats_mean_error_at_100_clients() -> None:
 # Noise
 
 
-def _secret_key_ntt(people: dict[int, CommitteeMember], ids: Sequence[int]) -> np.ndarray:
-    """s = sum_j lambda_j sk_j (NTT form), reconstructed from t key shares (test only)."""
+def _secret_key_ntt(
+    committee: Committee, people: dict[int, CommitteeMember], ids: Sequence[int]
+) -> np.ndarray:
+    """s (NTT form), reconstructed from t members' stored Delta sk_j (test only)."""
     ring = PARAMS.ring
+    positions = [committee.position(j) for j in ids]
     total = ring.zeros(1)
     for index, j in enumerate(ids):
-        lam = lagrange_at_zero(list(ids), index, PARAMS.moduli)
+        lam = lagrange_at_zero(positions, index, PARAMS.moduli)
         key = people[j]._key
         assert key is not None
         ring.add(total, ring.mul_scalars(key, lam), out=total)
-    return total
+    inverse = [pow(PARAMS.noise.delta, -1, q) for q in PARAMS.moduli]
+    return ring.mul_scalars(total, inverse)
 
 
 def test_real_noise_matches_the_model_and_its_bound() -> None:
     ring = PARAMS.ring
-    s_hat = _secret_key_ntt(PEOPLE, [1, 2, 3])
+    s_hat = _secret_key_ntt(COMMITTEE, PEOPLE, [1, 2, 3])
     s = s_hat.copy()
     ring.intt(s)
     s_int = np.array(ring.to_int_lists(s)[0])
@@ -252,8 +279,15 @@ def test_real_noise_matches_the_model_and_its_bound() -> None:
 
 def test_noise_budget_is_consistent() -> None:
     budget = PARAMS.noise
+    assert budget.delta == math.factorial(5) and budget.scale == budget.delta**2
     assert budget.statistical_distance <= 2.0**-40
-    assert budget.smudging_bits == math.ceil(math.log2(budget.fresh_bound)) + 40
+    size = PARAMS.committee_size
+    assert budget.smudging_bits == (
+        math.ceil(math.log2(size * budget.simulation * budget.fresh_bound)) + 40
+    )
+    assert budget.total_bound == (
+        budget.scale * budget.fresh_bound + budget.amplification * 2.0**budget.smudging_bits
+    )
     assert budget.max_offset <= 3 / 8
     assert budget.required_log_modulus <= PARAMS.rlwe.log_modulus
     assert budget.body_bits == 32 + 10 + 3
@@ -261,18 +295,49 @@ def test_noise_budget_is_consistent() -> None:
     assert t * budget.total_bound / PARAMS.rlwe.modulus <= 1 / 4
 
 
+def test_combined_smudging_noise_stays_within_the_amplified_bound() -> None:
+    # The combination's noise, measured: sum lambda'_j e_j + gamma e_ct, with the worst
+    # active set of this committee, against the budget's A 2^b.
+    inputs = random_inputs(PARAMS, 3, PARAMS.degree, 4)
+    aggregate = sum_ciphertexts(encrypt(PUBLIC, x) for x in inputs)
+    shares = {s.member: s for s in shares_of(PEOPLE, aggregate, COMMITTEE.members, b"amp")}
+    ring = PARAMS.ring
+    s_hat = _secret_key_ntt(COMMITTEE, PEOPLE, [1, 2, 3])
+    budget = PARAMS.noise
+    for subset in ((1, 2, 3), (3, 4, 5), (1, 3, 5)):
+        factors = integer_lagrange([COMMITTEE.position(j) for j in subset], 0, budget.delta)
+        total = ring.zeros(1)
+        for j, factor in zip(subset, factors, strict=True):
+            ring.add(total, ring.mul_scalars(shares[j].value[:, :1], [factor] * 4), out=total)
+        exact = ring.mul(aggregate.mask[:, :1], s_hat)
+        ring.intt(exact)
+        exact = ring.mul_scalars(exact, [budget.scale] * 4)
+        noise = np.array(ring.to_int_lists(ring.sub(total, exact))[0], dtype=np.float64)
+        bound = sum(abs(f) for f in factors) * 2.0**budget.smudging_bits
+        assert np.abs(noise).max() <= bound <= budget.amplification * 2.0**budget.smudging_bits
+        assert np.abs(noise).max() > bound / 8  # and the noise really is that wide
+
+
 # ---------------------------------------------------------------------------------------
 # t - 1 shares reveal nothing
 
 
 def _partial_decode(
-    params: ThresholdCkksParameters, aggregate: Ciphertext, shares: Sequence[DecryptionShare]
+    params: ThresholdCkksParameters,
+    committee: Committee,
+    aggregate: Ciphertext,
+    shares: Sequence[DecryptionShare],
+    active: Sequence[int],
 ) -> np.ndarray:
-    """What a server would decode from the given shares (no checks): m' in Z_t."""
+    """What a server would decode from the given shares with the integer Lagrange
+    coefficients of ``active`` (no checks): m' in Z_t."""
     ring = params.ring
+    factors = integer_lagrange([committee.position(j) for j in active], 0, params.noise.delta)
+    by_member = dict(zip(active, factors, strict=True))
     total = np.zeros_like(aggregate.mask)
     for share in shares:
-        ring.add(total, share.value, out=total)
+        term = ring.mul_scalars(share.value, [by_member[share.member]] * ring.limbs)
+        ring.add(total, term, out=total)
     integer, fraction = ring.scale_to_bits(total, params.plaintext_bits)
     shift = params.body_bits - params.plaintext_bits
     integer += aggregate.body >> np.uint64(shift)
@@ -291,14 +356,13 @@ def test_t_minus_one_shares_look_uniform() -> None:
     zeros = np.zeros(PARAMS.degree, dtype=np.uint32)
     aggregate = sum_ciphertexts(encrypt(PUBLIC, zeros) for _ in range(3))
     active = [1, 3, 5]
-    mask = aggregate.mask_part()
-    shares = [PEOPLE[j].decryption_share(mask, active, request_id=b"t-1") for j in active]
+    shares = shares_of(PEOPLE, aggregate, active, b"t-1")
     bins = 256
     # Wilson-Hilferty chi-square quantile at p ~ 1e-6 for 255 degrees of freedom.
     df = bins - 1
     limit = df * (1 - 2 / (9 * df) + 4.75 * math.sqrt(2 / (9 * df))) ** 3
     for subset in itertools.combinations(shares, 2):
-        decoded = _partial_decode(PARAMS, aggregate, subset).reshape(-1)
+        decoded = _partial_decode(PARAMS, COMMITTEE, aggregate, subset, active).reshape(-1)
         top = decoded >> np.uint64(24)  # top 8 bits of the "plaintext"
         assert _chi_square_uniform(top, bins) < limit
         # The partial sum of shares itself is uniform mod q_0 (Kolmogorov-Smirnov).
@@ -308,7 +372,7 @@ def test_t_minus_one_shares_look_uniform() -> None:
         distance = float(np.max(np.maximum(grid - ecdf, ecdf - (grid - 1 / ecdf.size))))
         assert distance * math.sqrt(ecdf.size) < 2.7  # p ~ 1e-6
     # Control: all t shares decode to the zeros, which the same test rejects.
-    full = _partial_decode(PARAMS, aggregate, shares).reshape(-1)
+    full = _partial_decode(PARAMS, COMMITTEE, aggregate, shares, active).reshape(-1)
     assert not full.any()
     assert _chi_square_uniform(full >> np.uint64(24), bins) > limit
 
@@ -323,22 +387,23 @@ def fresh_aggregate(public: PublicKey, clients: int = 2, length: int = 300) -> C
     )
 
 
-def test_second_request_for_another_aggregate_or_set_is_refused() -> None:
+def test_one_share_per_ciphertext_ever() -> None:
     committee, people, public = setup(PARAMS, [1, 2, 3, 4], 2)
     first, second = fresh_aggregate(public), fresh_aggregate(public)
     member = people[1]
-    share = member.decryption_share(first.mask_part(), [1, 2], request_id=b"r1")
+    share = member.decryption_share(first.mask_part(), request_id=b"r1")
     # Retransmission of the identical request: identical bytes (nothing new revealed).
-    again = member.decryption_share(first.mask_part(), [1, 2], request_id=b"r1")
+    again = member.decryption_share(first.mask_part(), request_id=b"r1")
     assert again.to_bytes() == share.to_bytes()
-    with pytest.raises(MaliciousRequestError, match="another aggregate or active set"):
-        member.decryption_share(second.mask_part(), [1, 2], request_id=b"r1")
-    with pytest.raises(MaliciousRequestError):
-        member.decryption_share(first.mask_part(), [1, 3], request_id=b"r1")
-    # The same ciphertext under a new request id and another set: refused too.
-    with pytest.raises(MaliciousRequestError, match="already decrypted"):
-        member.decryption_share(first.mask_part(), [1, 3], request_id=b"r2")
-    # An aggregate that reuses one decrypted chunk next to a new one: refused.
+    # Another aggregate under the same request id: refused.
+    with pytest.raises(MaliciousRequestError, match="another aggregate"):
+        member.decryption_share(second.mask_part(), request_id=b"r1")
+    # The same ciphertext under another request id: the same share, bit for bit (its
+    # noise is a function of the chunk: there is no second share to average with).
+    same = member.decryption_share(first.mask_part(), request_id=b"r2")
+    assert same.to_bytes() == share.to_bytes()
+    # An aggregate that reuses one decrypted chunk next to a new one: the reused chunk
+    # gets its old share, the new one a fresh share.
     mixed = Ciphertext(
         PARAMS,
         2 * PARAMS.degree,
@@ -346,20 +411,17 @@ def test_second_request_for_another_aggregate_or_set_is_refused() -> None:
         np.concatenate([first.body, second.body]),
         np.concatenate([first.mask, second.mask], axis=1),
     )
-    with pytest.raises(MaliciousRequestError, match="already decrypted"):
-        member.decryption_share(mixed.mask_part(), [1, 4], request_id=b"r3")
-    # Refusals changed nothing: a new aggregate under a new id is answered, and the same
-    # ciphertext with the same set under another id gets the same share.
-    member.decryption_share(second.mask_part(), [1, 4], request_id=b"r4")
-    same = member.decryption_share(first.mask_part(), [1, 2], request_id=b"r5")
-    assert np.array_equal(same.value, share.value)
+    both = member.decryption_share(mixed.mask_part(), request_id=b"r3")
+    assert np.array_equal(both.value[:, :1], share.value)
+    other = member.decryption_share(second.mask_part(), request_id=b"r4")
+    assert np.array_equal(both.value[:, 1:], other.value)
+    # Shares of every member still combine.
     result = combine(
-        committee,
-        first,
-        [share, people[2].decryption_share(first.mask_part(), [1, 2], request_id=b"r1")],
-        [1, 2],
+        committee, first, [share, people[4].decryption_share(first.mask_part(), request_id=b"r")]
     )
-    assert result.shape == (300,)
+    assert np.array_equal(
+        result.astype(np.uint64), exact_sum(PARAMS, random_inputs(PARAMS, 2, 300, 1))
+    )
 
 
 def test_requests_that_are_refused_outright() -> None:
@@ -367,58 +429,69 @@ def test_requests_that_are_refused_outright() -> None:
     member = people[1]
     two = fresh_aggregate(public, clients=2)
     with pytest.raises(MaliciousRequestError, match="summand count"):
-        member.decryption_share(two.mask_part(), [1, 2], request_id=b"x")
+        member.decryption_share(two.mask_part(), request_id=b"x")
     three = fresh_aggregate(public, clients=3)
     mask = three.mask_part()
     too_many = CiphertextMask(PARAMS, mask.length, PARAMS.max_summands + 1, mask.value)
     with pytest.raises(MaliciousRequestError, match="summand count"):
-        member.decryption_share(too_many, [1, 2], request_id=b"x")
-    for active in ([1], [2, 3], [1, 9], [1, 1, 2], [1, True]):
-        with pytest.raises(MaliciousRequestError):
-            member.decryption_share(mask, active, request_id=b"x")
-    with pytest.raises(ConfigurationError):
-        member.decryption_share(mask, [1, 2], request_id=b"")
+        member.decryption_share(too_many, request_id=b"x")
+    for bad_id in (b"", bytes(MAX_REQUEST_ID_BYTES + 1), "x"):
+        with pytest.raises(ConfigurationError):
+            member.decryption_share(mask, request_id=bad_id)  # type: ignore[arg-type]
     with pytest.raises(UsageError):
         member.decryption_share(
             fresh_aggregate(setup(SMALL, [1, 2], 2)[2], clients=3).mask_part(),
-            [1, 2],
             request_id=b"x",
         )
     # None of it counted: the legitimate request goes through.
-    member.decryption_share(mask, [1, 2], request_id=b"x")
+    member.decryption_share(mask, request_id=b"x")
     fresh = CommitteeMember(PARAMS, committee, 1, SEED)
     with pytest.raises(UsageError):
-        fresh.decryption_share(mask, [1, 2], request_id=b"x")
+        fresh.decryption_share(mask, request_id=b"x")
+
+
+def _garbage(params: ThresholdCkksParameters, member: int, chunks: int) -> DecryptionShare:
+    return DecryptionShare(
+        params,
+        member,
+        Sampler.fresh(b"tests/garbage").uniform(params.moduli, (chunks, params.degree)),
+    )
+
+
+def _crafted(
+    params: ThresholdCkksParameters,
+    committee: Committee,
+    share: DecryptionShare,
+    used: Sequence[int],
+) -> DecryptionShare:
+    """``share`` moved so that combining ``used`` (sorted, t members) adds 1 to the first
+    value: delta = lambda'^-1 Q / 2^bits."""
+    factors = integer_lagrange([committee.position(j) for j in used], 0, params.noise.delta)
+    factor = factors[list(used).index(share.member)]
+    scale = params.rlwe.modulus >> params.plaintext_bits
+    shift = [scale * pow(factor, -1, q) % q for q in params.moduli]
+    value = share.value.copy()
+    ring = params.ring
+    column = np.array(shift, dtype=np.uint64)
+    value[:, 0, 0] = (value[:, 0, 0] + column) % ring.q.reshape(-1)
+    return DecryptionShare(params, share.member, value)
 
 
 def test_corrupted_shares_are_detected_unless_crafted() -> None:
     committee, people, public = setup(PARAMS, [1, 2, 3], 2)
     inputs = random_inputs(PARAMS, 2, 1000, 3)
     aggregate = sum_ciphertexts(encrypt(public, x) for x in inputs)
-    mask = aggregate.mask_part()
-    shares = [people[j].decryption_share(mask, [1, 2], request_id=b"c") for j in (1, 2)]
-    garbage = DecryptionShare(
-        PARAMS, 2, Sampler(SEED, b"tests/garbage").uniform(PARAMS.moduli, shares[1].value.shape[1:])
-    )
+    shares = shares_of(people, aggregate, [1, 2], b"c")
     with pytest.raises(DecodeError, match="do not combine"):
-        combine(committee, aggregate, [shares[0], garbage], [1, 2])
-    # A share of another active set does not combine either.
-    other = people[3].decryption_share(mask, [1, 3], request_id=b"c")
-    with pytest.raises(IncompatibleSharesError):
-        combine(committee, aggregate, [shares[0], other], [1, 2])
+        combine(committee, aggregate, [shares[0], _garbage(PARAMS, 2, 1)])
+    # A share of another ciphertext does not combine either.
+    other = shares_of(people, fresh_aggregate(public), [2], b"other")[0]
     with pytest.raises(DecodeError):
-        combine(committee, aggregate, [shares[0], DecryptionShare(PARAMS, 2, other.value)], [1, 2])
-    # The trust model's caveat: a share shifted by a multiple of the scale Q / t shifts the
-    # sum, undetected (a malicious member corrupts; it cannot read).
-    ring = PARAMS.ring
-    shift = ring.from_unsigned(np.full((1, PARAMS.degree), 0, dtype=np.uint64))
-    scale = PARAMS.rlwe.modulus >> 32
-    shift[:, 0, 0] = [scale % q for q in PARAMS.moduli]
-    tampered = shares[1].value.copy()
-    ring.add(tampered[:, :1], shift, out=tampered[:, :1])
-    result = combine(
-        committee, aggregate, [shares[0], DecryptionShare(PARAMS, 2, tampered)], [1, 2]
-    )
+        combine(committee, aggregate, [shares[0], other])
+    # The trust model's caveat: a share shifted by lambda'^-1 times the scale shifts the
+    # sum, undetected with t shares (a malicious member corrupts; it cannot read).
+    tampered = _crafted(PARAMS, committee, shares[1], [1, 2])
+    result = combine(committee, aggregate, [shares[0], tampered])
     expected = exact_sum(PARAMS, inputs)
     assert int(result[0]) == (int(expected[0]) + 1) % 2**32
     assert np.array_equal(result[1:].astype(np.uint64), expected[1:])
@@ -426,20 +499,73 @@ def test_corrupted_shares_are_detected_unless_crafted() -> None:
 
 def test_combine_refusals() -> None:
     aggregate = fresh_aggregate(PUBLIC)
-    mask = aggregate.mask_part()
-    shares = {j: PEOPLE[j].decryption_share(mask, [2, 3, 4], request_id=b"cr") for j in (2, 3, 4)}
+    shares = {s.member: s for s in shares_of(PEOPLE, aggregate, [2, 3, 4], b"cr")}
     with pytest.raises(DuplicateShareError):
-        combine(COMMITTEE, aggregate, [shares[2], shares[2], shares[3]], [2, 3, 4])
+        combine(COMMITTEE, aggregate, [shares[2], shares[2], shares[3]])
     with pytest.raises(InsufficientSharesError):
-        combine(COMMITTEE, aggregate, [shares[2], shares[3]], [2, 3, 4])
-    with pytest.raises(ConfigurationError):
-        combine(COMMITTEE, aggregate, [shares[2], shares[3]], [2, 3])  # below t = 3
-    with pytest.raises(ConfigurationError):
-        combine(COMMITTEE, aggregate, list(shares.values()), [2, 3, 9])
+        combine(COMMITTEE, aggregate, [shares[2], shares[3]])
+    with pytest.raises(IncompatibleSharesError):
+        combine(
+            COMMITTEE, aggregate, [*shares.values(), DecryptionShare(PARAMS, 9, shares[2].value)]
+        )
     short = DecryptionShare(PARAMS, 4, shares[4].value[:, :0])
     with pytest.raises(IncompatibleSharesError):
-        combine(COMMITTEE, aggregate, [shares[2], shares[3], short], [2, 3, 4])
-    assert combine(COMMITTEE, aggregate, list(shares.values()), [4, 2, 3]).shape == (300,)
+        combine(COMMITTEE, aggregate, [shares[2], shares[3], short])
+    with pytest.raises(InsufficientSharesError):
+        combine_verified(COMMITTEE, aggregate, [shares[2]])
+    assert combine(COMMITTEE, aggregate, list(shares.values())).shape == (300,)
+
+
+# ---------------------------------------------------------------------------------------
+# Faulty members are found and named
+
+
+def test_verified_combination_confirms_every_honest_share() -> None:
+    inputs = random_inputs(PARAMS, 3, 9000, 21)
+    aggregate = sum_ciphertexts(encrypt(PUBLIC, x) for x in inputs)
+    shares = shares_of(PEOPLE, aggregate, [5, 1, 4, 2], b"v")
+    verified = combine_verified(COMMITTEE, aggregate, shares)
+    assert np.array_equal(verified.values.astype(np.uint64), exact_sum(PARAMS, inputs))
+    assert verified.reference == (1, 2, 4) and verified.confirmed == (5,)
+    assert verified.faulty == ()
+    # Exactly t shares: nothing to cross-check, the plain combination.
+    exact = combine_verified(COMMITTEE, aggregate, shares[:3])
+    assert exact.confirmed == () and exact.faulty == () and exact.reference == (1, 4, 5)
+
+
+@pytest.mark.parametrize("bad", [1, 3, 5])
+def test_one_garbage_share_is_named_and_does_not_stop_the_decryption(bad: int) -> None:
+    inputs = random_inputs(PARAMS, 2, 2000, bad)
+    aggregate = sum_ciphertexts(encrypt(PUBLIC, x) for x in inputs)
+    honest = shares_of(PEOPLE, aggregate, [j for j in COMMITTEE.members if j != bad], b"g%d" % bad)
+    expected = exact_sum(PARAMS, inputs)
+    everyone = [*honest, _garbage(PARAMS, bad, 1)]
+    verified = combine_verified(COMMITTEE, aggregate, everyone)
+    assert np.array_equal(verified.values.astype(np.uint64), expected)
+    assert verified.faulty == (bad,) and bad not in verified.reference
+    # t + 1 shares with one bad: no t + 1 agree, but only one t-subset decrypts.
+    few = [*honest[:3], _garbage(PARAMS, bad, 1)]
+    verified = combine_verified(COMMITTEE, aggregate, few)
+    assert np.array_equal(verified.values.astype(np.uint64), expected)
+    assert verified.faulty == (bad,)
+    # Exactly t shares, one of them bad: no decryption, and no wrong sum.
+    with pytest.raises(DecodeError, match="no t decryption shares"):
+        combine_verified(COMMITTEE, aggregate, [*honest[:2], _garbage(PARAMS, bad, 1)])
+
+
+def test_a_crafted_share_is_caught_by_a_further_share() -> None:
+    committee, people, public = setup(PARAMS, [1, 2, 3, 4], 2)
+    inputs = random_inputs(PARAMS, 2, 100, 8)
+    aggregate = sum_ciphertexts(encrypt(public, x) for x in inputs)
+    shares = {s.member: s for s in shares_of(people, aggregate, [1, 2, 3, 4], b"k")}
+    crafted = _crafted(PARAMS, committee, shares[2], [1, 2])
+    # With t + 1 = 3 shares, two subsets decrypt to different sums: refused, never wrong.
+    with pytest.raises(DecodeError, match="disagree"):
+        combine_verified(committee, aggregate, [shares[1], crafted, shares[3]])
+    # With a fourth share, the honest subsets confirm each other and name member 2.
+    verified = combine_verified(committee, aggregate, [shares[1], crafted, shares[3], shares[4]])
+    assert np.array_equal(verified.values.astype(np.uint64), exact_sum(PARAMS, inputs))
+    assert verified.faulty == (2,) and verified.reference == (1, 3)
 
 
 # ---------------------------------------------------------------------------------------
@@ -496,16 +622,27 @@ def test_committee_validation() -> None:
 
 
 def test_parameter_choice_and_refusals() -> None:
-    assert ThresholdCkksParameters.choose(committee_size=5, max_summands=1000).limbs == 3
-    assert ThresholdCkksParameters.choose(committee_size=16, max_summands=1000).limbs == 4
+    assert ThresholdCkksParameters.choose(committee_size=5, max_summands=1000).limbs == 4
+    assert ThresholdCkksParameters.choose(committee_size=3, max_summands=1000).limbs == 4
+    assert ThresholdCkksParameters.choose(committee_size=10, max_summands=1000).limbs == 5
+    assert ThresholdCkksParameters.choose(committee_size=12, max_summands=1000).limbs == 6
     assert (
         ThresholdCkksParameters.choose(
-            committee_size=5, max_summands=100, plaintext_bits=16, degree=4096
+            committee_size=3, max_summands=100, plaintext_bits=16, degree=4096
         ).limbs
         == 3
     )
+    # Delta = c! grows fast: 16 members need a larger ring.
+    with pytest.raises(ConfigurationError, match="no modulus"):
+        ThresholdCkksParameters.choose(committee_size=16, max_summands=1000)
+    assert (
+        ThresholdCkksParameters.choose(committee_size=16, max_summands=1000, degree=16384).limbs
+        == 7
+    )
+    with pytest.raises(ConfigurationError, match="smudging needs"):
+        ThresholdCkksParameters.choose(committee_size=18, max_summands=1000, degree=32768)
     with pytest.raises(ConfigurationError, match="noise needs"):
-        ThresholdCkksParameters(limbs=2)
+        ThresholdCkksParameters(limbs=3)
     with pytest.raises(ConfigurationError, match="HE standard"):
         ThresholdCkksParameters(limbs=7)  # 224 bits > 218 at N = 8192
     with pytest.raises(ConfigurationError):
@@ -604,11 +741,11 @@ def test_every_message_round_trips_with_exact_sizes() -> None:
             params, (ciphertext + ciphertext).to_bytes(), length=length, summands=1
         )
     mask = CiphertextMask.from_bytes(params, ciphertext.mask_part().to_bytes(), length=length)
-    share = people[1].decryption_share(mask, [1, 2], request_id=b"w")
+    share = people[1].decryption_share(mask, request_id=b"w")
     share_again = DecryptionShare.from_bytes(params, share.to_bytes(), length=length)
     assert share_again.to_bytes() == share.to_bytes()
-    other = people[2].decryption_share(mask, [1, 2], request_id=b"w")
-    result = combine(committee, again, [share_again, other], [1, 2])
+    other = people[3].decryption_share(mask, request_id=b"w")
+    result = combine(committee, again, [share_again, other])
     assert np.array_equal(result, np.arange(length, dtype=np.uint64).astype(np.uint16))
 
 
@@ -620,35 +757,26 @@ def test_crs_seed_is_derived_from_the_session() -> None:
         derive_crs_seed(b"")
 
 
-def test_wire_vectors() -> None:
-    """Pinned encodings of fixed objects (the format and the seeded sampler together)."""
-    params = SMALL
-    encodings = {
-        "public key share": PublicKeyShare(params, 3, _fixed(params, b"pk", 1)).to_bytes(),
-        "key share delivery": KeyShareDelivery(params, 1, 2, _fixed(params, b"ks", 1)).to_bytes(),
-        "public key": PublicKey(params, SEED, [1, 2, 3], _fixed(params, b"p", 1)).to_bytes(),
-        "ciphertext": Ciphertext(
-            params,
-            5000,
-            7,
-            np.arange(2 * params.degree, dtype=np.uint64).reshape(2, -1)
-            % np.uint64(2**params.body_bits),
-            _fixed(params, b"c1", 2),
-        ).to_bytes(),
-        "decryption share": DecryptionShare(params, 2, _fixed(params, b"d", 2)).to_bytes(),
-    }
-    digests = {name: hashlib.sha256(data).hexdigest()[:16] for name, data in encodings.items()}
-    assert digests == {
-        "public key share": "a468578fc16d1f5c",
-        "key share delivery": "47debb6452f29e6c",
-        "public key": "eb20963bc5485c26",
-        "ciphertext": "f0184e2be0ef8bf9",
-        "decryption share": "9b2a65e58839761e",
-    }
-    # The documented record layouts.
-    assert set(msgpack.unpackb(encodings["ciphertext"])) == {"v", "m", "n", "b", "a"}
-    record = msgpack.unpackb(encodings["public key"])
-    assert record["v"] == 1 and record["s"] == SEED and record["k"] == [1, 2, 3]
+WIRE = load_vectors("wire/threshold_ckks")
+
+
+@pytest.mark.parametrize("vector", cases(WIRE, "records"))
+def test_record_vectors(vector: dict[str, Any]) -> None:
+    """Pinned encodings of fixed records (the format and the seeded sampler together)."""
+    assert WIRE["record_version"] == VERSION
+    assert vector["parameters"] == VECTOR_PARAMS.to_dict()
+    data = build_record(vector["name"])
+    assert len(data) == vector["length"]
+    assert hashlib.sha256(data).hexdigest() == vector["sha256"]
+
+
+def test_record_layouts() -> None:
+    record = msgpack.unpackb(build_record("ciphertext (5000 values, 7 summands)"))
+    assert set(record) == {"v", "m", "n", "b", "a"} and record["v"] == VERSION
+    record = msgpack.unpackb(build_record("public key (contributors 1, 2, 4)"))
+    assert record["v"] == VERSION and record["k"] == [1, 2, 4] and len(record["s"]) == 32
+    decoded = PublicKey.from_bytes(VECTOR_PARAMS, build_record("public key (contributors 1, 2, 4)"))
+    assert decoded.contributors == (1, 2, 4)
 
 
 def _record(**fields: object) -> bytes:
@@ -666,14 +794,15 @@ def test_strict_decoders() -> None:
     over[:4] = q0.to_bytes(4, "little")
     cases = [
         b"\xc1",  # not msgpack
-        _record(v=2, i=1, p=packed),  # unknown version
-        _record(v=1, i=1),  # missing field
-        _record(v=1, i=1, p=packed, x=0),  # extra field
-        _record(v=1, i=True, p=packed),  # a bool as an int
-        _record(v=1, i=0, p=packed),  # id out of range
-        _record(v=1, i=1, p=packed[:-4]),  # wrong size
-        _record(v=1, i=1, p=bytes(over)),  # residue >= q
-        _record(v=1, i=1, p="text"),  # str for bytes
+        _record(v=1, i=1, p=packed),  # version 1 (shares bound to the active set)
+        _record(v=True, i=1, p=packed),  # a bool as the version
+        _record(v=2, i=1),  # missing field
+        _record(v=2, i=1, p=packed, x=0),  # extra field
+        _record(v=2, i=True, p=packed),  # a bool as an int
+        _record(v=2, i=0, p=packed),  # id out of range
+        _record(v=2, i=1, p=packed[:-4]),  # wrong size
+        _record(v=2, i=1, p=bytes(over)),  # residue >= q
+        _record(v=2, i=1, p="text"),  # str for bytes
     ]
     for data in cases:
         with pytest.raises(DecodeError) as info:
@@ -694,11 +823,11 @@ def test_strict_decoders() -> None:
     with pytest.raises(DecodeError):
         DecryptionShare.from_bytes(params, ct, length=5000)
     with pytest.raises(DecodeError):
-        PublicKey.from_bytes(params, _record(v=1, s=SEED[:31], k=[1], p=packed))
+        PublicKey.from_bytes(params, _record(v=2, s=SEED[:31], k=[1], p=packed))
     with pytest.raises(DecodeError):
-        PublicKey.from_bytes(params, _record(v=1, s=SEED, k=[2, 1], p=packed))
+        PublicKey.from_bytes(params, _record(v=2, s=SEED, k=[2, 1], p=packed))
     with pytest.raises(DecodeError):
-        KeyShareDelivery.from_bytes(params, _record(v=1, f=1, t=0, s=packed))
+        KeyShareDelivery.from_bytes(params, _record(v=2, f=1, t=0, s=packed))
 
 
 # ---------------------------------------------------------------------------------------
@@ -715,5 +844,5 @@ def test_secret_holders_refuse_pickling_and_hide_secrets_in_repr() -> None:
     assert repr(member) == "CommitteeMember(id=1, state=setup sent)"
     assert repr(deliveries[2]) == "KeyShareDelivery(sender=1, recipient=2)"
     assert "PublicKey(contributors=[1, 2, 3, 4, 5]" in repr(PUBLIC)
-    assert repr(PARAMS.ring) == "RnsRing(degree=8192, limbs=3)"
+    assert repr(PARAMS.ring) == "RnsRing(degree=8192, limbs=4)"
     assert os.urandom(0) == b""

@@ -42,14 +42,17 @@ from tests.helpers.wire_fields import (
 
 BONAWITZ = load_vectors("wire/bonawitz")
 THRESHOLD_HE = load_vectors("wire/threshold_he")
+THRESHOLD_CKKS = load_vectors("wire/threshold_ckks")
 FAMILIES = {
     "secagg.protocols.bonawitz": BONAWITZ,
     "secagg.protocols.threshold_he": THRESHOLD_HE,
+    "secagg.protocols.threshold_ckks": THRESHOLD_CKKS,
 }
 
 
 def test_vectors_are_of_the_current_versions() -> None:
     assert BONAWITZ["wire_version"] == THRESHOLD_HE["wire_version"] == WIRE_VERSION
+    assert THRESHOLD_CKKS["wire_version"] == WIRE_VERSION
     assert BONAWITZ["bundle_version"] == BUNDLE_VERSION
     assert BONAWITZ["state_version"] == STATE_VERSION
 
@@ -79,6 +82,11 @@ def test_bonawitz_message(vector: dict[str, Any]) -> None:
 @pytest.mark.parametrize("vector", cases(THRESHOLD_HE, "messages"))
 def test_threshold_he_message(vector: dict[str, Any]) -> None:
     _check_message(THRESHOLD_HE, "secagg.protocols.threshold_he", vector)
+
+
+@pytest.mark.parametrize("vector", cases(THRESHOLD_CKKS, "messages"))
+def test_threshold_ckks_message(vector: dict[str, Any]) -> None:
+    _check_message(THRESHOLD_CKKS, "secagg.protocols.threshold_ckks", vector)
 
 
 def _derive(function: str, arguments: dict[str, Any]) -> bytes:

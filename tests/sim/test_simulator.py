@@ -178,7 +178,9 @@ def test_costs_add_up_to_the_encoded_messages() -> None:
     try:
         n = 5
         schedule = DropoutSchedule({"confirm": frozenset({4})})
-        result = simulate(ToyConfig(n, 33, 16), _inputs(n, 33, 16), dropouts=schedule)
+        result = simulate(
+            ToyConfig(n, 33, 16), _inputs(n, 33, 16), dropouts=schedule, protocol="toy"
+        )
     finally:
         register_protocol(toy_spec(), replace=True)
     costs = result.costs
@@ -232,7 +234,9 @@ def test_registry_lookup() -> None:
         register_protocol(toy_spec())  # taken
     with pytest.raises(ConfigurationError):
         protocol_for_config(object())
-    assert protocol_for_config(ToyConfig(2, 1, 8)).name == "toy"
+    # The first registered spec taking a ToyConfig wins (other test modules register
+    # toy variants sharing the class, e.g. tests/cost's "toy-costed").
+    assert protocol_for_config(ToyConfig(2, 1, 8)).name.startswith("toy")
     complete = ProtocolConfig.create([1, 2, 3], threshold=2, bits=16, vector_length=4)
     assert protocol_for_config(complete).name == "bonawitz"
     assert set(get_protocol("bonawitz").round_names) <= set(ROUND_NAMES)

@@ -33,6 +33,7 @@ import numpy as np
 from secagg.channel import NONCE_BYTES, seal
 from secagg.he.paillier import EncryptedVector, PaillierPublicKey
 from secagg.he.slots import SlotLayout
+from secagg.he.threshold_ckks.params import VERSION as RECORD_VERSION
 from secagg.he.threshold_paillier import (
     CHALLENGE_BITS,
     KeyShare,
@@ -76,6 +77,7 @@ from secagg.protocols.bonawitz.messages import (
     consistency_signature_payload,
 )
 from secagg.protocols.limits import MAX_CLIENT_ID
+from secagg.protocols.threshold_ckks import messages as ckks_wire
 from secagg.protocols.threshold_he.messages import (
     DecryptionRequest,
     DecryptionShare,
@@ -84,6 +86,7 @@ from secagg.protocols.threshold_he.messages import (
 )
 from secagg.protocols.wire import WIRE_VERSION, ProtocolMessage
 from secagg.shamir import LIMBS, PRIME, Share, pack_limb_shares
+from tests.helpers.threshold_ckks_records import record_vectors
 from tests.helpers.vectors import VECTORS_DIR
 from tests.helpers.wire_fields import (
     bundle_fields,
@@ -412,6 +415,44 @@ def threshold_he_messages() -> list[dict[str, Any]]:
     return [_message_vector(name, message) for name, message in cases]
 
 
+def threshold_ckks_messages() -> list[dict[str, Any]]:
+    w = ckks_wire
+    key = fixed("x25519 public", 32)
+    cases: list[tuple[str, ProtocolMessage]] = [
+        ("KeyAdvertiseRequest", w.KeyAdvertiseRequest(0, 3, SID)),
+        ("KeyAdvertise", w.KeyAdvertise(3, 0, SID, key)),
+        (
+            "KeyDealRequest, peers with 1- and 3-byte ids",
+            w.KeyDealRequest(0, 3, SID64, (w.PeerKey(1, key), w.PeerKey(70_000, key))),
+        ),
+        ("KeyDealRequest, no peers", w.KeyDealRequest(0, 3, SID, ())),
+        (
+            "KeyDeal",
+            w.KeyDeal(
+                3,
+                0,
+                SID,
+                fixed("public key share", 40),
+                (w.Sealed(1, fixed("box 3->1", 60)), w.Sealed(300, fixed("box 3->300", 300))),
+            ),
+        ),
+        (
+            "KeyCheckRequest",
+            w.KeyCheckRequest(0, 4, SID, (w.Sealed(1, fixed("box 1->4", 60)),)),
+        ),
+        ("KeyCheck, no complaint", w.KeyCheck(4, 0, SID, ())),
+        ("KeyCheck, complaints", w.KeyCheck(4, 0, SID, (1, 3, MAX_CLIENT_ID))),
+        ("InputRequest", w.InputRequest(0, 7, SID, fixed("public key", 80))),
+        ("EncryptedInput", w.EncryptedInput(7, 0, SID, fixed("ciphertext", 300))),
+        (
+            "DecryptionRequest",
+            w.DecryptionRequest(0, 2, SID, (1, 2, 7, 300, MAX_CLIENT_ID), fixed("mask", 64)),
+        ),
+        ("DecryptionShare", w.DecryptionShare(2, 0, SID, fixed("share", 64))),
+    ]
+    return [_message_vector(name, message) for name, message in cases]
+
+
 # --- Shamir --------------------------------------------------------------------------------
 
 
@@ -550,6 +591,7 @@ def he_records() -> dict[str, Any]:
 
 
 def flower_records() -> dict[str, Any]:
+    import msgpack
     from flwr.app import ArrayRecord, ConfigRecord, RecordDict
 
     from secagg.integrations.flower.layout import ArrayLayout, ArraySpec
@@ -557,29 +599,29 @@ def flower_records() -> dict[str, Any]:
     from secagg.integrations.flower.wire import (
         Envelope,
         FixedPointParams,
+        IdentifyRequest,
         SessionSetup,
         write_envelope,
     )
 
     plain = SessionSetup(
         session_id=SID,
+        protocol="bonawitz",
         n=3,
         client_id=2,
-        threshold=2,
         bits=32,
-        degree=None,
         fixed_point=FixedPointParams(clip=1.0, scale=2.0**20, max_clients=3, max_weight=1.0),
         layout=ArrayLayout((ArraySpec("w", (2, 3), "<f4"),)),
         weighted_by_key="num-examples",
         weighted=False,
+        params=bytes(msgpack.packb([2, None, "semi-honest", None], use_bin_type=True)),
     )
     rich = SessionSetup(
         session_id=SID64,
+        protocol="secagg+",
         n=100,
         client_id=42,
-        threshold=9,
         bits=48,
-        degree=16,
         fixed_point=FixedPointParams(clip=3.5, scale=1234.5, max_clients=100, max_weight=600.0),
         layout=ArrayLayout(
             (ArraySpec("conv.weight", (4, 1, 3, 3), "<f4"), ArraySpec("steps", (), "<i8")),
@@ -587,6 +629,9 @@ def flower_records() -> dict[str, Any]:
         ),
         weighted_by_key="examples",
         weighted=True,
+        params=bytes(msgpack.packb([9, 16, "semi-honest", None], use_bin_type=True)),
+        metric_scale=0.25,
+        report_clipping=True,
     )
 
     def setup_vector(name: str, setup: SessionSetup) -> dict[str, Any]:
@@ -595,15 +640,17 @@ def flower_records() -> dict[str, Any]:
             "name": name,
             "fields": {
                 "session_id": setup.session_id.hex(),
+                "protocol": setup.protocol,
                 "n": setup.n,
                 "client_id": setup.client_id,
-                "threshold": setup.threshold,
                 "bits": setup.bits,
-                "degree": setup.degree,
                 "fixed_point": [fp.clip, fp.scale, fp.max_clients, fp.max_weight],
                 "layout": setup.layout.to_wire(),
                 "weighted_by_key": setup.weighted_by_key,
                 "weighted": setup.weighted,
+                "params": setup.params.hex(),
+                "metric_scale": setup.metric_scale,
+                "report_clipping": setup.report_clipping,
             },
             "encoding": setup.to_bytes().hex(),
         }
@@ -612,13 +659,15 @@ def flower_records() -> dict[str, Any]:
         content = write_envelope(RecordDict(), envelope)
         header, payload = content["secagg"], content["secagg.payload"]
         assert isinstance(header, ConfigRecord) and isinstance(payload, ArrayRecord)
+        optional = ("setup", "identify", "identity")
         return {
             "name": name,
             "fields": {
                 "stage": envelope.stage,
                 "session_id": envelope.session_id.hex(),
                 "payloads": [p.hex() for p in envelope.payloads],
-                "setup": None if envelope.setup is None else envelope.setup.hex(),
+                **{key: None if getattr(envelope, key) is None else getattr(envelope, key).hex()
+                   for key in optional},
             },
             "records": {
                 "secagg": {k: to_json(v) for k, v in header.items()},
@@ -639,6 +688,9 @@ def flower_records() -> dict[str, Any]:
     later = Envelope(
         3, SID, tuple(ConsistencyCheckRequest(0, 2, SID, (1, 2, 3)).to_bytes() for _ in range(2))
     )
+    request = IdentifyRequest("secagg+", bytes(range(32)))
+    identify = Envelope(0, SID, (), identify=request.to_bytes())
+    identity = Envelope(0, SID, (), identity=bytes(msgpack.packb([bytes(32), bytes(64)])))
     return {
         "wire_version": FLOWER_WIRE_VERSION,
         "session_setup": [setup_vector("complete graph", plain), setup_vector("SecAgg+", rich)],
@@ -646,6 +698,8 @@ def flower_records() -> dict[str, Any]:
             envelope_vector("first stage, with setup", first),
             envelope_vector("later stage, two payloads", later),
             envelope_vector("no payload", Envelope(1, SID64, ())),
+            envelope_vector("identification request", identify),
+            envelope_vector("identification answer", identity),
         ],
     }
 
@@ -754,6 +808,20 @@ def files() -> dict[str, Callable[[], dict[str, Any]]]:
             "wire_version": WIRE_VERSION,
             "protocol": "threshold-paillier",
             "messages": threshold_he_messages(),
+        },
+        "wire/threshold_ckks.json": lambda: {
+            "source": pinned(
+                "every threshold-CKKS message type, and the scheme's records (public key "
+                "share, key-share delivery, public key, ciphertext, mask, decryption share) "
+                "for fixed residues, pinned by SHA-256 and length (a record of one N = 4096 "
+                "polynomial is tens of KiB)",
+                f"WIRE_VERSION {WIRE_VERSION}, record version {RECORD_VERSION}",
+            ),
+            "wire_version": WIRE_VERSION,
+            "record_version": RECORD_VERSION,
+            "protocol": "threshold-ckks",
+            "messages": threshold_ckks_messages(),
+            "records": record_vectors(),
         },
         "wire/shamir.json": lambda: {
             "source": pinned(

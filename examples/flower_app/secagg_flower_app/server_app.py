@@ -9,8 +9,9 @@ from flwr.app import Context
 from flwr.serverapp import Grid, ServerApp
 from flwr.serverapp.strategy import FedAvg
 
-from secagg.integrations.flower import RoundReport, SecAggGrid, SecAggSettings
-from secagg_flower_app.task import as_float, as_int, initial_arrays
+from secagg.integrations.flower import IdentityRegistry, RoundReport, SecAggGrid, SecAggSettings
+from secagg.integrations.flower.node_keys import load_he_public_key
+from secagg_flower_app.task import as_count_or_fraction, as_float, as_int, initial_arrays
 
 app = ServerApp()
 
@@ -19,18 +20,53 @@ def _report_json(round_index: int, report: RoundReport) -> dict[str, object]:
     arrays = report.arrays
     return {
         "round": round_index,
+        "protocol": report.protocol,
+        "summary": report.summary,
         "included_nodes": sorted(report.included_nodes),
         "excluded_nodes": {str(k): v for k, v in sorted(report.excluded_nodes.items())},
+        "stage_failures": {str(k): list(v) for k, v in sorted(report.stage_failures.items())},
+        "identities": {str(k): v for k, v in sorted(report.identities.items())},
         "total_weight": report.total_weight,
         "metrics": dict(report.metrics),
+        "clipped": dict(report.clipped),
         "arrays": None if arrays is None else
         {name: arrays[name].numpy().tolist() for name in arrays},
         "aborted": report.aborted,
         "stages": report.stages,
+        "stage_seconds": list(report.stage_seconds),
         "seconds": report.seconds,
         "bytes_sent": report.bytes_sent,
         "bytes_received": report.bytes_received,
     }
+
+
+def settings_of(cfg: dict[str, object]) -> SecAggSettings:
+    """The SecAggSettings the run config asks for (0 = "not set": the protocol's default,
+    or no deadline for the timeouts)."""
+    protocol = str(cfg.get("protocol", "secagg+"))
+    mode = str(cfg.get("mode", "semi-honest"))
+    registry = str(cfg.get("registry", ""))
+    public_key = str(cfg.get("he-public-key", ""))
+    metric_clip = as_float(cfg.get("metric-clip", 0.0))
+    train_timeout = as_float(cfg["train-timeout"])
+    stage_timeout = as_float(cfg["stage-timeout"])
+    return SecAggSettings(
+        protocol=protocol,
+        mode=mode,  # type: ignore[arg-type]
+        identities=IdentityRegistry.load(registry) if registry else None,
+        protocol_options={"public_key": load_he_public_key(public_key)} if public_key else {},
+        bits=as_int(cfg["bits"]),
+        clip=as_float(cfg["clip"]),
+        metric_clip=metric_clip or None,
+        max_weight=as_float(cfg["max-weight"]),
+        degree=as_count_or_fraction(cfg.get("degree", 0)),
+        threshold=as_count_or_fraction(cfg.get("threshold", 0)),
+        min_clients=as_int(cfg["min-nodes"]),
+        train_timeout=train_timeout or None,
+        stage_timeout=stage_timeout or None,
+        deadline=str(cfg.get("deadline", "fixed")),  # type: ignore[arg-type]
+        secure_metrics=("train_loss",),
+    )
 
 
 @app.main()
@@ -38,18 +74,7 @@ def main(grid: Grid, context: Context) -> None:
     """Run FedAvg with secure aggregation; write the rounds' reports as JSON if asked."""
     cfg = context.run_config
     nodes = as_int(cfg["min-nodes"])
-    degree = as_int(cfg["degree"])
-    settings = SecAggSettings(
-        bits=as_int(cfg["bits"]),
-        clip=as_float(cfg["clip"]),
-        max_weight=as_float(cfg["max-weight"]),
-        degree=degree or None,
-        min_clients=nodes,
-        train_timeout=as_float(cfg["train-timeout"]),
-        stage_timeout=as_float(cfg["stage-timeout"]),
-        secure_metrics=("train_loss",),
-    )
-    secure_grid = SecAggGrid(grid, settings)
+    secure_grid = SecAggGrid(grid, settings_of(dict(cfg)))
     strategy = FedAvg(fraction_train=1.0, fraction_evaluate=0.0, min_train_nodes=nodes,
                       min_available_nodes=nodes)
     result = strategy.start(grid=secure_grid, initial_arrays=initial_arrays(),

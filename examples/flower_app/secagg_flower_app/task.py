@@ -39,6 +39,13 @@ def as_float(value: object) -> float:
     return float(value)
 
 
+def as_count_or_fraction(value: object) -> int | float | None:
+    """A run config degree / threshold: an int count, a float fraction, 0 for "not set"."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"not a count or a fraction: {value!r}")
+    return value or None
+
+
 def initial_arrays() -> ArrayRecord:
     """The global model before round 1: zeros."""
     return ArrayRecord({n: Array(np.zeros(s, dtype=np.float32)) for n, s in SHAPES.items()})

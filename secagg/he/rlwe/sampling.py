@@ -25,12 +25,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import NoReturn
 
 import numpy as np
 
 from secagg.errors import ConfigurationError
 from secagg.prg import SEED_BYTES, Prg
+from secagg.secret import SecretHolder
 
 __all__ = ["MAX_WIDE_BITS", "Sampler", "popcount"]
 
@@ -51,7 +51,7 @@ def popcount(words: np.ndarray) -> np.ndarray:
     return np.asarray((w * _U64(0x0101010101010101)) >> _U64(56), dtype=np.int64)
 
 
-class Sampler:
+class Sampler(SecretHolder, export="none: build a new Sampler from its seed"):
     """Draws RLWE randomness from the AES-CTR streams of one seed.
 
     Never shows or pickles its seed (a secret one is the whole secret). Raises
@@ -81,9 +81,6 @@ class Sampler:
 
     def __repr__(self) -> str:
         return f"Sampler(label={self._label!r})"
-
-    def __reduce__(self) -> NoReturn:
-        raise TypeError("a Sampler holds a secret seed and cannot be pickled")
 
     def _stream(self, kind: bytes, bits: int) -> Prg:
         stream = self._streams.get(kind)

@@ -277,7 +277,9 @@ def encrypt(public_key: PublicKey, values: np.ndarray) -> Ciphertext:
     for start in range(0, chunks, CHUNK_BLOCK):
         p = min(CHUNK_BLOCK, chunks - start)
         residues, mask[:, start : start + p] = encrypt_zero(public_key, sampler, p)
-        # Compress: round(2^k c0 / Q) mod 2^k, then the message in the top bits.
+        # Compress: round(2^k gamma c0 / Q) mod 2^k (gamma = Delta^2, the factor a
+        # combination of decryption shares carries), then the message in the top bits.
+        ring.mul(residues, public_key.scale_column, out=residues)
         integer, fraction = ring.scale_to_bits(residues, body_bits)
         np.add(integer, np.rint(fraction).astype(_U64), out=integer)
         np.add(integer, plain[start : start + p] << _U64(body_bits - bits), out=integer)

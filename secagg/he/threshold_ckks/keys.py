@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Sequence
-from typing import NoReturn
 
 import numpy as np
 
@@ -25,6 +24,7 @@ from secagg.he.threshold_ckks.params import (
     record_size,
 )
 from secagg.prg import SEED_BYTES
+from secagg.secret import SecretHolder
 
 __all__ = [
     "KeyShareDelivery",
@@ -90,7 +90,9 @@ class PublicKeyShare:
         return cls(params, member, value)
 
 
-class KeyShareDelivery:
+class KeyShareDelivery(
+    SecretHolder, export="KeyShareDelivery.to_bytes(), sealed for its recipient"
+):
     """Member ``sender``'s Shamir share ``f_sender(x_recipient)`` for ``recipient``.
 
     SECRET: the protocol layer must seal :meth:`to_bytes` for the recipient. Never printed,
@@ -109,9 +111,6 @@ class KeyShareDelivery:
 
     def __repr__(self) -> str:
         return f"KeyShareDelivery(sender={self.sender}, recipient={self.recipient})"
-
-    def __reduce__(self) -> NoReturn:
-        raise TypeError("a KeyShareDelivery holds a secret share and cannot be pickled")
 
     @staticmethod
     def encoded_size(params: ThresholdCkksParameters, sender: int, recipient: int) -> int:
@@ -151,7 +150,16 @@ class PublicKey:
     ``a`` expanded from the public seed (sent as the seed). NTT form, with Shoup factors
     for fast encryption. Raises ConfigurationError for a bad seed or contributor list."""
 
-    __slots__ = ("contributors", "crs", "crs_shoup", "params", "seed", "value", "value_shoup")
+    __slots__ = (
+        "contributors",
+        "crs",
+        "crs_shoup",
+        "params",
+        "scale_column",
+        "seed",
+        "value",
+        "value_shoup",
+    )
 
     def __init__(
         self,
@@ -175,6 +183,10 @@ class PublicKey:
         q = params.ring.q
         self.crs_shoup = shoup_factor(self.crs, q)
         self.value_shoup = shoup_factor(value, q)
+        scale = params.noise.scale  # gamma = Delta^2 mod each limb: see encrypt()
+        self.scale_column = np.array([scale % m for m in params.moduli], dtype=np.uint64).reshape(
+            params.ring.limbs, 1, 1
+        )
 
     def __repr__(self) -> str:
         return f"PublicKey(contributors={list(self.contributors)}, fingerprint={self.fingerprint})"

@@ -1,7 +1,9 @@
 """A threshold CKKS committee member: key setup and the rule that keeps decryption safe.
 
 :class:`CommitteeMember` holds the member's key material and answers decryption requests
-under the one-share-per-ciphertext rule of :mod:`secagg.he.threshold_ckks`.
+under the one-share-per-ciphertext rule of :mod:`secagg.he.threshold_ckks`: its share of
+a ciphertext does not depend on who else answers, and it is a deterministic function of
+(its key, the ciphertext), so a ciphertext has exactly one share of this member, ever.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ import hmac
 import os
 import struct
 from collections.abc import Mapping, Sequence
-from typing import NoReturn
 
 import numpy as np
 
@@ -25,7 +26,6 @@ from secagg.errors import (
 )
 from secagg.he.rlwe.ntt import mul_shoup, shoup_factor
 from secagg.he.rlwe.params import ERROR_ETA
-from secagg.he.rlwe.ring import lagrange_at_zero
 from secagg.he.rlwe.sampling import Sampler
 from secagg.he.threshold_ckks.ciphertext import CiphertextMask
 from secagg.he.threshold_ckks.decryption import DecryptionShare
@@ -42,6 +42,7 @@ from secagg.he.threshold_ckks.params import (
     check_int,
 )
 from secagg.prg import SEED_BYTES
+from secagg.secret import SecretHolder
 
 __all__ = [
     "MAX_DECRYPTED_CIPHERTEXTS",
@@ -79,7 +80,7 @@ class MemberState(enum.Enum):
     READY = "ready"
 
 
-class CommitteeMember:
+class CommitteeMember(SecretHolder, export="none: a member's key material stays in its process"):
     """One committee member: its key material and the rules it keeps (see
     :mod:`secagg.he.threshold_ckks`).
 
@@ -92,6 +93,7 @@ class CommitteeMember:
     __slots__ = (
         "_answered",
         "_key",
+        "_key_shoup",
         "_own_share",
         "_requests",
         "_smudge_key",
@@ -124,16 +126,15 @@ class CommitteeMember:
         self.min_summands = check_int("min_summands", min_summands, 1, params.max_summands)
         self.state = MemberState.NEW
         self._own_share: np.ndarray | None = None
-        self._key: np.ndarray | None = None  # NTT(sk_j)
+        self._key: np.ndarray | None = None  # NTT(Delta sk_j): shares are Delta c1 sk_j + e
+        self._key_shoup: np.ndarray | None = None
         self._smudge_key = os.urandom(32)
-        self._answered: dict[bytes, tuple[int, ...]] = {}  # chunk digest -> active set
+        self._answered: set[bytes] = set()  # digests of the chunks decrypted so far
         self._requests: dict[bytes, bytes] = {}  # request id -> request digest
 
     def __repr__(self) -> str:
         return f"CommitteeMember(id={self.member_id}, state={self.state.value})"
 
-    def __reduce__(self) -> NoReturn:
-        raise TypeError("a CommitteeMember holds key material and cannot be pickled")
 
     # -- setup -------------------------------------------------------------------------
 
@@ -151,15 +152,15 @@ class CommitteeMember:
         ring.ntt(error)
         public = ring.sub(error, ring.mul(common_random_polynomial(params, self.crs_seed), secret))
         # Shamir over Z_q per limb, in NTT form (sharing is linear): evaluate
-        # f(x) = s + r_1 x + ... + r_(t-1) x^(t-1) at every member id by Horner.
+        # f(x) = s + r_1 x + ... + r_(t-1) x^(t-1) at every member's position by Horner.
         members = self.committee.members
-        xs = np.array(members, dtype=_U64).reshape(len(members), 1, 1)
+        xs = np.arange(1, len(members) + 1, dtype=_U64).reshape(len(members), 1, 1)
         q = ring.q.reshape(1, limbs, 1)
         degree = self.committee.threshold - 1
         coefficients = sampler.uniform(params.moduli, (degree, n))  # (limbs, t-1, N)
         values = np.zeros((len(members), limbs, n), dtype=_U64)
         for k in range(degree - 1, -1, -1):
-            np.multiply(values, xs, out=values)  # < 2^32 * 2^31
+            np.multiply(values, xs, out=values)  # < 2^32 * 256
             np.add(values, coefficients[:, k][None], out=values)
             np.remainder(values, q, out=values)
         np.multiply(values, xs, out=values)
@@ -223,23 +224,32 @@ class CommitteeMember:
         if self._own_share is not None:
             self._own_share.fill(0)
             self._own_share = None
-        self._key = key
+        # Every share this member will give is Delta c1 sk_j + e: keep Delta sk_j.
+        q = ring.q
+        factor = self.params.noise.delta
+        column = np.array([factor % m for m in self.params.moduli], dtype=_U64).reshape(
+            ring.limbs, 1, 1
+        )
+        scaled = np.empty_like(key)
+        mul_shoup(key, column, shoup_factor(column, q), q, scaled, np.empty_like(key))
+        key.fill(0)
+        self._key = scaled
+        self._key_shoup = shoup_factor(scaled, q)
         self.state = MemberState.READY
 
     # -- decryption --------------------------------------------------------------------
 
-    def decryption_share(
-        self, mask: CiphertextMask, active: Sequence[int], *, request_id: bytes
-    ) -> DecryptionShare:
-        """This member's decryption share of ``mask`` for the active set ``active``.
+    def decryption_share(self, mask: CiphertextMask, *, request_id: bytes) -> DecryptionShare:
+        """This member's decryption share of ``mask``: ``Delta c1 sk_j + e_j`` per chunk.
 
-        ``request_id`` names the decryption (the protocol's session and round): one
-        aggregate per request id. Raises UsageError before setup or when the key share is
-        exhausted; ConfigurationError for a malformed request id; MaliciousRequestError for
-        an active set that is not ``>= threshold`` distinct members including this one, a
-        summand count outside ``min_summands..max_summands``, another aggregate or set
-        under a request id already answered, or a ciphertext already decrypted for another
-        active set. A refused request changes nothing.
+        The share does not depend on who else answers, and its noise is a pseudorandom
+        function of (this member's secret, the chunk), so a chunk has one share of this
+        member, ever: asking again gives the same bytes. ``request_id`` names the
+        decryption (the protocol's session and round): one aggregate per request id.
+        Raises UsageError before setup or when the key share is exhausted;
+        ConfigurationError for a malformed request id; MaliciousRequestError for a summand
+        count outside ``min_summands..max_summands`` or another aggregate under a request
+        id already answered. A refused request changes nothing.
         """
         if self.state is not MemberState.READY or self._key is None:
             raise UsageError("decryption_share before finish_setup")
@@ -248,14 +258,6 @@ class CommitteeMember:
         params = self.params
         if not isinstance(mask, CiphertextMask) or mask.params != params:
             raise UsageError("a ciphertext mask of other parameters")
-        try:
-            ids = self.committee.check_subset(active, "the active set")
-        except ConfigurationError as exc:
-            raise MaliciousRequestError(str(exc)) from None
-        if len(ids) < self.committee.threshold or self.member_id not in ids:
-            raise MaliciousRequestError(
-                "the active set must hold at least threshold members, this one included"
-            )
         if not self.min_summands <= mask.summands <= params.max_summands:
             raise MaliciousRequestError(
                 f"an aggregate whose summand count is outside "
@@ -263,49 +265,26 @@ class CommitteeMember:
             )
         digests = _chunk_digests(params, mask.value)
         request_digest = hashlib.sha256(
-            LABEL
-            + b"/request"
-            + struct.pack(">QQ", mask.length, mask.summands)
-            + b"".join(struct.pack(">I", i) for i in ids)
-            + b"".join(digests)
+            LABEL + b"/request" + struct.pack(">QQ", mask.length, mask.summands) + b"".join(digests)
         ).digest()
         previous = self._requests.get(request_id)
         if previous is not None and previous != request_digest:
-            raise MaliciousRequestError(
-                "a second decryption request for another aggregate or active set"
-            )
-        for digest in digests:
-            used = self._answered.get(digest)
-            if used is not None and used != ids:
-                raise MaliciousRequestError(
-                    "a ciphertext this member already decrypted for another active set"
-                )
+            raise MaliciousRequestError("a second decryption request for another aggregate")
         fresh = {d for d in digests if d not in self._answered}
         if len(self._answered) + len(fresh) > MAX_DECRYPTED_CIPHERTEXTS or (
             previous is None and len(self._requests) >= MAX_REQUESTS
         ):
             raise UsageError("this key share is exhausted: set up a new key")
-        value = self._compute_share(mask.value, ids, digests)
+        value = self._compute_share(mask.value, digests)
         self._requests[request_id] = request_digest
-        for digest in fresh:
-            self._answered[digest] = ids
+        self._answered |= fresh
         return DecryptionShare(params, self.member_id, value)
 
-    def _compute_share(
-        self, masks: np.ndarray, ids: tuple[int, ...], digests: Sequence[bytes]
-    ) -> np.ndarray:
+    def _compute_share(self, masks: np.ndarray, digests: Sequence[bytes]) -> np.ndarray:
         params, ring = self.params, self.params.ring
-        assert self._key is not None
-        key = self._key
-        lam = lagrange_at_zero(ids, ids.index(self.member_id), params.moduli)
-        lam_column = np.array(lam, dtype=_U64).reshape(ring.limbs, 1, 1)
-        scaled = np.empty_like(key)
-        scratch = np.empty_like(key)
-        mul_shoup(key, lam_column, shoup_factor(lam_column, ring.q), ring.q, scaled, scratch)
-        scaled_shoup = shoup_factor(scaled, ring.q)
+        assert self._key is not None and self._key_shoup is not None
         chunks = masks.shape[1]
         out = np.empty((ring.limbs, chunks, params.degree), dtype=_U64)
-        set_bytes = b"".join(struct.pack(">I", i) for i in ids)
         smudging_bits = params.noise.smudging_bits
         block_scratch = np.empty((ring.limbs, CHUNK_BLOCK, params.degree), dtype=_U64)
         for start in range(0, chunks, CHUNK_BLOCK):
@@ -313,18 +292,18 @@ class CommitteeMember:
             block = out[:, start : start + p]
             mul_shoup(
                 masks[:, start : start + p],
-                scaled,
-                scaled_shoup,
+                self._key,
+                self._key_shoup,
                 ring.q,
                 block,
                 block_scratch[:, :p],
             )
             ring.intt(block)
             for c in range(start, start + p):
-                # Smudging: a PRF of (secret, ciphertext, active set), so an identical
-                # request gets identical noise and averaging repeated answers gains nothing.
+                # Smudging: a PRF of (secret, chunk), so a chunk gets the same noise however
+                # often it is asked, and averaging repeated answers gains nothing.
                 seed = hmac.new(
-                    self._smudge_key, LABEL + b"/smudge" + set_bytes + digests[c], "sha256"
+                    self._smudge_key, LABEL + b"/smudge" + digests[c], "sha256"
                 ).digest()
                 noise = Sampler(seed, LABEL + b"/smudge").wide(
                     params.moduli, (params.degree,), smudging_bits

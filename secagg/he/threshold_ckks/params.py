@@ -19,7 +19,9 @@ from secagg.he.rlwe.noise import noise_tail_bound, noise_variance
 from secagg.he.rlwe.params import ERROR_ETA, RlweParameters
 from secagg.he.rlwe.primes import ntt_primes
 from secagg.he.rlwe.ring import RnsRing
+from secagg.he.rlwe.sampling import MAX_WIDE_BITS
 from secagg.he.rlwe.wire import residues_size
+from secagg.he.threshold_ckks.lagrange import delta, lagrange_bounds
 from secagg.ring import packed_size
 
 __all__ = [
@@ -48,11 +50,12 @@ TAIL_BITS = 64
 DEFAULT_DEGREE = 8192
 MAX_COMMITTEE = 256
 MAX_MEMBER_ID = 2**31 - 1
-"""Member ids are Shamir x coordinates: below every limb prime (> 2^31)."""
+"""Member ids are ints in 1..2^31 - 1 (the Shamir x coordinates are positions 1..n)."""
 MAX_LENGTH = 2**31
-VERSION = 1
-"""Version of every record of the scheme."""
-LABEL = b"secagg/threshold-ckks/v1"
+VERSION = 2
+"""Version of every record of the scheme (2: shares at positions, independent of the
+active set)."""
+LABEL = b"secagg/threshold-ckks/v2"
 """Domain-separation prefix of every derived stream and digest."""
 CHUNK_BLOCK = 8
 """Ciphertext chunks handled at once by encryption and decryption shares (bounds scratch)."""
@@ -86,15 +89,23 @@ class NoiseBudget:
     """Every figure of the noise derivation (see :mod:`secagg.he.threshold_ckks`).
 
     ``fresh_bound`` bounds the noise of ``max_summands`` fresh ciphertexts except with
-    probability ``2^-tail_bits`` per coefficient; smudging is uniform in
-    ``[-2^smudging_bits, 2^smudging_bits)``; ``statistical_distance`` is per coefficient;
-    ``total_bound`` adds ``committee_size`` smudging terms; ``max_offset`` is the worst
-    decoding offset (at most 3/8); ``required_log_modulus`` is ``log2(4 t E)``.
+    probability ``2^-tail_bits`` per coefficient; ``delta`` is ``committee_size!`` and
+    ``scale = delta^2`` the factor a combination carries (the body encodes
+    ``scale * c0``); ``amplification`` and ``simulation`` are the Lagrange bounds of
+    :func:`~secagg.he.threshold_ckks.lagrange.lagrange_bounds`; smudging is uniform in
+    ``[-2^smudging_bits, 2^smudging_bits)``; ``statistical_distance`` is per coefficient,
+    over every honest share of it; ``total_bound`` is ``scale * fresh_bound +
+    amplification * 2^smudging_bits``; ``max_offset`` is the worst decoding offset (at most
+    3/8); ``required_log_modulus`` is ``log2(4 t E)``.
     """
 
     fresh_variance: float
     fresh_bound: float
     tail_bits: int
+    delta: int
+    scale: int
+    amplification: int
+    simulation: int
     smudging_bits: int
     statistical_distance: float
     total_bound: float
@@ -115,7 +126,7 @@ class ThresholdCkksParameters:
     """
 
     degree: int = DEFAULT_DEGREE
-    limbs: int = 3
+    limbs: int = 4
     plaintext_bits: int = 32
     committee_size: int = 5
     max_summands: int = 1000
@@ -129,6 +140,11 @@ class ThresholdCkksParameters:
             raise ConfigurationError("degree must be 4096, 8192, 16384 or 32768")
         self.rlwe  # noqa: B018 - validates the ring against the HE standard
         budget = self.noise
+        if budget.smudging_bits > MAX_WIDE_BITS:
+            raise ConfigurationError(
+                f"smudging needs {budget.smudging_bits} bits, more than {MAX_WIDE_BITS}: "
+                "lower committee_size or max_summands"
+            )
         if budget.body_bits > 64:
             raise ConfigurationError("plaintext_bits + log2(max_summands) + 3 must not exceed 64")
         if budget.required_log_modulus > self.rlwe.log_modulus:
@@ -193,8 +209,14 @@ class ThresholdCkksParameters:
             eta=ERROR_ETA,
             tail_bits=TAIL_BITS,
         )
-        smudging = math.ceil(math.log2(bound)) + STATISTICAL_BITS
-        total = bound + self.committee_size * 2.0**smudging
+        lagrange = lagrange_bounds(self.committee_size)
+        size = self.committee_size
+        # One honest share carries mu * e_ct with |mu| <= simulation (module docstring);
+        # up to committee_size honest shares of a coefficient each hide theirs.
+        smudging = math.ceil(math.log2(size * lagrange.simulation * bound)) + STATISTICAL_BITS
+        base = delta(size)
+        scale = base * base
+        total = scale * bound + lagrange.amplification * 2.0**smudging
         body_bits = self.plaintext_bits + math.ceil(math.log2(self.max_summands)) + 3
         t = 2.0**self.plaintext_bits
         offset = t * total / self.rlwe.modulus + self.max_summands * t / 2.0**body_bits
@@ -202,8 +224,13 @@ class ThresholdCkksParameters:
             fresh_variance=variance,
             fresh_bound=bound,
             tail_bits=TAIL_BITS,
+            delta=base,
+            scale=scale,
+            amplification=lagrange.amplification,
+            simulation=lagrange.simulation,
             smudging_bits=smudging,
-            statistical_distance=bound / 2.0 ** (smudging + 1) + 2.0**-TAIL_BITS,
+            statistical_distance=size * lagrange.simulation * bound / 2.0 ** (smudging + 1)
+            + 2.0**-TAIL_BITS,
             total_bound=total,
             body_bits=body_bits,
             max_offset=offset,
@@ -272,7 +299,9 @@ def float_codec(
 
 @dataclass(frozen=True)
 class Committee:
-    """The decryption committee: member ids (Shamir x coordinates) and the threshold.
+    """The decryption committee: member ids and the threshold. A member's Shamir x
+    coordinate is its :meth:`position` (1..n in sorted id order), so that the scaled
+    Lagrange coefficients of :mod:`~secagg.he.threshold_ckks.lagrange` are small integers.
 
     Raises ConfigurationError unless the ids are distinct ints in 1..:data:`MAX_MEMBER_ID`
     (normalized to a sorted tuple), at most :data:`MAX_COMMITTEE`, and
@@ -301,6 +330,14 @@ class Committee:
             raise ConfigurationError(
                 f"{len(self.members)} members exceed committee_size = {params.committee_size}"
             )
+
+    def position(self, member: int) -> int:
+        """Member ``member``'s Shamir x coordinate: 1 + its index in sorted id order
+        (ConfigurationError for a non-member)."""
+        try:
+            return self.members.index(member) + 1
+        except ValueError:
+            raise ConfigurationError("not a committee member") from None
 
     def check_subset(self, ids: Iterable[int], what: str) -> tuple[int, ...]:
         """``ids`` as a sorted tuple if they are distinct members, else ConfigurationError."""

@@ -5,11 +5,18 @@ protocol client cannot live in memory between stages: after each stage the mod s
 in ``context.state`` (which the SuperNode keeps on the client side and never sends to
 the SuperLink) and restores it on the next message. A session goes:
 
-1. first stage (the envelope carries a :class:`SessionSetup`): the mod checks the setup
-   against its :class:`ClientPolicy`, rebuilds the public :class:`ProtocolConfig` itself,
-   hands the strategy's content (without secagg records) to the ClientApp's ``train``
-   handler, flattens and encodes the trained arrays, weight and secure metrics, creates
-   the protocol client with that vector and answers the server's first protocol message;
+0. identification (only before sessions of protocols that need it): the server's
+   :class:`IdentifyRequest` is answered with what the node holds (a signed proof of its
+   registered key, its committee key and share index), from the node's key files
+   (:class:`~secagg.integrations.flower.node_keys.NodeKeys`); nothing is trained;
+1. the node's first message of a session (its envelope carries a :class:`SessionSetup`;
+   usually in stage 0, later if the protocol addresses the node later): the mod checks the setup
+   against its :class:`ClientPolicy`, and the protocol (:mod:`.protocols`) rebuilds the
+   public config itself and checks it against the node's trust (registry, committee key);
+   the mod hands the strategy's content (without secagg records) to the ClientApp's
+   ``train`` handler, flattens and encodes the trained arrays, weight and secure metrics
+   (clipped: a warning names what was clipped), creates the protocol client with that
+   vector and answers the server's first protocol message;
 2. later stages: restore, answer, store; the session ends when the protocol client is done.
 
 The reply of every stage carries only the secagg records: the trained arrays, the weight
@@ -22,13 +29,13 @@ same session is refused. Training messages without secagg records are refused to
 
 from __future__ import annotations
 
-import functools
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
-from flwr.app import ConfigRecord, Context, Error, Message, RecordDict
+from flwr.app import ArrayRecord, ConfigRecord, Context, Error, Message, RecordDict
 from flwr.clientapp.typing import ClientAppCallable, Mod
 
 from secagg.encoding import FixedPoint
@@ -39,11 +46,17 @@ from secagg.errors import (
     SecAggError,
     UsageError,
 )
-from secagg.integrations.flower.client_state import ClientBackend, default_backend
+from secagg.integrations.flower.bonawitz import BonawitzOverFlower
+from secagg.integrations.flower.client_state import ClientBackend
+from secagg.integrations.flower.logs import forward_to_flower
+from secagg.integrations.flower.node_keys import NodeKeys
+from secagg.integrations.flower.protocols import FlowerProtocol, flower_protocol
 from secagg.integrations.flower.server import is_train_message
 from secagg.integrations.flower.settings import ClientPolicy
 from secagg.integrations.flower.wire import (
+    SECAGG_ERROR_CODE,
     Envelope,
+    IdentifyRequest,
     SessionSetup,
     check_payload_count,
     has_envelope,
@@ -52,8 +65,7 @@ from secagg.integrations.flower.wire import (
     write_envelope,
 )
 from secagg.protocols.base import SERVER_ID, ClientProtocol
-from secagg.protocols.bonawitz.config import ProtocolConfig
-from secagg.protocols.bonawitz.messages import decode_message
+from secagg.secret import SecretHolder
 
 __all__ = ["SECAGG_ERROR_CODE", "STATE_KEY", "make_secagg_mod", "secagg_mod"]
 
@@ -61,13 +73,12 @@ log = logging.getLogger(__name__)
 
 STATE_KEY = "secagg.client"
 """Key of the ``ConfigRecord`` in ``context.state`` that holds the client's session."""
-SECAGG_ERROR_CODE = 6  # flwr ErrorCode.MOD_FAILED_PRECONDITION: a mod refused the message
 _SEEN_SESSIONS = 64
 _ACTIVE, _ABORTED, _DONE = "active", "aborted", "done"
 
 
 @dataclass(repr=False)
-class _Stored:
+class _Stored(SecretHolder, export="_Stored.save(context) / _Stored.load(context)"):
     """The client's session as kept in ``context.state`` between ClientApp processes.
 
     ``client`` is the protocol client's state bytes (``Client.to_state_bytes``): secret,
@@ -122,35 +133,84 @@ def _refuse(message: Message, exc: BaseException) -> Message:
     return Message(Error(SECAGG_ERROR_CODE, reason[:500]), reply_to=message)
 
 
+KeySource = NodeKeys | Callable[[Context], NodeKeys]
+"""The node's key material, or how to load it from the node's context."""
+
+
+class _Node(SecretHolder, export="none: one mod call's view of its node, rebuilt per call"):
+    """What one call of the mod knows about its node: the policy, the key material
+    (loaded on first use only: a semi-honest session needs none) and the protocols."""
+
+    def __init__(self, context: Context, policy: ClientPolicy, keys: KeySource | None,
+                 backend: ClientBackend | None) -> None:
+        self.context = context
+        self.policy = policy
+        self._keys_source = keys
+        self._keys: NodeKeys | None = None
+        self._backend = backend
+
+    @property
+    def keys(self) -> NodeKeys:
+        if self._keys is None:
+            source = self._keys_source
+            if source is None:
+                self._keys = NodeKeys.from_node_config(self.context.node_config)
+            elif isinstance(source, NodeKeys):
+                self._keys = source
+            else:
+                self._keys = source(self.context)
+        return self._keys
+
+    def protocol(self, name: str) -> FlowerProtocol:
+        """The Flower protocol ``name`` if this node's policy takes part in it."""
+        if self.policy.protocols is not None and name not in self.policy.protocols:
+            raise MaliciousRequestError(f"protocol {name!r} is outside this node's policy",
+                                        party=SERVER_ID)
+        protocol = flower_protocol(name)
+        if self._backend is not None and isinstance(protocol, BonawitzOverFlower):
+            protocol = protocol.with_backend(self._backend)
+        return protocol
+
+
 def make_secagg_mod(
-    policy: ClientPolicy | None = None, *, backend: ClientBackend | None = None
+    policy: ClientPolicy | None = None, *, backend: ClientBackend | None = None,
+    keys: KeySource | None = None, forward_logs: bool = True,
 ) -> Mod:
     """A Flower mod that runs secure aggregation for ``train`` messages.
 
-    ``policy`` is what the client accepts (default :class:`ClientPolicy`); ``backend``
-    creates, stores and restores the protocol client (default: secagg's Bonawitz client).
-    Messages that are not training instructions pass through untouched.
+    ``policy`` is what the client accepts (default :class:`ClientPolicy`). ``keys`` is the
+    node's key material (active mode's identity and registry, a committee's key), or a
+    function of the node's context returning it; by default it is loaded from the files
+    the node config names (:meth:`NodeKeys.from_node_config`), only when a session needs
+    it. ``backend`` overrides how Bonawitz / SecAgg+ clients are created and carried
+    (tests). ``forward_logs`` sends secagg's log lines to Flower's console
+    (:func:`~secagg.integrations.flower.logs.forward_to_flower`). Messages that are not
+    training instructions pass through untouched.
     """
     policy = policy or ClientPolicy()
 
     def mod(message: Message, context: Context, call_next: ClientAppCallable) -> Message:
         if not is_train_message(message):
             return call_next(message, context)
+        if forward_logs:
+            forward_to_flower()
         if not has_envelope(message.content):
             if policy.require_secure:
                 return _refuse(message, MaliciousRequestError(
                     "training without secure aggregation is refused by this client's policy",
                     party=SERVER_ID))
             return call_next(message, context)
+        node = _Node(context, policy, keys, backend)
         stored = _Stored.load(context)
         try:
             envelope = read_envelope(message.content, party=SERVER_ID,
                                      max_bytes=policy.max_payload_bytes)
+            if envelope.identify is not None:
+                return _identify(message, envelope, node)
             check_payload_count(envelope.payloads, party=SERVER_ID)
-            chosen = backend or default_backend()
             if envelope.setup is not None:
-                return _start(message, context, call_next, envelope, stored, policy, chosen)
-            return _continue(message, context, envelope, stored, chosen)
+                return _start(message, context, call_next, envelope, stored, node)
+            return _continue(message, context, envelope, stored, node)
         except SecAggError as exc:
             if stored.status == _ACTIVE:
                 stored.status, stored.client = _ABORTED, b""
@@ -164,27 +224,26 @@ def _reply(message: Message, envelope: Envelope) -> Message:
     return Message(write_envelope(RecordDict(), envelope), reply_to=message)
 
 
-def _config_of(setup: SessionSetup) -> ProtocolConfig:
-    """The public config a setup describes (cached: rebuilding a SecAgg+ graph is costly)."""
-    return _cached_config(setup.session_id, setup.n, setup.threshold, setup.bits,
-                          setup.vector_length, setup.degree)
-
-
-@functools.lru_cache(maxsize=16)
-def _cached_config(session_id: bytes, n: int, threshold: int, bits: int, vector_length: int,
-                   degree: int | None) -> ProtocolConfig:
-    return ProtocolConfig.create(
-        clients=range(1, n + 1), threshold=threshold, bits=bits,
-        vector_length=vector_length, degree=degree, session_id=session_id,
-    )
+def _identify(message: Message, envelope: Envelope, node: _Node) -> Message:
+    """Answer an identification request from the node's key material (nothing trained)."""
+    assert envelope.identify is not None
+    if envelope.payloads or envelope.stage != 0:
+        raise ProtocolViolation("an identification request carries no protocol message",
+                                party=SERVER_ID)
+    request = IdentifyRequest.from_bytes(envelope.identify)
+    protocol = node.protocol(request.protocol)
+    answer = protocol.identify(node.keys, node_id=message.metadata.dst_node_id,
+                               session_id=envelope.session_id, challenge=request.challenge)
+    log.info("secagg: answered the %s identification of session %s...", protocol.name,
+             envelope.session_id.hex()[:8])
+    return _reply(message, Envelope(stage=0, session_id=envelope.session_id, payloads=(),
+                                    identity=answer))
 
 
 def _check_setup(setup: SessionSetup, envelope: Envelope, policy: ClientPolicy) -> FixedPoint:
     """Policy checks of a new session; returns the fixed-point codec to encode with."""
     if setup.session_id != envelope.session_id:
         raise ProtocolViolation("setup for another session", party=SERVER_ID)
-    if envelope.stage != 0:
-        raise ProtocolViolation("a setup outside the first stage", party=SERVER_ID)
     if setup.n < policy.min_clients:
         raise MaliciousRequestError(
             f"aggregation over {setup.n} clients, policy needs {policy.min_clients}",
@@ -204,14 +263,13 @@ def _check_setup(setup: SessionSetup, envelope: Envelope, policy: ClientPolicy) 
     return fixed
 
 
-def _train_vector(message: Message, context: Context, call_next: ClientAppCallable,
-                  setup: SessionSetup, fixed: FixedPoint
-                  ) -> tuple[np.ndarray | None, Message | None]:
-    """Run the ClientApp's training; return the encoded vector, or its error reply."""
+def _trained_values(message: Message, context: Context, call_next: ClientAppCallable
+                    ) -> tuple[ArrayRecord | None, dict[str, object], Message | None]:
+    """Run the ClientApp's training; its arrays and metrics, or its error reply."""
     message.content = strip_envelope(message.content)
     trained = call_next(message, context)
     if trained.has_error():
-        return None, trained
+        return None, {}, trained
     content = trained.content
     if len(content.array_records) != 1:
         raise ConfigurationError("the training reply must hold exactly one ArrayRecord")
@@ -222,6 +280,12 @@ def _train_vector(message: Message, context: Context, call_next: ClientAppCallab
         metrics.update(config)
     for record in content.metric_records.values():
         metrics.update(record)
+    return arrays, metrics, None
+
+
+def _encode(setup: SessionSetup, fixed: FixedPoint, arrays: ArrayRecord,
+            metrics: dict[str, object]) -> np.ndarray:
+    """The encoded vector: arrays, scaled metrics, clipping indicators, then the weight."""
     if setup.weighted:
         weight = metrics.get(setup.weighted_by_key)
         if isinstance(weight, bool) or not isinstance(weight, (int, float)):
@@ -232,34 +296,56 @@ def _train_vector(message: Message, context: Context, call_next: ClientAppCallab
                 f"weight {weight} outside [0, max_weight = {fixed.max_weight}]")
     else:
         weight = 1
-    vector = setup.layout.flatten(arrays, metrics)
+    layout = setup.layout
+    vector = layout.flatten(arrays, metrics)
+    split = layout.array_size
+    if setup.metric_scale != 1.0:
+        vector[split:] *= setup.metric_scale
+    beyond = np.abs(vector) > fixed.clip
+    clipped_arrays = int(np.count_nonzero(beyond[:split]))
+    clipped_metrics = [name for name, over in zip(layout.metrics, beyond[split:], strict=True)
+                       if over]
+    if clipped_arrays:
+        log.warning("secagg: %d of %d array values of this node's update lie beyond the "
+                    "clip +-%g and are clipped", clipped_arrays, split, fixed.clip)
+    if clipped_metrics:
+        log.warning("secagg: metrics %s of this node lie beyond their bound and are clipped "
+                    "(the server's SecAggSettings.metric_clip)", clipped_metrics)
+    if setup.report_clipping:
+        flags = [fixed.clip if clipped_arrays else 0.0,
+                 fixed.clip if clipped_metrics else 0.0]
+        vector = np.concatenate([vector, flags])
     encoded: np.ndarray = fixed.encode_weighted(vector, float(weight))
-    return encoded, None
+    return encoded
 
 
 def _start(message: Message, context: Context, call_next: ClientAppCallable,
-           envelope: Envelope, stored: _Stored, policy: ClientPolicy,
-           backend: ClientBackend) -> Message:
+           envelope: Envelope, stored: _Stored, node: _Node) -> Message:
     assert envelope.setup is not None
+    policy = node.policy
     setup = SessionSetup.from_bytes(envelope.setup, max_vector_length=policy.max_vector_length)
     if setup.session_id in stored.seen:
         raise MaliciousRequestError("a session id this client already took part in",
                                     party=SERVER_ID)
     fixed = _check_setup(setup, envelope, policy)
-    config = _config_of(setup)
+    protocol = node.protocol(setup.protocol)
+    config = protocol.client_config(setup, node.keys, policy)
     seen = (*stored.seen, setup.session_id)[-_SEEN_SESSIONS:]
     # From here on the session counts as started: any failure aborts it for good.
     stored = _Stored(session_id=setup.session_id, next_stage=0, status=_ACTIVE,
                      setup=envelope.setup, seen=seen)
     stored.save(context)
     try:
-        vector, error_reply = _train_vector(message, context, call_next, setup, fixed)
-        if error_reply is not None or vector is None:
+        arrays, metrics, error_reply = _trained_values(message, context, call_next)
+        if error_reply is not None or arrays is None:
             stored.status = _ABORTED
             stored.save(context)
-            return error_reply or _refuse(message, UsageError("training produced no vector"))
-        client = backend.create(config, setup.client_id, vector)
-        return _answer(message, context, envelope, stored, config, client, backend)
+            return error_reply or _refuse(message, UsageError("training produced no update"))
+        vector = _encode(setup, fixed, arrays, metrics)
+        client = protocol.create_client(config, setup.client_id, vector, node.keys)
+        log.info("secagg: joined session %s... (%s) as client %d of %d",
+                 setup.session_id.hex()[:8], protocol.name, setup.client_id, setup.n)
+        return _answer(message, context, envelope, stored, protocol, config, client, node)
     except BaseException:
         # Whatever failed (a refusal, the training function crashing), this session is
         # over for this client: a retry of it is refused.
@@ -269,39 +355,46 @@ def _start(message: Message, context: Context, call_next: ClientAppCallable,
 
 
 def _continue(message: Message, context: Context, envelope: Envelope, stored: _Stored,
-              backend: ClientBackend) -> Message:
+              node: _Node) -> Message:
     if stored.session_id != envelope.session_id or not stored.setup:
         raise ProtocolViolation("a stage of a session this client is not in", party=SERVER_ID)
     if stored.status != _ACTIVE:
         raise MaliciousRequestError(f"the session is {stored.status}", party=SERVER_ID)
-    if envelope.stage != stored.next_stage:
+    if envelope.stage < stored.next_stage:
+        # Stage numbers only grow (a protocol may skip a node in some stages); the
+        # protocol client itself decides which message may come next.
         raise ProtocolViolation(
-            f"stage {envelope.stage} out of order (expected {stored.next_stage})",
+            f"stage {envelope.stage} out of order (expected {stored.next_stage} or later)",
             party=SERVER_ID)
     setup = SessionSetup.from_bytes(stored.setup, max_vector_length=2**62)
-    config = _config_of(setup)
-    client = backend.load(config, setup.client_id, stored.client)
-    return _answer(message, context, envelope, stored, config, client, backend)
+    protocol = node.protocol(setup.protocol)
+    config = protocol.client_config(setup, node.keys, node.policy)
+    client = protocol.load_client(config, setup.client_id, stored.client, node.keys)
+    return _answer(message, context, envelope, stored, protocol, config, client, node)
 
 
 def _answer(message: Message, context: Context, envelope: Envelope, stored: _Stored,
-            config: ProtocolConfig, client: ClientProtocol, backend: ClientBackend) -> Message:
-    replies = _feed(client, config, envelope.payloads)
+            protocol: FlowerProtocol, config: Any, client: ClientProtocol,
+            node: _Node) -> Message:
+    replies = _feed(client, protocol, config, envelope.payloads)
     stored.next_stage = envelope.stage + 1
     if client.done:
         stored.status, stored.client = _DONE, b""
+        log.info("secagg: session %s... done for this node", envelope.session_id.hex()[:8])
     else:
-        stored.client = backend.dump(client)
+        stored.client = protocol.dump_client(client)
     stored.save(context)
+    log.debug("secagg: answered stage %d of session %s...", envelope.stage,
+              envelope.session_id.hex()[:8])
     return _reply(message, Envelope(stage=envelope.stage, session_id=envelope.session_id,
                                     payloads=tuple(replies)))
 
 
-def _feed(client: ClientProtocol, config: ProtocolConfig,
+def _feed(client: ClientProtocol, protocol: FlowerProtocol, config: Any,
           payloads: Sequence[bytes]) -> list[bytes]:
     out: list[bytes] = []
     for payload in payloads:
-        request = decode_message(payload, sender=SERVER_ID)
+        request = protocol.decode(payload, SERVER_ID)
         if request.recipient != client.client_id or request.session_id != config.session_id:
             raise ProtocolViolation("a protocol message for another client or session",
                                     party=SERVER_ID)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
+from typing import Any
 
 from flwr.app import Context, Message, MessageType
 from flwr.common import Code, FitRes, Status, ndarrays_to_parameters
@@ -28,7 +29,13 @@ from flwr.server.workflow.constant import MAIN_CONFIGS_RECORD, MAIN_PARAMS_RECOR
 from flwr.serverapp import Grid
 
 from secagg.errors import ConfigurationError
-from secagg.integrations.flower.server import RoundReport, ServerFactory, run_secure_round
+from secagg.integrations.flower.logs import forward_to_flower
+from secagg.integrations.flower.server import (
+    IdentityCache,
+    RoundReport,
+    ServerFactory,
+    run_secure_round,
+)
 from secagg.integrations.flower.settings import SecAggSettings
 
 __all__ = ["LEGACY_WEIGHT_KEY", "SecAggWorkflow"]
@@ -51,6 +58,18 @@ class SecAggWorkflow:
         self.settings = replace(settings or SecAggSettings(), weighted_by_key=LEGACY_WEIGHT_KEY)
         self._make_server = make_server
         self.reports: list[RoundReport] = []
+        self.identities: IdentityCache = {}
+        if self.settings.forward_logs:
+            forward_to_flower()
+
+    @classmethod
+    def from_secaggplus(cls, num_shares: int | float, reconstruction_threshold: int | float,
+                        **kwargs: Any) -> SecAggWorkflow:
+        """In place of ``SecAggPlusWorkflow(num_shares, reconstruction_threshold, ...)``,
+        with the same arguments (:meth:`SecAggSettings.from_secaggplus`): switching from
+        Flower's SecAgg+ is a change of class name."""
+        return cls(SecAggSettings.from_secaggplus(num_shares, reconstruction_threshold,
+                                                  **kwargs))
 
     def __call__(self, grid: Grid, context: Context) -> None:
         """Run one secure training round and hand its aggregate to the strategy.
@@ -76,9 +95,12 @@ class SecAggWorkflow:
                     MessageType.TRAIN, group_id=str(current_round))
             for proxy, fitins in instructions
         ]
-        report = run_secure_round(grid, messages, self.settings, make_server=self._make_server)
+        report = run_secure_round(grid, messages, self.settings, make_server=self._make_server,
+                                  identities=self.identities)
         self.reports.append(report)
-        log.info("secure aggregation, round %d: %r", current_round, report)
+        log.info("secagg: round %d: the strategy's aggregate_fit receives ONE FitRes, the "
+                 "secure aggregate of %d nodes, and %d failures (nodes not in the sum)",
+                 current_round, len(report.included_nodes), len(report.excluded_nodes))
         failures: list[tuple[ClientProxy, FitRes] | BaseException] = [
             RuntimeError(f"node {node} excluded: {reason}")
             for node, reason in sorted(report.excluded_nodes.items())

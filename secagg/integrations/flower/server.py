@@ -1,15 +1,27 @@
 """The ServerApp side: run one secure aggregation of a training round over a Flower Grid.
 
 Theory of operation. A Flower strategy's ``configure_train`` produces one training message
-per sampled node. :func:`run_secure_round` turns them into a secagg session: node ids map
-to client ids ``1..n`` (sorted node ids), a fresh :class:`ProtocolConfig` and fixed-point
-encoding are chosen, and the sans-I/O :class:`secagg.protocols.bonawitz.server.Server` is driven
-stage by stage. Each stage is one ``grid.send_and_receive`` with a deadline; replies are
-decoded with the transport-authenticated client id as sender, and when the deadline passes
-with some nodes silent, ``Server.close_round()`` goes on without exactly those nodes. The
-first stage also carries the strategy's content (global arrays and config), so the client
-trains then. All protocol logic stays in :mod:`secagg.protocols`; this module only moves
-bytes and keeps the node/client mapping.
+per sampled node. :func:`run_secure_round` turns them into a session of the protocol the
+settings name (:mod:`secagg.integrations.flower.protocols`):
+
+1. *identification* (only when the protocol wants it: active mode, a decryption
+   committee; nodes already identified in an earlier round are not asked again): each node
+   answers a fresh challenge with what it holds; a node whose answer proves nothing
+   acceptable is left out, with the reason;
+2. the protocol plans the session: node ids map to client ids ``1..n`` (sorted), a public
+   config, a fixed-point encoding and a per-client :class:`SessionSetup`;
+3. the sans-I/O protocol server is driven stage by stage: each stage is one push of its
+   messages and pulls of the replies until all came or the deadline passed; replies are
+   decoded with the transport-authenticated client id as sender, and when the deadline
+   passes with some nodes silent, ``close_round()`` goes on without exactly those nodes.
+   A node's first message (usually in the first stage) also carries its setup and the
+   strategy's content (global arrays and config), so the client trains then.
+
+Every failure of a node in any stage (no reply within the deadline, an error reply, a bad
+reply, a reply that came after its stage closed) is recorded in the report, whether or not
+it removed the node from the sum, and logged (:mod:`secagg.integrations.flower.logs` makes
+the lines visible in ``flwr run --stream``). All protocol logic stays in
+:mod:`secagg.protocols`; this module only moves bytes and keeps the node/client mapping.
 
 What the strategy gets back is one reply whose ``ArrayRecord`` is the weighted mean over
 exactly the included clients and whose ``MetricRecord`` holds the total weight under
@@ -20,125 +32,81 @@ No client's arrays, weight or metrics are ever seen in clear.
 from __future__ import annotations
 
 import logging
+import os
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Protocol
+from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
+from dataclasses import replace
+from typing import Any
 
-from flwr.app import ArrayRecord, Message, MetricRecord, RecordDict
+import numpy as np
+from flwr.app import ArrayRecord, Message, RecordDict
 from flwr.serverapp import Grid
 
 from secagg.encoding import FixedPoint
-from secagg.errors import ConfigurationError, ProtocolAbort, ProtocolViolation, UsageError
+from secagg.errors import (
+    ConfigurationError,
+    DecodeError,
+    ProtocolAbort,
+    ProtocolViolation,
+    UsageError,
+)
+from secagg.integrations.flower.exchange import (
+    BASE_BYTES,
+    Session,
+    collect_late,
+    exchange,
+    flower_message,
+    no_reply,
+)
 from secagg.integrations.flower.layout import ArrayLayout
-from secagg.integrations.flower.settings import SecAggSettings, default_threshold
+from secagg.integrations.flower.protocols import (
+    Identity,
+    SessionPlan,
+    flower_protocol,
+)
+from secagg.integrations.flower.report import RoundReport, log_outcome
+from secagg.integrations.flower.settings import SecAggSettings
 from secagg.integrations.flower.wire import (
+    CHALLENGE_BYTES,
+    SECAGG_ERROR_CODE,
     Envelope,
     FixedPointParams,
+    IdentifyRequest,
     SessionSetup,
     read_envelope,
-    write_envelope,
 )
 from secagg.protocols.base import AggregationResult, ServerProtocol
 from secagg.protocols.base import Message as ProtocolMessage
-from secagg.protocols.bonawitz.config import ProtocolConfig
 from secagg.ring import packed_size
 
 __all__ = [
+    "IdentityCache",
     "RoundReport",
     "ServerFactory",
-    "TransportServer",
     "is_train_message",
     "run_secure_round",
 ]
 
 log = logging.getLogger(__name__)
 
+ServerFactory = Callable[[Any], ServerProtocol]
+"""Builds the protocol server for a session's config (default: the protocol's own)."""
 
+IdentityCache = MutableMapping[int, "Identity | str"]
+"""Node id -> its accepted :class:`Identity`, or the reason it was refused. A SecAggGrid
+keeps one across rounds: a Flower node id is stable for the life of a SuperNode."""
 
-class TransportServer(ServerProtocol, Protocol):
-    """A protocol server a transport can hand raw bytes with the authenticated sender."""
-
-    def receive_bytes(self, data: bytes, sender: int) -> list[ProtocolMessage]:
-        """Decode ``data`` as sent by ``sender`` and receive it; a DecodeError excludes
-        ``sender`` instead of being raised."""
-        ...
-
-
-ServerFactory = Callable[[ProtocolConfig], TransportServer]
-"""Builds the protocol server for a config (default:
-:class:`secagg.protocols.bonawitz.server.Server`)."""
-
-# A Bonawitz session has at most 5 stages; a server that keeps asking is a bug, not a loop.
+# A session has at most a handful of stages; a server that keeps asking is a bug, not a loop.
 _MAX_STAGES = 16
-_TTL_MARGIN = 10.0
 # Per-client allowance on top of the masked input: keys, sealed share bundles, shares.
 _PER_PEER_BYTES = 8192
-_BASE_BYTES = 65536
-
-
-def _default_server(config: ProtocolConfig) -> TransportServer:
-    from secagg.protocols.bonawitz.server import Server
-
-    server: TransportServer = Server(config)
-    return server
+_IDENTIFY = "identification"
 
 
 def is_train_message(message: Message) -> bool:
     """Whether ``message`` is a Flower training instruction (``train`` or ``train.<action>``)."""
     kind = message.metadata.message_type
     return kind == "train" or kind.startswith("train.")
-
-
-@dataclass(frozen=True)
-class RoundReport:
-    """The outcome of one secure aggregation, in Flower's terms (node ids).
-
-    ``arrays``/``metrics``/``total_weight`` are the decoded weighted means over exactly
-    ``included_nodes`` (``None``/empty when ``aborted`` holds the reason it did not
-    complete). ``excluded_nodes`` maps every other sampled node to the reason.
-    ``result`` is the protocol's raw :class:`AggregationResult` (client ids 1..n) and
-    ``client_of_node`` the mapping used.
-    """
-
-    session_id: bytes
-    client_of_node: Mapping[int, int]
-    included_nodes: frozenset[int] = frozenset()
-    excluded_nodes: Mapping[int, str] = field(default_factory=dict)
-    arrays: ArrayRecord | None = None
-    arrays_key: str = "arrays"
-    metrics: Mapping[str, float] = field(default_factory=dict)
-    total_weight: float = 0.0
-    weighted_by_key: str = "num-examples"
-    aborted: str | None = None
-    result: AggregationResult | None = None
-    stages: int = 0
-    bytes_sent: int = 0
-    bytes_received: int = 0
-    seconds: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        """True when the aggregate is available."""
-        return self.aborted is None and self.arrays is not None
-
-    def reply_content(self) -> RecordDict:
-        """A FedAvg-shaped reply: the mean arrays and the total weight (plus secure metrics).
-
-        Raises UsageError if the round did not complete (there is no aggregate).
-        """
-        if not self.ok or self.arrays is None:
-            raise UsageError(f"no aggregate: {self.aborted}")
-        metrics = MetricRecord({self.weighted_by_key: self.total_weight, **self.metrics})
-        return RecordDict({self.arrays_key: self.arrays, "metrics": metrics})
-
-    def __repr__(self) -> str:
-        return (
-            f"RoundReport(session={self.session_id.hex()[:16]}..., "
-            f"included={sorted(self.included_nodes)}, "
-            f"excluded={dict(sorted(self.excluded_nodes.items()))}, "
-            f"total_weight={self.total_weight}, aborted={self.aborted!r}, stages={self.stages})"
-        )
 
 
 def _global_arrays(messages: Sequence[Message]) -> tuple[str, ArrayRecord, ArrayLayout]:
@@ -149,47 +117,27 @@ def _global_arrays(messages: Sequence[Message]) -> tuple[str, ArrayRecord, Array
     return key, record, ArrayLayout.from_record(record)
 
 
-@dataclass
-class _Session:
-    """Mutable bookkeeping of one run of the stage loop."""
-
-    settings: SecAggSettings
-    config: ProtocolConfig
-    server: TransportServer
-    node_of_client: dict[int, int]
-    setups: dict[int, bytes]
-    max_reply_bytes: int
-    excluded: dict[int, str] = field(default_factory=dict)
-    stages: int = 0
-    bytes_sent: int = 0
-    bytes_received: int = 0
-
-    @property
-    def client_of_node(self) -> dict[int, int]:
-        return {node: client for client, node in self.node_of_client.items()}
-
-    def note(self, client: int, reason: str) -> None:
-        """Remember the first transport-level reason a client fell out."""
-        self.excluded.setdefault(client, reason)
-
-
 def run_secure_round(
     grid: Grid,
     messages: Iterable[Message],
     settings: SecAggSettings | None = None,
     *,
     make_server: ServerFactory | None = None,
+    identities: IdentityCache | None = None,
 ) -> RoundReport:
     """Securely aggregate the training round that ``messages`` (one per node) describe.
 
-    Only ``grid.send_and_receive`` is used. Guarantees: the report's aggregate is the
-    weighted mean over exactly ``included_nodes``; a node that misses a deadline, replies
-    with an error or sends anything malformed is excluded (with the reason) and the others
-    go on; nothing a client sends is ever exposed except through the protocol's sum.
+    Only ``grid.push_messages`` / ``pull_messages`` (or ``send_and_receive``) are used.
+    Guarantees: the report's aggregate is the weighted mean over exactly ``included_nodes``;
+    a node that misses a deadline, replies with an error, sends anything malformed or fails
+    its identification is excluded (with the reason) and the others go on; nothing a client
+    sends is ever exposed except through the protocol's sum. ``identities`` caches node
+    identifications across rounds (see :data:`IdentityCache`).
 
     Raises ConfigurationError for unusable inputs (no messages, duplicate destinations,
-    several ArrayRecords, unsupported dtypes, unsafe settings). A protocol abort (fewer
-    than the threshold left) is not raised: the report says ``aborted``.
+    several ArrayRecords, unsupported dtypes, settings that do not fit this many nodes). A
+    protocol abort (fewer than the threshold left) is not raised: the report says
+    ``aborted``.
     """
     settings = settings or SecAggSettings()
     started = time.perf_counter()
@@ -201,229 +149,339 @@ def run_secure_round(
         raise ConfigurationError("two training messages go to the same node")
     arrays_key, _, model_layout = _global_arrays(train)
     layout = ArrayLayout(model_layout.arrays, settings.secure_metrics)
-    node_of_client = {i + 1: node for i, node in enumerate(nodes)}
-    n = len(nodes)
+    extras = 2 if settings.report_clipping else 0
+    protocol = flower_protocol(settings.protocol)
+    session = Session(settings=settings, protocol=protocol, session_id=os.urandom(16),
+                       group_id=train[0].metadata.group_id)
     report = RoundReport(
-        session_id=bytes(16), client_of_node={node: c for c, node in node_of_client.items()},
+        session_id=session.session_id, client_of_node={}, protocol=protocol.name,
         arrays_key=arrays_key, weighted_by_key=settings.weighted_by_key,
     )
-    if n < settings.min_clients:
-        return replace(report, excluded_nodes=dict.fromkeys(nodes, "round not run"),
-                       aborted=f"{n} sampled nodes, fewer than min_clients = "
-                               f"{settings.min_clients}")
-    session, fixed = _open_session(settings, layout, node_of_client, make_server)
-    report = replace(report, session_id=session.config.session_id)
+    log.info("secagg: secure round over %d sampled nodes, protocol %s, %d values per node",
+             len(nodes), protocol.name, layout.size + extras + 1)
+
+    def finish(**changes: Any) -> RoundReport:
+        collect_late(grid, session)
+        done = replace(
+            report, stages=session.stages, stage_seconds=tuple(session.stage_seconds),
+            bytes_sent=session.bytes_sent, bytes_received=session.bytes_received,
+            stage_failures={n: tuple(f) for n, f in sorted(session.failures.items())},
+            seconds=time.perf_counter() - started, **changes,
+        )
+        log_outcome(done)
+        return done
+
+    if len(nodes) < settings.min_clients:
+        return finish(excluded_nodes=dict.fromkeys(nodes, "round not run"),
+                      aborted=f"{len(nodes)} sampled nodes, fewer than min_clients = "
+                              f"{settings.min_clients}")
+    known: dict[int, Identity] = {}
+    if protocol.wants_identities(settings):
+        known = _identify(grid, session, nodes, identities if identities is not None else {})
+        report = replace(report, identities={n: i.label for n, i in sorted(known.items())})
+    candidates = [n for n in nodes if n not in session.excluded]
+    if len(candidates) < settings.min_clients:
+        return finish(excluded_nodes=_with_default(session.excluded, nodes, "round not run"),
+                      aborted=f"{len(candidates)} nodes identified, fewer than min_clients = "
+                              f"{settings.min_clients}")
+    plan = protocol.plan(settings, session_id=session.session_id, nodes=candidates,
+                         identities=known, vector_length=layout.size + extras + 1)
+    for node, reason in plan.refused.items():
+        session.fail(node, _IDENTIFY, reason)
+    if len(plan.node_of_client) < settings.min_clients:
+        return finish(excluded_nodes=_with_default(session.excluded, nodes, "round not run"),
+                      aborted=f"{len(plan.node_of_client)} nodes admitted, fewer than "
+                              f"min_clients = {settings.min_clients}")
+    fixed = _open_session(session, plan, layout, make_server)
+    report = replace(report, summary=plan.summary,
+                     client_of_node={n: c for c, n in plan.node_of_client.items()})
+    log.info("secagg: session %s...: %s; %d nodes", session.session_id.hex()[:8], plan.summary,
+             len(plan.node_of_client))
     aborted = None
     try:
         _drive(grid, session, train)
     except ProtocolAbort as exc:
         aborted = f"protocol aborted: {exc}"
-        log.warning("secure aggregation aborted after %d stages: %s", session.stages, exc)
+    assert session.server is not None
     result = session.server.result
-    report = replace(
-        report, stages=session.stages, bytes_sent=session.bytes_sent,
-        bytes_received=session.bytes_received, result=result,
-        excluded_nodes=_excluded_nodes(session, result),
-    )
+    excluded = _excluded_nodes(session, result, nodes)
     if aborted is None and result is None:
         aborted = "the protocol finished without a result"
     if aborted is not None or result is None:
-        return replace(report, aborted=aborted, seconds=time.perf_counter() - started)
+        return finish(result=result, excluded_nodes=excluded, aborted=aborted)
     try:
         mean, total_weight = fixed.decode_weighted(result.total)
     except UsageError:
-        return replace(report, aborted="the included clients' total weight is zero",
-                       seconds=time.perf_counter() - started)
-    arrays, metrics = layout.unflatten(mean)
-    return replace(
-        report, included_nodes=frozenset(node_of_client[c] for c in result.included),
-        arrays=arrays, metrics=metrics, total_weight=float(total_weight),
-        seconds=time.perf_counter() - started,
+        return finish(result=result, excluded_nodes=excluded,
+                      aborted="the included clients' total weight is zero")
+    arrays, metrics = layout.unflatten(_unscaled(mean[: layout.size], layout, settings))
+    clipped = {}
+    if extras:
+        clip = fixed.clip
+        clipped = {"arrays": _fraction(mean[layout.size] / clip),
+                   "metrics": _fraction(mean[layout.size + 1] / clip)}
+    return finish(
+        result=result, excluded_nodes=excluded,
+        included_nodes=frozenset(session.node_of_client[c] for c in result.included
+                                 if c in session.node_of_client),
+        arrays=arrays, metrics=metrics, total_weight=float(total_weight), clipped=clipped,
     )
 
 
-def _open_session(settings: SecAggSettings, layout: ArrayLayout,
-                  node_of_client: dict[int, int],
-                  make_server: ServerFactory | None) -> tuple[_Session, FixedPoint]:
-    """Choose the public parameters of one session and build its protocol server."""
-    n = len(node_of_client)
-    degree = settings.degree if settings.degree is not None and settings.degree < n - 1 \
-        else None
-    holders = (degree if degree is not None else n - 1) + 1
-    threshold = settings.threshold or default_threshold(
-        holders, settings.mode, complete=degree is None
-    )
+def _fraction(value: float) -> float:
+    """A decoded indicator mean as a fraction in [0, 1] (rounding noise removed)."""
+    return float(min(1.0, max(0.0, round(float(value), 6))))
+
+
+def _unscaled(values: np.ndarray, layout: ArrayLayout, settings: SecAggSettings) -> np.ndarray:
+    scale = settings.metric_scale
+    if scale == 1.0 or not layout.metrics:
+        return values
+    out = values.copy()
+    out[layout.array_size:] /= scale
+    return out
+
+
+def _with_default(reasons: Mapping[int, str], nodes: Sequence[int], default: str
+                  ) -> dict[int, str]:
+    return {node: reasons.get(node, default) for node in nodes}
+
+
+def _identify(grid: Grid, session: Session, nodes: Sequence[int],
+              cache: IdentityCache) -> dict[int, Identity]:
+    """Ask the nodes not in ``cache`` what they hold; return every accepted identity.
+
+    A node is asked once per SuperNode life: its answer (or refusal) is cached by node id.
+    """
+    settings, protocol = session.settings, session.protocol
+    unknown = [node for node in nodes if node not in cache]
+    if unknown:
+        challenges = {node: os.urandom(CHALLENGE_BYTES) for node in unknown}
+        requests = []
+        for node in unknown:
+            envelope = Envelope(stage=0, session_id=session.session_id, payloads=(),
+                                identify=IdentifyRequest(protocol.name,
+                                                         challenges[node]).to_bytes())
+            requests.append(flower_message(envelope, node, session.group_id,
+                                            settings.stage_timeout))
+        begun = time.perf_counter()
+        replies = exchange(grid, session, requests, timeout=settings.stage_timeout,
+                            stage=_IDENTIFY)
+        answered = set()
+        for node, reply in replies:
+            answered.add(node)
+            outcome = _check_identity(session, node, reply, challenges[node])
+            if reply.has_error() and reply.error.code != SECAGG_ERROR_CODE:
+                # The engine's error (node unavailable, TTL expired...) may not last.
+                session.fail(node, _IDENTIFY, str(outcome))
+            else:
+                cache[node] = outcome
+        for node in unknown:
+            if node not in answered:
+                # Not cached: a node that was merely slow is asked again next round.
+                session.fail(node, _IDENTIFY, no_reply(settings.stage_timeout))
+        log.info("secagg: %s of %d nodes: %d answered in %.2f s", _IDENTIFY, len(unknown),
+                 len(answered), time.perf_counter() - begun)
+    accepted: dict[int, Identity] = {}
+    for node in nodes:
+        entry = cache.get(node)
+        if isinstance(entry, Identity):
+            accepted[node] = entry
+        elif isinstance(entry, str) and node not in session.excluded:
+            session.fail(node, _IDENTIFY, entry)
+    return accepted
+
+
+def _check_identity(session: Session, node: int, reply: Message,
+                    challenge: bytes) -> Identity | str:
+    if reply.has_error():
+        return f"refused identification: {str(reply.error.reason)[:200]}"
+    try:
+        envelope = read_envelope(reply.content, party=node, max_bytes=0)
+        if envelope.session_id != session.session_id or envelope.identity is None:
+            raise DecodeError("not an identification answer of this session", party=node)
+        identity = session.protocol.check_identity(
+            session.settings, node_id=node, session_id=session.session_id,
+            challenge=challenge, answer=envelope.identity)
+    except ProtocolViolation as exc:
+        return f"identification refused: {exc}"
+    log.info("secagg: node %d identified: %s", node, identity.label)
+    return identity
+
+
+def _open_session(session: Session, plan: SessionPlan, layout: ArrayLayout,
+                  make_server: ServerFactory | None) -> FixedPoint:
+    """Fix the encoding and the per-client setups of the planned session."""
+    settings = session.settings
+    n = plan.n
     fixed = FixedPoint.for_precision(
         bits=settings.bits, clip=settings.clip, max_clients=n,
         max_weight=settings.max_weight if settings.weighted else 1.0,
     )
-    config = ProtocolConfig.create(
-        clients=list(node_of_client), threshold=threshold, bits=settings.bits,
-        vector_length=layout.size + 1, mode=settings.mode, degree=degree,
-    )
     params = FixedPointParams(clip=fixed.clip, scale=fixed.scale,
                               max_clients=fixed.max_clients, max_weight=fixed.max_weight)
-    setups = {
+    session.node_of_client = dict(plan.node_of_client)
+    session.phantoms = plan.phantoms
+    session.server = make_server(plan.config) if make_server is not None else plan.server
+    session.setups = {
         client: SessionSetup(
-            session_id=config.session_id, n=n, client_id=client, threshold=threshold,
-            bits=settings.bits, degree=degree, fixed_point=params, layout=layout,
+            session_id=session.session_id, protocol=session.protocol.name, n=n,
+            client_id=client, bits=settings.bits, fixed_point=params, layout=layout,
             weighted_by_key=settings.weighted_by_key, weighted=settings.weighted,
+            params=plan.params, metric_scale=settings.metric_scale,
+            report_clipping=settings.report_clipping,
         ).to_bytes()
-        for client in node_of_client
+        for client in plan.node_of_client
     }
-    session = _Session(
-        settings=settings, config=config, server=(make_server or _default_server)(config),
-        node_of_client=node_of_client, setups=setups,
-        max_reply_bytes=packed_size(config.vector_length, config.bits) + _BASE_BYTES
-        + _PER_PEER_BYTES * n,
-    )
-    return session, fixed
+    extras = 2 if settings.report_clipping else 0
+    session.max_reply_bytes = (packed_size(layout.size + extras + 1, settings.bits)
+                               + BASE_BYTES + _PER_PEER_BYTES * n)
+    return fixed
 
 
-def _drive(grid: Grid, session: _Session, train: Sequence[Message]) -> None:
+def _drive(grid: Grid, session: Session, train: Sequence[Message]) -> None:
     """Run the protocol to its end, one Flower round trip per stage.
+
+    A node's first message (in whichever stage the protocol first addresses it) carries
+    its setup and the strategy's content, so it trains then; that stage's deadline is
+    ``train_timeout``, every other one's ``stage_timeout``.
 
     Raises ProtocolAbort when the protocol aborts or misbehaves (no messages, no end).
     """
-    first_content = {m.metadata.dst_node_id: m.content for m in train}
-    group_id = train[0].metadata.group_id
-    settings = session.settings
-    outgoing = session.server.start()
-    while not session.server.done:
+    content = {m.metadata.dst_node_id: m.content for m in train}
+    server = session.server
+    assert server is not None
+    outgoing = server.start()
+    while not server.done:
         if not outgoing:
             raise ProtocolAbort("the protocol server has nothing to send but is not done")
         if session.stages >= _MAX_STAGES:
             raise ProtocolAbort("too many protocol stages")
-        first = session.stages == 0
-        outgoing = _run_stage(
-            grid, session, outgoing, stage=session.stages, group_id=group_id,
-            timeout=settings.train_timeout if first else settings.stage_timeout,
-            first_content=first_content if first else None,
-        )
+        outgoing = _run_stage(grid, session, outgoing, content)
         session.stages += 1
 
 
-def _excluded_nodes(session: _Session, result: AggregationResult | None) -> dict[int, str]:
+def _excluded_nodes(session: Session, result: AggregationResult | None,
+                    nodes: Sequence[int]) -> dict[int, str]:
+    """Every sampled node not in the sum, with the transport's and the protocol's reasons."""
+    client_of_node = session.client_of_node
     reasons: dict[int, str] = {}
-    for client, node in session.node_of_client.items():
-        if result is not None and client in result.included:
+    for node in nodes:
+        client = client_of_node.get(node)
+        if client is not None and result is not None and client in result.included:
             continue
-        reason = session.excluded.get(client)
-        if result is not None and client in result.excluded:
-            protocol_reason = result.excluded[client]
+        reason = session.excluded.get(node)
+        if client is not None and result is not None and client in result.excluded:
+            protocol_reason = str(result.excluded[client])
             reason = f"{protocol_reason} ({reason})" if reason else protocol_reason
-        reasons[node] = reason or "not included"
+        reasons[node] = reason or ("not included" if client is not None else "not admitted")
     return reasons
 
 
 def _run_stage(
     grid: Grid,
-    session: _Session,
+    session: Session,
     outgoing: Sequence[ProtocolMessage],
-    *,
-    stage: int,
-    group_id: str,
-    timeout: float,
-    first_content: Mapping[int, RecordDict] | None,
+    content: Mapping[int, RecordDict],
 ) -> list[ProtocolMessage]:
     """Send one stage's messages, feed the replies to the server, return the next stage's."""
+    stage = session.stages
+    name = f"stage {stage} ({outgoing[0].round_name})"
+    server = session.server
+    assert server is not None
     by_client: dict[int, list[bytes]] = {}
     for message in outgoing:
+        if message.recipient in session.phantoms:
+            continue  # a seat without a node: it never answers
         if message.recipient not in session.node_of_client:
             raise ProtocolAbort(f"the protocol addressed unknown client {message.recipient}")
         by_client.setdefault(message.recipient, []).append(message.to_bytes())
     flower_messages = []
-    for client, payloads in sorted(by_client.items()):
+    training = False
+    settings = session.settings
+    for client in sorted(by_client):
         node = session.node_of_client[client]
-        base = first_content[node] if first_content is not None else None
-        content = RecordDict(dict(base.items())) if base is not None else RecordDict()
-        envelope = Envelope(stage=stage, session_id=session.config.session_id,
-                            payloads=tuple(payloads),
-                            setup=session.setups[client] if first_content is not None
-                            else None)
+        fresh = client not in session.contacted
+        training |= fresh
+        session.contacted.add(client)
+        payloads = by_client[client]
+        envelope = Envelope(stage=stage, session_id=session.session_id, payloads=tuple(payloads),
+                            setup=session.setups[client] if fresh else None)
         session.bytes_sent += sum(len(p) for p in payloads)
-        flower_messages.append(
-            Message(write_envelope(content, envelope), node, "train", group_id=group_id,
-                    ttl=timeout + _TTL_MARGIN)
-        )
+        flower_messages.append(flower_message(
+            envelope, node, session.group_id,
+            settings.train_timeout if fresh else settings.stage_timeout,
+            content[node] if fresh else None))
+    timeout = settings.train_timeout if training else settings.stage_timeout
     client_of_node = session.client_of_node
     answered: set[int] = set()
     next_messages: list[ProtocolMessage] = []
-    for node, reply in _exchange(grid, flower_messages, timeout=timeout,
-                                 poll_interval=session.settings.poll_interval):
+    begun = time.perf_counter()
+    for node, reply in exchange(grid, session, flower_messages, timeout=timeout, stage=name):
         sender = client_of_node.get(node)
         if sender is None or sender not in by_client or sender in answered:
-            log.warning("ignoring an unexpected reply for node %s", node)
+            log.warning("secagg: ignoring an unexpected reply for node %d", node)
             continue
         if not reply.has_error() and reply.metadata.src_node_id != node:
             # Only the SuperLink itself may answer for a node (with an error reply).
-            log.warning("ignoring a reply for node %s sent by node %s", node,
+            log.warning("secagg: ignoring a reply for node %d sent by node %d", node,
                         reply.metadata.src_node_id)
             continue
         answered.add(sender)
-        next_messages.extend(_feed_reply(session, sender, reply, stage))
+        next_messages.extend(_feed_reply(session, sender, reply, name))
     for client in by_client:
         if client not in answered:
-            session.note(client, f"no reply in stage {stage} within {timeout:g} s")
-    if not session.server.done and not next_messages:
-        # The deadline passed (or the last replies were bad): go on with those who answered.
-        next_messages = session.server.close_round()
+            session.fail(session.node_of_client[client], name, no_reply(timeout))
+    elapsed = time.perf_counter() - begun
+    session.stage_seconds.append(elapsed)
+    log.info("secagg: %s: %d of %d nodes answered in %.2f s", name, len(answered),
+             len(by_client), elapsed)
+    if not server.done and not next_messages:
+        # The deadline passed (or the last replies were bad, or only seats without a node
+        # are missing): go on with those who answered.
+        next_messages = server.close_round()
     return next_messages
 
 
-def _exchange(grid: Grid, messages: list[Message], *, timeout: float,
-              poll_interval: float) -> list[tuple[int, Message]]:
-    """Push ``messages`` and pull their replies until all came or ``timeout`` passed.
-
-    Returns ``(destination node, reply)`` pairs, matched through the message ids, so that
-    an error reply the SuperLink writes for an unreachable node is attributed to it.
-    Grid.send_and_receive polls every 3 s, fine for one round trip per training round but
-    not for a protocol with four: this polls every ``poll_interval`` seconds. Grids
-    without push/pull fall back to ``send_and_receive``.
-    """
-    try:
-        ids = list(grid.push_messages(messages))
-    except NotImplementedError:
-        return [(m.metadata.src_node_id, m)
-                for m in grid.send_and_receive(messages, timeout=timeout)]
-    pending = {mid: m.metadata.dst_node_id for m, mid in zip(messages, ids, strict=True)
-               if mid}
-    replies: list[tuple[int, Message]] = []
-    end = time.monotonic() + timeout
-    while pending:
-        for reply in grid.pull_messages(list(pending)):
-            node = pending.pop(reply.metadata.reply_to_message_id, None)
-            if node is not None:
-                replies.append((node, reply))
-        remaining = end - time.monotonic()
-        if not pending or remaining <= 0:
-            break
-        time.sleep(min(poll_interval, remaining))
-    return replies
-
-
-def _feed_reply(session: _Session, client: int, reply: Message,
-                stage: int) -> list[ProtocolMessage]:
+def _feed_reply(session: Session, client: int, reply: Message,
+                stage: str) -> list[ProtocolMessage]:
     """Decode one node's reply and give its protocol messages to the server."""
+    node = session.node_of_client[client]
     if reply.has_error():
-        reason = str(reply.error.reason)[:200]
-        session.note(client, f"error reply in stage {stage}: {reason}")
+        session.fail(node, stage, f"error reply: {str(reply.error.reason)[:200]}")
         return []
     try:
         envelope = read_envelope(reply.content, party=client,
                                  max_bytes=session.max_reply_bytes)
-        if envelope.stage != stage or envelope.session_id != session.config.session_id:
+        if envelope.stage != session.stages or envelope.session_id != session.session_id:
             raise ProtocolViolation("reply for another stage or session", party=client)
     except ProtocolViolation as exc:
         # One bad client never breaks the round: it is not heard from in this stage
         # (close_round then excludes it) and the reason is kept for the report.
-        session.note(client, f"bad reply in stage {stage}: {exc}")
-        log.warning("excluding client %d: %s", client, exc)
+        session.fail(node, stage, f"bad reply: {exc}")
         return []
+    server = session.server
+    assert server is not None
     out: list[ProtocolMessage] = []
     for payload in envelope.payloads:
         session.bytes_received += len(payload)
-        # The protocol decodes with the transport-authenticated sender: a payload that
-        # does not decode, or claims another sender, excludes this client only.
-        out.extend(session.server.receive_bytes(payload, client))
+        out.extend(_feed_bytes(session, server, payload, client, stage))
     return out
+
+
+def _feed_bytes(session: Session, server: ServerProtocol, payload: bytes, client: int,
+                stage: str) -> list[ProtocolMessage]:
+    """The protocol decodes with the transport-authenticated sender: a payload that does
+    not decode, or claims another sender, excludes this client only."""
+    receive_bytes = getattr(server, "receive_bytes", None)
+    if callable(receive_bytes):
+        out: list[ProtocolMessage] = receive_bytes(payload, client)
+        return out
+    try:
+        message = session.protocol.decode(payload, client)
+    except DecodeError as exc:
+        session.fail(session.node_of_client[client], stage, f"undecodable message: {exc}")
+        return []
+    return server.receive(message)
+
+

@@ -4,14 +4,18 @@ Every Flower message of a secure aggregation carries two records in its ``Record
 
 * ``"secagg"``: a ``ConfigRecord`` header ``{"v": WIRE_VERSION, "stage": int,
   "session": bytes}`` and, in the first stage only, ``"setup"``: the msgpack-encoded
-  :class:`SessionSetup` for the recipient;
+  :class:`SessionSetup` for the recipient; before a session whose protocol needs to know
+  who holds which key (active mode, a decryption committee), the server's identification
+  request carries ``"identify"`` (:class:`IdentifyRequest`) and the node's answer
+  ``"identity"`` (protocol-specific bytes, e.g. a signed proof of its registered key);
 * ``"secagg.payload"``: an ``ArrayRecord`` whose arrays ``"0"``, ``"1"``... hold the
   ``to_bytes()`` encodings of secagg protocol messages, as raw ``uint8`` data with the
   stype :data:`PAYLOAD_STYPE` (never ``np.load``-ed, never unpickled).
 
 Decoding is strict: a record with unexpected keys, types, sizes or version raises
 :class:`DecodeError` naming the sending party (0 for the server, else the client id the
-transport authenticated).
+transport authenticated). Types are exact (``True`` is not version 1, ``1.0`` not stage 1)
+and error texts never echo what the peer sent (:func:`secagg.protocols.wire.shown`).
 """
 
 from __future__ import annotations
@@ -26,14 +30,18 @@ from flwr.app import Array, ArrayRecord, ConfigRecord, RecordDict
 from secagg.errors import DecodeError
 from secagg.integrations.flower.layout import ArrayLayout
 from secagg.protocols.limits import MAX_CLIENT_ID, SESSION_ID_BYTES
+from secagg.protocols.wire import shown
 
 __all__ = [
+    "CHALLENGE_BYTES",
     "HEADER_KEY",
     "PAYLOAD_KEY",
     "PAYLOAD_STYPE",
+    "SECAGG_ERROR_CODE",
     "WIRE_VERSION",
     "Envelope",
     "FixedPointParams",
+    "IdentifyRequest",
     "SessionSetup",
     "check_payload_count",
     "has_envelope",
@@ -42,29 +50,83 @@ __all__ = [
     "write_envelope",
 ]
 
-WIRE_VERSION = 1
+WIRE_VERSION = 2
+SECAGG_ERROR_CODE = 6  # flwr ErrorCode.MOD_FAILED_PRECONDITION: a mod refused the message
 HEADER_KEY = "secagg"
 PAYLOAD_KEY = "secagg.payload"
 PAYLOAD_STYPE = "secagg/bytes"
 _MAX_PAYLOADS = 64
 _MAX_STAGE = 64
 _MAX_SETUP_BYTES = 16 * 2**20
+_MAX_KEY_CHARS = 256
+_MAX_IDENTIFY_BYTES = 4096
+_MAX_PROTOCOL_NAME = 64
+CHALLENGE_BYTES = 32
+_MIN_SCALE = 1e-12
+_HEADER_KEYS = frozenset({"v", "stage", "session", "setup", "identify", "identity"})
 
 
 @dataclass(frozen=True)
 class Envelope:
-    """The transport header and payloads of one Flower message of a secure aggregation."""
+    """The transport header and payloads of one Flower message of a secure aggregation.
+
+    ``setup`` (first stage, server to client), ``identify`` (an identification request,
+    server to client) and ``identity`` (its answer) are set only in those messages.
+    """
 
     stage: int
     session_id: bytes
     payloads: tuple[bytes, ...]
     setup: bytes | None = None
+    identify: bytes | None = None
+    identity: bytes | None = None
 
     def __repr__(self) -> str:
         return (
             f"Envelope(stage={self.stage}, session={self.session_id.hex()[:16]}..., "
-            f"payloads={[len(p) for p in self.payloads]}, setup={self.setup is not None})"
+            f"payloads={[len(p) for p in self.payloads]}, setup={self.setup is not None}, "
+            f"identify={self.identify is not None}, identity={self.identity is not None})"
         )
+
+
+@dataclass(frozen=True)
+class IdentifyRequest:
+    """The server asks a node, before a session, which key it holds (all public).
+
+    ``protocol`` names the Flower protocol whose identities are wanted, ``challenge`` is a
+    fresh random value the node's proof must cover (so an old proof cannot be replayed).
+    """
+
+    protocol: str
+    challenge: bytes
+
+    def to_bytes(self) -> bytes:
+        """Versioned msgpack encoding."""
+        return bytes(msgpack.packb([WIRE_VERSION, self.protocol, self.challenge],
+                                   use_bin_type=True))
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> IdentifyRequest:
+        """Decode a request from the server (party 0); DecodeError if malformed."""
+        obj = _unpack(data, _MAX_IDENTIFY_BYTES, "identification request")
+        if not isinstance(obj, list) or len(obj) != 3 or obj[0] != WIRE_VERSION:
+            raise DecodeError("unsupported identification request", party=0)
+        _, protocol, challenge = obj
+        if not isinstance(protocol, str) or not 0 < len(protocol) <= _MAX_PROTOCOL_NAME:
+            raise DecodeError("bad protocol name", party=0)
+        if not isinstance(challenge, bytes) or len(challenge) != CHALLENGE_BYTES:
+            raise DecodeError("bad challenge", party=0)
+        return cls(protocol, challenge)
+
+
+def _unpack(data: bytes, limit: int, what: str, *, party: int = 0) -> object:
+    if not isinstance(data, bytes) or len(data) > limit:
+        raise DecodeError(f"{what} is not bytes of at most {limit}", party=party)
+    try:
+        return msgpack.unpackb(data, raw=False, strict_map_key=True, use_list=True,
+                               max_bin_len=limit, max_str_len=limit)
+    except Exception:  # msgpack raises several unrelated types on bad input
+        raise DecodeError(f"{what} is not valid msgpack", party=party) from None
 
 
 def has_envelope(content: RecordDict) -> bool:
@@ -77,8 +139,10 @@ def write_envelope(content: RecordDict, envelope: Envelope) -> RecordDict:
     """Add ``envelope``'s two records to ``content`` (in place) and return it."""
     header = ConfigRecord({"v": WIRE_VERSION, "stage": envelope.stage,
                            "session": envelope.session_id})
-    if envelope.setup is not None:
-        header["setup"] = envelope.setup
+    for key in ("setup", "identify", "identity"):
+        value = getattr(envelope, key)
+        if value is not None:
+            header[key] = value
     content[HEADER_KEY] = header
     content[PAYLOAD_KEY] = ArrayRecord(
         {
@@ -104,11 +168,11 @@ def read_envelope(content: RecordDict, *, party: int, max_bytes: int) -> Envelop
     if not isinstance(header, ConfigRecord) or not isinstance(payload, ArrayRecord):
         raise DecodeError("missing secagg records", party=party)
     keys = set(header.keys())
-    if not {"v", "stage", "session"} <= keys <= {"v", "stage", "session", "setup"}:
+    if not {"v", "stage", "session"} <= keys <= _HEADER_KEYS:
         raise DecodeError("unexpected secagg header keys", party=party)
     version, stage, session = header["v"], header["stage"], header["session"]
-    if version != WIRE_VERSION or isinstance(version, bool):
-        raise DecodeError(f"unsupported secagg wire version {version!r}", party=party)
+    if type(version) is not int or version != WIRE_VERSION:
+        raise DecodeError(f"unsupported secagg wire version {shown(version)}", party=party)
     if isinstance(stage, bool) or not isinstance(stage, int) or not 0 <= stage <= _MAX_STAGE:
         raise DecodeError("bad stage number", party=party)
     if not isinstance(session, bytes) or not (
@@ -118,6 +182,11 @@ def read_envelope(content: RecordDict, *, party: int, max_bytes: int) -> Envelop
     setup = header.get("setup")
     if setup is not None and (not isinstance(setup, bytes) or len(setup) > _MAX_SETUP_BYTES):
         raise DecodeError("bad setup record", party=party)
+    identify, identity = (_optional_bytes(header.get(key), party)
+                          for key in ("identify", "identity"))
+    if sum(v is not None for v in (setup, identify, identity)) > 1:
+        raise DecodeError("a message is either a setup, an identification or its answer",
+                          party=party)
     if len(payload) > _MAX_PAYLOADS or list(payload.keys()) != [str(i) for i in
                                                                  range(len(payload))]:
         raise DecodeError("bad payload record keys", party=party)
@@ -132,7 +201,14 @@ def read_envelope(content: RecordDict, *, party: int, max_bytes: int) -> Envelop
         if total > max_bytes:
             raise DecodeError(f"payload exceeds {max_bytes} bytes", party=party)
         payloads.append(data)
-    return Envelope(stage=stage, session_id=session, payloads=tuple(payloads), setup=setup)
+    return Envelope(stage=stage, session_id=session, payloads=tuple(payloads), setup=setup,
+                    identify=identify, identity=identity)
+
+
+def _optional_bytes(value: object, party: int) -> bytes | None:
+    if value is not None and (not isinstance(value, bytes) or len(value) > _MAX_IDENTIFY_BYTES):
+        raise DecodeError("bad identification record", party=party)
+    return value
 
 
 @dataclass(frozen=True)
@@ -149,32 +225,46 @@ class FixedPointParams:
 class SessionSetup:
     """Everything a client needs to join one secure aggregation: all public.
 
-    The client rebuilds the :class:`~secagg.protocols.bonawitz.config.ProtocolConfig` from these
-    fields (clients are ``1..n``; the SecAgg+ graph follows from the session id and the
-    degree), so a server cannot hand it an inconsistent config.
+    ``protocol`` names the Flower protocol (:mod:`secagg.integrations.flower.protocols`)
+    and ``params`` holds its own parameters (msgpack, decoded by that protocol: e.g. the
+    Bonawitz threshold, degree, mode and identities, or the threshold-Paillier public key
+    and committee). The client rebuilds the protocol's config from these fields itself and
+    checks them against what it trusts (its policy, its registry, its public key).
+
+    The flat vector a client encodes is the layout's values, then (``report_clipping``)
+    two clipping indicators, then the weight. Metrics are multiplied by ``metric_scale``
+    before encoding (so that they may be bounded apart from the arrays) and divided back
+    after decoding.
     """
 
     session_id: bytes
+    protocol: str
     n: int
     client_id: int
-    threshold: int
     bits: int
-    degree: int | None
     fixed_point: FixedPointParams
     layout: ArrayLayout
     weighted_by_key: str
     weighted: bool
+    params: bytes
+    metric_scale: float = 1.0
+    report_clipping: bool = False
+
+    @property
+    def extra_values(self) -> int:
+        """Values after the layout and before the weight (the clipping indicators)."""
+        return 2 if self.report_clipping else 0
 
     @property
     def vector_length(self) -> int:
-        """Model values, secure metrics, then the weight."""
-        return self.layout.size + 1
+        """Model values, secure metrics, clipping indicators, then the weight."""
+        return self.layout.size + self.extra_values + 1
 
     def __repr__(self) -> str:
         return (
-            f"SessionSetup(session={self.session_id.hex()[:16]}..., n={self.n}, "
-            f"client_id={self.client_id}, threshold={self.threshold}, bits={self.bits}, "
-            f"degree={self.degree}, vector_length={self.vector_length})"
+            f"SessionSetup(session={self.session_id.hex()[:16]}..., protocol={self.protocol!r}, "
+            f"n={self.n}, client_id={self.client_id}, bits={self.bits}, "
+            f"vector_length={self.vector_length}, params=<{len(self.params)} bytes>)"
         )
 
     def to_bytes(self) -> bytes:
@@ -182,9 +272,10 @@ class SessionSetup:
         fp = self.fixed_point
         return bytes(msgpack.packb(
             [
-                WIRE_VERSION, self.session_id, self.n, self.client_id, self.threshold,
-                self.bits, self.degree, [fp.clip, fp.scale, fp.max_clients, fp.max_weight],
-                self.layout.to_wire(), self.weighted_by_key, self.weighted,
+                WIRE_VERSION, self.session_id, self.protocol, self.n, self.client_id,
+                self.bits, [fp.clip, fp.scale, fp.max_clients, fp.max_weight],
+                self.layout.to_wire(), self.weighted_by_key, self.weighted, self.params,
+                self.metric_scale, self.report_clipping,
             ],
             use_bin_type=True,
         ))
@@ -193,34 +284,51 @@ class SessionSetup:
     def from_bytes(cls, data: bytes, *, max_vector_length: int) -> SessionSetup:
         """Decode a setup from the server (party 0).
 
-        Raises DecodeError on malformed data, an unknown version, out-of-range numbers, or
-        a layout longer than ``max_vector_length``.
+        Raises DecodeError on malformed data (not bytes, not msgpack), an unknown version,
+        a value of the wrong type (exact: a bool is not an int), out-of-range numbers, a
+        session id outside 16..64 bytes, or a layout longer than ``max_vector_length``.
         """
-        try:
-            obj = msgpack.unpackb(data, raw=False, strict_map_key=True, use_list=True,
-                                  max_bin_len=_MAX_SETUP_BYTES, max_str_len=_MAX_SETUP_BYTES)
-        except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError):
-            raise DecodeError("setup is not valid msgpack", party=0) from None
-        if not isinstance(obj, list) or len(obj) != 11 or obj[0] != WIRE_VERSION:
+        obj = _unpack(data, _MAX_SETUP_BYTES, "setup")
+        if (not isinstance(obj, list) or len(obj) != 13 or type(obj[0]) is not int
+                or obj[0] != WIRE_VERSION):
             raise DecodeError("unsupported setup encoding", party=0)
-        (_, session_id, n, client_id, threshold, bits, degree, fp, layout,
-         weight_key, weighted) = obj
-        if not isinstance(session_id, bytes):
+        (_, session_id, protocol, n, client_id, bits, fp, layout, weight_key, weighted,
+         params, metric_scale, report_clipping) = obj
+        if not isinstance(session_id, bytes) or not (
+            SESSION_ID_BYTES[0] <= len(session_id) <= SESSION_ID_BYTES[1]
+        ):
             raise DecodeError("bad session id", party=0)
+        if not isinstance(protocol, str) or not 0 < len(protocol) <= _MAX_PROTOCOL_NAME:
+            raise DecodeError("bad protocol name", party=0)
         for name, value, high in (("n", n, MAX_CLIENT_ID), ("client_id", client_id, n),
-                                  ("threshold", threshold, n), ("bits", bits, 64)):
+                                  ("bits", bits, 64)):
             if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= high:
                 raise DecodeError(f"bad {name}", party=0)
-        if degree is not None and (isinstance(degree, bool) or not isinstance(degree, int)
-                                   or not 1 <= degree < n):
-            raise DecodeError("bad degree", party=0)
-        if not isinstance(weight_key, str) or not weight_key or not isinstance(weighted, bool):
+        if (not isinstance(weight_key, str) or not 0 < len(weight_key) <= _MAX_KEY_CHARS
+                or not isinstance(weighted, bool)):
             raise DecodeError("bad weight settings", party=0)
+        if not isinstance(params, bytes):
+            raise DecodeError("bad protocol parameters", party=0)
+        if isinstance(metric_scale, bool) or not isinstance(metric_scale, (int, float)) or not (
+            math.isfinite(metric_scale) and _MIN_SCALE <= metric_scale <= 1 / _MIN_SCALE
+        ):
+            raise DecodeError("bad metric scale", party=0)
+        if not isinstance(report_clipping, bool):
+            raise DecodeError("bad clipping report flag", party=0)
+        limit = max_vector_length - 1 - (2 if report_clipping else 0)
+        try:
+            array_layout = ArrayLayout.from_wire(layout, max_size=limit)
+        except Exception:  # DecodeError, or numpy's own on a hostile dtype string
+            # The layout decoder's text may quote a peer-chosen name or dtype: not here.
+            raise DecodeError(
+                f"malformed model layout, or one that exceeds {limit} values", party=0
+            ) from None
         return cls(
-            session_id=session_id, n=n, client_id=client_id, threshold=threshold, bits=bits,
-            degree=degree, fixed_point=_fixed_point_from_wire(fp),
-            layout=ArrayLayout.from_wire(layout, max_size=max_vector_length - 1),
-            weighted_by_key=weight_key, weighted=weighted,
+            session_id=session_id, protocol=protocol, n=n, client_id=client_id, bits=bits,
+            fixed_point=_fixed_point_from_wire(fp),
+            layout=array_layout,
+            weighted_by_key=weight_key, weighted=weighted, params=params,
+            metric_scale=float(metric_scale), report_clipping=report_clipping,
         )
 
 
@@ -229,11 +337,9 @@ def _fixed_point_from_wire(obj: object) -> FixedPointParams:
         raise DecodeError("bad fixed-point parameters", party=0)
     clip, scale, max_clients, max_weight = obj
     for value in (clip, scale, max_weight):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
-            math.isfinite(value) and value > 0
-        ):
+        if type(value) not in (int, float) or not (math.isfinite(value) and value > 0):
             raise DecodeError("bad fixed-point parameters", party=0)
-    if isinstance(max_clients, bool) or not isinstance(max_clients, int) or max_clients < 1:
+    if type(max_clients) is not int or max_clients < 1:
         raise DecodeError("bad fixed-point parameters", party=0)
     return FixedPointParams(float(clip), float(scale), max_clients, float(max_weight))
 

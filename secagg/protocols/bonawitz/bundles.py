@@ -52,7 +52,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from secagg.errors import ConfigurationError, DecodeError, ShareError, UsageError
+from secagg.errors import ConfigurationError, DecodeError, ShareError
+from secagg.secret import SecretHolder
 from secagg.shamir import (
     LIMB_SHARE_BYTES,
     PRIME,
@@ -157,7 +158,7 @@ def self_mask_commitment(session_id: bytes, client_id: int, self_seed: bytes) ->
 
 
 @dataclass(frozen=True, repr=False)
-class BoxKeys:
+class BoxKeys(SecretHolder, export="none: derive them again (derive_box_keys)"):
     """The two box keys of one (dealer, holder) pair. Secret: no repr of values, no pickle."""
 
     self_mask: bytes
@@ -169,8 +170,6 @@ class BoxKeys:
     def __repr__(self) -> str:
         return "BoxKeys(<secret>)"
 
-    def __reduce__(self) -> NoReturn:
-        raise UsageError("box keys cannot be pickled")
 
 
 def derive_box_keys(raw_secret: bytes, session_id: bytes, dealer: int, holder: int) -> BoxKeys:
@@ -209,7 +208,7 @@ def open_box(key: object, box: object, kind: SecretKind) -> bytes | None:
 
 
 @dataclass(frozen=True, repr=False)
-class ShareBundle:
+class ShareBundle(SecretHolder, export="encode_share_bundle() / decode_share_bundle()"):
     """Holder's shares of dealer's two secrets (and the self-mask box's blinding values).
     Secret: never shown in a repr, never pickled."""
 
@@ -222,8 +221,6 @@ class ShareBundle:
     def __repr__(self) -> str:
         return f"ShareBundle(dealer={self.dealer}, holder={self.holder})"
 
-    def __reduce__(self) -> NoReturn:
-        raise UsageError("share bundles cannot be pickled")
 
 
 def _share(session_id: bytes, dealer: int, holder: int, threshold: int, kind: SecretKind,
@@ -290,7 +287,7 @@ def _blinding_values(holders: Sequence[int], threshold: int) -> np.ndarray:
 
 
 @dataclass(frozen=True, repr=False)
-class DealtShares:
+class DealtShares(SecretHolder, export="none: deal again (deal)"):
     """One holder's two plaintexts of a dealing. Secret: no repr, no pickle."""
 
     self_mask: bytes
@@ -299,8 +296,6 @@ class DealtShares:
     def __repr__(self) -> str:
         return "DealtShares(<secret>)"
 
-    def __reduce__(self) -> NoReturn:
-        raise UsageError("dealt shares cannot be pickled")
 
 
 def deal(

@@ -136,6 +136,7 @@ from secagg.protocols.bonawitz.messages import (
 from secagg.protocols.bonawitz.rounds import CLIENT_TABLE, ClientState
 from secagg.protocols.wire import ProtocolMessage
 from secagg.ring import check_values as check_input_values
+from secagg.secret import SecretHolder
 from secagg.shamir import pack_limb_shares
 from secagg.signing import SigningKey, verify_signature
 
@@ -151,7 +152,7 @@ def generate_identities(clients: Sequence[int]) -> dict[int, SigningKey]:
     return {client: SigningKey.generate() for client in clients}
 
 
-class Client:
+class Client(SecretHolder, export="Client.to_state_bytes() / Client.from_state_bytes()"):
     """One client of a Bonawitz / SecAgg+ session (implements ClientProtocol).
 
     ``input_vector`` holds values in [0, 2^bits) of length ``config.vector_length`` (or is
@@ -234,8 +235,6 @@ class Client:
     def aborted(self) -> bool:
         return self._state is ClientState.ABORTED
 
-    def __reduce__(self) -> NoReturn:
-        raise UsageError("a Client cannot be pickled; use to_state_bytes() explicitly")
 
     # -- state export --------------------------------------------------------------------
 

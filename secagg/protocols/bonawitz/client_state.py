@@ -58,6 +58,7 @@ from secagg.protocols.bonawitz.config import ACTIVE, ProtocolConfig
 from secagg.protocols.bonawitz.messages import KEY_BYTES, PeerKeys
 from secagg.protocols.bonawitz.rounds import ClientState
 from secagg.shamir import LIMB_SHARE_BYTES, Share, pack_limb_shares, unpack_limb_shares
+from secagg.secret import SecretHolder
 
 __all__ = ["STATE_VERSION", "ClientSnapshot", "HeldShares", "decode_state", "encode_state"]
 
@@ -83,7 +84,7 @@ _KNOWS_PEERS = _CHECKED | _MASKED | {_S.AWAIT_SHARE_CHECK}
 
 
 @dataclass(frozen=True, repr=False)
-class HeldShares:
+class HeldShares(SecretHolder, export="encode_state() / decode_state()"):
     """What a holder keeps of one dealing: its two shares and the two box keys (revealed
     with a share, so that the server can open the box it came in). Secret: no repr, no
     pickle."""
@@ -94,12 +95,10 @@ class HeldShares:
     def __repr__(self) -> str:
         return f"HeldShares(dealer={self.bundle.dealer})"
 
-    def __reduce__(self) -> NoReturn:
-        raise UsageError("held shares cannot be pickled")
 
 
 @dataclass(frozen=True, repr=False)
-class ClientSnapshot:
+class ClientSnapshot(SecretHolder, export="encode_state() / decode_state()"):
     """A client's state and exactly the values it needs there. Secret: no repr of values,
     no pickle.
 
@@ -130,8 +129,6 @@ class ClientSnapshot:
     def __repr__(self) -> str:
         return f"ClientSnapshot(state={self.state.name})"
 
-    def __reduce__(self) -> NoReturn:
-        raise UsageError("a client snapshot cannot be pickled")
 
 
 @lru_cache(maxsize=8)

@@ -177,21 +177,31 @@ def _common(**kwargs: Any) -> ProtocolSpec:
 
 def bonawitz_spec() -> ProtocolSpec:
     """Plain SecAgg: every client neighbours every other."""
+    from secagg.protocols.bonawitz.spec_options import describe, options, refusals
+
     return _common(
         name="bonawitz",
         make_config=_bonawitz_config,
         description="Bonawitz et al. CCS'17, complete graph",
         accepts=lambda config: _public(config).is_complete,
         cost_model="secagg.cost.bonawitz_spec:BONAWITZ",
+        options=options(sparse=False),
+        refusals=refusals(sparse=False),
+        describe=lambda config: describe(config, sparse=False),
     )
 
 
 def secagg_plus_spec() -> ProtocolSpec:
     """SecAgg+: sparse Harary graph (takes any ProtocolConfig or ActiveSimulation, complete
     ones included)."""
+    from secagg.protocols.bonawitz.spec_options import describe, options, refusals
+
     return _common(
         name="secagg+",
         make_config=_secagg_plus_config,
         description="Bell et al. CCS'20, Harary graph, (k, t) from the parameter finder",
         cost_model="secagg.cost.bonawitz_spec:SECAGG_PLUS",
+        options=options(sparse=True),
+        refusals=refusals(sparse=True),
+        describe=lambda config: describe(config, sparse=True),
     )

@@ -1,9 +1,10 @@
 """Aggregation under homomorphic encryption: threshold Paillier or single-key CKKS, sans-I/O.
 
 The public face: :class:`ThresholdHEConfig` (the session's public parameters, every party
-holds a copy), :func:`setup_threshold_paillier` / :func:`setup_ckks` (the trusted dealer /
-key holder), :class:`ThresholdHEClient`, :class:`ThresholdHEServer` and
-:func:`decode_threshold_he_message`. The modules, one job each:
+holds a copy), :func:`setup_threshold_paillier` (the trusted dealer: its
+:class:`ThresholdPaillierSetup` keeps the public config apart from the
+:class:`MemberKeyShares`) and :func:`setup_ckks` (the key holder), :class:`ThresholdHEClient`,
+:class:`ThresholdHEServer` and :func:`decode_threshold_he_message`. The modules, one job each:
 
 * :mod:`.config`: the config, backends, decryption modes;
 * :mod:`.keys`: session setup (key shares, the CKKS secret context);
@@ -28,19 +29,28 @@ from secagg.protocols.threshold_he.messages import decode_threshold_he_message
 
 if TYPE_CHECKING:
     from secagg.protocols.threshold_he.client import ThresholdHEClient
-    from secagg.protocols.threshold_he.keys import setup_ckks, setup_threshold_paillier
+    from secagg.protocols.threshold_he.keys import (
+        MemberKeyShares,
+        ThresholdPaillierSetup,
+        setup_ckks,
+        setup_threshold_paillier,
+    )
     from secagg.protocols.threshold_he.server import ThresholdHEServer
 
 __all__ = [
+    "MemberKeyShares",
     "ThresholdHEClient",
     "ThresholdHEConfig",
     "ThresholdHEServer",
+    "ThresholdPaillierSetup",
     "decode_threshold_he_message",
     "setup_ckks",
     "setup_threshold_paillier",
 ]
 
 _LAZY = {
+    "MemberKeyShares": "keys",
+    "ThresholdPaillierSetup": "keys",
     "ThresholdHEClient": "client",
     "ThresholdHEServer": "server",
     "setup_ckks": "keys",

@@ -23,6 +23,7 @@ import hashlib
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import msgpack
 import numpy as np
 
 from secagg.encoding import FixedPoint
@@ -47,6 +48,7 @@ from secagg.protocols.threshold_he.messages import (
 )
 from secagg.protocols.threshold_he.rounds import Action, ClientState, client_transition
 from secagg.ring import check_values, dtype_for_bits, value_mask
+from secagg.secret import SecretHolder
 
 if TYPE_CHECKING:
     from secagg.he.ckks import CkksContext
@@ -57,6 +59,14 @@ _CKKS_ROUNDING_MARGIN = 0.25
 """The farthest a CKKS decryption may lie from an integer (its noise is far below this)."""
 
 InputVector = np.ndarray | Callable[[], np.ndarray]
+
+
+_STATE_TAG = "secagg/threshold-he/client-state"
+_STATE_VERSION = 1
+
+
+def _spent_input() -> np.ndarray:
+    raise UsageError("a restored client has already sent its input")
 
 
 def _to_signed(values: np.ndarray, bits: int) -> np.ndarray:
@@ -74,7 +84,9 @@ def _from_rounded(rounded: np.ndarray, bits: int) -> np.ndarray:
     return as_int.astype(dtype_for_bits(bits))
 
 
-class ThresholdHEClient:
+class ThresholdHEClient(
+    SecretHolder, export="none: keep it in its process; KeyShare.to_bytes() moves a key share"
+):
     """One client (implements ClientProtocol); committee members also decrypt.
 
     ``input_vector`` is the vector in Z_(2^bits) (or a callable returning it when first
@@ -188,6 +200,83 @@ class ThresholdHEClient:
 
     def __repr__(self) -> str:
         return f"ThresholdHEClient(id={self._id}, state={self._state.name})"
+
+    # -- state export (a transport that runs each message in a new process) -------------
+
+    def to_state_bytes(self) -> bytes:
+        """This client's progress as versioned msgpack bytes (no pickle), once its input left.
+
+        The bytes hold no key material and no input: the state name, the digest and the
+        included list of the first decryption request, and the blocks decrypted so far.
+        The caller keeps the key share / secret context and passes it back to
+        :meth:`from_state_bytes`. Raises UsageError while the input has not been sent (the
+        plaintext input is not exported).
+        """
+        if self._state is ClientState.WAITING:
+            raise UsageError("the input has not been sent: nothing to export but the input")
+        first = self._first_request
+        return bytes(msgpack.packb(
+            [_STATE_TAG, _STATE_VERSION, self._config.session_id, self._id, self._state.value,
+             None if first is None else [first[0], list(first[1])],
+             sorted(self._decrypted_blocks)],
+            use_bin_type=True,
+        ))
+
+    @classmethod
+    def from_state_bytes(
+        cls,
+        config: ThresholdHEConfig,
+        client_id: int,
+        data: bytes,
+        *,
+        key_share: KeyShare | None = None,
+        ckks_secret: CkksContext | None = None,
+        workers: int = 1,
+    ) -> ThresholdHEClient:
+        """The client :meth:`to_state_bytes` saved, in ``config``'s session as ``client_id``,
+        with its key material given again. Raises DecodeError (``party=None``) if ``data``
+        is not such a state (garbled, another session or client, an unknown version or
+        state), ConfigurationError as the constructor does."""
+        client = cls(config, client_id, _spent_input, key_share=key_share,
+                     ckks_secret=ckks_secret, workers=workers)
+        client._restore_state(data)
+        return client
+
+    def _restore_state(self, data: bytes) -> None:
+        try:
+            record = msgpack.unpackb(data, raw=False, use_list=True, strict_map_key=True,
+                                     max_bin_len=1024, max_str_len=64,
+                                     max_array_len=self._config.n + 16)
+        except (ValueError, TypeError, msgpack.ExtraData, msgpack.FormatError,
+                msgpack.StackError):
+            raise DecodeError("not a threshold-HE client state") from None
+        if (not isinstance(record, list) or len(record) != 7 or record[0] != _STATE_TAG
+                or record[1] != _STATE_VERSION or isinstance(record[1], bool)):
+            raise DecodeError("not a threshold-HE client state of this version")
+        _, _, session_id, client_id, state, first, blocks = record
+        if session_id != self._config.session_id or client_id != self._id:
+            raise DecodeError("a state of another session or client")
+        try:
+            restored = ClientState(state)
+        except ValueError:
+            raise DecodeError("unknown client state") from None
+        if restored is ClientState.WAITING:
+            raise DecodeError("a state before the input was sent")
+        count = self._config.block_count
+        if not isinstance(blocks, list) or any(
+            isinstance(b, bool) or not isinstance(b, int) or not 0 <= b < count for b in blocks
+        ):
+            raise DecodeError("bad decrypted blocks")
+        if first is not None:
+            if (not isinstance(first, list) or len(first) != 2 or not isinstance(first[0], bytes)
+                    or len(first[0]) != 32 or not isinstance(first[1], list)
+                    or any(isinstance(c, bool) or not isinstance(c, int)
+                           or c not in self._config.clients for c in first[1])):
+                raise DecodeError("bad first decryption request")
+            self._first_request = (first[0], tuple(first[1]))
+        self._state = restored
+        self._decrypted_blocks = set(blocks)
+        self._input = None
 
     def receive(self, message: Message) -> list[Message]:
         """Answer InputRequest (once) and, on the committee, DecryptionRequest.

@@ -116,7 +116,14 @@ class ThresholdHEConfig:
         if not isinstance(self.decryption, str) or self.decryption not in DECRYPTION_MODES:
             raise ConfigurationError(f"decryption must be one of {DECRYPTION_MODES}")
         if self.public_key is not None:
+            from secagg.he.threshold_paillier import ThresholdPublicKey  # gmpy2: only here
+
             key = self.public_key
+            if not isinstance(key, ThresholdPublicKey):
+                raise ConfigurationError(
+                    "public_key must be the dealer's ThresholdPublicKey (the shared config "
+                    "never holds a key share)"
+                )
             if key.holders != len(committee) or key.threshold != self.threshold:
                 raise ConfigurationError("the key's (t, l) must match (threshold, committee)")
             _ = self.layout  # raises HeadroomError if the slots cannot hold the sum

@@ -29,9 +29,10 @@ The rows, in words:
   per session;
 * the server adds uploads during ``encrypted_input`` and, when that round ends, asks the
   committee to decrypt (or aborts below ``min_clients``); it verifies shares during
-  ``decryption`` and finishes as soon as the sum is complete. When a decryption round
-  ends short, threshold Paillier (full and balanced) sends a fallback wave to live
-  members in the same round, CKKS aborts.
+  ``decryption``. Threshold Paillier finishes as soon as the sum is complete; when the
+  round ends short it sends a fallback wave to live members in the same round. CKKS
+  counts the members' answers when the round ends: the answer of a strict plurality of at
+  least ``threshold`` members wins, the dissenters are blamed, else it aborts.
 """
 
 from __future__ import annotations
@@ -106,7 +107,7 @@ class Action(enum.Enum):
     REQUEST_DECRYPTION = "ask the committee to decrypt the sum of the uploads"
     ADD_SHARE = "verify the decryption share; finish once the sum is complete"
     FALLBACK_WAVE = "finish, or ask live members for the blocks still short"
-    FINISH_OR_ABORT = "finish, or abort for too few identical decryptions"
+    FINISH_OR_ABORT = "finish with the majority's decryption, or abort without one"
 
 
 ALL_MODES: Final = frozenset({FULL, BALANCED, CKKS})
@@ -162,7 +163,7 @@ SERVER_TRANSITIONS: tuple[Transition[ServerState], ...] = (
     Transition(_S.ENCRYPTED_INPUT, RoundEnd, Action.REQUEST_DECRYPTION, _S.DECRYPTION),
     Transition(_S.DECRYPTION, DecryptionShare, Action.ADD_SHARE, _S.DECRYPTION),
     # A decryption round that ends short: threshold Paillier asks other live members for
-    # the short blocks (same round); CKKS members all hold the same key, so it aborts.
+    # the short blocks (same round); CKKS members all hold the same key: the votes decide.
     Transition(
         _S.DECRYPTION,
         RoundEnd,

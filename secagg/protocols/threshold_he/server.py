@@ -13,7 +13,16 @@ Theory of operation (the same shape as the Bonawitz server, as h11 does for HTTP
    per block, so members may drop as long as t remain: when a block is short at the end
    of a wave, a fallback wave asks live members that have not covered it yet. CKKS:
    TenSEAL has no threshold decryption; members hold the single secret key, decrypt the
-   aggregate and return it; the server needs ``threshold`` identical answers.
+   aggregate and return it; once every asked member answered (or at the deadline) the
+   server takes the answer that the most members gave, if at least ``threshold`` gave it
+   and no other answer was given as often, and blames every member that answered
+   otherwise (DISAGREEMENT): one faulty member cannot abort the round while enough honest
+   ones answer.
+
+No single party aborts a round while enough honest ones remain: a bad upload excludes its
+sender from the sum only (a member with a bad upload still decrypts: its partial is checked
+by its proof, its CKKS answer by the vote), a bad partial excludes its member from the
+combination only.
 
 Which event the server takes in which state is decided by the one table of
 :mod:`secagg.protocols.threshold_he.rounds`. The server never holds key material: it can
@@ -24,8 +33,12 @@ typed :class:`~secagg.errors.ExclusionReason`.
 Trust model: semi-honest server and clients (as SecAgg's semi-honest mode). A member
 cannot check that the aggregate really is the sum of the listed clients' ciphertexts, so a
 malicious server could have one client's ciphertext decrypted by claiming a larger summand
-count; and without range proofs a malicious client can corrupt (not read) the sum. CKKS:
-every key holder can decrypt every client's upload.
+count; and without range proofs a malicious client can corrupt (not read) the sum, or push
+it out of its slots (threshold Paillier) or off the integers (CKKS): the aggregate then does
+not decode and the session aborts rather than publish a wrong sum, and nobody can tell
+which client did it. Threshold Paillier keys come from a trusted dealer who sees the whole
+secret key (:mod:`secagg.protocols.threshold_he.keys`). CKKS: every key holder can decrypt
+every client's upload.
 """
 
 from __future__ import annotations
@@ -44,7 +57,12 @@ from secagg.errors import (
 )
 from secagg.he.paillier import EncryptedVector
 from secagg.he.slots import unpack as unpack_slots
-from secagg.he.threshold_paillier import PartialDecryption, combine_partials, verify_partial
+from secagg.he.threshold_paillier import (
+    PartialDecryption,
+    combine_partials,
+    shares_held,
+    verify_partial,
+)
 from secagg.packing import unpack
 from secagg.protocols.base import SERVER_ID, AggregationResult, Message
 from secagg.protocols.faults import Exclusion, FaultLog
@@ -76,15 +94,29 @@ __all__ = ["ThresholdHEServer"]
 class ThresholdHEServer:
     """The aggregator (implements ServerProtocol). Holds public keys and ciphertexts only.
 
+    Refuses (ConfigurationError) to be built in a process that holds a key share of the
+    session's threshold-Paillier key (:func:`secagg.he.threshold_paillier.shares_held`),
+    unless ``simulation`` says one process plays every party on purpose (tests, the
+    simulator).
+
     A peer's misbehaviour is never raised from ``receive``: a bad upload removes its
     sender from the sum (``excluded``), a bad decryption share is left out (``faults``).
     Fault notes are bounded per party (:data:`~secagg.protocols.faults.MAX_FAULT_NOTES`,
     the rest counted), whatever a peer floods the server with.
     """
 
-    def __init__(self, config: ThresholdHEConfig) -> None:
+    def __init__(self, config: ThresholdHEConfig, *, simulation: bool = False) -> None:
         if not isinstance(config, ThresholdHEConfig):
-            raise ConfigurationError("config must be a ThresholdHEConfig")
+            raise ConfigurationError(
+                "config must be a ThresholdHEConfig (the public config: never the dealer's "
+                "output or a simulation holding key shares)"
+            )
+        if config.public_key is not None and not simulation and shares_held(config.public_key):
+            raise ConfigurationError(
+                "this process holds key shares of the session's key: an aggregator next to "
+                "them is not a threshold at all. Run the dealer and the members elsewhere, "
+                "or pass simulation=True when one process plays every party on purpose"
+            )
         self._config = config
         self._state = ServerState.IDLE
         self._expected: set[int] = set()
@@ -92,7 +124,6 @@ class ThresholdHEServer:
         self._excluded: dict[int, Exclusion] = {}
         self._faults = FaultLog()
         self._included: set[int] = set()
-        self._misbehaved: set[int] = set()  # sent a bad upload: not asked to decrypt
         self._paillier_sum: EncryptedVector | None = None
         self._ckks_sum: CkksVector | None = None
         # Threshold Paillier decryption, block by block (one block in full mode).
@@ -238,7 +269,6 @@ class ThresholdHEServer:
             self._excluded[sender] = Exclusion(
                 ExclusionReason.BAD_MESSAGE, ROUND_ENCRYPTED_INPUT, str(exc)
             )
-            self._misbehaved.add(sender)
             return []
         self._included.add(sender)
         return []
@@ -259,10 +289,8 @@ class ThresholdHEServer:
         assert aggregate is not None
         payload = aggregate.to_bytes()
         self._context = config.decryption_context(included)
-        members = [m for m in config.committee if m not in self._misbehaved]
+        members = list(config.committee)
         self._expected, self._answered = set(members), set()
-        if len(members) < config.threshold:
-            raise self._abort("fewer committee members than the threshold remain")
         if self._paillier_sum is None:
             sid = config.session_id
             return [DecryptionRequest(SERVER_ID, m, sid, included, payload) for m in members]
@@ -271,24 +299,12 @@ class ThresholdHEServer:
         sizes = [stop - start for start, stop in self._bounds]
         plan = {m: [j for j in config.assigned_blocks(m) if sizes[j]] for m in members}
         plan = {m: blocks for m, blocks in plan.items() if blocks}
-        # A member left out for a bad upload leaves its blocks short: give them to others.
-        covered = {m: set(blocks) for m, blocks in plan.items()}
-        held = [sum(j in blocks for blocks in covered.values()) for j in range(len(sizes))]
-        short = {
-            j: config.threshold - held[j]
-            for j in range(len(sizes))
-            if sizes[j] and held[j] < config.threshold
-        }
-        extra = plan_fallback(short, sorted(members), covered, sizes) if short else {}
-        if extra is None:  # cannot happen: at least t members remain and each may hold any block
-            raise self._abort("fewer committee members than the threshold remain")
-        for member, blocks in extra.items():
-            plan[member] = sorted(set(plan.get(member, [])) | set(blocks))
         return self._send_wave(plan)
 
     def _add_share(self, message: DecryptionShare) -> list[Message]:
         sender, payload, config = message.sender, message.payload, self._config
         if config.public_key is None:
+            # CKKS: every answer is a vote; the vote is counted when the round ends.
             try:
                 unpack(payload, config.bits, config.vector_length)
             except DecodeError as exc:
@@ -297,8 +313,8 @@ class ThresholdHEServer:
                 )
                 return []
             self._plaintexts[sender] = payload
-        else:
-            self._verify_partial(sender, payload)
+            return []
+        self._verify_partial(sender, payload)
         if self._enough_shares():
             return self._finish()
         return []
@@ -322,14 +338,33 @@ class ThresholdHEServer:
         return self._send_wave(plan)
 
     def _finish_or_abort(self, missing: Sequence[int]) -> list[Message]:
-        """CKKS: every request was answered or timed out; finish with ``threshold``
-        answers, else abort (no second wave: every member holds the same single key)."""
+        """CKKS: every request was answered or timed out. Finish with the answer the most
+        members gave, if at least ``threshold`` gave it and no other answer was given as
+        often; blame every member that answered otherwise. Else abort (no second wave:
+        every member holds the same single key), blaming nobody on a tie."""
         self._members_dropped(missing)
-        if self._enough_shares():
-            return self._finish()
-        raise self._abort(
-            f"only {len(self._plaintexts)} valid decryption shares, {self._config.threshold} needed"
-        )
+        votes: dict[bytes, list[int]] = {}
+        for member, answer in sorted(self._plaintexts.items()):
+            votes.setdefault(answer, []).append(member)
+        ranked = sorted(votes.values(), key=len, reverse=True)
+        threshold = self._config.threshold
+        if not ranked or len(ranked[0]) < threshold:
+            raise self._abort(
+                f"only {len(ranked[0]) if ranked else 0} identical decryptions, {threshold} needed"
+            )
+        if len(ranked) > 1 and len(ranked[1]) == len(ranked[0]):
+            # A tie: nobody can tell the honest answer from the faulty one, nor blame.
+            raise self._abort("CKKS committee members returned different sums, none a majority")
+        for members in ranked[1:]:
+            for member in members:
+                self._fault(
+                    member,
+                    ExclusionReason.DISAGREEMENT,
+                    "its decryption differs from the majority's",
+                )
+        majority = set(ranked[0])
+        self._plaintexts = {m: a for m, a in self._plaintexts.items() if m in majority}
+        return self._finish()
 
     _HANDLERS: ClassVar[dict[Action, Callable[[ThresholdHEServer, Any], list[Message]]]] = {
         Action.ADD_INPUT: _add_input,
@@ -404,11 +439,7 @@ class ThresholdHEServer:
 
     def _live_members(self) -> list[int]:
         """Members that may still be asked, in sorted id order (the balanced order)."""
-        return [
-            m
-            for m in sorted(self._config.committee)
-            if m not in self._misbehaved and m not in self._unusable
-        ]
+        return [m for m in sorted(self._config.committee) if m not in self._unusable]
 
     def _send_wave(self, plan: dict[int, list[int]]) -> list[Message]:
         config = self._config
@@ -480,16 +511,7 @@ class ThresholdHEServer:
             except (DecodeError, ShareError) as exc:
                 raise self._abort(f"the aggregate does not decrypt: {exc}") from None
         else:
-            answers = list(self._plaintexts.items())
-            first = answers[0][1]
-            if any(data != first for _, data in answers[1:]):
-                for member, _ in answers:
-                    self._fault(
-                        member,
-                        ExclusionReason.DISAGREEMENT,
-                        "committee members disagree on the decryption",
-                    )
-                raise self._abort("CKKS committee members returned different sums")
+            first = next(iter(self._plaintexts.values()))  # the majority's (one answer)
             total = unpack(first, config.bits, config.vector_length).astype(dtype)
         self._state = ServerState.DONE
         self._paillier_sum = self._ckks_sum = None

@@ -6,34 +6,37 @@ carries them beside the public config; the server is built from the public confi
 and each client receives only its own key material.
 
 CLI parameters: ``--threshold`` is the committee's t and ``--degree`` the committee size
-(default: min(5, n) members, t a majority of them).
+(default: min(5, n) members, t a majority of them; CKKS: t = 1).
+
+The HE backends (gmpy2, TenSEAL: the ``he`` extra) are imported when a session is set up,
+never when the spec loads, so that the cost formulas and the option checks run on a core
+install.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
-from secagg.he.threshold_paillier import KeyShare
 from secagg.protocols.base import Message
 from secagg.protocols.registry import InputSource, ProtocolSpec, SimulationParams, client_ids_of
-from secagg.protocols.threshold_he.client import ThresholdHEClient
 from secagg.protocols.threshold_he.config import (
     DEFAULT_COMMITTEE,
     DEFAULT_DECRYPTION,
     ThresholdHEConfig,
 )
-from secagg.protocols.threshold_he.keys import setup_ckks, setup_threshold_paillier
 from secagg.protocols.threshold_he.messages import (
     ROUND_ENCRYPTED_INPUT,
     THRESHOLD_HE_ROUNDS,
     decode_threshold_he_message,
 )
-from secagg.protocols.threshold_he.server import ThresholdHEServer
 
 if TYPE_CHECKING:
     from secagg.he.ckks import CkksContext
+    from secagg.he.threshold_paillier import KeyShare
+    from secagg.protocols.threshold_he.client import ThresholdHEClient
+    from secagg.protocols.threshold_he.server import ThresholdHEServer
 
 __all__ = ["SIMULATION_KEY_BITS", "ThresholdHESimulation", "ckks_spec", "threshold_paillier_spec"]
 
@@ -44,7 +47,9 @@ SIMULATION_KEY_BITS = 2048
 class ThresholdHESimulation:
     """The public config plus the key material a dealer hands to the clients (in-process).
 
-    Never give this object to a real server: it holds the committee's secrets.
+    Never give this object to a real server: it holds the committee's secrets (a
+    ThresholdHEServer refuses it, and refuses to run next to live key shares unless built
+    with ``simulation=True``, as this spec's ``make_server`` does). Never pickled.
     """
 
     config: ThresholdHEConfig
@@ -54,6 +59,9 @@ class ThresholdHESimulation:
 
     def __repr__(self) -> str:
         return f"ThresholdHESimulation({self.config!r})"
+
+    def __reduce__(self) -> NoReturn:
+        raise TypeError("a ThresholdHESimulation holds key shares and cannot be pickled")
 
     @classmethod
     def threshold_paillier(
@@ -67,6 +75,8 @@ class ThresholdHESimulation:
         """Dealer setup for ``params`` (committee size from ``degree``, t from ``threshold``)
         in committee decryption mode ``decryption`` (``"full"`` or ``"balanced"``);
         ``safe_primes`` fixes the key's primes (public test data, for benchmarks)."""
+        from secagg.protocols.threshold_he.keys import setup_threshold_paillier
+
         clients, committee = _clients_and_committee(params)
         config, shares = setup_threshold_paillier(
             clients,
@@ -83,6 +93,8 @@ class ThresholdHESimulation:
     @classmethod
     def ckks(cls, params: SimulationParams) -> ThresholdHESimulation:
         """Key-holder setup: every client gets the secret context, the server the public."""
+        from secagg.protocols.threshold_he.keys import setup_ckks
+
         clients, committee = _clients_and_committee(params)
         config, secret = setup_ckks(
             clients,
@@ -105,6 +117,8 @@ def _clients_and_committee(params: SimulationParams) -> tuple[list[int], list[in
 def _make_client(
     simulation: ThresholdHESimulation, client_id: int, source: InputSource
 ) -> ThresholdHEClient:
+    from secagg.protocols.threshold_he.client import ThresholdHEClient
+
     return ThresholdHEClient(
         simulation.config,
         client_id,
@@ -116,7 +130,10 @@ def _make_client(
 
 
 def _make_server(simulation: ThresholdHESimulation) -> ThresholdHEServer:
-    return ThresholdHEServer(simulation.config)  # public config only
+    from secagg.protocols.threshold_he.server import ThresholdHEServer
+
+    # The public config only; this process holds the members' shares on purpose.
+    return ThresholdHEServer(simulation.config, simulation=True)
 
 
 def _decode(data: bytes, sender: int) -> Message:
@@ -130,7 +147,11 @@ def _spec(
     backend: str,
     cost_model: str,
     variants: tuple[str, ...] = (),
+    *,
+    extras: Mapping[str, str],
 ) -> ProtocolSpec:
+    from secagg.protocols.threshold_he.spec_options import describe, options, refusals
+
     return ProtocolSpec(
         name=name,
         config_type=ThresholdHESimulation,
@@ -147,6 +168,10 @@ def _spec(
         accepts=lambda simulation: simulation.config.backend == backend,
         variants=variants,
         cost_model=cost_model,
+        options=options(paillier=backend == "threshold-paillier"),
+        refusals=refusals(paillier=backend == "threshold-paillier"),
+        describe=describe,
+        extras=extras,
     )
 
 
@@ -158,7 +183,8 @@ def threshold_paillier_spec() -> ProtocolSpec:
         ThresholdHESimulation.threshold_paillier,
         "threshold-paillier",
         "secagg.cost.threshold_he_spec:THRESHOLD_PAILLIER",
-        variants=("decryption", "safe_primes"),
+        variants=("decryption", "safe_primes", "key_bits"),
+        extras={"gmpy2": "he"},
     )
 
 
@@ -170,4 +196,5 @@ def ckks_spec() -> ProtocolSpec:
         ThresholdHESimulation.ckks,
         "ckks",
         "secagg.cost.threshold_he_spec:CKKS",
+        extras={"gmpy2": "he", "tenseal": "he"},
     )

@@ -14,7 +14,7 @@ from flwr.clientapp import ClientApp
 from hypothesis import given
 from hypothesis import strategies as st
 
-from secagg.errors import DecodeError, UsageError
+from secagg.errors import ConfigurationError, DecodeError, UsageError
 from secagg.integrations.flower import (
     SECAGG_ERROR_CODE,
     ClientPolicy,
@@ -38,7 +38,7 @@ from secagg.protocols.bonawitz.client import Client, generate_identities
 from secagg.protocols.bonawitz.config import ProtocolConfig
 from secagg.protocols.bonawitz.messages import AdvertiseKeysRequest, UnmaskingRequest
 from secagg.protocols.bonawitz.server import Server
-from tests.helpers.flower import server_task_identity
+from tests.helpers.flower import bonawitz_params, server_task_identity
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "examples" / "flower_app"))
 from secagg_flower_app.task import client_update, initial_arrays
@@ -76,18 +76,18 @@ def context() -> Context:
     return Context(run_id=1, node_id=42, node_config={}, state=RecordDict(), run_config={})
 
 
-def setup(**changes: object) -> SessionSetup:
+def setup(threshold: int = 3, degree: int | None = None, **changes: object) -> SessionSetup:
     fields: dict[str, object] = dict(
         session_id=SESSION,
+        protocol="bonawitz",
         n=4,
         client_id=2,
-        threshold=3,
         bits=32,
-        degree=None,
         fixed_point=FixedPointParams(clip=4.0, scale=1000.0, max_clients=4, max_weight=10.0),
         layout=ArrayLayout.from_record(initial_arrays(), ["train_loss"]),
         weighted_by_key="num-examples",
         weighted=True,
+        params=bonawitz_params(threshold, degree),
     )
     fields.update(changes)
     return SessionSetup(**fields)  # type: ignore[arg-type]
@@ -174,7 +174,6 @@ def test_a_valid_setup_trains_once_and_answers_with_secagg_records_only() -> Non
         ),
         (lambda: first_message(setup(threshold=2)), "n/2", False),
         (lambda: first_message(setup(), header_session=bytes(16)), "another session", False),
-        (lambda: first_message(setup(), stage=1), "first stage", False),
         (lambda: first_message(setup(), raw_setup=b"\x93\x01\x02\x03"), "DecodeError", False),
         (lambda: first_message(setup(), payloads=()), "no protocol message", False),
         # The protocol message is only read after training; refusing it aborts the session.
@@ -240,6 +239,16 @@ def test_a_crashing_training_function_aborts_the_session() -> None:
     assert ctx.state.config_records[STATE_KEY]["status"] == "aborted"
 
 
+def test_a_setup_may_come_in_a_later_stage_and_stages_only_grow() -> None:
+    # A protocol may first address a node in a later stage (a committee's key setup runs
+    # before the clients' inputs): the node trains then, and answers later stages only.
+    mod, ctx, trainer = make_secagg_mod(), context(), Trainer()
+    reply = mod(first_message(setup(), stage=2), ctx, trainer)
+    assert not reply.has_error() and trainer.calls == 1
+    assert read_envelope(reply.content, party=2, max_bytes=10**6).stage == 2
+    assert ctx.state.config_records[STATE_KEY]["stage"] == 3
+
+
 def test_replayed_session_and_out_of_order_stages_are_refused() -> None:
     mod, ctx = make_secagg_mod(), context()
     assert not mod(first_message(setup()), ctx, Trainer()).has_error()
@@ -248,11 +257,12 @@ def test_replayed_session_and_out_of_order_stages_are_refused() -> None:
     # A new session id is fine.
     other = setup(session_id=bytes(range(1, 17)))
     assert not mod(first_message(other), ctx, Trainer()).has_error()
-    # Stage 2 while stage 1 is expected: refused, and the session is aborted for good.
-    later = Message(
-        write_envelope(RecordDict(), Envelope(2, other.session_id, (b"x",))), 42, "train"
+    # Stage 0 again while stage 1 or later is expected: refused, and the session is
+    # aborted for good.
+    replayed = Message(
+        write_envelope(RecordDict(), Envelope(0, other.session_id, (b"x",))), 42, "train"
     )
-    assert "out of order" in refused(mod(later, ctx, Trainer()))
+    assert "out of order" in refused(mod(replayed, ctx, Trainer()))
     right = Message(
         write_envelope(RecordDict(), Envelope(1, other.session_id, (b"x",))), 42, "train"
     )
@@ -313,7 +323,7 @@ def test_a_server_asking_for_both_shares_of_a_victim_gets_nothing() -> None:
     report = run_secure_round(
         grid,
         messages,
-        SecAggSettings(clip=4.0, max_weight=100.0, stage_timeout=0.02),
+        SecAggSettings(protocol="bonawitz", clip=4.0, max_weight=100.0, stage_timeout=0.02),
         make_server=lambda c: TamperingServer(c, victim=1),
     )  # type: ignore[arg-type,return-value]
     assert not report.ok
@@ -400,6 +410,9 @@ def test_backend_refuses_what_it_cannot_carry() -> None:
     lazy = Client(config, 1, lambda: np.zeros(5, dtype=np.uint32))
     with pytest.raises(UsageError, match="lazy"):
         backend.dump(lazy)
+
+
+def test_backend_carries_an_active_client_with_the_identity_given_back() -> None:
     identities = generate_identities([1, 2, 3, 4])
     active = ProtocolConfig.create(
         clients=[1, 2, 3, 4],
@@ -409,8 +422,15 @@ def test_backend_refuses_what_it_cannot_carry() -> None:
         mode="active",
         identities={c: k.verify_key for c, k in identities.items()},
     )
-    with pytest.raises(UsageError, match="active"):
-        backend.dump(Client(active, 1, np.zeros(5, dtype=np.uint32), identities[1]))
+    backend = BonawitzBackend(identities[1])
+    client = backend.create(active, 1, np.zeros(5, dtype=np.uint32))
+    data = backend.dump(client)
+    assert identities[1].private_bytes().hex() not in data.hex()  # the identity is not in it
+    assert backend.dump(backend.load(active, 1, data)) == data
+    with pytest.raises(ConfigurationError):  # without the node's key it cannot go on
+        BonawitzBackend().load(active, 1, data)
+    with pytest.raises(ConfigurationError):  # nor with another node's
+        BonawitzBackend(identities[2]).load(active, 1, data)
 
 
 def test_no_secret_in_reprs() -> None:

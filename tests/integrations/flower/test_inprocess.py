@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -21,14 +21,11 @@ from flwr.app import (
     Array,
     ArrayRecord,
     ConfigRecord,
-    Context,
     Error,
     Message,
     Metadata,
-    MetricRecord,
     RecordDict,
 )
-from flwr.clientapp import ClientApp
 from flwr.serverapp.strategy import FedAdam, FedAvg
 from hypothesis import given
 from hypothesis import strategies as st
@@ -39,10 +36,9 @@ from secagg.integrations.flower import (
     RoundReport,
     SecAggGrid,
     SecAggSettings,
-    make_secagg_mod,
     run_secure_round,
 )
-from secagg.integrations.flower.testing import InProcessGrid, Tamper
+from secagg.integrations.flower.testing import Tamper
 from secagg.integrations.flower.wire import (
     HEADER_KEY,
     PAYLOAD_KEY,
@@ -50,10 +46,17 @@ from secagg.integrations.flower.wire import (
     read_envelope,
     write_envelope,
 )
-from tests.helpers.flower import server_task_identity
+from tests.helpers.flower import (
+    check_report,
+    make_app,
+    make_grid,
+    node_of,
+    server_task_identity,
+    train_messages,
+)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "examples" / "flower_app"))
-from secagg_flower_app.task import client_update, expected_mean, initial_arrays
+from secagg_flower_app.task import expected_mean, initial_arrays
 
 
 @pytest.fixture(autouse=True)
@@ -63,60 +66,10 @@ def task_identity() -> Iterator[None]:
         yield
 
 
-def node_of(partition: int) -> int:
-    return 1000 + 17 * partition
-
-
-def make_app(policy: ClientPolicy | None = None) -> ClientApp:
-    """The example's training function behind the secagg mod (without fault injection)."""
-    app = ClientApp(mods=[make_secagg_mod(policy or ClientPolicy(min_clients=3))])
-
-    @app.train()
-    def train(msg: Message, context: Context) -> Message:
-        partition = int(context.node_config["partition-id"])
-        server_round = int(msg.content["config"]["server-round"])
-        arrays, weight, loss = client_update(partition, server_round)
-        return Message(RecordDict({
-            "arrays": ArrayRecord({k: Array(v) for k, v in arrays.items()}),
-            "metrics": MetricRecord({"num-examples": weight, "train_loss": loss}),
-        }), reply_to=msg)
-
-    @app.evaluate()
-    def evaluate(msg: Message, context: Context) -> Message:
-        return Message(RecordDict({"metrics": MetricRecord({"num-examples": 1})}),
-                       reply_to=msg)
-
-    return app
-
-
-def make_grid(partitions: Iterable[int], app: ClientApp | None = None) -> InProcessGrid:
-    """One in-process node per partition (node id :func:`node_of`), all running ``app``."""
-    return InProcessGrid.create(app or make_app(),
-                                {node_of(p): {"partition-id": p} for p in partitions})
-
-
-# In process every reply is there at once: a silent node only costs the (tiny) deadline.
-SETTINGS = SecAggSettings(clip=4.0, max_weight=100.0, secure_metrics=("train_loss",),
-                          train_timeout=0.02, stage_timeout=0.02, poll_interval=0.01)
-
-
-def check_report(report: RoundReport, partitions: Iterable[int], server_round: int) -> None:
-    """The report's aggregate is the weighted mean over exactly ``partitions``."""
-    included = sorted(partitions)
-    assert report.ok, report.aborted
-    assert report.included_nodes == {node_of(p) for p in included}
-    mean, weight, loss = expected_mean(included, server_round)
-    assert report.arrays is not None
-    for name, values in mean.items():
-        np.testing.assert_allclose(report.arrays[name].numpy(), values, atol=1e-5)
-    assert report.total_weight == pytest.approx(weight, rel=1e-6)
-    assert report.metrics["train_loss"] == pytest.approx(loss, abs=1e-5)
-
-
-def train_messages(grid: InProcessGrid, server_round: int = 1) -> list[Message]:
-    config = ConfigRecord({"server-round": server_round})
-    content = RecordDict({"arrays": initial_arrays(), "config": config})
-    return [Message(content, node, "train") for node in grid.get_node_ids()]
+# "bonawitz": the complete graph, whose dropout tolerance the tests below count on.
+SETTINGS = SecAggSettings(protocol="bonawitz", clip=4.0, max_weight=100.0,
+                          secure_metrics=("train_loss",), train_timeout=0.02,
+                          stage_timeout=0.02, poll_interval=0.01)
 
 
 def test_fedavg_two_rounds_no_dropout() -> None:
@@ -155,7 +108,10 @@ def test_dropout_at_each_stage(stage: int) -> None:
     included = [0, 1, 2, 3, 4] if stage == 3 else [0, 1, 2, 4]
     check_report(report, included, 1)
     if stage < 3:
-        assert "no reply in stage" in report.excluded_nodes[node_of(3)]
+        assert f"stage {stage} (" in report.excluded_nodes[node_of(3)]
+        assert "no reply within" in report.excluded_nodes[node_of(3)]
+    else:  # in the sum, yet its failure is recorded
+        assert "no reply within" in report.stage_failures[node_of(3)][0]
 
 
 def test_dropout_in_second_round_of_fedavg() -> None:
@@ -173,7 +129,7 @@ def test_secagg_plus_graph() -> None:
     fake = make_grid(range(8))
     fake.drop_from[node_of(5)] = (1, 2)
     report = run_secure_round(fake, train_messages(fake),
-                              dataclasses.replace(SETTINGS, degree=4))
+                              dataclasses.replace(SETTINGS, protocol="secagg+", degree=4))
     check_report(report, [0, 1, 2, 3, 4, 6, 7], 1)
 
 
@@ -229,8 +185,8 @@ def test_bad_envelopes_error_replies_and_stray_records() -> None:
         return reply
 
     report = run_tampered_six(tamper)
-    assert "bad reply in stage 0" in report.excluded_nodes[node_of(0)]
-    assert "bad reply in stage 1" in report.excluded_nodes[node_of(1)]
+    assert "stage 0 (advertise_keys): bad reply" in report.excluded_nodes[node_of(0)]
+    assert "stage 1 (share_keys): bad reply" in report.excluded_nodes[node_of(1)]
 
 
 def test_replies_never_carry_plaintext() -> None:
@@ -254,8 +210,10 @@ def test_too_few_survivors_aborts_without_a_result() -> None:
     fake.drop_from[node_of(0)] = (1, 1)
     fake.drop_from[node_of(1)] = (1, 1)
     secure = SecAggGrid(fake, SETTINGS)
-    replies = secure.send_and_receive(train_messages(fake))
-    assert list(replies) == []
+    replies = list(secure.send_and_receive(train_messages(fake)))
+    # No aggregate: only one error reply per node, each with its reason.
+    assert len(replies) == 3 and all(r.has_error() for r in replies)
+    assert all("not in the sum" in r.error.reason for r in replies)
     report = secure.reports[0]
     assert not report.ok and "abort" in (report.aborted or "")
     assert set(report.excluded_nodes) == {node_of(p) for p in range(3)}
@@ -306,8 +264,9 @@ def test_superlink_error_replies_and_spoofed_senders() -> None:
         return reply
 
     report = run_tampered_six(tamper)
-    assert "error reply in stage 1: node unavailable" in report.excluded_nodes[node_of(0)]
-    assert "no reply in stage 0" in report.excluded_nodes[node_of(1)]
+    assert ("stage 1 (share_keys): error reply: node unavailable"
+            in report.excluded_nodes[node_of(0)])
+    assert "stage 0 (advertise_keys): no reply" in report.excluded_nodes[node_of(1)]
 
 
 def test_mixed_batches_are_refused_and_reports_of_aborted_rounds_have_no_reply() -> None:

@@ -17,6 +17,7 @@ from secagg.integrations.flower.wire import (
     PAYLOAD_STYPE,
     Envelope,
     FixedPointParams,
+    IdentifyRequest,
     SessionSetup,
     has_envelope,
     read_envelope,
@@ -146,7 +147,7 @@ def _valid_content() -> RecordDict:
     [
         lambda c: c.pop(HEADER_KEY),
         lambda c: c.pop(PAYLOAD_KEY),
-        lambda c: c[HEADER_KEY].__setitem__("v", 2),
+        lambda c: c[HEADER_KEY].__setitem__("v", 1),
         lambda c: c[HEADER_KEY].__setitem__("v", True),
         lambda c: c[HEADER_KEY].__setitem__("stage", -1),
         lambda c: c[HEADER_KEY].__setitem__("stage", "1"),
@@ -154,6 +155,11 @@ def _valid_content() -> RecordDict:
         lambda c: c[HEADER_KEY].__setitem__("session", "x" * 16),
         lambda c: c[HEADER_KEY].__setitem__("extra", 1),
         lambda c: c[HEADER_KEY].__setitem__("setup", 5),
+        lambda c: c[HEADER_KEY].__setitem__("identify", 5),
+        lambda c: c[HEADER_KEY].__setitem__("identity", b"x" * 5000),
+        # A message is a setup, an identification request or its answer, never two.
+        lambda c: (c[HEADER_KEY].__setitem__("setup", b"s"),
+                   c[HEADER_KEY].__setitem__("identify", b"i")),
         lambda c: c[PAYLOAD_KEY].__setitem__("7", Array(np.zeros(3, dtype=np.uint8))),
         lambda c: c[PAYLOAD_KEY].__setitem__("0", Array(np.zeros(3, dtype=np.uint8))),
         lambda c: c[PAYLOAD_KEY].__setitem__(
@@ -179,20 +185,22 @@ def test_read_envelope_enforces_size_limit() -> None:
 
 def _setup(**changes: object) -> SessionSetup:
     fields: dict[str, object] = dict(
-        session_id=SESSION, n=5, client_id=2, threshold=3, bits=32, degree=None,
+        session_id=SESSION, protocol="secagg+", n=5, client_id=2, bits=32,
         fixed_point=FixedPointParams(clip=4.0, scale=1000.0, max_clients=5, max_weight=10.0),
         layout=ArrayLayout((ArraySpec("w", (2, 3), "<f4"),), ("loss",)),
-        weighted_by_key="num-examples", weighted=True,
+        weighted_by_key="num-examples", weighted=True, params=b"\x94\x03\xc0\xa1x\xc0",
     )
     fields.update(changes)
     return SessionSetup(**fields)  # type: ignore[arg-type]
 
 
 def test_setup_round_trip_and_repr() -> None:
-    for setup in (_setup(), _setup(degree=2, weighted=False, n=7, client_id=7)):
+    for setup in (_setup(), _setup(weighted=False, n=7, client_id=7, metric_scale=0.5,
+                                   report_clipping=True, protocol="threshold-paillier")):
         data = setup.to_bytes()
         assert SessionSetup.from_bytes(data, max_vector_length=100) == setup
     assert _setup().vector_length == 8
+    assert _setup(report_clipping=True).vector_length == 10  # two clipping indicators
     assert SESSION.hex() not in repr(_setup())
 
 
@@ -205,11 +213,14 @@ def test_setup_refuses_bad_values() -> None:
         return bytes(msgpack.packb(changed, use_bin_type=True))
 
     bad = [
-        encoded(0, 2), encoded(1, "s"), encoded(2, 0), encoded(3, 6), encoded(3, 0),
-        encoded(4, 6), encoded(5, 65), encoded(6, 5), encoded(6, 0), encoded(6, True),
-        encoded(7, [4.0, -1.0, 5, 10.0]), encoded(7, [4.0, float("nan"), 5, 10.0]),
-        encoded(7, [4.0, 1.0, 0, 10.0]), encoded(7, [1.0]), encoded(8, [[], []]),
-        encoded(9, ""), encoded(10, 1), b"\xc1", b"", bytes(msgpack.packb([1, 2])),
+        encoded(0, 1), encoded(1, "s"), encoded(1, b"short"), encoded(2, ""),
+        encoded(2, "x" * 65), encoded(2, 3), encoded(3, 0), encoded(4, 6), encoded(4, 0),
+        encoded(5, 65), encoded(5, 0), encoded(5, True),
+        encoded(6, [4.0, -1.0, 5, 10.0]), encoded(6, [4.0, float("nan"), 5, 10.0]),
+        encoded(6, [4.0, 1.0, 0, 10.0]), encoded(6, [1.0]), encoded(7, [[], []]),
+        encoded(8, ""), encoded(9, 1), encoded(10, "params"), encoded(11, 0.0),
+        encoded(11, float("inf")), encoded(11, True), encoded(12, 1),
+        b"\xc1", b"", bytes(msgpack.packb([2, 2])),
     ]
     for data in bad:
         with pytest.raises(DecodeError) as info:
@@ -217,6 +228,17 @@ def test_setup_refuses_bad_values() -> None:
         assert info.value.party == 0
     with pytest.raises(DecodeError, match="exceeds"):
         SessionSetup.from_bytes(_setup().to_bytes(), max_vector_length=7)
+
+
+def test_identify_request_round_trip_and_refusals() -> None:
+    request = IdentifyRequest("secagg+", bytes(range(32)))
+    assert IdentifyRequest.from_bytes(request.to_bytes()) == request
+    for bad in (b"", b"\xc1", bytes(msgpack.packb([2, "secagg+", b"short"])),
+                bytes(msgpack.packb([1, "secagg+", bytes(32)])),
+                bytes(msgpack.packb([2, "", bytes(32)])), b"x" * 5000):
+        with pytest.raises(DecodeError) as info:
+            IdentifyRequest.from_bytes(bad)
+        assert info.value.party == 0
 
 
 @given(st.binary(max_size=200))

@@ -39,19 +39,21 @@ def test_session_setup(vector: dict[str, Any]) -> None:
     layout = ArrayLayout.from_wire(fields["layout"], max_size=2**20)
     setup = SessionSetup(
         session_id=unhex(fields["session_id"]),
+        protocol=fields["protocol"],
         n=fields["n"],
         client_id=fields["client_id"],
-        threshold=fields["threshold"],
         bits=fields["bits"],
-        degree=fields["degree"],
         fixed_point=FixedPointParams(*fields["fixed_point"]),
         layout=layout,
         weighted_by_key=fields["weighted_by_key"],
         weighted=fields["weighted"],
+        params=unhex(fields["params"]),
+        metric_scale=fields["metric_scale"],
+        report_clipping=fields["report_clipping"],
     )
     data = unhex(vector["encoding"])
     assert setup.to_bytes() == data
-    assert SessionSetup.from_bytes(data, max_vector_length=layout.size + 1) == setup
+    assert SessionSetup.from_bytes(data, max_vector_length=setup.vector_length) == setup
 
 
 def _records(content: RecordDict) -> dict[str, Any]:
@@ -79,12 +81,14 @@ def test_envelope(vector: dict[str, Any]) -> None:
         stage=fields["stage"],
         session_id=unhex(fields["session_id"]),
         payloads=tuple(unhex(p) for p in fields["payloads"]),
-        setup=None if fields["setup"] is None else unhex(fields["setup"]),
+        **{key: None if fields[key] is None else unhex(fields[key])
+           for key in ("setup", "identify", "identity")},
     )
     assert _records(write_envelope(RecordDict(), envelope)) == records
     # The pinned records, built without write_envelope, read back to the envelope.
     header = {
-        k: unhex(v) if k in ("session", "setup") else v for k, v in records[HEADER_KEY].items()
+        k: unhex(v) if k in ("session", "setup", "identify", "identity") else v
+        for k, v in records[HEADER_KEY].items()
     }
     payload = {
         item["key"]: Array(

@@ -313,7 +313,7 @@ def he_protocols() -> None:
             register_protocol(spec)
 
 
-@pytest.mark.parametrize("protocol", ["ckks", "threshold-paillier"])
+@pytest.mark.parametrize("protocol", ["ckks", "threshold-paillier", "threshold-ckks"])
 def test_he_protocols_run_through_the_same_wrapper(protocol: str, he_protocols: None) -> None:
     from secagg.protocols.registry import get_protocol
 

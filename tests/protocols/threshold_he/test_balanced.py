@@ -190,7 +190,7 @@ def drive(
         verify(public, ciphertexts, partial, **kwargs)
 
     monkeypatch.setattr(server_module, "verify_partial", counting)
-    server = ThresholdHEServer(config)
+    server = ThresholdHEServer(config, simulation=True)
     clients = {
         c: ThresholdHEClient(config, c, inputs[c], key_share=shares.get(c)) for c in config.clients
     }
@@ -345,7 +345,7 @@ def first_requests(
     clients = {
         c: ThresholdHEClient(config, c, zeros, key_share=shares.get(c)) for c in config.clients
     }
-    server = ThresholdHEServer(config)
+    server = ThresholdHEServer(config, simulation=True)
     wave: list[Message] = []
     for start in server.start():
         for upload in clients[start.recipient].receive(start):

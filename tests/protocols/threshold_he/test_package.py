@@ -79,7 +79,12 @@ def test_paillier_sessions_and_the_registry_do_not_load_tenseal() -> None:
 
 def test_the_public_face() -> None:
     from secagg.protocols.threshold_he.client import ThresholdHEClient
-    from secagg.protocols.threshold_he.keys import setup_ckks, setup_threshold_paillier
+    from secagg.protocols.threshold_he.keys import (
+        MemberKeyShares,
+        ThresholdPaillierSetup,
+        setup_ckks,
+        setup_threshold_paillier,
+    )
     from secagg.protocols.threshold_he.messages import decode_threshold_he_message
     from secagg.protocols.threshold_he.server import ThresholdHEServer
 
@@ -88,8 +93,12 @@ def test_the_public_face() -> None:
     assert package.setup_threshold_paillier is setup_threshold_paillier
     assert package.setup_ckks is setup_ckks
     assert package.decode_threshold_he_message is decode_threshold_he_message
+    assert package.MemberKeyShares is MemberKeyShares
+    assert package.ThresholdPaillierSetup is ThresholdPaillierSetup
     assert sorted(package.__all__) == sorted(
         [
+            "MemberKeyShares",
+            "ThresholdPaillierSetup",
             "ThresholdHEClient",
             "ThresholdHEConfig",
             "ThresholdHEServer",

@@ -111,7 +111,7 @@ def check_notes(notes: list[str], sent: int) -> None:
 def test_a_flooding_client_leaves_bounded_notes_and_a_count() -> None:
     config, _ = setup()
     parties = clients()
-    server = ThresholdHEServer(config)
+    server = ThresholdHEServer(config, simulation=True)
     requests = server.start()
     first = [r for r in requests if r.recipient == FLOODER]
     rest = [r for r in requests if r.recipient != FLOODER]
@@ -148,7 +148,7 @@ def test_a_flooding_client_leaves_bounded_notes_and_a_count() -> None:
 def test_exclusions_are_typed_and_keep_their_texts() -> None:
     config, _ = setup()
     parties = clients()
-    server = ThresholdHEServer(config)
+    server = ThresholdHEServer(config, simulation=True)
     requests = server.start()
     bad = EncryptedInput(5, SERVER_ID, config.session_id, b"\x90")  # an empty msgpack array
     assert server.receive(bad) == []
@@ -173,7 +173,7 @@ def test_an_upload_with_a_bool_version_is_refused() -> None:
     """HE records use exact types: ``"v": True`` is not version 1."""
     config, _ = setup()
     parties = clients()
-    server = ThresholdHEServer(config)
+    server = ThresholdHEServer(config, simulation=True)
     requests = server.start()
 
     def tampered(message: Message) -> Message:
@@ -198,7 +198,7 @@ def test_an_upload_with_a_bool_version_is_refused() -> None:
 def test_members_that_never_answer_are_noted_once_and_abort_below_t() -> None:
     config, _ = setup()
     parties = clients()
-    server = ThresholdHEServer(config)
+    server = ThresholdHEServer(config, simulation=True)
     decryption = answer(server, parties, server.start())
     assert server.state is ServerState.DECRYPTION
     answer(server, parties, decryption, silent=frozenset({1, 2}))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 import numpy as np
 import pytest
@@ -15,6 +15,7 @@ from secagg.encoding import FixedPoint
 from secagg.errors import (
     ConfigurationError,
     DecodeError,
+    ExclusionReason,
     InsufficientSharesError,
     MaliciousRequestError,
     ProtocolAbort,
@@ -77,7 +78,7 @@ def make_clients(
 ) -> dict[int, ThresholdHEClient]:
     clients = {}
     for c in config.clients:
-        if isinstance(secrets, dict):
+        if isinstance(secrets, Mapping):
             clients[c] = ThresholdHEClient(config, c, xs[c], key_share=secrets.get(c))
         else:
             clients[c] = ThresholdHEClient(config, c, xs[c], ckks_secret=secrets)  # type: ignore[arg-type]
@@ -203,7 +204,7 @@ def _corrupt_partial(member: int) -> Tamper:
 def test_tampered_partial_is_excluded_and_reported() -> None:
     config, shares = paillier_setup()
     xs = inputs(1)
-    server = ThresholdHEServer(config)
+    server = ThresholdHEServer(config, simulation=True)
     drive(server, make_clients(config, shares, xs), tamper=_corrupt_partial(1))
     result = server.result
     assert result is not None and result.included == frozenset(CLIENTS)
@@ -211,10 +212,10 @@ def test_tampered_partial_is_excluded_and_reported() -> None:
     assert "rejected partial decryption" in result.faults[1]
     # With only t valid partials left besides the tampered one and a silent member, still
     # fine; with t - 1 valid ones it aborts instead of returning a wrong sum.
-    server = ThresholdHEServer(config)
+    server = ThresholdHEServer(config, simulation=True)
     drive(server, make_clients(config, shares, xs), tamper=_corrupt_partial(1), silent=[2])
     assert server.result is not None
-    server = ThresholdHEServer(config)
+    server = ThresholdHEServer(config, simulation=True)
     with pytest.raises(ProtocolAbort):
         drive(server, make_clients(config, shares, xs), tamper=_corrupt_partial(1), silent=[2, 3])
 
@@ -232,7 +233,7 @@ def test_partial_under_another_index_is_rejected() -> None:
                 return dataclasses.replace(message, payload=stolen["payload"])
         return message
 
-    server = ThresholdHEServer(config)
+    server = ThresholdHEServer(config, simulation=True)
     drive(server, make_clients(config, shares, xs), tamper=tamper)
     assert server.result is not None and "another member" in server.result.faults[3]
 
@@ -248,7 +249,7 @@ def test_bad_upload_excludes_only_its_sender() -> None:
             return dataclasses.replace(message, payload=b"\x90")  # empty msgpack array
         return message
 
-    server = ThresholdHEServer(config)
+    server = ThresholdHEServer(config, simulation=True)
     drive(server, make_clients(config, shares, xs), tamper=tamper)
     result = server.result
     assert result is not None and result.included == frozenset(CLIENTS) - {6, 7}
@@ -258,7 +259,7 @@ def test_bad_upload_excludes_only_its_sender() -> None:
 
 def test_too_few_inputs_abort() -> None:
     config, shares = paillier_setup()
-    server = ThresholdHEServer(config)
+    server = ThresholdHEServer(config, simulation=True)
     with pytest.raises(ProtocolAbort, match="min_clients"):
         drive(server, make_clients(config, shares, inputs()), silent=CLIENTS[1:])
 
@@ -266,7 +267,7 @@ def test_too_few_inputs_abort() -> None:
 def test_aggregator_state_never_decrypts_a_client() -> None:
     config, shares = paillier_setup()
     xs = inputs(5)
-    server = ThresholdHEServer(config)
+    server = ThresholdHEServer(config, simulation=True)
     clients = make_clients(config, shares, xs)
     requests = server.start()
     for request in requests[:3]:
@@ -347,23 +348,51 @@ def test_member_only_decrypts_aggregates_once() -> None:
 
 
 def test_ckks_members_must_agree() -> None:
-    config, secret = ckks_setup()
+    """Review story (issue 15): the single-key CKKS committee aborted on any disagreement,
+    so one faulty member ended every round; the majority's answer now wins and the
+    dissenter is blamed, and only a tie aborts."""
+    config, secret = ckks_setup()  # two members, threshold 2
     xs = inputs(7)
 
-    def tamper(message: Message) -> Message | None:
-        if isinstance(message, DecryptionShare) and message.sender == 2:
-            payload = bytearray(message.payload)
-            payload[0] ^= 1
-            return dataclasses.replace(message, payload=bytes(payload))
-        return message
+    def flip(member: int) -> Tamper:
+        def tamper(message: Message) -> Message | None:
+            if isinstance(message, DecryptionShare) and message.sender == member:
+                payload = bytearray(message.payload)
+                payload[0] ^= 1
+                return dataclasses.replace(message, payload=bytes(payload))
+            return message
 
-    server = ThresholdHEServer(config)
-    with pytest.raises(ProtocolAbort, match="different"):
-        drive(server, make_clients(config, secret, xs), tamper=tamper)
-    server = ThresholdHEServer(config)
+        return tamper
+
+    # Two members at threshold 2, one lies: no answer has two votes, nobody blamed.
+    server = ThresholdHEServer(config, simulation=True)
+    with pytest.raises(ProtocolAbort, match="identical decryptions"):
+        drive(server, make_clients(config, secret, xs), tamper=flip(2))
+    assert not server.faults
+    server = ThresholdHEServer(config, simulation=True)
     drive(server, make_clients(config, secret, xs))
     assert server.result is not None
     np.testing.assert_array_equal(server.result.total, expected_sum(xs, CLIENTS))
+    # Three members at threshold 2: the liar is outvoted and blamed, the sum is exact.
+    three, _ = setup_ckks(CLIENTS, bits=BITS, vector_length=DIM, committee=[1, 2, 3], threshold=2)
+    three = dataclasses.replace(three, ckks=config.ckks)  # the same key as ``secret``
+    server = ThresholdHEServer(three, simulation=True)
+    drive(server, make_clients(three, secret, xs), tamper=flip(3))
+    assert server.result is not None
+    np.testing.assert_array_equal(server.result.total, expected_sum(xs, CLIENTS))
+    assert server.result.faults[3].reasons == {ExclusionReason.DISAGREEMENT}
+    assert set(server.result.faults) == {3}
+    # Three members at threshold 3: the two honest answers are not enough.
+    strict = dataclasses.replace(three, threshold=3)
+    server = ThresholdHEServer(strict, simulation=True)
+    with pytest.raises(ProtocolAbort, match="identical decryptions"):
+        drive(server, make_clients(strict, secret, xs), tamper=flip(3))
+    # Two members at threshold 1, one lies: a one-to-one tie, nobody blamed.
+    loose = dataclasses.replace(config, threshold=1)
+    server = ThresholdHEServer(loose, simulation=True)
+    with pytest.raises(ProtocolAbort, match="none a majority"):
+        drive(server, make_clients(loose, secret, xs), tamper=flip(1))
+    assert not server.faults
 
 
 def test_weighted_float_updates_end_to_end() -> None:
@@ -385,7 +414,7 @@ def test_weighted_float_updates_end_to_end() -> None:
         )
         for c in CLIENTS
     }
-    server = ThresholdHEServer(config)
+    server = ThresholdHEServer(config, simulation=True)
     drive(server, clients)
     assert server.result is not None
     mean, total_weight = fixed.decode_weighted(server.result.total)
@@ -422,7 +451,7 @@ def test_config_validation() -> None:
     with pytest.raises(ConfigurationError):
         ThresholdHEClient(config, 99, np.zeros(DIM, dtype=np.uint32))
     assert "ThresholdHEConfig(backend='threshold-paillier'" in repr(config)
-    server = ThresholdHEServer(config)
+    server = ThresholdHEServer(config, simulation=True)
     with pytest.raises(UsageError):
         server.receive(InputRequest(SERVER_ID, 1, config.session_id))
     with pytest.raises(UsageError):
