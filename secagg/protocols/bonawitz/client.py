@@ -489,9 +489,10 @@ class Client(SecretHolder, export="Client.to_state_bytes() / Client.from_state_b
             if item.peer in held:
                 ordered[index] = next(rows)
         self._held = held
-        # The channel secrets and the cipher key are never needed again.
+        # The channel secrets, the cipher key and the nonce commitment are never needed again.
         self._cipher_keys = None
         self._channel_secrets.clear()
+        self._commitment = None
         return ShareCheck(
             self._id, SERVER_ID, sid, pack_checks(ordered), tuple(complaints), tuple(unsigned)
         )
@@ -625,6 +626,7 @@ class Client(SecretHolder, export="Client.to_state_bytes() / Client.from_state_b
         self._dropped = frozenset(dropped)
         self._held.clear()
         self._self_seed = None
+        self._survivors = None  # U3 was needed for this request only
         if not dropped:
             self._mask_keys = None
         return UnmaskingResponse(

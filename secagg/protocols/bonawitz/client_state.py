@@ -241,14 +241,17 @@ def _bad(what: str) -> DecodeError:
 
 
 def _decode(config: ProtocolConfig, client_id: int, record: object) -> ClientSnapshot:
+    # Exact types (1.0 and True are not 1) and texts that never echo the stored bytes.
     if not isinstance(record, list) or len(record) != _FIELDS or record[0] != _TAG:
         raise _bad("not a client state")
-    if record[1] != STATE_VERSION or isinstance(record[1], bool):
-        raise _bad(f"unsupported version {record[1]!r}")
-    if record[2] != config.session_id:
+    if type(record[1]) is not int or record[1] != STATE_VERSION:
+        raise _bad(f"unsupported version (this library reads version {STATE_VERSION})")
+    if type(record[2]) is not bytes or record[2] != config.session_id:
         raise _bad("a state of another session")
-    if record[3] != client_id or isinstance(record[3], bool):
+    if type(record[3]) is not int or record[3] != client_id:
         raise _bad("a state of another client")
+    if type(record[4]) is not bytes:
+        raise _bad("a state of another configuration of this session")
     if record[4] != config_digest(config):
         raise _bad("a state of another configuration of this session")
     if not isinstance(record[5], str) or record[5] not in ClientState.__members__:
@@ -300,7 +303,7 @@ def _ids(value: object, what: str, allowed: set[int]) -> set[int]:
     if not isinstance(value, list):
         raise _bad(f"{what} must be a list")
     for item in value:
-        if not isinstance(item, int) or isinstance(item, bool) or item not in allowed:
+        if type(item) is not int or item not in allowed:
             raise _bad(f"{what} holds an unexpected id")
     if any(a >= b for a, b in itertools.pairwise(value)):
         raise _bad(f"{what} must be strictly increasing")

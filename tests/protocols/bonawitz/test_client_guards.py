@@ -62,7 +62,8 @@ def test_honest_unmasking_request_is_answered_once() -> None:
     assert isinstance(response, UnmaskingResponse)
     assert {s.owner for s in response.self_mask_shares} == {1, 2, 3, 4, 5}
     assert {s.owner for s in response.key_shares} == {6}
-    assert client.done
+    # It revealed a mask-key share: only the fallback wave about client 6 may follow.
+    assert client.state is ClientState.UNMASKED
     with pytest.raises(ProtocolViolation):
         deliver(client, requests[1])  # a second Unmasking request gets nothing
     swapped = dataclasses.replace(requests[1], survivors=(1, 2, 3, 4, 6), dropped=(5,))
@@ -138,7 +139,7 @@ def test_wrong_session_and_wrong_round_leave_the_state_unchanged() -> None:
     with pytest.raises(ProtocolViolation):
         deliver(client, out_of_round)
     with pytest.raises(ProtocolViolation):  # replay of round 0
-        deliver(client, AdvertiseKeysRequest(0, 2, session.config.session_id))
+        deliver(client, AdvertiseKeysRequest(0, 2, session.config.session_id, bytes(32)))
     misrouted = dataclasses.replace(requests[3], recipient=3)
     with pytest.raises(ProtocolViolation):
         deliver(client, misrouted)
@@ -164,7 +165,7 @@ def test_share_keys_guards() -> None:
     }
     for why, peers in cases.items():
         client = Client(session.config, 1, session.inputs[1])
-        deliver(client, AdvertiseKeysRequest(0, 1, session.config.session_id))
+        deliver(client, AdvertiseKeysRequest(0, 1, session.config.session_id, bytes(32)))
         with pytest.raises(MaliciousRequestError):
             deliver(client, dataclasses.replace(request, peers=peers))
         assert client.aborted, why
@@ -175,18 +176,17 @@ def test_masked_input_guards() -> None:
     requests = advance_to(session, "masked_input")
     request = requests[1]
     assert isinstance(request, MaskedInputRequest)
-    with pytest.raises(MaliciousRequestError):  # fewer than t - 1 peers shared
-        deliver(
-            session.clients[1],
-            dataclasses.replace(request, sealed_shares=request.sealed_shares[:2]),
-        )
-    stranger = request.sealed_shares[0]._replace(peer=9)
-    with pytest.raises(MaliciousRequestError):
+    with pytest.raises(MaliciousRequestError):  # fewer than t - 1 peers to mask with
+        deliver(session.clients[1], dataclasses.replace(request, peers=request.peers[:2]))
+    with pytest.raises(MaliciousRequestError):  # a peer whose boxes it never opened
         deliver(
             session.clients[2],
-            dataclasses.replace(
-                requests[2], sealed_shares=(*requests[2].sealed_shares[1:], stranger)
-            ),
+            dataclasses.replace(requests[2], peers=(*requests[2].peers[1:], 9)),  # type: ignore[attr-defined]
+        )
+    with pytest.raises(MaliciousRequestError):  # itself as its own peer
+        deliver(
+            session.clients[3],
+            dataclasses.replace(requests[3], peers=(*requests[3].peers, 3)),  # type: ignore[attr-defined]
         )
 
 

@@ -26,6 +26,7 @@ from secagg.protocols.base import Message
 from secagg.protocols.bonawitz.messages import (
     MaskedInputRequest,
     RevealedShare,
+    ShareCheckRequest,
     ShareKeys,
     ShareKeysRequest,
     UnmaskingResponse,
@@ -41,11 +42,11 @@ def test_a_repeated_bundle_does_not_count_as_t_minus_1_peers() -> None:
     requests = advance_to(session, "masked_input")
     request = requests[1]
     assert isinstance(request, MaskedInputRequest)
-    one = request.sealed_shares[0]
+    one = request.peers[0]
     client = session.clients[1]
     with pytest.raises(ProtocolViolation):
         # Either the message cannot be built or the client refuses it: never a masked input.
-        client.receive(dataclasses.replace(request, sealed_shares=(one, one, one)))
+        client.receive(dataclasses.replace(request, peers=(one, one, one)))
 
 
 def test_repeated_signatures_do_not_count_twice() -> None:
@@ -79,28 +80,28 @@ def test_server_drops_a_client_that_sends_two_bundles_to_one_neighbour() -> None
     replies = {c: session.clients[c].receive(m)[0] for c, m in requests.items()}
     bad = replies[1]
     assert isinstance(bad, ShareKeys)
-    doubled = (*bad.sealed_shares, bad.sealed_shares[0])
-    server.receive(dataclasses.replace(bad, sealed_shares=doubled))
+    doubled = (*bad.boxes, bad.boxes[0])
+    server.receive(dataclasses.replace(bad, boxes=doubled))
     outgoing: list[Message] = []
     for client_id in (2, 3, 4, 5):
         outgoing += server.receive(replies[client_id])
     assert {m.recipient for m in outgoing} == {2, 3, 4, 5}
-    for message in outgoing:  # the honest clients never see a doubled bundle
-        assert isinstance(message, MaskedInputRequest)
-        assert all(item.peer != 1 for item in message.sealed_shares)
+    for message in outgoing:  # the honest clients never see a doubled box
+        assert isinstance(message, ShareCheckRequest)
+        assert all(item.peer != 1 for item in message.boxes)
         session.clients[message.recipient].receive(message)
-    assert "two share bundles" in " ".join(server.faults[1])
+    assert "two boxes for one holder" in " ".join(server.faults[1])
 
 
 def test_a_response_with_repeated_owners_is_discarded() -> None:
     revealed = RevealedShares()
     doubled = UnmaskingResponse(
-        3, 0, SID, (RevealedShare(2, bytes(35)), RevealedShare(2, b"\x01" * 35)), ()
+        3, 0, SID, (RevealedShare(2, bytes(35), bytes(16)), RevealedShare(2, b"\x01" * 35, bytes(16))), ()
     )
     notes = revealed.record(doubled, frozenset({2}), frozenset())
     assert notes and "does not answer" in notes[0]
     assert [note.reason for note in notes] == [ExclusionReason.INVALID_CONTENT]
-    assert not revealed.self_mask
+    assert not any(revealed.records.values())
 
 
 def test_both_shares_of_a_victim_are_never_revealed_in_one_answer() -> None:
@@ -116,4 +117,4 @@ def test_both_shares_of_a_victim_are_never_revealed_in_one_answer() -> None:
         with pytest.raises(MaliciousRequestError):
             deliver(client, dataclasses.replace(fresh[1], survivors=survivors, dropped=dropped))
         assert client.aborted
-        assert not client._bundles
+        assert not client._held

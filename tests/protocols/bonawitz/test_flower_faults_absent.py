@@ -142,12 +142,13 @@ def test_4_one_garbled_share_does_not_crash_the_round() -> None:
 
     def garble(shares: tuple[RevealedShare, ...]) -> tuple[RevealedShare, ...]:
         first, *rest = shares
-        return (RevealedShare(first.owner, garble_share(first.share)), *rest)
+        return (first._replace(share=garble_share(first.share)), *rest)
 
     result = run_session(session, tamper=rewrite_self_mask_shares(2, garble))
     assert_correct(session, result)
     assert result.included == session.config.client_set
-    assert "off the polynomial" in result.faults[2]
+    assert "other than its box's" in result.faults[2]
+    assert set(result.faults) == {2}  # the liar, found from its own box: nobody else
 
 
 # --- 5. dropouts before the masking round -----------------------------------------------
