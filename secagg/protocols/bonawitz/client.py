@@ -461,7 +461,9 @@ class Client(SecretHolder, export="Client.to_state_bytes() / Client.from_state_b
         held: dict[int, HeldShares] = {}
         complaints: list[Complaint] = []
         unsigned: list[int] = []
-        for item in message.boxes:
+        # Check values go in dealer order, whatever order the boxes came in.
+        boxes = sorted(message.boxes, key=lambda item: item.peer)
+        for item in boxes:
             dealer = item.peer
             keys = derive_box_keys(self._channel_secrets[dealer], sid, dealer, self._id)
             bundle = self._open(item, keys)
@@ -484,8 +486,8 @@ class Client(SecretHolder, export="Client.to_state_bytes() / Client.from_state_b
             complaints.append(Complaint(dealer, shared, proof))
         values = check_values(sid, message.nonce, opened)
         rows = iter(values)
-        ordered = np.zeros((len(message.boxes), values.shape[1]), dtype=np.int64)
-        for index, item in enumerate(message.boxes):
+        ordered = np.zeros((len(boxes), values.shape[1]), dtype=np.int64)
+        for index, item in enumerate(boxes):
             if item.peer in held:
                 ordered[index] = next(rows)
         self._held = held

@@ -15,19 +15,25 @@ from collections.abc import Callable
 import msgpack
 import pytest
 
-from secagg.channel import NONCE_BYTES, open_sealed, seal
 from secagg.errors import AuthenticationError, DecodeError, ExclusionReason, ProtocolViolation
 from secagg.keys import KeyPair, Purpose, agree
 from secagg.protocols.base import AggregationResult, Message
+from secagg.protocols.bonawitz.bundles import (
+    SecretKind,
+    derive_box_keys,
+    open_box,
+    seal_box,
+)
 from secagg.protocols.bonawitz.config import ProtocolConfig
 from secagg.protocols.bonawitz.messages import (
     AdvertiseKeys,
     ConsistencyCheck,
     MaskedInput,
     MaskedInputRequest,
-    SealedShares,
+    ShareCheck,
+    ShareCheckRequest,
+    ShareKeys,
     ShareKeysRequest,
-    UnmaskingResponse,
     decode_message,
 )
 from secagg.protocols.limits import MAX_CLIENT_ID, MAX_VECTOR_LENGTH
@@ -71,22 +77,25 @@ def drive(
 
 def test_round_1_material_of_session_a_is_useless_in_session_b() -> None:
     session_a = make_session(6, 4, length=4, seed=1)
-    stolen = advance_to(session_a, "masked_input")[1]
-    assert isinstance(stolen, MaskedInputRequest)
+    stolen = advance_to(session_a, "share_check")[1]
+    assert isinstance(stolen, ShareCheckRequest)
     session_b = make_session(6, 4, length=4, seed=2)
 
     def replay(message: Message) -> Message:
-        # Client 1 of session B gets session A's bundles for client 1 (same sender ids).
-        if isinstance(message, MaskedInputRequest) and message.recipient == 1:
-            return dataclasses.replace(message, sealed_shares=stolen.sealed_shares)
+        # Client 1 of session B gets session A's boxes for client 1 (same dealer ids; its
+        # own boxes stay: a client refuses its own boxes changed).
+        if isinstance(message, ShareCheckRequest) and message.recipient == 1:
+            boxes = tuple(item for item in stolen.boxes if item.peer != 1)
+            own = tuple(item for item in message.boxes if item.peer == 1)
+            return dataclasses.replace(message, boxes=tuple(sorted(own + boxes)))
         return message
 
     tap: list[Message] = []
     result = drive(session_b, replay, tap)
     assert_correct(session_b, result)
-    (response,) = [m for m in tap if isinstance(m, UnmaskingResponse) and m.sender == 1]
-    assert set(response.unreadable) == {2, 3, 4, 5, 6}  # opened nothing: AD binds the session
-    assert not response.self_mask_shares[1:] and not response.key_shares
+    (check,) = [m for m in tap if isinstance(m, ShareCheck) and m.sender == 1]
+    # Opened nothing: the box keys and the associated data bind the session.
+    assert {item.dealer for item in check.complaints} == {2, 3, 4, 5, 6}
 
 
 def _active_session(identities_from: Session, seed: int) -> Session:
@@ -118,7 +127,9 @@ def test_signed_messages_of_session_a_are_refused_in_session_b() -> None:
     session_c = _active_session(session_a, seed=3)
     session_c.server.start()
     peer = adverts_a.peers[0]
-    advert = AdvertiseKeys(peer.client_id, 0, session_c.config.session_id, *peer[1:4], peer[4])
+    advert = AdvertiseKeys(
+        peer.client_id, 0, session_c.config.session_id, *peer[1:4], peer[5], peer[6], peer[4]
+    )
     session_c.server.receive_bytes(advert.to_bytes(), peer.client_id)
     assert "bad signature" in " ".join(session_c.server.faults[peer.client_id])
     notes = session_c.server.faults[peer.client_id]
@@ -128,46 +139,50 @@ def test_signed_messages_of_session_a_are_refused_in_session_b() -> None:
 # --- a server that forges or reorders routed ciphertexts ----------------------------------
 
 
-@pytest.mark.parametrize("attack", ["swap_labels", "flip_bit", "truncate", "reorder"])
-def test_forged_or_reordered_ciphertexts_are_never_opened_and_cost_only_shares(
-    attack: str,
-) -> None:
+@pytest.mark.parametrize("attack", ["swap_labels", "flip_bit", "swap_kinds", "reorder"])
+def test_forged_or_reordered_boxes_are_never_opened(attack: str) -> None:
     session = make_session(7, 4, length=6)
 
     def forge(message: Message) -> Message:
-        if not isinstance(message, MaskedInputRequest):
+        if not isinstance(message, ShareCheckRequest) or message.recipient != 3:
             return message
-        if message.recipient != 3:
-            return message
-        a, b, *rest = message.sealed_shares
+        a, b, *rest = message.boxes  # dealers 1 and 2
         if attack == "swap_labels":
-            forged = (SealedShares(a.peer, b.ciphertext), SealedShares(b.peer, a.ciphertext))
+            forged = (b._replace(peer=a.peer), a._replace(peer=b.peer))
         elif attack == "flip_bit":
-            flipped = a.ciphertext[:-1] + bytes([a.ciphertext[-1] ^ 0x80])
-            forged = (SealedShares(a.peer, flipped), b)
-        elif attack == "truncate":
-            forged = (SealedShares(a.peer, a.ciphertext[:NONCE_BYTES]), b)
+            box = a.mask_key_box
+            forged = (a._replace(mask_key_box=box[:-1] + bytes([box[-1] ^ 0x80])), b)
+        elif attack == "swap_kinds":  # the self-mask box's first bytes as a mask-key box
+            cut = len(a.mask_key_box)
+            forged = (a._replace(mask_key_box=a.self_mask_box[:cut]), b)
         else:
-            return dataclasses.replace(message, sealed_shares=(*reversed(message.sealed_shares),))
-        return dataclasses.replace(message, sealed_shares=(*forged, *rest))
+            return dataclasses.replace(message, boxes=(*reversed(message.boxes),))
+        return dataclasses.replace(message, boxes=(*forged, *rest))
 
     tap: list[Message] = []
     result = drive(session, forge, tap)
     assert_correct(session, result)
-    assert result.included == session.config.client_set
-    (response,) = [m for m in tap if isinstance(m, UnmaskingResponse) and m.sender == 3]
-    expected = {"swap_labels": {1, 2}, "flip_bit": {1}, "truncate": {1}, "reorder": set()}
-    assert set(response.unreadable) == expected[attack]
+    (check,) = [m for m in tap if isinstance(m, ShareCheck) and m.sender == 3]
+    expected = {"swap_labels": {1, 2}, "flip_bit": {1}, "swap_kinds": {1}, "reorder": set()}
+    assert {item.dealer for item in check.complaints} == expected[attack]
+    # The server opens the boxes it stored: they open, so (outside the semi-honest server
+    # model: the server itself forged them) the complainer is the one left out.
+    assert result.included == session.config.client_set - ({3} if expected[attack] else set())
 
 
-def test_a_bundle_reflected_back_to_its_sender_does_not_open() -> None:
-    # One channel key per pair serves both directions: the associated data names the
-    # direction, so u's bundle for v cannot be replayed to u as if v had sent it.
+def test_a_box_reflected_back_to_its_sender_does_not_open() -> None:
+    # One X25519 secret per pair serves both directions: the box keys are directional and
+    # name their kind, so u's box for v cannot be replayed to u as if v had dealt it.
     u, v, sid = KeyPair.generate(), KeyPair.generate(), os.urandom(16)
-    key = agree(u, v.public_bytes, purpose=Purpose.SHARE_KEY, session_id=sid, own_id=1, peer_id=2)
-    sealed = seal(key, b"share bundle", session_id=sid, sender=1, recipient=2)
-    with pytest.raises(AuthenticationError):
-        open_sealed(key, sealed, session_id=sid, sender=2, recipient=1)
+    raw = u.exchange(v.public_bytes)
+    forward = derive_box_keys(raw, sid, 1, 2)
+    backward = derive_box_keys(raw, sid, 2, 1)
+    box = seal_box(forward.self_mask, b"share", SecretKind.SELF_MASK)
+    assert open_box(forward.self_mask, box, SecretKind.SELF_MASK) == b"share"
+    assert open_box(backward.self_mask, box, SecretKind.SELF_MASK) is None
+    assert open_box(forward.self_mask, box, SecretKind.MASK_KEY) is None
+    assert open_box(forward.mask_key, box, SecretKind.SELF_MASK) is None
+    assert derive_box_keys(raw, os.urandom(16), 1, 2).self_mask != forward.self_mask
 
 
 # --- malformed masked inputs and ids -----------------------------------------------------
@@ -288,7 +303,7 @@ def test_no_secret_in_any_repr_message_or_error(monkeypatch: pytest.MonkeyPatch)
     requests = advance_to(evil, "masked_input")
     for client_id, request in requests.items():
         assert isinstance(request, MaskedInputRequest)
-        broken = dataclasses.replace(request, sealed_shares=request.sealed_shares[:1])
+        broken = dataclasses.replace(request, peers=request.peers[:1])
         try:
             evil.clients[client_id].receive(broken)
         except ProtocolViolation as exc:
@@ -313,13 +328,15 @@ def test_each_purpose_has_its_own_key_and_every_nonce_is_fresh() -> None:
     adverts = [m for m in tap if isinstance(m, AdvertiseKeys)]
     keys = [k for m in adverts for k in (m.cipher_public_key, m.mask_public_key)]
     assert len(set(keys)) == len(keys)  # share channel and masks never share a key
-    nonces = [
-        item.ciphertext[:NONCE_BYTES]
+    # Every box is sealed once under its own key (fixed nonce): no two boxes are equal.
+    boxes = [
+        box
         for m in tap
-        if isinstance(m, MaskedInputRequest)
-        for item in m.sealed_shares
+        if isinstance(m, ShareKeys)
+        for item in m.boxes
+        for box in (item.self_mask_box, item.mask_key_box)
     ]
-    assert len(nonces) == 6 * 5 and len(set(nonces)) == len(nonces)
+    assert len(boxes) == 2 * 6 * 6 and len(set(boxes)) == len(boxes)
     u, v, sid = KeyPair.generate(), KeyPair.generate(), os.urandom(16)
     derived = {
         purpose: agree(u, v.public_bytes, purpose=purpose, session_id=sid, own_id=1, peer_id=2)
