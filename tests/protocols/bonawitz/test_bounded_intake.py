@@ -7,7 +7,8 @@ Findings (before the fixes):
 * every junk, duplicate or out-of-round message appended one note to the sender's faults,
   without bound: a client could grow the server's state for as long as a round lasts;
 * a sealed share bundle could be 4096 bytes where an honest one is at most 160: the server
-  stores one per (client, neighbour) pair, so a client could make it hold 25x more.
+  stores one per (client, neighbour) pair, so a client could make it hold 25x more (wire
+  version 3: every box has its one exact size).
 """
 
 from __future__ import annotations
@@ -16,11 +17,16 @@ import msgpack
 import pytest
 
 from secagg.errors import DecodeError, ExclusionReason
-from secagg.protocols.bonawitz.bundles import MAX_BUNDLE_BYTES, ShareBundle, encode_share_bundle
+from secagg.protocols.bonawitz.bundles import (
+    MASK_KEY_BOX_BYTES,
+    SELF_MASK_BOX_BYTES,
+    SecretKind,
+    deal,
+    seal_box,
+)
 from secagg.protocols.bonawitz.messages import (
-    MAX_CIPHERTEXT_BYTES,
     AdvertiseKeys,
-    SealedShares,
+    DealtBoxes,
     ShareKeys,
     decode_message,
 )
@@ -66,7 +72,9 @@ def test_faults_recorded_per_party_are_capped() -> None:
     session = make_session(3, 2)
     server = session.server
     server.start()
-    stray = AdvertiseKeys(1, 0, bytes(16), bytes(32), b"\x01" * 32, bytes(32)).to_bytes()
+    stray = AdvertiseKeys(
+        1, 0, bytes(16), bytes(32), b"\x01" * 32, bytes(32), bytes(64), bytes(64)
+    ).to_bytes()
     for _ in range(10 * MAX_FAULT_NOTES):
         server.receive_bytes(stray, 1)  # another session: a fault each time
     notes = server.faults[1]
@@ -78,16 +86,21 @@ def test_faults_recorded_per_party_are_capped() -> None:
     assert all(n == "advertise_keys: message of another session or recipient" for n in kept)
 
 
-def test_an_honest_bundle_fits_the_ciphertext_cap_and_little_more_does() -> None:
-    shares = share_secrets([bytes(32), bytes(range(32))], [MAX_CLIENT_ID - 1, MAX_CLIENT_ID], 2)
-    bundle = ShareBundle(MAX_CLIENT_ID - 1, MAX_CLIENT_ID, *shares[MAX_CLIENT_ID])
-    assert len(encode_share_bundle(bundle)) <= MAX_BUNDLE_BYTES
-    assert MAX_CIPHERTEXT_BYTES <= 256
-    ok = ShareKeys(1, 0, SID, (SealedShares(2, bytes(MAX_CIPHERTEXT_BYTES)),))
+def test_honest_boxes_have_their_exact_sizes_and_nothing_else_decodes() -> None:
+    dealt = deal(bytes(32), bytes(range(32)), [MAX_CLIENT_ID - 1, MAX_CLIENT_ID], 2)
+    plain = dealt[MAX_CLIENT_ID]
+    self_mask = seal_box(bytes(16), plain.self_mask, SecretKind.SELF_MASK)
+    mask_key = seal_box(bytes(16), plain.mask_key, SecretKind.MASK_KEY)
+    assert (len(self_mask), len(mask_key)) == (SELF_MASK_BOX_BYTES, MASK_KEY_BOX_BYTES)
+    ok = ShareKeys(1, 0, SID, (DealtBoxes(2, self_mask, mask_key),))
     assert decode_message(ok.to_bytes()) == ok
-    big = ShareKeys(1, 0, SID, (SealedShares(2, bytes(MAX_CIPHERTEXT_BYTES + 1)),))
-    with pytest.raises(DecodeError):
-        decode_message(big.to_bytes())
+    for boxes in (
+        DealtBoxes(2, self_mask + b"\x00", mask_key),
+        DealtBoxes(2, self_mask, mask_key[:-1]),
+        DealtBoxes(2, self_mask, mask_key, bytes(65)),
+    ):
+        with pytest.raises(DecodeError):
+            decode_message(ShareKeys(1, 0, SID, (boxes,)).to_bytes())
 
 
 @pytest.mark.parametrize(
