@@ -30,11 +30,7 @@ from secagg.protocols.bonawitz import client_state
 from secagg.protocols.bonawitz.client import Client
 from secagg.protocols.bonawitz.client_state import ClientSnapshot, decode_state, encode_state
 from secagg.protocols.bonawitz.config import ProtocolConfig
-from secagg.protocols.bonawitz.messages import (
-    AdvertiseKeysRequest,
-    MaskedInputRequest,
-    SealedShares,
-)
+from secagg.protocols.bonawitz.messages import AdvertiseKeysRequest, MaskedInputRequest
 from secagg.protocols.bonawitz.rounds import ClientState
 from tests.helpers.protocol import (
     Session,
@@ -52,7 +48,7 @@ class ThroughBytes(dict[int, Client]):
     def __init__(self, session: Session) -> None:
         super().__init__(session.clients)
         self.session = session
-        self.saved: list[bytes] = []
+        self.saved: list[tuple[int, bytes]] = []
 
     def __getitem__(self, client_id: int) -> Client:
         old = super().__getitem__(client_id)
@@ -61,7 +57,7 @@ class ThroughBytes(dict[int, Client]):
         new = Client.from_state_bytes(self.session.config, client_id, data, identity=identity)
         assert new.state is old.state and new.to_state_bytes() == data  # canonical
         self[client_id] = new
-        self.saved.append(data)
+        self.saved.append((client_id, data))
         return new
 
 
@@ -90,11 +86,11 @@ def test_every_state_of_an_active_session_round_trips() -> None:
     assert_correct(session, run_session(session))
     states = {
         Client.from_state_bytes(
-            session.config, 1, data, identity=(session.identities or {})[1]
+            session.config, client_id, data, identity=(session.identities or {})[client_id]
         ).state
-        for data in clients.saved[::4]
+        for client_id, data in clients.saved
     }
-    assert len(clients.saved) == 4 * 5  # 4 clients x 5 requests, each through bytes
+    assert len(clients.saved) == 4 * 6  # 4 clients x 6 requests, each through bytes
     assert ClientState.AWAIT_CONSISTENCY_CHECK in states and ClientState.AWAIT_UNMASKING in states
     for client in session.clients.values():
         assert client.done
@@ -121,10 +117,11 @@ def test_identity_is_not_in_the_state_and_is_checked_on_restore() -> None:
 
 
 def after_share_keys(n: int = 4) -> tuple[Session, bytes]:
-    """A session in which client 1 waits for MaskedInputRequest, and its state bytes."""
+    """A session in which client 1 waits for MaskedInputRequest (after ShareCheck), and its
+    state bytes."""
     session = make_session(n, n // 2 + 1, length=6)
     outgoing = session.server.start()
-    for _ in range(2):
+    for _ in range(3):
         replies = [r for m in outgoing for r in session.clients[m.recipient].receive(m)]
         outgoing = [m for r in replies for m in session.server.receive(r)]
     client = session.clients[1]
@@ -200,33 +197,40 @@ def test_crafted_fields_are_refused() -> None:
     config = session.config
     record = record_of(data)
     Client.from_state_bytes(config, 1, reframed(record))  # the untouched record restores
-    key = record[7]
+    key = record[8]
+    assert record[7] is None and record[10] is None  # cipher key, nonce commitment: wiped
     cases: dict[str, tuple[int, object]] = {
         "tag": (0, "other"),
-        "version": (1, 3),
+        "version 2 (five rounds, sealed bundles)": (1, 2),
         "version 1 (full shares in bundles)": (1, 1),
         "bool version": (1, True),
+        "float version": (1, 3.0),
+        "float client id": (3, 1.0),
+        "bool client id": (3, True),
         "state": (5, "NOPE"),
         "state type": (5, 3),
         "wiped state": (5, "AWAIT_UNMASKING"),  # keys and input where none may remain
         "early state": (5, "AWAIT_SHARE_KEYS"),  # peers before they were known
         "input size": (6, b"\x00" * 3),
         "no input": (6, None),
-        "short key": (7, key[:31]),
+        "cipher key kept": (7, key),
+        "short key": (8, key[:31]),
         "no key": (8, None),
         "unclamped mask key": (8, b"\xff" * 32),
         "seed type": (9, "seed"),
-        "channel keys": (10, []),
-        "channel key size": (10, [[p, b"k"] for p, _ in record[10]]),
-        "bundles": (11, []),
-        "bundle bytes": (11, [[1, b"\x93\x01"]]),
-        "peer outside the neighbourhood": (12, [[9, *record[12][0][1:]], *record[12][1:]]),
-        "peers unsorted": (12, record[12][::-1]),
-        "peer arity": (12, [p[:4] for p in record[12]]),
-        "sharers": (13, [2]),
-        "unreadable": (14, [2]),
-        "survivors": (15, [1, 2, 3]),
-        "extensions": (16, [1]),
+        "nonce commitment kept": (10, bytes(32)),
+        "channel secrets kept": (11, [[1, bytes(32)]]),
+        "held shares": (12, []),
+        "held bytes": (12, [[1, b"\x93\x01"]]),
+        "held float id": (12, [[1.0, pair[1]] for pair in record[12]]),
+        "peer outside the neighbourhood": (13, [[9, *record[13][0][1:]], *record[13][1:]]),
+        "peers unsorted": (13, record[13][::-1]),
+        "peer arity": (13, [p[:4] for p in record[13]]),
+        "disputed": (14, [2]),
+        "sharers": (15, [2]),
+        "survivors": (16, [1, 2, 3]),
+        "dropped": (17, [2]),
+        "extensions": (18, [1]),
         "record": (0, None),
     }
     for name, (index, value) in cases.items():
@@ -235,6 +239,12 @@ def test_crafted_fields_are_refused() -> None:
         with pytest.raises(DecodeError):
             Client.from_state_bytes(config, 1, reframed(broken))
         assert name
+    for value in ("v" * 100_000, b"v" * 100_000, 2**64 - 1, [list(range(10_000))]):
+        broken = list(record)
+        broken[1] = value
+        with pytest.raises(DecodeError) as caught:
+            Client.from_state_bytes(config, 1, reframed(broken))
+        assert len(str(caught.value)) < 200 and "vvvv" not in str(caught.value)
     for short in (record[:-1], {"a": 1}, [record]):
         with pytest.raises(DecodeError):
             Client.from_state_bytes(config, 1, reframed(short))  # type: ignore[arg-type]
@@ -271,7 +281,7 @@ def test_restored_client_refuses_what_the_saved_one_would() -> None:
     session, data = after_share_keys()
     restored = Client.from_state_bytes(session.config, 1, data)
     with pytest.raises(Exception, match="out of round"):
-        restored.receive(AdvertiseKeysRequest(0, 1, session.config.session_id))
+        restored.receive(AdvertiseKeysRequest(0, 1, session.config.session_id, bytes(32)))
     assert restored.state is ClientState.AWAIT_MASKED_INPUT  # an out-of-round message: no change
 
 
@@ -281,7 +291,7 @@ def test_no_secret_in_reprs() -> None:
     snapshot = decode_state(session.config, 1, data)
     assert repr(restored) == "Client(id=1, state=AWAIT_MASKED_INPUT)"
     assert repr(snapshot) == "ClientSnapshot(state=AWAIT_MASKED_INPUT)"
-    assert snapshot.cipher_key is not None and snapshot.cipher_key.hex() not in repr(snapshot)
+    assert snapshot.mask_key is not None and snapshot.mask_key.hex() not in repr(snapshot)
 
 
 def test_equal_configs_share_a_digest() -> None:
@@ -298,11 +308,10 @@ def test_equal_configs_share_a_digest() -> None:
     assert client_state.config_digest(rebuilt) == client_state.config_digest(config)
 
 
-def test_two_bundles_from_one_peer_are_refused() -> None:
-    """Each bundle sender counts once: a doubled one would also make the state ambiguous."""
+def test_a_peer_named_twice_to_mask_with_is_refused() -> None:
+    """Each peer counts once: a doubled one would also make the state ambiguous."""
     session, data = after_share_keys()
     client = Client.from_state_bytes(session.config, 1, data)
-    doubled = (SealedShares(2, b"\x00" * 60), SealedShares(2, b"\x01" * 60))
-    with pytest.raises(MaliciousRequestError, match="two share bundles"):
-        client.receive(MaskedInputRequest(0, 1, session.config.session_id, doubled))
+    with pytest.raises(MaliciousRequestError, match="not distinct"):
+        client.receive(MaskedInputRequest(0, 1, session.config.session_id, (2, 2)))
     assert client.aborted
