@@ -7,15 +7,18 @@ the cryptographic operations every party performs. The byte counts follow the wi
 of :mod:`secagg.protocols.bonawitz.messages` (version :data:`WIRE_VERSION`) field by field: each
 message is a msgpack array ``[version, type, sender, recipient, session_id, *fields]``
 whose integers, byte strings and arrays take the sizes of the msgpack specification
-(:mod:`secagg.cost.common`); a share bundle is the AES-GCM box
-(``+ 28`` bytes, :mod:`secagg.channel`) of the fixed-size bundle of
-:mod:`secagg.protocols.bonawitz.bundles` (a version byte and two compact shares), and a revealed
-share is one compact share (:data:`secagg.shamir.LIMB_SHARE_BYTES` bytes).
+(:mod:`secagg.cost.common`); a dealer sends each holder two AES-GCM boxes of fixed size
+(:mod:`secagg.protocols.bonawitz.bundles`: 57 bytes for the self-mask share with its two
+blinding values, 51 for the mask-key share), which the server stores and forwards in
+ShareCheck, where each holder answers 6 bytes of check values per dealer; a revealed
+share is one compact share (:data:`secagg.shamir.LIMB_SHARE_BYTES` bytes) with the 16-byte
+key of its box. The model is the honest run: no complaint, no dispute or fallback wave
+(those only happen when a party misbehaves, and cost a proof or a key per fault).
 
 The setting: client ids ``1 .. n`` (how the simulator and examples number them), the
 server id 0, a ``session_id_bytes``-byte session id, a ``degree``-regular graph
 (complete when ``degree`` is ``None`` or ``>= n - 1``), and ``dropouts`` clients, a uniformly
-random set, that vanish after ShareKeys and before sending their masked input (the case
+random set, that vanish after ShareCheck and before sending their masked input (the case
 that costs the server most: it must rebuild their pairwise masks; these clients receive
 nothing from round ``masked_input`` on). Everyone else survives, and every neighbourhood
 keeps at least ``threshold`` survivors (otherwise the real protocol prunes or aborts).
@@ -40,7 +43,6 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-from secagg.channel import OVERHEAD_BYTES
 from secagg.cost.common import (
     array_size,
     bin_size,
@@ -54,12 +56,18 @@ from secagg.cost.common import (
     uint_size,
 )
 from secagg.errors import ConfigurationError
-from secagg.protocols.bonawitz.bundles import MAX_BUNDLE_BYTES
+from secagg.protocols.bonawitz.bundles import (
+    BOX_KEY_BYTES,
+    MASK_KEY_BOX_BYTES,
+    SELF_MASK_BOX_BYTES,
+)
+from secagg.protocols.bonawitz.dealing import CHECK_BYTES, NONCE_BYTES
 from secagg.protocols.bonawitz.messages import (
     KEY_BYTES,
     ROUND_ADVERTISE_KEYS,
     ROUND_CONSISTENCY_CHECK,
     ROUND_MASKED_INPUT,
+    ROUND_SHARE_CHECK,
     ROUND_SHARE_KEYS,
     ROUND_UNMASKING,
     SIGNATURE_BYTES,
@@ -69,6 +77,8 @@ from secagg.protocols.bonawitz.messages import (
     ConsistencyCheckRequest,
     MaskedInput,
     MaskedInputRequest,
+    ShareCheck,
+    ShareCheckRequest,
     ShareKeys,
     ShareKeysRequest,
     UnmaskingRequest,
@@ -98,7 +108,7 @@ def bonawitz_costs(
     ``n`` clients (ids ``1..n``), vectors of ``m`` values of ``bits`` bits, Shamir
     threshold ``threshold`` over each client's ``k + 1`` share holders (its ``k =
     degree`` neighbours and itself; ``degree`` ``None`` means the complete graph,
-    ``k = n - 1``), ``dropouts`` clients lost between ShareKeys and MaskedInput, and
+    ``k = n - 1``), ``dropouts`` clients lost between ShareCheck and MaskedInput, and
     ``active`` for the active-security mode (signatures and the consistency check).
     See the module docstring for the setting and in what sense the figures are exact.
 
@@ -118,7 +128,7 @@ def bonawitz_costs(
     Operation names: ``key_generations`` (X25519 key pairs), ``key_agreements`` (X25519
     exchanges, with HKDF when a key is derived), ``shamir_share_evaluations`` (one share of
     one 32-byte secret for one holder), ``shamir_reconstructions`` (one secret from
-    ``threshold`` shares), ``aead_seals`` / ``aead_opens`` (AES-GCM share bundles),
+    ``threshold`` shares), ``aead_seals`` / ``aead_opens`` (AES-GCM share boxes),
     ``prg_expansions`` and ``prg_elements`` (mask vectors and their total length),
     ``hashes`` (SHA-256 commitments), ``signatures`` / ``signature_verifications``
     (Ed25519, active mode), ``vector_additions`` (length-``m`` additions on the server).
@@ -153,11 +163,15 @@ def bonawitz_costs(
         return header_size(message_type, fields_count, sid)
 
     signature = bin_size(SIGNATURE_BYTES if active else 0)
+    proof = bin_size(SIGNATURE_BYTES if active else 0)  # forwarded key proofs: active only
     key = bin_size(KEY_BYTES)
     share = bin_size(LIMB_SHARE_BYTES)
-    # A sealed bundle from u to v: bin(28 + version byte + two compact shares), the same
-    # size for every pair (the ids it belongs to are bound by the AEAD, not carried).
-    sealed = bin_size(OVERHEAD_BYTES + MAX_BUNDLE_BYTES)
+    # Both boxes of a (dealer, holder) pair and the dealer's signature over them: the same
+    # size for every pair (the ids they belong to are bound by the keys, not carried).
+    box_entry = (
+        array_size(4) + bin_size(SELF_MASK_BOX_BYTES) + bin_size(MASK_KEY_BOX_BYTES) + signature
+    )  # + the peer's id
+    holders = k + 1  # a dealer deals to its neighbours and itself
     # A survivor's number of dropped neighbours X ~ HG(n - 1, dropouts, k).
     dropped_mean = k * dropouts / (n - 1)
 
@@ -177,25 +191,28 @@ def bonawitz_costs(
     ) -> None:
         rounds[name] = round_entry(senders, receivers, up, down, client_ops, server_ops)
 
-    # Round 0: AdvertiseKeys (everyone).
-    down: float = n * header(AdvertiseKeysRequest) + ids
-    up: float = n * (header(AdvertiseKeys) + 3 * key + signature) + ids
+    # Round 0: AdvertiseKeys (everyone): the nonce commitment down; two keys, the self-mask
+    # commitment, two key proofs and (active) the identity's signature up.
+    down: float = n * (header(AdvertiseKeysRequest) + key) + ids
+    up: float = (
+        n * (header(AdvertiseKeys) + 3 * key + 2 * bin_size(SIGNATURE_BYTES) + signature) + ids
+    )
     add_round(
         ROUND_ADVERTISE_KEYS,
         n,
         n,
         up,
         down,
-        {"key_generations": 2, "hashes": 1, "signatures": int(active)},
-        {"key_agreements": 2 * n, "signature_verifications": n if active else 0},
+        {"key_generations": 2, "hashes": 1, "signatures": 2 + int(active)},
+        {"key_agreements": 2 * n, "signature_verifications": (3 if active else 2) * n},
     )
 
-    # Round 1: ShareKeys (everyone; nobody has dropped yet).
-    peer_entry = array_size(5) + 3 * key + signature  # + the peer's id
+    # Round 1: ShareKeys (everyone; nobody has dropped yet). Holder ids: k * S + S.
+    peer_entry = array_size(7) + 3 * key + signature + 2 * proof  # + the peer's id
     down = n * (header(ShareKeysRequest) + array_size(k) + k * peer_entry)
     down += ids + k * ids
-    sealed_entry = array_size(2) + sealed  # + |v|
-    up = n * (header(ShareKeys) + array_size(k) + k * sealed_entry) + ids + k * ids
+    up = n * (header(ShareKeys) + array_size(holders) + holders * box_entry)
+    up += ids + (k + 1) * ids
     add_round(
         ROUND_SHARE_KEYS,
         n,
@@ -203,17 +220,33 @@ def bonawitz_costs(
         up,
         down,
         {
-            "key_agreements": k,
-            "shamir_share_evaluations": 2 * (k + 1),
-            "aead_seals": k,
+            "key_agreements": holders,
+            "shamir_share_evaluations": 2 * holders,
+            "aead_seals": 2 * holders,
+            "signatures": holders if active else 0,
             "signature_verifications": k if active else 0,
         },
         {},
     )
 
-    # Round 2: MaskedInputCollection (survivors only: the dropouts are gone).
-    # Entry for the bundle u -> v sent to v: [u, sealed(u, v)]: + |u|.
-    down = alive * (header(MaskedInputRequest) + array_size(k) + k * sealed_entry)
+    # Round 2: ShareCheck (everyone): the server forwards the boxes dealt to each holder
+    # with the nonce; each holder answers the check values of every dealer.
+    down = n * (header(ShareCheckRequest) + bin_size(NONCE_BYTES) + array_size(holders))
+    down += n * holders * box_entry + ids + (k + 1) * ids
+    up = n * (header(ShareCheck) + bin_size(CHECK_BYTES * holders) + 2 * array_size(0)) + ids
+    add_round(
+        ROUND_SHARE_CHECK,
+        n,
+        n,
+        up,
+        down,
+        {"aead_opens": 2 * holders, "hashes": 1},
+        {},
+    )
+
+    # Round 3: MaskedInputCollection (survivors only: the dropouts are gone). Each is told
+    # the k neighbours to mask with (every neighbour passed ShareCheck).
+    down = alive * (header(MaskedInputRequest) + array_size(k))
     down += ids_alive + edges_from_alive
     payload = packed_size(m, bits)
     up = alive * (header(MaskedInput) + uint_size(bits) + uint_size(m) + bin_size(payload))
@@ -225,7 +258,6 @@ def bonawitz_costs(
         up,
         down,
         {
-            "aead_opens": k,
             "key_agreements": k,
             "prg_expansions": k + 1,
             "prg_elements": (k + 1) * m,
@@ -233,7 +265,7 @@ def bonawitz_costs(
         {"vector_additions": alive},
     )
 
-    # Round 3 (active mode): ConsistencyCheck, the survivor list to every survivor.
+    # Round 4 (active mode): ConsistencyCheck, the survivor list to every survivor.
     if active:
         down = alive * (header(ConsistencyCheckRequest) + array_size(alive))
         down += ids_alive + alive * ids_alive
@@ -248,9 +280,9 @@ def bonawitz_costs(
             {"signature_verifications": alive},
         )
 
-    # Round 4: Unmasking. Survivor u is asked about its surviving holders (itself and
+    # Round 5: Unmasking. Survivor u is asked about its surviving holders (itself and
     # k - X neighbours), its X dropped neighbours, and (active) its k - X surviving
-    # neighbours' signatures; it answers with one share per owner asked about.
+    # neighbours' signatures; it answers with one share and its box key per owner asked.
     down = alive * header(UnmaskingRequest)
     down += alive * expected(lambda x: array_size(k + 1 - x) + array_size(x))
     down += ids_alive + ids_alive + edges_both_alive + edges_alive_dropped
@@ -260,8 +292,8 @@ def bonawitz_costs(
         down += alive * (k - dropped_mean) * signature_entry + edges_both_alive
     else:
         down += alive * array_size(0)
-    revealed_entry = array_size(2) + share  # + the owner's id
-    up = alive * (header(UnmaskingResponse) + array_size(0))
+    revealed_entry = array_size(3) + share + bin_size(BOX_KEY_BYTES)  # + the owner's id
+    up = alive * header(UnmaskingResponse)
     up += alive * expected(lambda x: array_size(k + 1 - x) + array_size(x))
     up += alive * (k + 1) * revealed_entry
     up += ids_alive + ids_alive + edges_both_alive + edges_alive_dropped

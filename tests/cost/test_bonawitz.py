@@ -212,15 +212,15 @@ def test_operation_counts_match_instrumented_runs(
     assert all(len(config.holders_of(c) & survivors) >= threshold for c in config.clients)
     calls: collections.Counter[str] = collections.Counter()
     counted(monkeypatch, calls, client_module, "agree")
-    counted(monkeypatch, calls, client_module, "seal")
-    counted(monkeypatch, calls, client_module, "open_sealed")
+    counted(monkeypatch, calls, client_module, "seal_box")
+    counted(monkeypatch, calls, client_module, "open_box")
     counted(monkeypatch, calls, client_module, "self_mask_commitment")
     counted(
         monkeypatch,
         calls,
         client_module,
-        "share_secrets",
-        lambda secrets, holders, t: len(secrets) * len(holders),
+        "deal",
+        lambda mask_key, seed, holders, t: 2 * len(holders),
     )
     counted(
         monkeypatch,
@@ -260,11 +260,13 @@ def test_operation_counts_match_instrumented_runs(
             return float(sum(r["server_ops"].get(op, 0) for r in rounds))
         return float(sum(r["client_ops"].get(op, 0) * r["clients"] for r in rounds))
 
-    assert calls["client.agree"] == total("client", "key_agreements")
-    assert calls["client.seal"] == total("client", "aead_seals")
-    assert calls["client.open_sealed"] == total("client", "aead_opens")
-    assert calls["client.self_mask_commitment"] == total("client", "hashes")
-    assert calls["client.share_secrets"] == total("client", "shamir_share_evaluations")
+    masked = model["rounds"][ROUND_MASKED_INPUT]
+    assert calls["client.agree"] == masked["client_ops"]["key_agreements"] * masked["clients"]
+    assert calls["client.seal_box"] == total("client", "aead_seals")
+    assert calls["client.open_box"] == total("client", "aead_opens")
+    # One commitment per client, and one challenge derivation per client in ShareCheck.
+    assert calls["client.self_mask_commitment"] == total("client", "hashes") - n
+    assert calls["client.deal"] == total("client", "shamir_share_evaluations")
     assert calls["client.mask_checked_input"] == total("client", "prg_expansions")
     assert calls["server_unmasking.self_mask_commitment"] == total("server", "hashes")
     assert calls["server_unmasking.interpolate"] == total(
@@ -281,14 +283,19 @@ def test_operation_counts_match_instrumented_runs(
     assert calls["server_unmasking.agree"] == pairs
     assert calls["server_unmasking.apply_masks"] == len(survivors) + pairs
     assert total("server", "prg_expansions") == pytest.approx(len(survivors) + expected_pairs)
-    # Every X25519 exchange: the clients' agreements, the server's key probes and rebuilds.
-    assert calls["exchange"] == calls["client.agree"] + 2 * n + calls["server_unmasking.agree"]
+    # Every X25519 exchange: the clients' agreements (the box channels of ShareKeys and the
+    # pairwise masks), the server's key probes and rebuilds.
+    assert calls["exchange"] == (
+        total("client", "key_agreements") + 2 * n + calls["server_unmasking.agree"]
+    )
 
 
 def test_totals_and_per_client_figures_are_consistent() -> None:
     model = bonawitz_costs(1000, 100_000, 16, 17, 30, dropouts=50)
     rounds = model["rounds"]
-    assert set(rounds) == {"advertise_keys", "share_keys", "masked_input", "unmasking"}
+    assert set(rounds) == {
+        "advertise_keys", "share_keys", "share_check", "masked_input", "unmasking"
+    }
     assert rounds["masked_input"]["clients"] == 950
     for r in rounds.values():
         assert r["client_bytes_up"] * r["clients"] == pytest.approx(r["server_bytes_up"])
@@ -313,7 +320,9 @@ def test_complete_graph_costs_grow_with_n_and_active_mode_costs_more() -> None:
     active = bonawitz_costs(100, 1000, 16, 67, active=True)
     assert "consistency_check" in active["rounds"]
     assert active["totals"]["client_bytes_down"] > small["totals"]["client_bytes_down"]
-    assert active["operations"]["client"]["signatures"] == 2
+    # Two key proofs and the advertisement, a signature per holder's boxes, U3.
+    assert active["operations"]["client"]["signatures"] == 3 + 100 + 1
+    assert small["operations"]["client"]["signatures"] == 2
 
 
 def test_dropouts_raise_server_work_only_in_unmasking() -> None:
