@@ -18,20 +18,26 @@ from typing import Any
 
 import numpy as np
 
-from secagg.protocols.bonawitz.bundles import ShareBundle, make_share_bundle
-from secagg.protocols.bonawitz.client_state import ClientSnapshot, ClientState
+from secagg.protocols.bonawitz.bundles import (
+    BoxKeys,
+    SecretKind,
+    ShareBundle,
+    derive_sharing_id,
+)
+from secagg.protocols.bonawitz.client_state import ClientSnapshot, ClientState, HeldShares
 from secagg.protocols.bonawitz.config import ProtocolConfig
 from secagg.protocols.bonawitz.messages import PeerKeys
 from secagg.protocols.wire import ProtocolMessage
 from secagg.ring import dtype_for_bits
+from secagg.shamir import Share
 
 __all__ = [
-    "bundle_fields",
     "config_fields",
-    "from_bundle_fields",
+    "from_held_fields",
     "from_config_fields",
     "from_message_fields",
     "from_snapshot_fields",
+    "held_fields",
     "message_classes",
     "message_fields",
     "snapshot_fields",
@@ -98,29 +104,37 @@ def message_classes(package: str) -> dict[str, type[ProtocolMessage]]:
     return found
 
 
-# --- Bonawitz: share bundles, configs, client state -----------------------------------
+# --- Bonawitz: held shares, configs, client state -----------------------------------
 
 
-def bundle_fields(session_id: bytes, bundle: ShareBundle) -> dict[str, Any]:
+def held_fields(held: HeldShares) -> dict[str, Any]:
+    """One dealing a client holds: its two box keys and its two shares' limbs."""
     return {
-        "session_id": session_id.hex(),
-        "dealer": bundle.dealer,
-        "holder": bundle.holder,
-        "threshold": bundle.key_share.threshold,
-        "key_limbs": to_json(list(bundle.key_share.values)),
-        "self_mask_limbs": to_json(list(bundle.self_mask_share.values)),
+        "dealer": held.bundle.dealer,
+        "self_mask_key": held.keys.self_mask.hex(),
+        "mask_key_key": held.keys.mask_key.hex(),
+        "self_mask_limbs": to_json(list(held.bundle.self_mask_share.values)),
+        "key_limbs": to_json(list(held.bundle.key_share.values)),
     }
 
 
-def from_bundle_fields(fields: Mapping[str, Any]) -> ShareBundle:
-    return make_share_bundle(
-        bytes.fromhex(fields["session_id"]),
-        fields["dealer"],
-        fields["holder"],
-        fields["threshold"],
-        np.array(fields["key_limbs"], dtype=np.int64),
-        np.array(fields["self_mask_limbs"], dtype=np.int64),
+def from_held_fields(
+    session_id: bytes, holder: int, threshold: int, fields: Mapping[str, Any]
+) -> HeldShares:
+    dealer = fields["dealer"]
+
+    def share(kind: SecretKind, limbs: list[int]) -> Share:
+        sharing = derive_sharing_id(session_id, dealer, kind)
+        return Share(holder, threshold, sharing, np.array(limbs, dtype=np.int64))
+
+    bundle = ShareBundle(
+        dealer,
+        holder,
+        share(SecretKind.MASK_KEY, fields["key_limbs"]),
+        share(SecretKind.SELF_MASK, fields["self_mask_limbs"]),
     )
+    keys = BoxKeys(bytes.fromhex(fields["self_mask_key"]), bytes.fromhex(fields["mask_key_key"]))
+    return HeldShares(bundle, keys)
 
 
 def config_fields(config: ProtocolConfig) -> dict[str, Any]:
@@ -175,20 +189,28 @@ def snapshot_fields(session_id: bytes, snapshot: ClientSnapshot) -> dict[str, An
         "cipher_key": _hex_or_none(snapshot.cipher_key),
         "mask_key": _hex_or_none(snapshot.mask_key),
         "self_seed": _hex_or_none(snapshot.self_seed),
-        "channel_keys": {str(p): k.hex() for p, k in sorted(snapshot.channel_keys.items())},
-        "bundles": {
-            str(d): bundle_fields(session_id, snapshot.bundles[d]) for d in sorted(snapshot.bundles)
+        "commitment": _hex_or_none(snapshot.commitment),
+        "channel_secrets": {
+            str(p): k.hex() for p, k in sorted(snapshot.channel_secrets.items())
         },
+        "held": [held_fields(snapshot.held[d]) for d in sorted(snapshot.held)],
         "peers": [to_json(snapshot.peers[p]) for p in sorted(snapshot.peers)],
+        "disputed": sorted(snapshot.disputed),
         "sharers": sorted(snapshot.sharers),
-        "unreadable": sorted(snapshot.unreadable),
         "survivors": None if snapshot.survivors is None else sorted(snapshot.survivors),
+        "dropped": sorted(snapshot.dropped),
     }
 
 
-def from_snapshot_fields(config: ProtocolConfig, fields: Mapping[str, Any]) -> ClientSnapshot:
+def from_snapshot_fields(
+    config: ProtocolConfig, fields: Mapping[str, Any], client_id: int = 1
+) -> ClientSnapshot:
     vector = fields["input_vector"]
     peers = [_from_json(PeerKeys, item) for item in fields["peers"]]
+    held = [
+        from_held_fields(config.session_id, client_id, config.threshold, item)
+        for item in fields["held"]
+    ]
     return ClientSnapshot(
         state=ClientState[fields["state"]],
         input_vector=None
@@ -197,10 +219,12 @@ def from_snapshot_fields(config: ProtocolConfig, fields: Mapping[str, Any]) -> C
         cipher_key=_bytes_or_none(fields["cipher_key"]),
         mask_key=_bytes_or_none(fields["mask_key"]),
         self_seed=_bytes_or_none(fields["self_seed"]),
-        channel_keys={int(p): bytes.fromhex(k) for p, k in fields["channel_keys"].items()},
-        bundles={int(d): from_bundle_fields(b) for d, b in fields["bundles"].items()},
+        commitment=_bytes_or_none(fields["commitment"]),
+        channel_secrets={int(p): bytes.fromhex(k) for p, k in fields["channel_secrets"].items()},
+        held={item.bundle.dealer: item for item in held},
         peers={peer.client_id: peer for peer in peers},
+        disputed=frozenset(fields["disputed"]),
         sharers=frozenset(fields["sharers"]),
-        unreadable=frozenset(fields["unreadable"]),
         survivors=None if fields["survivors"] is None else frozenset(fields["survivors"]),
+        dropped=frozenset(fields["dropped"]),
     )

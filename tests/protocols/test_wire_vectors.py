@@ -1,6 +1,6 @@
 """Wire-format vectors of every message of every protocol family, and of what else travels
-or persists in the Bonawitz family (signed payloads, sealed bundle plaintexts, the client
-state export).
+or persists in the Bonawitz family (signed and derived payloads, box plaintexts and boxes,
+the client state export).
 
 Each vector holds an object's constructor fields and its exact encoding
 (``tests/vectors/wire/*.json``, written by ``python -m tests.vectors.generate`` only when a
@@ -15,12 +15,18 @@ from typing import Any
 
 import pytest
 
-from secagg.protocols.bonawitz import bundles, messages
+import numpy as np
+
+from secagg.protocols.bonawitz import bundles, dealing, messages
 from secagg.protocols.bonawitz.bundles import (
     BUNDLE_VERSION,
     SecretKind,
-    decode_share_bundle,
-    encode_share_bundle,
+    decode_mask_key_box,
+    decode_self_mask_box,
+    mask_key_plaintext,
+    open_box,
+    seal_box,
+    self_mask_plaintext,
 )
 from secagg.protocols.bonawitz.client_state import (
     STATE_VERSION,
@@ -32,7 +38,6 @@ from secagg.protocols.registry import get_protocol
 from secagg.protocols.wire import WIRE_VERSION
 from tests.helpers.vectors import cases, load_vectors, unhex
 from tests.helpers.wire_fields import (
-    from_bundle_fields,
     from_config_fields,
     from_message_fields,
     from_snapshot_fields,
@@ -51,8 +56,9 @@ FAMILIES = {
 
 
 def test_vectors_are_of_the_current_versions() -> None:
-    assert BONAWITZ["wire_version"] == THRESHOLD_HE["wire_version"] == WIRE_VERSION
+    assert THRESHOLD_HE["wire_version"] == WIRE_VERSION
     assert THRESHOLD_CKKS["wire_version"] == WIRE_VERSION
+    assert BONAWITZ["wire_version"] == messages.WIRE_VERSION == 3  # the family's own
     assert BONAWITZ["bundle_version"] == BUNDLE_VERSION
     assert BONAWITZ["state_version"] == STATE_VERSION
 
@@ -90,25 +96,28 @@ def test_threshold_ckks_message(vector: dict[str, Any]) -> None:
 
 
 def _derive(function: str, arguments: dict[str, Any]) -> bytes:
-    session = unhex(arguments["session_id"])
-    if function == "advertise_signature_payload":
-        return messages.advertise_signature_payload(
-            session,
-            arguments["client_id"],
-            unhex(arguments["cipher_public_key"]),
-            unhex(arguments["mask_public_key"]),
-            unhex(arguments["self_mask_commitment"]),
-        )
-    if function == "consistency_signature_payload":
-        return messages.consistency_signature_payload(session, arguments["survivors"])
-    if function == "self_mask_commitment":
-        return bundles.self_mask_commitment(
-            session, arguments["client_id"], unhex(arguments["self_seed"])
-        )
+    args = {
+        name: unhex(value) if isinstance(value, str) and name not in ("kind",) else value
+        for name, value in arguments.items()
+    }
     if function == "derive_sharing_id":
-        kind = SecretKind[arguments["kind"]]
-        return bundles.derive_sharing_id(session, arguments["dealer"], kind)
-    raise AssertionError(f"no derivation {function}")
+        return bundles.derive_sharing_id(
+            args["session_id"], args["dealer"], SecretKind[arguments["kind"]]
+        )
+    if function == "derive_box_keys":
+        keys = bundles.derive_box_keys(**args)
+        return keys.self_mask + keys.mask_key
+    if function == "challenges":
+        return b"".join(c.to_bytes(3, "little") for c in dealing.challenges(**args))
+    modules = {
+        "self_mask_commitment": bundles,
+        "nonce_commitment": dealing,
+    }
+    module = modules.get(function, messages)
+    if not hasattr(module, function):
+        raise AssertionError(f"no derivation {function}")
+    result: bytes = getattr(module, function)(**args)
+    return result
 
 
 @pytest.mark.parametrize("vector", cases(BONAWITZ, "derivations"))
@@ -116,20 +125,25 @@ def test_signed_and_hashed_payloads(vector: dict[str, Any]) -> None:
     assert _derive(vector["function"], vector["arguments"]) == unhex(vector["output"])
 
 
-@pytest.mark.parametrize("vector", cases(BONAWITZ, "bundles"))
-def test_sealed_bundle_plaintext(vector: dict[str, Any]) -> None:
+@pytest.mark.parametrize("vector", cases(BONAWITZ, "boxes"))
+def test_box_plaintexts_and_boxes(vector: dict[str, Any]) -> None:
     fields = vector["fields"]
-    bundle = from_bundle_fields(fields)
-    data = unhex(vector["encoding"])
-    assert encode_share_bundle(bundle) == data
-    decoded = decode_share_bundle(
-        data,
-        session_id=unhex(fields["session_id"]),
-        dealer=fields["dealer"],
-        holder=fields["holder"],
-        threshold=fields["threshold"],
-    )
-    assert decoded == bundle
+    self_mask = np.array(fields["self_mask_limbs"], dtype=np.int64)
+    key_limbs = np.array(fields["key_limbs"], dtype=np.int64)
+    b_plain, s_plain = unhex(vector["self_mask_plaintext"]), unhex(vector["mask_key_plaintext"])
+    assert self_mask_plaintext(self_mask, fields["blinding"]) == b_plain
+    assert mask_key_plaintext(key_limbs) == s_plain
+    b_key, s_key = unhex(fields["self_mask_key"]), unhex(fields["mask_key_key"])
+    b_box, s_box = unhex(vector["self_mask_box"]), unhex(vector["mask_key_box"])
+    assert seal_box(b_key, b_plain, SecretKind.SELF_MASK) == b_box
+    assert seal_box(s_key, s_plain, SecretKind.MASK_KEY) == s_box
+    assert open_box(b_key, b_box, SecretKind.SELF_MASK) == b_plain
+    assert open_box(s_key, s_box, SecretKind.MASK_KEY) == s_plain
+    where = {"session_id": bytes(16), "dealer": 7, "holder": 3, "threshold": 2}
+    share, blinding = decode_self_mask_box(b_plain, **where)  # type: ignore[arg-type]
+    assert list(share.values) == fields["self_mask_limbs"]
+    assert list(blinding) == fields["blinding"]
+    assert list(decode_mask_key_box(s_plain, **where).values) == fields["key_limbs"]  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("vector", cases(BONAWITZ, "client_states"))

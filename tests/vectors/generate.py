@@ -42,14 +42,18 @@ from secagg.he.threshold_paillier import (
 )
 from secagg.packing import pack
 from secagg.prg import domain, expand
+from secagg.protocols.bonawitz import messages as bonawitz_wire
 from secagg.protocols.bonawitz.bundles import (
+    BLINDING_VALUES,
     BUNDLE_VERSION,
     SecretKind,
     clamp_scalar,
+    derive_box_keys,
     derive_sharing_id,
-    encode_share_bundle,
-    make_share_bundle,
+    mask_key_plaintext,
+    seal_box,
     self_mask_commitment,
+    self_mask_plaintext,
 )
 from secagg.protocols.bonawitz.client_state import (
     STATE_VERSION,
@@ -58,23 +62,36 @@ from secagg.protocols.bonawitz.client_state import (
     encode_state,
 )
 from secagg.protocols.bonawitz.config import ProtocolConfig
+from secagg.protocols.bonawitz.dealing import challenges, nonce_commitment
 from secagg.protocols.bonawitz.messages import (
     AdvertiseKeys,
     AdvertiseKeysRequest,
+    BoxKey,
+    Complaint,
     ConsistencyCheck,
     ConsistencyCheckRequest,
+    DealtBoxes,
+    DisputeRequest,
+    DisputeResponse,
+    FallbackRequest,
+    FallbackResponse,
     MaskedInput,
     MaskedInputRequest,
+    PairSecret,
     PeerKeys,
     PeerSignature,
     RevealedShare,
-    SealedShares,
+    ShareCheck,
+    ShareCheckRequest,
     ShareKeys,
     ShareKeysRequest,
     UnmaskingRequest,
     UnmaskingResponse,
     advertise_signature_payload,
+    box_signature_payload,
     consistency_signature_payload,
+    key_proof_payload,
+    proof_context,
 )
 from secagg.protocols.limits import MAX_CLIENT_ID
 from secagg.protocols.threshold_ckks import messages as ckks_wire
@@ -89,7 +106,6 @@ from secagg.shamir import LIMBS, PRIME, Share, pack_limb_shares
 from tests.helpers.threshold_ckks_records import record_vectors
 from tests.helpers.vectors import VECTORS_DIR
 from tests.helpers.wire_fields import (
-    bundle_fields,
     config_fields,
     message_fields,
     snapshot_fields,
@@ -156,33 +172,60 @@ def _message_vector(name: str, message: ProtocolMessage) -> dict[str, Any]:
 def bonawitz_messages() -> list[dict[str, Any]]:
     peers = (
         PeerKeys(3, _key("c3"), _key("s3"), _key("b3")),
-        PeerKeys(300, _key("c300"), _key("s300"), _key("b300"), _sig("sig300")),
+        PeerKeys(
+            300, _key("c300"), _key("s300"), _key("b300"), _sig("sig300"), _sig("cp300"),
+            _sig("sp300"),
+        ),
         PeerKeys(70_000, _key("c70000"), _key("s70000"), _key("b70000")),
     )
-    sealed = (SealedShares(3, fixed("box3", 99)), SealedShares(MAX_CLIENT_ID, fixed("boxmax", 99)))
+    boxes = (
+        DealtBoxes(3, fixed("bbox3", 57), fixed("sbox3", 51)),
+        DealtBoxes(MAX_CLIENT_ID, fixed("bboxmax", 57), fixed("sboxmax", 51)),
+    )
+    signed_boxes = (DealtBoxes(7, fixed("bbox7", 57), fixed("sbox7", 51), _sig("boxes7")),)
     shares = tuple(
-        RevealedShare(owner, pack_limb_shares(fixed_limbs(f"reveal{owner}"))) for owner in (3, 300)
+        RevealedShare(owner, pack_limb_shares(fixed_limbs(f"reveal{owner}")), fixed(f"k{owner}", 16))
+        for owner in (3, 300)
     )
     values13 = np.array([0, 1, 8191, 4096, 17, 1234, 8190], dtype=np.uint32)
     values64 = np.array([0, 2**64 - 1, 2**63 + 5], dtype=np.uint64)
     values1 = np.array([1, 0, 1, 1, 0], dtype=np.uint32)
+    checks = fixed("checks", 18)
     cases: list[tuple[str, ProtocolMessage]] = [
-        ("AdvertiseKeysRequest", AdvertiseKeysRequest(0, 1, SID)),
+        ("AdvertiseKeysRequest", AdvertiseKeysRequest(0, 1, SID, _key("nonce commitment"))),
         (
             "AdvertiseKeysRequest, largest id, 64-byte session",
-            AdvertiseKeysRequest(0, MAX_CLIENT_ID, SID64),
+            AdvertiseKeysRequest(0, MAX_CLIENT_ID, SID64, _key("nonce commitment 64")),
         ),
-        ("AdvertiseKeys, unsigned", AdvertiseKeys(7, 0, SID, _key("c7"), _key("s7"), _key("b7"))),
+        (
+            "AdvertiseKeys, unsigned",
+            AdvertiseKeys(7, 0, SID, _key("c7"), _key("s7"), _key("b7"), _sig("cp7"), _sig("sp7")),
+        ),
         (
             "AdvertiseKeys, signed",
-            AdvertiseKeys(7, 0, SID, _key("c7"), _key("s7"), _key("b7"), _sig("sig7")),
+            AdvertiseKeys(
+                7, 0, SID, _key("c7"), _key("s7"), _key("b7"), _sig("cp7"), _sig("sp7"),
+                _sig("sig7"),
+            ),
         ),
         ("ShareKeysRequest, no peers", ShareKeysRequest(0, 7, SID, ())),
         ("ShareKeysRequest, signed and unsigned peers", ShareKeysRequest(0, 7, SID, peers)),
-        ("ShareKeys, no bundles", ShareKeys(7, 0, SID, ())),
-        ("ShareKeys", ShareKeys(7, 0, SID, sealed)),
-        ("MaskedInputRequest, no bundles", MaskedInputRequest(0, 7, SID, ())),
-        ("MaskedInputRequest", MaskedInputRequest(0, 7, SID, sealed)),
+        ("ShareKeys, no boxes", ShareKeys(7, 0, SID, ())),
+        ("ShareKeys", ShareKeys(7, 0, SID, boxes)),
+        ("ShareKeys, signed", ShareKeys(7, 0, SID, signed_boxes)),
+        ("ShareCheckRequest", ShareCheckRequest(0, 7, SID, _key("nonce"), boxes)),
+        ("ShareCheck, values only", ShareCheck(7, 0, SID, checks)),
+        (
+            "ShareCheck, a complaint and an unsigned dealer",
+            ShareCheck(
+                7, 0, SID, fixed("checks1", 6), (Complaint(3, _key("K37"), _sig("proof37")),),
+                (300,),
+            ),
+        ),
+        ("DisputeRequest", DisputeRequest(0, 7, SID, (3, 300))),
+        ("DisputeResponse", DisputeResponse(7, 0, SID, (BoxKey(3, fixed("dispute3", 16)),))),
+        ("MaskedInputRequest, no peers", MaskedInputRequest(0, 7, SID, ())),
+        ("MaskedInputRequest", MaskedInputRequest(0, 7, SID, (3, 300, MAX_CLIENT_ID))),
         ("MaskedInput, 1 bit", MaskedInput(7, 0, SID, 1, 5, pack(values1, 1))),
         ("MaskedInput, 13 bits", MaskedInput(7, 0, SID, 13, 7, pack(values13, 13))),
         ("MaskedInput, 64 bits", MaskedInput(300, 0, SID64, 64, 3, pack(values64, 64))),
@@ -204,75 +247,128 @@ def bonawitz_messages() -> list[dict[str, Any]]:
                 (PeerSignature(3, _sig("consistency3")), PeerSignature(7, _sig("consistency7"))),
             ),
         ),
-        ("UnmaskingResponse, empty", UnmaskingResponse(7, 0, SID, (), (), ())),
+        ("UnmaskingResponse, empty", UnmaskingResponse(7, 0, SID, (), ())),
         (
-            "UnmaskingResponse, shares and unreadable bundles",
-            UnmaskingResponse(7, 0, SID, shares[:1], shares[1:], (70_000,)),
+            "UnmaskingResponse, self-mask and mask-key shares with their box keys",
+            UnmaskingResponse(7, 0, SID, shares[:1], shares[1:]),
+        ),
+        ("FallbackRequest", FallbackRequest(0, 7, SID, (300,))),
+        (
+            "FallbackResponse",
+            FallbackResponse(7, 0, SID, (PairSecret(300, _key("K7-300"), _sig("proof7-300")),)),
         ),
     ]
     return [_message_vector(name, message) for name, message in cases]
 
 
+def _derivation(name: str, function: str, arguments: dict[str, Any], output: bytes) -> dict[str, Any]:
+    return {"name": name, "function": function,
+            "arguments": {key: to_json(value) for key, value in arguments.items()},
+            "output": output.hex()}
+
+
 def bonawitz_derivations() -> list[dict[str, Any]]:
-    """Bytes that are signed or hashed into what travels (AdvertiseKeys, ConsistencyCheck,
-    the sealed bundles' sharing ids)."""
+    """Bytes that are signed, hashed or derived into what travels (AdvertiseKeys and its key
+    proofs, the boxes' keys and signatures, ConsistencyCheck, proofs' contexts, the nonce
+    commitment and check challenges, the sharing ids)."""
+    advertise = {
+        "session_id": SID, "client_id": 7, "nonce_commitment": _key("nonce commitment"),
+        "cipher_public_key": _key("c7"), "mask_public_key": _key("s7"),
+        "self_mask_commitment": _key("b7"),
+    }
     out: list[dict[str, Any]] = [
-        {
-            "name": "advertise signature payload",
-            "function": "advertise_signature_payload",
-            "arguments": {
-                "session_id": SID.hex(),
-                "client_id": 7,
-                "cipher_public_key": _key("c7").hex(),
-                "mask_public_key": _key("s7").hex(),
-                "self_mask_commitment": _key("b7").hex(),
-            },
-            "output": advertise_signature_payload(SID, 7, _key("c7"), _key("s7"), _key("b7")).hex(),
-        },
-        {
-            "name": "consistency signature payload",
-            "function": "consistency_signature_payload",
-            "arguments": {"session_id": SID64.hex(), "survivors": [300, 3, 7]},
-            "output": consistency_signature_payload(SID64, [300, 3, 7]).hex(),
-        },
-        {
-            "name": "self-mask commitment",
-            "function": "self_mask_commitment",
-            "arguments": {"session_id": SID.hex(), "client_id": 7, "self_seed": _key("b7").hex()},
-            "output": self_mask_commitment(SID, 7, _key("b7")).hex(),
-        },
+        _derivation(
+            "advertise signature payload", "advertise_signature_payload", advertise,
+            advertise_signature_payload(**advertise),  # type: ignore[arg-type]
+        ),
+        _derivation(
+            "key proof payload", "key_proof_payload",
+            {"session_id": SID, "client_id": 7, "kind": "mask", "public_key": _key("s7")},
+            key_proof_payload(SID, 7, "mask", _key("s7")),
+        ),
+        _derivation(
+            "box signature payload", "box_signature_payload",
+            {"session_id": SID, "dealer": 7, "holder": 3, "self_mask_box": fixed("bbox3", 57),
+             "mask_key_box": fixed("sbox3", 51)},
+            box_signature_payload(SID, 7, 3, fixed("bbox3", 57), fixed("sbox3", 51)),
+        ),
+        _derivation(
+            "consistency signature payload", "consistency_signature_payload",
+            {"session_id": SID64, "survivors": [300, 3, 7]},
+            consistency_signature_payload(SID64, [300, 3, 7]),
+        ),
+        _derivation(
+            "complaint proof context", "proof_context",
+            {"session_id": SID, "kind": "complaint", "prover": 3, "peer": 7},
+            proof_context(SID, "complaint", 3, 7),
+        ),
+        _derivation(
+            "self-mask commitment", "self_mask_commitment",
+            {"session_id": SID, "client_id": 7, "self_seed": _key("b7")},
+            self_mask_commitment(SID, 7, _key("b7")),
+        ),
+        _derivation(
+            "nonce commitment", "nonce_commitment", {"session_id": SID, "nonce": _key("nonce")},
+            nonce_commitment(SID, _key("nonce")),
+        ),
+        _derivation(
+            "check challenges", "challenges",
+            {"session_id": SID, "nonce": _key("nonce"), "dealer": 7},
+            b"".join(c.to_bytes(3, "little") for c in challenges(SID, _key("nonce"), 7)),
+        ),
     ]
+    keys = derive_box_keys(_key("raw secret"), SID, 7, 3)
+    out.append(
+        _derivation(
+            "box keys", "derive_box_keys",
+            {"raw_secret": _key("raw secret"), "session_id": SID, "dealer": 7, "holder": 3},
+            keys.self_mask + keys.mask_key,
+        )
+    )
     for kind in SecretKind:
         out.append(
-            {
-                "name": f"sharing id of {kind.name}",
-                "function": "derive_sharing_id",
-                "arguments": {"session_id": SID.hex(), "dealer": 7, "kind": kind.name},
-                "output": derive_sharing_id(SID, 7, kind).hex(),
-            }
+            _derivation(
+                f"sharing id of {kind.name}", "derive_sharing_id",
+                {"session_id": SID, "dealer": 7, "kind": kind.name},
+                derive_sharing_id(SID, 7, kind),
+            )
         )
     return out
 
 
-def bonawitz_bundles() -> list[dict[str, Any]]:
+def bonawitz_boxes() -> list[dict[str, Any]]:
+    """Box plaintexts and the boxes sealed under fixed keys (AES-GCM is deterministic for a
+    key, a nonce and a plaintext: the nonce is fixed, every key seals once)."""
     zeros = np.zeros(LIMBS, dtype=np.int64)
     top = np.full(LIMBS, PRIME - 1, dtype=np.int64)
     cases = [
-        ("fixed limbs", SID, make_share_bundle(SID, 7, 3, 2, fixed_limbs("k7"), fixed_limbs("m7"))),
-        (
-            "zero and top limbs",
-            SID64,
-            make_share_bundle(SID64, MAX_CLIENT_ID, 1, 40, zeros, top),
-        ),
+        ("fixed limbs", fixed_limbs("m7"), [fixed_int("g1", 20), fixed_int("g2", 20)],
+         fixed_limbs("k7")),
+        ("zero and top limbs", zeros, [0, PRIME - 1], top),
     ]
-    return [
-        {
-            "name": name,
-            "fields": bundle_fields(session, bundle),
-            "encoding": encode_share_bundle(bundle).hex(),
-        }
-        for name, session, bundle in cases
-    ]
+    out = []
+    for name, self_mask, blinding, key_limbs in cases:
+        assert len(blinding) == BLINDING_VALUES
+        b_plain = self_mask_plaintext(self_mask, blinding)
+        s_plain = mask_key_plaintext(key_limbs)
+        b_key, s_key = fixed(f"{name} b key", 16), fixed(f"{name} s key", 16)
+        out.append(
+            {
+                "name": name,
+                "fields": {
+                    "self_mask_limbs": to_json(list(self_mask)),
+                    "blinding": blinding,
+                    "key_limbs": to_json(list(key_limbs)),
+                    "self_mask_key": b_key.hex(),
+                    "mask_key_key": s_key.hex(),
+                },
+                "self_mask_plaintext": b_plain.hex(),
+                "mask_key_plaintext": s_plain.hex(),
+                "self_mask_box": seal_box(b_key, b_plain, SecretKind.SELF_MASK).hex(),
+                "mask_key_box": seal_box(s_key, s_plain, SecretKind.MASK_KEY).hex(),
+            }
+        )
+    return out
 
 
 def _semi_honest_config() -> ProtocolConfig:
@@ -293,85 +389,105 @@ def _active_config() -> ProtocolConfig:
 
 
 def bonawitz_client_states() -> list[dict[str, Any]]:
+    from secagg.protocols.bonawitz.bundles import BoxKeys, ShareBundle
+    from secagg.protocols.bonawitz.client_state import HeldShares
+
     semi, active = _semi_honest_config(), _active_config()
     vector12 = np.array([0, 1, 2047, 4095, 100], dtype=np.uint32)
     vector33 = np.array([0, 2**33 - 1], dtype=np.uint64)
-    # cipher key, mask key (clamped, as a client keeps it), self-mask seed
+    # cipher key, mask key (clamped, as a client keeps it), self-mask seed, commitment
     keys = (
         _key("state cipher key"),
         clamp_scalar(_key("state mask key")),
         _key("state self seed"),
     )
+    mask_key = keys[1]
+    commitment = _key("state nonce commitment")
     peers = {
         p: PeerKeys(p, _key(f"state c{p}"), _key(f"state s{p}"), _key(f"state b{p}"))
         for p in (2, 3)
     }
-    signed = {p: PeerKeys(p, *peer[1:4], _sig(f"state sig{p}")) for p, peer in peers.items()}
+    signed = {
+        p: PeerKeys(p, *peer[1:4], _sig(f"state sig{p}"), _sig(f"state cp{p}"),
+                    _sig(f"state sp{p}"))
+        for p, peer in peers.items()
+    }
 
-    def bundles(config: ProtocolConfig, dealers: tuple[int, ...]) -> dict[int, Any]:
-        return {
-            d: make_share_bundle(
-                config.session_id,
-                d,
-                1,
-                config.threshold,
-                fixed_limbs(f"state k{d}"),
-                fixed_limbs(f"state m{d}"),
+    def held(config: ProtocolConfig, dealers: tuple[int, ...]) -> dict[int, Any]:
+        out = {}
+        for d in dealers:
+            def share(kind: SecretKind, label: str) -> Share:
+                sharing = derive_sharing_id(config.session_id, d, kind)
+                return Share(1, config.threshold, sharing, fixed_limbs(label))
+
+            bundle = ShareBundle(
+                d, 1, share(SecretKind.MASK_KEY, f"state k{d}"),
+                share(SecretKind.SELF_MASK, f"state m{d}"),
             )
-            for d in dealers
-        }
+            box_keys = BoxKeys(fixed(f"state bkey{d}", 16), fixed(f"state skey{d}", 16))
+            out[d] = HeldShares(bundle, box_keys)
+        return out
 
+    secrets = {p: _key(f"state channel {p}") for p in (1, 2, 3)}
     S = ClientState
     cases: list[tuple[str, ProtocolConfig, ClientSnapshot]] = [
         ("awaiting AdvertiseKeys", semi, ClientSnapshot(S.AWAIT_ADVERTISE_KEYS, vector12)),
-        ("awaiting ShareKeys", semi, ClientSnapshot(S.AWAIT_SHARE_KEYS, vector12, *keys)),
         (
-            "awaiting MaskedInput",
+            "awaiting ShareKeys",
+            semi,
+            ClientSnapshot(S.AWAIT_SHARE_KEYS, vector12, *keys, commitment=commitment),
+        ),
+        (
+            "awaiting ShareCheck",
             semi,
             ClientSnapshot(
-                S.AWAIT_MASKED_INPUT,
-                vector12,
-                *keys,
-                channel_keys={p: _key(f"state channel {p}") for p in (2, 3)},
-                bundles=bundles(semi, (1,)),
-                peers=peers,
+                S.AWAIT_SHARE_CHECK, vector12, *keys, commitment=commitment,
+                channel_secrets=secrets, peers=peers,
             ),
         ),
         (
-            "awaiting Unmasking, one unreadable bundle",
+            "awaiting MaskedInput, one dealer's boxes did not open",
             semi,
             ClientSnapshot(
-                S.AWAIT_UNMASKING,
-                bundles=bundles(semi, (1, 2)),
-                peers=peers,
-                sharers=frozenset({2, 3}),
-                unreadable=frozenset({3}),
+                S.AWAIT_MASKED_INPUT, vector12, None, mask_key, keys[2],
+                held=held(semi, (1, 2)), peers=peers,
+            ),
+        ),
+        (
+            "awaiting MaskedInput after a dispute",
+            semi,
+            ClientSnapshot(
+                S.DISPUTED, vector12, None, mask_key, keys[2], held=held(semi, (1, 2, 3)),
+                peers=peers, disputed=frozenset({3}),
             ),
         ),
         (
             "active, awaiting ShareKeys, 33-bit input",
             active,
-            ClientSnapshot(S.AWAIT_SHARE_KEYS, vector33, *keys),
+            ClientSnapshot(S.AWAIT_SHARE_KEYS, vector33, *keys, commitment=commitment),
         ),
         (
             "active, awaiting ConsistencyCheck",
             active,
             ClientSnapshot(
-                S.AWAIT_CONSISTENCY_CHECK,
-                bundles=bundles(active, (1, 2, 3)),
-                peers=signed,
-                sharers=frozenset({2, 3}),
+                S.AWAIT_CONSISTENCY_CHECK, mask_key=mask_key, held=held(active, (1, 2, 3)),
+                peers=signed, sharers=frozenset({2, 3}),
             ),
         ),
         (
             "active, awaiting Unmasking with the signed survivors",
             active,
             ClientSnapshot(
-                S.AWAIT_UNMASKING,
-                bundles=bundles(active, (1, 2, 3)),
-                peers=signed,
-                sharers=frozenset({2, 3}),
-                survivors=frozenset({1, 2, 3}),
+                S.AWAIT_UNMASKING, mask_key=mask_key, held=held(active, (1, 2, 3)),
+                peers=signed, sharers=frozenset({2, 3}), survivors=frozenset({1, 2, 3}),
+            ),
+        ),
+        (
+            "unmasked, a fallback request may follow",
+            semi,
+            ClientSnapshot(
+                S.UNMASKED, mask_key=mask_key, peers=peers, sharers=frozenset({2, 3}),
+                dropped=frozenset({3}),
             ),
         ),
         ("done", semi, ClientSnapshot(S.DONE)),
@@ -684,7 +800,8 @@ def flower_records() -> dict[str, Any]:
             },
         }
 
-    first = Envelope(0, SID, (AdvertiseKeysRequest(0, 2, SID).to_bytes(),), plain.to_bytes())
+    request = AdvertiseKeysRequest(0, 2, SID, _key("nonce commitment"))
+    first = Envelope(0, SID, (request.to_bytes(),), plain.to_bytes())
     later = Envelope(
         3, SID, tuple(ConsistencyCheckRequest(0, 2, SID, (1, 2, 3)).to_bytes() for _ in range(2))
     )
@@ -786,18 +903,18 @@ def files() -> dict[str, Callable[[], dict[str, Any]]]:
         "wire/bonawitz.json": lambda: {
             "source": pinned(
                 "every Bonawitz/SecAgg+ message type with its optional-field variants, the "
-                "signed and hashed payloads, the sealed bundle plaintext and the client "
-                "state export",
-                f"WIRE_VERSION {WIRE_VERSION}, BUNDLE_VERSION {BUNDLE_VERSION}, "
+                "signed, hashed and derived payloads, the box plaintexts and boxes, and the "
+                "client state export in every state",
+                f"WIRE_VERSION {bonawitz_wire.WIRE_VERSION}, BUNDLE_VERSION {BUNDLE_VERSION}, "
                 f"STATE_VERSION {STATE_VERSION}",
             ),
-            "wire_version": WIRE_VERSION,
+            "wire_version": bonawitz_wire.WIRE_VERSION,
             "bundle_version": BUNDLE_VERSION,
             "state_version": STATE_VERSION,
             "protocol": "bonawitz",
             "messages": bonawitz_messages(),
             "derivations": bonawitz_derivations(),
-            "bundles": bonawitz_bundles(),
+            "boxes": bonawitz_boxes(),
             "client_states": bonawitz_client_states(),
         },
         "wire/threshold_he.json": lambda: {

@@ -80,9 +80,11 @@ __all__ = [
     "decode_self_mask_box",
     "derive_box_keys",
     "derive_sharing_id",
+    "mask_key_plaintext",
     "open_box",
     "seal_box",
     "self_mask_commitment",
+    "self_mask_plaintext",
 ]
 
 BUNDLE_VERSION = 3
@@ -309,12 +311,25 @@ def deal(
     dealt: dict[int, DealtShares] = {}
     for column, holder in enumerate(holders):
         key_share, self_mask_share = shares[holder]
-        extra = b"".join(
-            int(value).to_bytes(_BLINDING_VALUE_BYTES, "little")
-            for value in blinding[:, column].tolist()
-        )
         dealt[holder] = DealtShares(
-            pack_limb_shares(self_mask_share.values) + extra,
-            pack_limb_shares(key_share.values),
+            self_mask_plaintext(self_mask_share.values, blinding[:, column].tolist()),
+            mask_key_plaintext(key_share.values),
         )
     return dealt
+
+
+def self_mask_plaintext(limbs: np.ndarray, blinding: Sequence[int]) -> bytes:
+    """The self-mask box plaintext: the compact share of ``limbs`` and the
+    :data:`BLINDING_VALUES` blinding values, 3 bytes little-endian each. Raises
+    ConfigurationError on a limb or value outside GF(PRIME) or a wrong count."""
+    values = [int(value) for value in blinding]
+    if len(values) != BLINDING_VALUES or any(not 0 <= v < PRIME for v in values):
+        raise ConfigurationError(f"{BLINDING_VALUES} blinding values in [0, {PRIME}) needed")
+    return pack_limb_shares(limbs) + b"".join(
+        value.to_bytes(_BLINDING_VALUE_BYTES, "little") for value in values
+    )
+
+
+def mask_key_plaintext(limbs: np.ndarray) -> bytes:
+    """The mask-key box plaintext: the compact share of ``limbs``."""
+    return pack_limb_shares(limbs)

@@ -101,7 +101,7 @@ def first_message(
     payloads: tuple[bytes, ...] | None = None,
     raw_setup: bytes | None = None,
 ) -> Message:
-    request = AdvertiseKeysRequest(0, s.client_id, s.session_id).to_bytes()
+    request = AdvertiseKeysRequest(0, s.client_id, s.session_id, bytes(32)).to_bytes()
     content = RecordDict({"arrays": initial_arrays(), "config": ConfigRecord({"server-round": 1})})
     envelope = Envelope(
         stage,
@@ -180,7 +180,7 @@ def test_a_valid_setup_trains_once_and_answers_with_secagg_records_only() -> Non
         (lambda: first_message(setup(), payloads=(b"junk",)), "DecodeError", True),
         (
             lambda: first_message(
-                setup(), payloads=(AdvertiseKeysRequest(0, 3, SESSION).to_bytes(),)
+                setup(), payloads=(AdvertiseKeysRequest(0, 3, SESSION, bytes(32)).to_bytes(),)
             ),
             "another client",
             True,
@@ -387,7 +387,7 @@ def test_backend_refuses_foreign_or_broken_state() -> None:
     config, server, clients = session()
     backend = BonawitzBackend()
     server.start()
-    clients[1].receive(AdvertiseKeysRequest(0, 1, config.session_id))
+    clients[1].receive(AdvertiseKeysRequest(0, 1, config.session_id, bytes(32)))
     data = backend.dump(clients[1])
     with pytest.raises(DecodeError):
         backend.load(config, 2, data)  # another client's state
