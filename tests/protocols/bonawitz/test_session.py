@@ -150,7 +150,7 @@ def test_the_input_is_range_checked_once_at_the_clients_edge(
     called; masking does not scan the vector again."""
     session = make_session(3, 2, length=5)
     checked: list[int] = []
-    real_check = client_module.check_values
+    real_check = client_module.check_input_values
 
     def counting(vector: object, *args: object, **kwargs: object) -> np.ndarray:
         checked.append(id(vector))
@@ -159,7 +159,7 @@ def test_the_input_is_range_checked_once_at_the_clients_edge(
     def no_range_scan(*args: object, **kwargs: object) -> np.ndarray:
         raise AssertionError("the client masks through mask_checked_input only")
 
-    monkeypatch.setattr(client_module, "check_values", counting)
+    monkeypatch.setattr(client_module, "check_input_values", counting)
     monkeypatch.setattr(masking, "check_values", no_range_scan)
     inputs = session.inputs
     sources = {c: (lambda c=c: inputs[c]) if lazy else inputs[c] for c in inputs}
