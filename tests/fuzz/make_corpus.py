@@ -6,7 +6,9 @@ targets decode in (a Bonawitz config, a test-only 512-bit threshold Paillier key
 its key shares, a slot layout, small CKKS parameters), and ``<target>/<digest>`` one input
 each: every message of a Bonawitz, a SecAgg+, a threshold Paillier and a CKKS session as the
 transport carried it, a Bonawitz client's saved state after each round, the share bundles
-it opened and their sealed boxes, Shamir shares in both forms, HE records, Flower setups and
+box plaintexts it opened (also sealed, for the channel target), the v3 messages an honest
+session never sends (complaints, disputes, fallbacks), complaint proofs, Shamir shares in
+both forms, HE records, Flower setups and
 envelopes. Fresh randomness makes a regenerated corpus differ byte for byte; it is committed
 once and regenerated only when a format changes. Files named ``regression-*`` are inputs that
 once crashed a decoder (found by ``make fuzz``); regeneration keeps them.
@@ -70,7 +72,7 @@ def _drive(spec: Any, config: Any, record: dict[str, list[bytes]], name: str) ->
 
 
 def _bonawitz(record: dict[str, list[bytes]]) -> dict[str, Any]:
-    from secagg.protocols.bonawitz.bundles import encode_share_bundle
+    from secagg.protocols.bonawitz.bundles import mask_key_plaintext, self_mask_plaintext
     from secagg.protocols.bonawitz.client import Client
     from secagg.protocols.bonawitz.config import ProtocolConfig
     from secagg.protocols.registry import get_protocol
@@ -93,8 +95,12 @@ def _bonawitz(record: dict[str, list[bytes]]) -> dict[str, Any]:
                 replies = receive(message)
                 with contextlib.suppress(UsageError):  # a lazy input not called yet
                     states.append(client.to_state_bytes())
-                for bundle in client._bundles.values():
-                    record["share-bundle"].append(encode_share_bundle(bundle))
+                for held in client._held.values():
+                    bundle = held.bundle
+                    record["share-box"].append(
+                        self_mask_plaintext(bundle.self_mask_share.values, bundle.blinding)
+                    )
+                    record["share-box"].append(mask_key_plaintext(bundle.key_share.values))
                 return replies
 
             client.receive = receive_and_save
@@ -102,6 +108,7 @@ def _bonawitz(record: dict[str, list[bytes]]) -> dict[str, Any]:
 
     spec = type(spec)(**{**spec.__dict__, "make_client": saving_client})
     _drive(spec, config, record, "message-bonawitz")
+    _bonawitz_waves(record)
     record["bonawitz-state"] += states
     record["bonawitz-state-body"] += [state[:-32] for state in states]  # without the checksum
     plus = ProtocolConfig.create(
@@ -115,6 +122,42 @@ def _bonawitz(record: dict[str, list[bytes]]) -> dict[str, Any]:
         "bits": BITS,
         "vector_length": LENGTH,
     }
+
+
+def _bonawitz_waves(record: dict[str, list[bytes]]) -> None:
+    """The v3 messages an honest session never sends, with real proofs: a complaint, a
+    dispute and its keys, a fallback request and its pairwise secret."""
+    import os
+
+    from secagg.curve25519 import prove_shared_secret, secret_scalar
+    from secagg.protocols.bonawitz.messages import (
+        BoxKey,
+        Complaint,
+        DisputeRequest,
+        DisputeResponse,
+        FallbackRequest,
+        FallbackResponse,
+        PairSecret,
+        ShareCheck,
+        proof_context,
+    )
+    from secagg.signing import SigningKey
+
+    seeds = {c: os.urandom(32) for c in (1, 2)}
+    publics = {c: SigningKey.from_private_bytes(seed).verify_key for c, seed in seeds.items()}
+    context = proof_context(SESSION_ID, "complaint", 1, 2)
+    shared, proof = prove_shared_secret(secret_scalar(seeds[1]), publics[2], context=context)
+    record["shared-secret-proof"].append(publics[1] + publics[2] + shared + proof)
+    pair = proof_context(SESSION_ID, "pair", 1, 2)
+    pair_shared, pair_proof = prove_shared_secret(secret_scalar(seeds[1]), publics[2], context=pair)
+    messages = [
+        ShareCheck(1, 0, SESSION_ID, bytes(12), (Complaint(2, shared, proof),), (3,)),
+        DisputeRequest(0, 1, SESSION_ID, (2, 3)),
+        DisputeResponse(1, 0, SESSION_ID, (BoxKey(2, os.urandom(16)),)),
+        FallbackRequest(0, 1, SESSION_ID, (2,)),
+        FallbackResponse(1, 0, SESSION_ID, (PairSecret(2, pair_shared, pair_proof),)),
+    ]
+    record["message-bonawitz"] += [message.to_bytes() for message in messages]
 
 
 def _primitives(record: dict[str, list[bytes]]) -> None:
@@ -131,7 +174,7 @@ def _primitives(record: dict[str, list[bytes]]) -> None:
             record["limb-share"].append(pack_limb_shares(share.values))
         record["shares"].append(b"".join(share.to_bytes() for share in group))
         record["limb-shares"].append(b"".join(pack_limb_shares(s.values) for s in group))
-    for bundle in record["share-bundle"][:4]:
+    for bundle in record["share-box"][:4]:
         record["sealed"].append(
             seal(bytes(32), bundle, session_id=SESSION_ID, sender=2, recipient=1)
         )

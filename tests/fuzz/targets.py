@@ -195,12 +195,28 @@ def _bonawitz_state_body(data: bytes) -> object:
     return Client.from_state_bytes(_bonawitz_config(), 1, _frame(data))
 
 
-def _bundle(data: bytes) -> object:
-    from secagg.protocols.bonawitz.bundles import decode_share_bundle
+def _share_box(data: bytes) -> object:
+    """A Bonawitz box plaintext: decoded as a self-mask box (share and blinding values) and
+    as a mask-key box (one share); each fails alone on the other's size."""
+    from secagg.protocols.bonawitz.bundles import decode_mask_key_box, decode_self_mask_box
 
     config = _bonawitz_config()
-    return decode_share_bundle(
-        data, session_id=config.session_id, dealer=2, holder=1, threshold=config.threshold
+    where = {"session_id": config.session_id, "dealer": 2, "holder": 1,
+             "threshold": config.threshold}
+    _also(lambda: decode_mask_key_box(data, **where))  # type: ignore[arg-type]
+    return decode_self_mask_box(data, **where)  # type: ignore[arg-type]
+
+
+def _shared_secret_proof(data: bytes) -> object:
+    """``data`` = prover key (32) | peer key (32) | shared point (32) | proof (64), Edwards
+    encodings as a complaint carries them: verified, never raising beyond DecodeError."""
+    from secagg.curve25519 import decode_point, verify_shared_secret
+
+    if len(data) < 96:
+        raise _Skip
+    _also(lambda: decode_point(data[64:96], party=2))
+    return verify_shared_secret(
+        data[:32], data[32:64], data[64:96], data[96:], context=b"fuzz"
     )
 
 
@@ -355,7 +371,8 @@ def _all_targets() -> dict[str, Target]:
     plain: dict[str, tuple[Callable[[bytes], object], str]] = {
         "bonawitz-state": (_bonawitz_state, "Client.from_state_bytes"),
         "bonawitz-state-body": (_bonawitz_state_body, "Client.from_state_bytes (framed)"),
-        "share-bundle": (_bundle, "bonawitz.bundles.decode_share_bundle"),
+        "share-box": (_share_box, "bonawitz.bundles.decode_self_mask_box / decode_mask_key_box"),
+        "shared-secret-proof": (_shared_secret_proof, "curve25519.verify_shared_secret"),
         "share": (_share, "shamir.Share.from_bytes"),
         "shares": (_shares, "shamir.parse_shares"),
         "limb-share": (_limb_share, "shamir.unpack_limb_shares"),

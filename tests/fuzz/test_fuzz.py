@@ -34,13 +34,7 @@ HANG_SECONDS = 10.0
 HOSTILE_BUDGET = 600
 """Hostile variants per target in the CI pass (spread over the corpus files)."""
 
-KNOWN: dict[str, str] = {
-    "bonawitz-state-body": (
-        "secagg/protocols/bonawitz/client_state.py echoes an unsupported version "
-        "(f'unsupported version {record[1]!r}') and takes 1.0 for client id 1: owned by "
-        "the Bonawitz family (see the he-harden report)"
-    ),
-}
+KNOWN: dict[str, str] = {}
 
 
 def _corpus(name: str) -> list[bytes]:
