@@ -76,6 +76,7 @@ PRIMITIVE_MODULES = frozenset(
         "secagg.keys",
         "secagg.channel",
         "secagg.signing",
+        "secagg.curve25519",
         "secagg.prg",
         "secagg.masking",
         "secagg.encoding",

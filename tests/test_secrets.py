@@ -134,8 +134,25 @@ PUBLIC_LOOKALIKES: dict[str, str] = {
     "secagg.protocols.bonawitz.server_unmasking.RevealedShares": (
         "the server's record of the shares revealed to it (see above)"
     ),
-    "secagg.protocols.bonawitz.server_unmasking._Sharing": (
-        "the server's parsed revealed shares of one secret, and its reconstruction step"
+    "secagg.protocols.bonawitz.server_unmasking._Job": (
+        "the server's parsed revealed shares (and box keys) of one secret, and its rebuild"
+    ),
+    "secagg.protocols.bonawitz.server_unmasking.Reconstruction": (
+        "what Unmasking rebuilds for the server: survivors' self-mask seeds, dropped "
+        "clients' mask keys (the secrets the protocol reveals to it)"
+    ),
+    "secagg.protocols.bonawitz.messages.BoxKey": (
+        "a box key its holder reveals TO THE SERVER in a dispute (part of a wire message)"
+    ),
+    "secagg.protocols.bonawitz.messages.Complaint": (
+        "a complaint's pair secret and proof, revealed TO THE SERVER (part of a wire message)"
+    ),
+    "secagg.protocols.bonawitz.messages.PairSecret": (
+        "a survivor's pair secret with a dropped client, revealed TO THE SERVER in the "
+        "fallback wave (part of a wire message)"
+    ),
+    "secagg.protocols.bonawitz.messages.DealtBoxes": (
+        "sealed boxes (ciphertexts) the server relays; only holders have their keys"
     ),
     # Threshold CKKS: the public halves of its objects.
     "secagg.he.threshold_ckks.ciphertext.Ciphertext": "mask is c1, the public half",
@@ -488,7 +505,7 @@ def _bonawitz_clients() -> tuple[object, object]:
     session = make_session(4, 3, seed=1)
     run_session(session, drops={ROUND_UNMASKING: {1}})  # client 1 masked, holds peers' shares
     masked = session.clients[1]
-    assert masked.state.name == "AWAIT_UNMASKING" and masked._bundles
+    assert masked.state.name == "AWAIT_UNMASKING" and masked._held
     return fresh, masked
 
 
