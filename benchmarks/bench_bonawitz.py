@@ -8,9 +8,10 @@ Run: ``.venv/bin/python -m benchmarks.bench_bonawitz [--quick] [--json PATH] [--
   floor, measured side by side in the same run, is the least any PRG-mask server can do
   for the same work on one core: one X25519 exchange per (dropped, surviving) pair plus one
   AES-128-CTR keystream ``update_into`` a reused buffer and one uint32 add per mask.
-* ``upload_expansion``: one real client is driven through all rounds against a synthetic
-  server view of n - 1 peers (real keys, real sealed bundles); its uploaded (and
-  downloaded) message bytes are divided by the plain input size, ``m * bits / 8``.
+* ``upload_expansion``: one real client is driven through all rounds (wire version 3)
+  against a synthetic server view of n - 1 peers (real keys, real sealed boxes); its
+  uploaded (and downloaded) message bytes are divided by the plain input size,
+  ``m * bits / 8``.
 """
 
 from __future__ import annotations
@@ -24,25 +25,35 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from benchmarks.common import bench_parser, write_json
-from secagg.channel import seal
-from secagg.keys import KeyPair, Purpose, agree
+from secagg.curve25519 import secret_scalar, x25519_public
+from secagg.keys import KeyPair
 from secagg.protocols.base import Message
-from secagg.protocols.bonawitz.bundles import ShareBundle, encode_share_bundle, self_mask_commitment
+from secagg.protocols.bonawitz.bundles import (
+    SecretKind,
+    deal,
+    derive_box_keys,
+    seal_box,
+    self_mask_commitment,
+)
 from secagg.protocols.bonawitz.client import Client
 from secagg.protocols.bonawitz.config import ProtocolConfig
+from secagg.protocols.bonawitz.dealing import nonce_commitment
 from secagg.protocols.bonawitz.messages import (
     ROUND_MASKED_INPUT,
     ROUND_UNMASKING,
+    AdvertiseKeys,
     AdvertiseKeysRequest,
+    DealtBoxes,
     MaskedInputRequest,
     PeerKeys,
-    SealedShares,
+    ShareCheckRequest,
+    ShareKeys,
     ShareKeysRequest,
     UnmaskingRequest,
     decode_message,
 )
 from secagg.protocols.bonawitz.server import Server
-from secagg.shamir import share_secrets
+from secagg.signing import SigningKey
 
 
 def floor_seconds(length: int, masks: int, agreements: int) -> float:
@@ -146,40 +157,37 @@ def upload_expansion(n: int, length: int, bits: int) -> dict[str, Any]:
         up += len(reply.to_bytes())
         return reply
 
-    advert = exchange(AdvertiseKeysRequest(0, 1, sid))
-    peers = {v: (KeyPair.generate(), KeyPair.generate()) for v in clients[1:]}
+    nonce = os.urandom(32)
+    advert = exchange(AdvertiseKeysRequest(0, 1, sid, nonce_commitment(sid, nonce)))
+    assert isinstance(advert, AdvertiseKeys)
+    seeds = {v: (os.urandom(32), os.urandom(32)) for v in clients[1:]}
     peer_keys = tuple(
-        PeerKeys(v, c.public_bytes, s.public_bytes, self_mask_commitment(sid, v, bytes(32)))
-        for v, (c, s) in peers.items()
-    )
-    exchange(ShareKeysRequest(0, 1, sid, peer_keys))
-    # The peers' bundles for client 1: real sealed boxes of real (reused) share records.
-    shares = share_secrets(
-        [os.urandom(32), os.urandom(32)], list(range(1, threshold + 1)), threshold
-    )
-    plaintext = [encode_share_bundle(ShareBundle(v, 1, *shares[1])) for v in clients[1:]]
-    own_cipher_key = advert.cipher_public_key  # type: ignore[attr-defined]
-    sealed = tuple(
-        SealedShares(
+        PeerKeys(
             v,
-            seal(
-                agree(
-                    c,
-                    own_cipher_key,
-                    purpose=Purpose.SHARE_KEY,
-                    session_id=sid,
-                    own_id=v,
-                    peer_id=1,
-                ),
-                plaintext[i],
-                session_id=sid,
-                sender=v,
-                recipient=1,
-            ),
+            SigningKey.from_private_bytes(c).verify_key,
+            SigningKey.from_private_bytes(s).verify_key,
+            self_mask_commitment(sid, v, bytes(32)),
         )
-        for i, (v, (c, _)) in enumerate(peers.items())
+        for v, (c, s) in seeds.items()
     )
-    exchange(MaskedInputRequest(0, 1, sid, sealed))
+    dealt = exchange(ShareKeysRequest(0, 1, sid, peer_keys))
+    assert isinstance(dealt, ShareKeys)
+    # The peers' boxes for client 1: real boxes under the pairs' keys, of one real dealing.
+    dealt_one = deal(os.urandom(32), os.urandom(32), clients, threshold)[1]
+    own_cipher = x25519_public(advert.cipher_public_key)
+    boxes = [item._replace(peer=1) for item in dealt.boxes if item.peer == 1]
+    for v, (c, _) in seeds.items():
+        raw = KeyPair.from_private_bytes(secret_scalar(c)).exchange(own_cipher)
+        keys = derive_box_keys(raw, sid, v, 1)
+        boxes.append(
+            DealtBoxes(
+                v,
+                seal_box(keys.self_mask, dealt_one.self_mask, SecretKind.SELF_MASK),
+                seal_box(keys.mask_key, dealt_one.mask_key, SecretKind.MASK_KEY),
+            )
+        )
+    exchange(ShareCheckRequest(0, 1, sid, nonce, tuple(sorted(boxes))))
+    exchange(MaskedInputRequest(0, 1, sid, tuple(clients[1:])))
     exchange(UnmaskingRequest(0, 1, sid, tuple(clients), ()))
     plain = length * bits / 8
     return {

@@ -3,10 +3,12 @@
 Run: ``.venv/bin/python -m benchmarks.bench_review [--quick] [--json PATH]``.
 
 n clients of a complete graph (t = n/2 + 1) all survive; the server rebuilds every b_u from
-the n revealed shares of each (``server_unmasking.reconstruct_all``). The floor is the same
-call with every share honest (the bulk path only), measured side by side in this run.
-Liars hold the lowest ids (they sit in the first t holders of every secret, the worst case)
-and garble one limb of every share they reveal. Before the review's fix one such liar made
+the n revealed shares of each (``server_unmasking.reconstruct_all``), every share checked
+(wire version 3: a share comes with the key of the box it was dealt in, which the server
+stored). The floor is the same call with every share honest (the bulk path only), measured
+side by side in this run. Liars hold the lowest ids (they sit in the first t holders of
+every secret, the worst case) and garble one limb of every share they reveal: the server
+reads their boxes and blames them. Before the review's fix one such liar made
 the server abort from n ~ 90 on (search budget exhausted) and cost O(n^2) slow
 reconstructions below that; ``aborted`` says if the round could not finish.
 """
@@ -21,14 +23,23 @@ import numpy as np
 
 from benchmarks.common import bench_parser, write_json
 from secagg.errors import ProtocolAbort
-from secagg.protocols.bonawitz.bundles import self_mask_commitment
+from secagg.protocols.bonawitz.bundles import (
+    SecretKind,
+    mask_key_plaintext,
+    seal_box,
+    self_mask_commitment,
+    self_mask_plaintext,
+)
 from secagg.protocols.bonawitz.config import ProtocolConfig
-from secagg.protocols.bonawitz.messages import AdvertiseKeys
+from secagg.protocols.bonawitz.messages import AdvertiseKeys, DealtBoxes
+from secagg.protocols.bonawitz.server_check import BoxStore
 from secagg.protocols.bonawitz.server_unmasking import RevealedShares, reconstruct_all
 from secagg.shamir import PRIME, pack_limb_shares, share_secrets, unpack_limb_shares
 
+Case = tuple[ProtocolConfig, dict[int, AdvertiseKeys], RevealedShares, BoxStore]
 
-def _case(n: int) -> tuple[ProtocolConfig, dict[int, AdvertiseKeys], RevealedShares]:
+
+def _case(n: int) -> Case:
     config = ProtocolConfig.create(
         list(range(1, n + 1)), threshold=n // 2 + 1, bits=16, vector_length=1
     )
@@ -41,15 +52,27 @@ def _case(n: int) -> tuple[ProtocolConfig, dict[int, AdvertiseKeys], RevealedSha
             bytes(32),
             bytes(32),
             self_mask_commitment(config.session_id, c, seeds[c]),
+            bytes(64),
+            bytes(64),
         )
         for c in config.clients
     }
-    revealed = RevealedShares()
+    revealed, store = RevealedShares(), BoxStore()
+    table = revealed.records[SecretKind.SELF_MASK]
+    filler = mask_key_plaintext(np.zeros(13, dtype=np.int64))
     for owner in config.clients:
         shares = share_secrets([seeds[owner]], list(config.clients), config.threshold)
-        # Revealed shares travel in compact form (limbs only), as clients send them.
-        revealed.self_mask[owner] = {x: pack_limb_shares(s[0].values) for x, s in shares.items()}
-    return config, adverts, revealed
+        boxes, table[owner] = [], {}
+        for x, share in shares.items():
+            key = secrets.token_bytes(16)
+            plaintext = self_mask_plaintext(share[0].values, (0, 0))
+            b_box = seal_box(key, plaintext, SecretKind.SELF_MASK)
+            s_box = seal_box(secrets.token_bytes(16), filler, SecretKind.MASK_KEY)
+            boxes.append(DealtBoxes(x, b_box, s_box))
+            # Revealed shares travel in compact form (limbs only) with their box key.
+            table[owner][x] = (pack_limb_shares(share[0].values), key)
+        store.add(owner, boxes)
+    return config, adverts, revealed, store
 
 
 def _garble(record: bytes) -> bytes:
@@ -58,28 +81,32 @@ def _garble(record: bytes) -> bytes:
     return pack_limb_shares(values)
 
 
-def _timed(
-    config: ProtocolConfig, adverts: dict[int, AdvertiseKeys], revealed: RevealedShares
-) -> tuple[float, bool, int]:
+def _timed(case: Case) -> tuple[float, bool, int]:
+    config, adverts, revealed, store = case
     survivors = frozenset(config.clients)
     start = time.perf_counter()
     try:
-        _, _, faults = reconstruct_all(config, adverts, revealed, survivors, frozenset())
+        publics = {c: bytes(32) for c in config.clients}  # no mask key is rebuilt here
+        rebuilt = reconstruct_all(
+            config, adverts, publics, revealed, store, survivors, frozenset()
+        )
     except ProtocolAbort:
         return time.perf_counter() - start, True, 0
-    return time.perf_counter() - start, False, len(faults)
+    return time.perf_counter() - start, False, len(rebuilt.faults)
 
 
 def run(n: int, liars: int, repeats: int) -> dict[str, Any]:
-    config, adverts, honest = _case(n)
-    lying = RevealedShares({o: dict(r) for o, r in honest.self_mask.items()})
-    for records in lying.self_mask.values():
-        for liar in range(1, liars + 1):
-            records[liar] = _garble(records[liar])
+    config, adverts, honest, store = _case(n)
+    lying = RevealedShares()
+    for owner, records in honest.records[SecretKind.SELF_MASK].items():
+        lying.records[SecretKind.SELF_MASK][owner] = {
+            x: (_garble(share), key) if x <= liars else (share, key)
+            for x, (share, key) in records.items()
+        }
     floors, times, aborted, blamed = [], [], False, 0
     for _ in range(repeats):  # interleaved: the floor and the case see the same machine load
-        floors.append(_timed(config, adverts, honest)[0])
-        seconds, aborted, blamed = _timed(config, adverts, lying)
+        floors.append(_timed((config, adverts, honest, store))[0])
+        seconds, aborted, blamed = _timed((config, adverts, lying, store))
         times.append(seconds)
     floor, seconds = float(np.median(floors)), float(np.median(times))
     return {

@@ -38,7 +38,7 @@ from secagg.protocols.base import Message
 from secagg.protocols.bonawitz.bundles import DealtShares, clamp_scalar
 from secagg.protocols.bonawitz.client import Client, generate_identities
 from secagg.protocols.bonawitz.config import ACTIVE, ProtocolConfig
-from secagg.protocols.bonawitz.dealing import CHECK_BYTES, pack_checks, unpack_checks
+from secagg.protocols.bonawitz.dealing import pack_checks, unpack_checks
 from secagg.protocols.bonawitz.messages import (
     ROUND_ADVERTISE_KEYS,
     ROUND_CONSISTENCY_CHECK,
@@ -467,7 +467,9 @@ class BonawitzTarget(ConfigTarget):
             _off_polynomial(first.share) if kind == "garbled_share" else bytes(len(first.share))
         )
         replaced = (first._replace(share=garbled), *shares[1:])
-        return dataclasses.replace(message, **{field: replaced})
+        if field == "key_shares":
+            return dataclasses.replace(message, key_shares=replaced)
+        return dataclasses.replace(message, self_mask_shares=replaced)
 
     def _signed(self, message: AdvertiseKeys) -> AdvertiseKeys:
         """``message`` signed again by its client's identity (active mode): a faulty client

@@ -5,8 +5,8 @@ messages; :meth:`RunReport.check` raises :class:`InvariantViolation` (an Asserti
 pytest and hypothesis treat it as a test failure and shrink it) for the first broken one:
 
 1. privacy: every client sends at most one disclosing message of each type (a target may
-   allow more: ``disclosing_messages``), and never shares of two secrets of one owner; the server never gathers the reveal threshold of two secrets of
-   one owner;
+   allow more: ``disclosing_messages``), and never shares of two secrets of one owner;
+   the server never gathers the reveal threshold of two secrets of one owner;
 2. uniformity: the server's view of each masked input long enough to test looks uniform;
 3. outcome: with an honest server, the session aborts exactly when the target's oracle
    says so (fewer than t remain), else the sum holds exactly the promised clients;

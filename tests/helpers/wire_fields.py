@@ -33,8 +33,8 @@ from secagg.shamir import Share
 
 __all__ = [
     "config_fields",
-    "from_held_fields",
     "from_config_fields",
+    "from_held_fields",
     "from_message_fields",
     "from_snapshot_fields",
     "held_fields",

@@ -13,9 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 import numpy as np
+import pytest
 
 from secagg.protocols.bonawitz import bundles, dealing, messages
 from secagg.protocols.bonawitz.bundles import (

@@ -184,7 +184,9 @@ def bonawitz_messages() -> list[dict[str, Any]]:
     )
     signed_boxes = (DealtBoxes(7, fixed("bbox7", 57), fixed("sbox7", 51), _sig("boxes7")),)
     shares = tuple(
-        RevealedShare(owner, pack_limb_shares(fixed_limbs(f"reveal{owner}")), fixed(f"k{owner}", 16))
+        RevealedShare(
+            owner, pack_limb_shares(fixed_limbs(f"reveal{owner}")), fixed(f"k{owner}", 16)
+        )
         for owner in (3, 300)
     )
     values13 = np.array([0, 1, 8191, 4096, 17, 1234, 8190], dtype=np.uint32)
@@ -261,7 +263,9 @@ def bonawitz_messages() -> list[dict[str, Any]]:
     return [_message_vector(name, message) for name, message in cases]
 
 
-def _derivation(name: str, function: str, arguments: dict[str, Any], output: bytes) -> dict[str, Any]:
+def _derivation(
+    name: str, function: str, arguments: dict[str, Any], output: bytes
+) -> dict[str, Any]:
     return {"name": name, "function": function,
             "arguments": {key: to_json(value) for key, value in arguments.items()},
             "output": output.hex()}

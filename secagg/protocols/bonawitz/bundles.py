@@ -44,7 +44,6 @@ import os
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NoReturn
 
 import numpy as np
 from cryptography.exceptions import InvalidTag

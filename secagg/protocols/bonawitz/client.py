@@ -56,7 +56,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from typing import NoReturn
 
 import numpy as np
 
@@ -378,7 +377,7 @@ class Client(SecretHolder, export="Client.to_state_bytes() / Client.from_state_b
     # -- round 0 -------------------------------------------------------------------------
 
     def _advertise_keys(self, message: AdvertiseKeysRequest) -> AdvertiseKeys:
-        config, sid = self._config, self._config.session_id
+        sid = self._config.session_id
         cipher_seed, mask_seed = os.urandom(32), os.urandom(32)
         cipher_signer = SigningKey.from_private_bytes(cipher_seed)
         mask_signer = SigningKey.from_private_bytes(mask_seed)

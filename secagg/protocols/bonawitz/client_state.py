@@ -39,12 +39,12 @@ import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, NoReturn
+from typing import Any
 
 import msgpack
 import numpy as np
 
-from secagg.errors import ConfigurationError, DecodeError, ShareError, UsageError
+from secagg.errors import ConfigurationError, DecodeError, ShareError
 from secagg.packing import pack, unpack
 from secagg.protocols.bonawitz.bundles import (
     BOX_KEY_BYTES,
@@ -57,8 +57,8 @@ from secagg.protocols.bonawitz.bundles import (
 from secagg.protocols.bonawitz.config import ACTIVE, ProtocolConfig
 from secagg.protocols.bonawitz.messages import KEY_BYTES, PeerKeys
 from secagg.protocols.bonawitz.rounds import ClientState
-from secagg.shamir import LIMB_SHARE_BYTES, Share, pack_limb_shares, unpack_limb_shares
 from secagg.secret import SecretHolder
+from secagg.shamir import LIMB_SHARE_BYTES, Share, pack_limb_shares, unpack_limb_shares
 
 __all__ = ["STATE_VERSION", "ClientSnapshot", "HeldShares", "decode_state", "encode_state"]
 
@@ -74,7 +74,9 @@ _HELD_BYTES = 2 * BOX_KEY_BYTES + 2 * LIMB_SHARE_BYTES
 
 
 _S = ClientState
-_BEFORE_MASKING = frozenset({_S.AWAIT_SHARE_KEYS, _S.AWAIT_SHARE_CHECK, _S.AWAIT_MASKED_INPUT, _S.DISPUTED})
+_BEFORE_MASKING = frozenset(
+    {_S.AWAIT_SHARE_KEYS, _S.AWAIT_SHARE_CHECK, _S.AWAIT_MASKED_INPUT, _S.DISPUTED}
+)
 _HOLDS_INPUT = _BEFORE_MASKING | {_S.AWAIT_ADVERTISE_KEYS}
 _HOLDS_CIPHER_KEY = frozenset({_S.AWAIT_SHARE_KEYS, _S.AWAIT_SHARE_CHECK})
 _HOLDS_MASK_KEY = _BEFORE_MASKING | {_S.AWAIT_CONSISTENCY_CHECK, _S.AWAIT_UNMASKING, _S.UNMASKED}
@@ -387,7 +389,12 @@ def _held(
             bundle = ShareBundle(
                 dealer,
                 client_id,
-                Share(client_id, config.threshold, _sharing(config, dealer, SecretKind.MASK_KEY), key),
+                Share(
+                    client_id,
+                    config.threshold,
+                    _sharing(config, dealer, SecretKind.MASK_KEY),
+                    key,
+                ),
                 Share(
                     client_id,
                     config.threshold,

@@ -530,7 +530,10 @@ class DisputeResponse(BonawitzMessage):
         if len(body) != 1:
             raise malformed("DisputeResponse needs 1 field", sender)
         keys = tuple(
-            BoxKey(_id(owner, "key owner", sender), check_bytes(key, "key", sender, size=BOX_KEY_BYTES))
+            BoxKey(
+                _id(owner, "key owner", sender),
+                check_bytes(key, "key", sender, size=BOX_KEY_BYTES),
+            )
             for owner, key in check_list(body[0], "keys", sender, arity=2)
         )
         check_unique([item.owner for item in keys], "keys", sender)
@@ -731,7 +734,10 @@ class UnmaskingResponse(BonawitzMessage):
     key_shares: tuple[RevealedShare, ...]
 
     def _wire_fields(self) -> list[Any]:
-        return [[list(item) for item in self.self_mask_shares], [list(item) for item in self.key_shares]]
+        return [
+            [list(item) for item in self.self_mask_shares],
+            [list(item) for item in self.key_shares],
+        ]
 
     @classmethod
     def _from_wire(

@@ -180,7 +180,7 @@ class TransitionTable(Generic[StateT]):
                     )
                 by_message[key] = row
                 by_state.setdefault((mode, row.state), []).append(row)
-        for (mode, state), rows_of in by_state.items():
+        for (_, state), rows_of in by_state.items():
             if len(rows_of) > 1 and any(row.closer for row in rows_of):
                 raise ValueError(f"{state.name} closes a round but takes several messages")
         self._by_message: Mapping[

@@ -93,7 +93,6 @@ from secagg.protocols.bonawitz.messages import (
     ROUND_MASKED_INPUT,
     ROUND_SHARE_CHECK,
     ROUND_SHARE_KEYS,
-    ROUND_UNMASKING,
     AdvertiseKeys,
     AdvertiseKeysRequest,
     Complaint,
@@ -459,7 +458,9 @@ class Server:
         survivor = message.sender
         asked = self._fallback_asked[survivor]
         if sorted(item.owner for item in message.secrets) != sorted(asked):
-            self._fault(survivor, _Reason.INVALID_CONTENT, "pairwise secrets with others than asked")
+            self._fault(
+                survivor, _Reason.INVALID_CONTENT, "pairwise secrets with others than asked"
+            )
             return
         for item in message.secrets:
             seed = pair_seed_of(self._config, self._adverts, survivor, item)
@@ -563,7 +564,9 @@ class Server:
                 self._convict(judge_unsigned(config, self._store, holder, dealer))
         for holder, complaint in self._complaints:
             if holder in responders:
-                self._convict(judge_complaint(config, self._adverts, self._store, holder, complaint))
+                self._convict(
+                    judge_complaint(config, self._adverts, self._store, holder, complaint)
+                )
         clean = responders - set(self._faulty)
         records = self._check_records(clean)
         flagged = inconsistent(records, config.threshold)

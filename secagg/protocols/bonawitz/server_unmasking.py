@@ -523,8 +523,9 @@ def remove_masks(
 
     A dropped owner's masks with its surviving neighbours (each masked with it: both
     passed ShareCheck) come from its rebuilt key (``mask_keys``) or, for the owners of
-    the fallback wave, from ``pair_seeds`` ((survivor, owner) -> seed). Guarantees: on return ``acc``
-    is the survivors' plain sum mod 2^bits. Raises nothing for verified inputs.
+    the fallback wave, from ``pair_seeds`` ((survivor, owner) -> seed). Guarantees: on
+    return ``acc`` is the survivors' plain sum mod 2^bits. Raises nothing for verified
+    inputs.
     """
     session = config.session_id
     apply_masks(

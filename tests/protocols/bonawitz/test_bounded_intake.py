@@ -32,7 +32,6 @@ from secagg.protocols.bonawitz.messages import (
 )
 from secagg.protocols.faults import MAX_FAULT_NOTES, Fault
 from secagg.protocols.limits import MAX_CLIENT_ID
-from secagg.shamir import share_secrets
 from tests.helpers.protocol import make_session
 
 SID = bytes(range(16))

@@ -96,7 +96,11 @@ def test_server_drops_a_client_that_sends_two_bundles_to_one_neighbour() -> None
 def test_a_response_with_repeated_owners_is_discarded() -> None:
     revealed = RevealedShares()
     doubled = UnmaskingResponse(
-        3, 0, SID, (RevealedShare(2, bytes(35), bytes(16)), RevealedShare(2, b"\x01" * 35, bytes(16))), ()
+        3,
+        0,
+        SID,
+        (RevealedShare(2, bytes(35), bytes(16)), RevealedShare(2, b"\x01" * 35, bytes(16))),
+        (),
     )
     notes = revealed.record(doubled, frozenset({2}), frozenset())
     assert notes and "does not answer" in notes[0]

@@ -52,7 +52,7 @@ from secagg.protocols.bonawitz.messages import (
 )
 from secagg.protocols.wire import ProtocolMessage
 from secagg.ring import packed_size
-from secagg.shamir import LIMB_SHARE_BYTES, PRIME, reconstruct_secret, share_secrets
+from secagg.shamir import LIMB_SHARE_BYTES, PRIME, reconstruct_secret
 
 SID = bytes(range(16))
 ids = st.integers(1, 1_048_582)
