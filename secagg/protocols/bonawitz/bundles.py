@@ -209,7 +209,7 @@ def open_box(key: object, box: object, kind: SecretKind) -> bytes | None:
 
 
 @dataclass(frozen=True, repr=False)
-class ShareBundle(SecretHolder, export="encode_share_bundle() / decode_share_bundle()"):
+class ShareBundle(SecretHolder, export="Client.to_state_bytes() (held shares)"):
     """Holder's shares of dealer's two secrets (and the self-mask box's blinding values).
     Secret: never shown in a repr, never pickled."""
 
