@@ -104,11 +104,12 @@ def test_active_mode_runs_the_consistency_check_and_sums_exactly(key_dir: Path) 
     first = secure.reports[0]
     for server_round, report in enumerate(secure.reports, start=1):
         check_report(report, range(5), server_round)
-        assert report.stages == 5  # advertise, share, masked input, consistency, unmasking
+        # advertise, share, share check, masked input, consistency, unmasking
+        assert report.stages == 6
         assert "active" in report.summary
     assert first.identities[node_of(2)] == "registered as 'node2'"
     # Identified once per SuperNode life: round 2 has no identification stage.
-    assert len(grid.batches) == 1 + 5 + 5
+    assert len(grid.batches) == 1 + 6 + 6
 
 
 def test_a_node_with_an_unregistered_key_is_left_out_not_fatal(key_dir: Path,
@@ -153,7 +154,7 @@ def test_a_node_without_keys_or_with_a_forged_proof_is_left_out(key_dir: Path) -
 def test_active_mode_tolerates_dropouts(key_dir: Path) -> None:
     # Before its masked input, a node leaves the sum; after it (the consistency check),
     # it stays in the sum and its failure is recorded.
-    for stage, included in ((1, range(4)), (3, range(5))):
+    for stage, included in ((1, range(4)), (4, range(5))):
         grid = InProcessGrid.create(make_app(), node_configs(key_dir, range(5)))
         grid.drop_from[node_of(4)] = (1, stage)
         report = run_secure_round(grid, train_messages(grid), active_settings(key_dir))
@@ -219,13 +220,13 @@ def test_node_keys_from_a_callable_and_active_sparse_graph(key_dir: Path) -> Non
     report = run_secure_round(grid, train_messages(grid),
                               active_settings(key_dir, protocol="secagg+", degree=4))
     check_report(report, range(6), 1)
-    assert "SecAgg+ graph k=4" in report.summary and report.stages == 5
+    assert "SecAgg+ graph k=4" in report.summary and report.stages == 6
     assert Context  # the callable receives the node's Context
 
 
 def test_active_mode_logs_hold_no_key(key_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
     grid = InProcessGrid.create(make_app(), node_configs(key_dir, range(5)))
-    grid.drop_from[node_of(4)] = (1, 3)
+    grid.drop_from[node_of(4)] = (1, 4)
     states: list[bytes] = []
 
     def keep_states(node: int, stage: int, reply: Message) -> Message:
@@ -239,6 +240,6 @@ def test_active_mode_logs_hold_no_key(key_dir: Path, caplog: pytest.LogCaptureFi
         report = run_secure_round(grid, train_messages(grid), active_settings(key_dir))
     assert report.ok and states
     assert "identified: registered as 'node0'" in caplog.text
-    assert "stage 3 (consistency_check)" in caplog.text
+    assert "stage 4 (consistency_check)" in caplog.text
     signing = [load_signing_key(key_dir / f"node{p}.key")[1].private_bytes() for p in range(5)]
     assert_no_secret_in(caplog.text, signing + states)

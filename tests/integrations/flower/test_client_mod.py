@@ -380,7 +380,7 @@ def test_backend_round_trips_at_every_stage_and_the_sum_is_right() -> None:
     result = run(config, server, clients, through_bytes).result
     assert result is not None and result.included == frozenset(config.clients)
     np.testing.assert_array_equal(result.total, np.full(5, 10))
-    assert len(dumps) == 16  # 4 clients x 4 stages, each through bytes
+    assert len(dumps) == 20  # 4 clients x 5 stages, each through bytes
 
 
 def test_backend_refuses_foreign_or_broken_state() -> None:

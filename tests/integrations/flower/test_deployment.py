@@ -121,7 +121,7 @@ def test_secure_fedavg_on_superlink_and_supernodes_with_a_node_killed(
     markers = deployment.root / "markers"
     markers.mkdir()
     configs = [f"partition-id={p}" for p in range(3)]
-    configs[VICTIM] += f' drop-round=2 drop-stage=2 marker-dir="{markers}"'
+    configs[VICTIM] += f' drop-round=2 drop-stage=3 marker-dir="{markers}"'
     _, node_of = start_federation(deployment, configs)
     result_path = deployment.root / "result.json"
     submit(deployment, f'result-path="{result_path}" stage-timeout={STAGE_TIMEOUT} min-nodes=3')
@@ -143,7 +143,7 @@ def test_secure_fedavg_on_superlink_and_supernodes_with_a_node_killed(
     assert not rounds[0]["excluded_nodes"]
     assert set(map(int, rounds[1]["excluded_nodes"])) == everyone - {node_of[p] for p in
                                                                       survivors}
-    assert "stage 2 (masked_input): no reply" in rounds[1]["excluded_nodes"][str(node_of[VICTIM])]
+    assert "stage 3 (masked_input): no reply" in rounds[1]["excluded_nodes"][str(node_of[VICTIM])]
     final_mean, _, _ = expected_mean(survivors, 2)
     for name, values in final_mean.items():
         np.testing.assert_allclose(np.array(report["final_arrays"][name]), values, atol=1e-5)
@@ -167,18 +167,18 @@ def test_active_mode_with_a_registry_an_intruder_and_a_node_failing(
     submit(deployment, f'result-path="{result_path}" stage-timeout={STAGE_TIMEOUT} '
                        f'min-nodes=4 num-server-rounds=1 mode="active" '
                        f'registry="{keys}/registry.json" drop-partition={victim} '
-                       f'drop-round=1 drop-stage=2')
+                       f'drop-round=1 drop-stage=3')
     wait_for("the ServerApp's report", result_path.exists, RUN_DEADLINE,
              deployment.diagnostics)
     (entry,) = json.loads(result_path.read_text(encoding="utf-8"))["rounds"]
     assert entry["aborted"] is None, entry
     assert "active" in entry["summary"]
     # Consistency check included: advertise, share, masked input, consistency, unmasking.
-    assert entry["stages"] == 5, entry
+    assert entry["stages"] == 6, entry
     assert set(entry["included_nodes"]) == {node_of[p] for p in range(3)}, entry
     check_mean(entry, [0, 1, 2])
     excluded = entry["excluded_nodes"]
     assert set(excluded) == {str(node_of[victim]), str(node_of[intruder])}, entry
     assert "not in the identity registry" in excluded[str(node_of[intruder])]
-    assert "stage 2 (masked_input): error reply" in excluded[str(node_of[victim])]
+    assert "stage 3 (masked_input): error reply" in excluded[str(node_of[victim])]
     assert entry["identities"][str(node_of[0])] == "registered as 'node0'"

@@ -80,7 +80,7 @@ def test_fedavg_two_rounds_no_dropout() -> None:
     assert len(secure.reports) == 2
     for server_round, report in enumerate(secure.reports, start=1):
         check_report(report, range(5), server_round)
-        assert report.stages == 4 and not report.excluded_nodes
+        assert report.stages == 5 and not report.excluded_nodes
         assert report.bytes_sent > 0 and report.bytes_received > 0
     final, _, _ = expected_mean(range(5), 2)
     for name, values in final.items():
@@ -96,18 +96,18 @@ def test_evaluate_passes_through_and_fedadam_works() -> None:
     result = FedAdam(min_available_nodes=4, min_evaluate_nodes=4).start(
         grid=secure, initial_arrays=initial_arrays(), num_rounds=1)
     assert secure.reports[0].ok and result.evaluate_metrics_clientapp
-    assert len(fake.batches) == 5  # four secagg stages, then one plain evaluate round
+    assert len(fake.batches) == 6  # five secagg stages, then one plain evaluate round
 
 
-@pytest.mark.parametrize("stage", [0, 1, 2, 3])
+@pytest.mark.parametrize("stage", [0, 1, 2, 3, 4])
 def test_dropout_at_each_stage(stage: int) -> None:
     fake = make_grid(range(5))
     fake.drop_from[node_of(3)] = (1, stage)
     report = run_secure_round(fake, train_messages(fake), SETTINGS)
     # A node that vanishes at unmasking already sent its masked input: it is in the sum.
-    included = [0, 1, 2, 3, 4] if stage == 3 else [0, 1, 2, 4]
+    included = [0, 1, 2, 3, 4] if stage == 4 else [0, 1, 2, 4]
     check_report(report, included, 1)
-    if stage < 3:
+    if stage < 4:
         assert f"stage {stage} (" in report.excluded_nodes[node_of(3)]
         assert "no reply within" in report.excluded_nodes[node_of(3)]
     else:  # in the sum, yet its failure is recorded
@@ -116,7 +116,7 @@ def test_dropout_at_each_stage(stage: int) -> None:
 
 def test_dropout_in_second_round_of_fedavg() -> None:
     fake = make_grid(range(4))
-    fake.drop_from[node_of(1)] = (2, 2)  # vanishes before its masked input of round 2
+    fake.drop_from[node_of(1)] = (2, 3)  # vanishes before its masked input of round 2
     secure = SecAggGrid(fake, SETTINGS)
     FedAvg(fraction_evaluate=0.0, min_available_nodes=4).start(
         grid=secure, initial_arrays=initial_arrays(), num_rounds=2)
@@ -127,7 +127,7 @@ def test_dropout_in_second_round_of_fedavg() -> None:
 
 def test_secagg_plus_graph() -> None:
     fake = make_grid(range(8))
-    fake.drop_from[node_of(5)] = (1, 2)
+    fake.drop_from[node_of(5)] = (1, 3)
     report = run_secure_round(fake, train_messages(fake),
                               dataclasses.replace(SETTINGS, protocol="secagg+", degree=4))
     check_report(report, [0, 1, 2, 3, 4, 6, 7], 1)
@@ -236,14 +236,14 @@ def test_clients_refuse_sessions_below_their_policy() -> None:
 @given(st.integers(3, 6), st.data())
 def test_any_dropout_pattern_sums_exactly_the_included(n: int, data: st.DataObject) -> None:
     fake = make_grid(range(n))
-    drops = data.draw(st.dictionaries(st.integers(0, n - 1), st.integers(0, 3), max_size=n))
+    drops = data.draw(st.dictionaries(st.integers(0, n - 1), st.integers(0, 4), max_size=n))
     for partition, stage in drops.items():
         fake.drop_from[node_of(partition)] = (1, stage)
     report = run_secure_round(fake, train_messages(fake), SETTINGS)
     # Unmasking needs t = n//2 + 1 answers; a node lost at unmasking is still in the sum.
     assert report.ok == (n - len(drops) >= n // 2 + 1), report
     if report.ok:
-        check_report(report, [p for p in range(n) if drops.get(p, 3) == 3], 1)
+        check_report(report, [p for p in range(n) if drops.get(p, 4) == 4], 1)
     else:
         assert report.arrays is None and set(report.excluded_nodes) == set(fake.apps)
 

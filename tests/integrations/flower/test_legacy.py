@@ -81,7 +81,7 @@ def test_legacy_fedavg_with_a_dropout_in_round_two() -> None:
     for got, want in zip(final, mean.values(), strict=True):
         np.testing.assert_allclose(got, want, atol=1e-5)
     assert second.metrics["train_loss"] == pytest.approx(loss, abs=1e-5)
-    assert len(grid.batches) == 8  # two rounds of four secagg stages, nothing else
+    assert len(grid.batches) == 10  # two rounds of five secagg stages, nothing else
 
 
 def test_workflow_needs_a_legacy_context() -> None:

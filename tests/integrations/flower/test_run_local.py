@@ -66,7 +66,7 @@ def test_run_local_runs_the_app_and_stops_everything(tmp_path: Path) -> None:
     (entry,) = json.loads(result_path.read_text(encoding="utf-8"))["rounds"]
     assert entry["aborted"] is None and len(entry["included_nodes"]) == 3, entry
     # secagg's own log lines reach `flwr run --stream`.
-    assert "secagg: stage 3 (unmasking): 3 of 3 nodes answered" in run.stdout
+    assert "secagg: stage 4 (unmasking): 3 of 3 nodes answered" in run.stdout
     assert "Received 1 results and 0 failures" in run.stdout
     assert not list(tmp_path.glob("secagg-flower.*"))  # the work directory is removed
 

@@ -82,7 +82,7 @@ def test_the_default_graph_comes_from_the_parameter_finder() -> None:
 
 def test_a_fractional_graph_over_flower() -> None:
     grid = make_grid(range(10))
-    grid.drop_from[node_of(7)] = (1, 2)
+    grid.drop_from[node_of(7)] = (1, 3)
     report = run_secure_round(grid, train_messages(grid),
                               dataclasses.replace(FAST, degree=0.5, threshold=0.6))
     check_report(report, [p for p in range(10) if p != 7], 1)
@@ -154,15 +154,15 @@ def test_a_failure_after_the_masked_input_is_recorded_though_in_the_sum() -> Non
     grid = make_grid(range(5))
     grid.tamper = lambda node, stage, reply: (
         Message(metadata=reply.metadata,
-                error=Error(6, "secagg refused: stage 3 out of order (expected 4)"))
-        if node == node_of(1) and stage == 3 else reply)
+                error=Error(6, "secagg refused: stage 4 out of order (expected 5)"))
+        if node == node_of(1) and stage == 4 else reply)
     report = run_secure_round(grid, train_messages(grid),
                               dataclasses.replace(FAST, protocol="bonawitz"))
     check_report(report, range(5), 1)
     assert not report.excluded_nodes
     assert report.stage_failures == {node_of(1): (
-        "stage 3 (unmasking): error reply: secagg refused: stage 3 out of order "
-        "(expected 4)",)}
+        "stage 4 (unmasking): error reply: secagg refused: stage 4 out of order "
+        "(expected 5)",)}
     assert "failed_in_a_stage=[1017]" in repr(report)
 
 
@@ -212,7 +212,7 @@ def test_the_strategy_gets_one_aggregate_and_one_error_per_excluded_node(
 
 def test_logs_say_what_happened_and_hold_no_secret(caplog: pytest.LogCaptureFixture) -> None:
     grid = make_grid(range(5))
-    grid.drop_from[node_of(4)] = (1, 2)
+    grid.drop_from[node_of(4)] = (1, 3)
     states: list[bytes] = []
     inner = grid.tamper
 
@@ -229,8 +229,8 @@ def test_logs_say_what_happened_and_hold_no_secret(caplog: pytest.LogCaptureFixt
     assert report.ok and states
     text = caplog.text
     for line in ("stage 0 (advertise_keys): 5 of 5 nodes answered",
-                 "stage 2 (masked_input): 4 of 5 nodes answered",
-                 f"node {node_of(4)} failed in stage 2 (masked_input): no reply within",
+                 "stage 3 (masked_input): 4 of 5 nodes answered",
+                 f"node {node_of(4)} failed in stage 3 (masked_input): no reply within",
                  "aggregated 4 of 5 nodes in", "joined session"):
         assert line in text, line
     assert_no_secret_in(text, states)

@@ -56,7 +56,7 @@ def test_simulation_engine_with_a_dropout_and_no_deadlines(deployment: Deploymen
            "RAY_USAGE_STATS_ENABLED": "0"}
     result_path = deployment.root / "result.json"
     run_config = (f'num-server-rounds=1 min-nodes={NODES} train-timeout=0 stage-timeout=0 '
-                  f'drop-partition={DROPPED} drop-round=1 drop-stage=2 '
+                  f'drop-partition={DROPPED} drop-round=1 drop-stage=3 '
                   f'result-path="{result_path}"')
     try:
         run = subprocess.run(
@@ -73,8 +73,8 @@ def test_simulation_engine_with_a_dropout_and_no_deadlines(deployment: Deploymen
     assert entry["aborted"] is None, entry
     assert len(entry["included_nodes"]) == NODES - 1, entry
     ((dropped, reason),) = entry["excluded_nodes"].items()
-    assert "stage 2 (masked_input): error reply" in reason, reason
-    assert entry["stage_failures"][dropped][0].startswith("stage 2 (masked_input)")
+    assert "stage 3 (masked_input): error reply" in reason, reason
+    assert entry["stage_failures"][dropped][0].startswith("stage 3 (masked_input)")
     survivors = [p for p in range(NODES) if p != DROPPED]
     mean, weight, loss = expected_mean(survivors, 1)
     for name, values in mean.items():
@@ -84,7 +84,7 @@ def test_simulation_engine_with_a_dropout_and_no_deadlines(deployment: Deploymen
     assert entry["clipped"] == {"arrays": 0.0, "metrics": 0.0}
     # secagg's log lines are in the stream, next to Flower's.
     out = run.stdout
-    assert "secagg: stage 2 (masked_input): 5 of 5 nodes answered" in out, out[-4000:]
+    assert "secagg: stage 3 (masked_input): 5 of 5 nodes answered" in out, out[-4000:]
     assert f"secagg: aggregated {NODES - 1} of {NODES} nodes" in out
     assert "Received 1 results and 1 failures" in out
     assert os.environ.get("FLWR_HOME") != str(home)  # the test's home is private
