@@ -32,7 +32,15 @@ from secagg.errors import ExclusionReason, ProtocolViolation, UsageError
 from secagg.protocols.base import SERVER_ID, Message
 from secagg.protocols.faults import FaultLog
 
-__all__ = ["ClientTable", "Event", "RoundEnd", "RoundServer", "Row", "ServerTable"]
+__all__ = [
+    "ClientTable",
+    "Event",
+    "RoundClient",
+    "RoundEnd",
+    "RoundServer",
+    "Row",
+    "ServerTable",
+]
 
 
 class RoundEnd:
@@ -144,6 +152,55 @@ class ServerTable(Generic[StateT, ActionT]):
 
 
 Handler: TypeAlias = Callable[[Any, Any], list[Message]]
+
+
+class RoundClient(Generic[StateT, ActionT]):
+    """The dispatch step of a table-driven client (see the module docstring).
+
+    A subclass sets ``_TABLE``, ``_HANDLERS`` (action -> unbound handler) and ``_ABORTED``,
+    keeps its state in ``_state`` and implements :meth:`_route` (its session id and client
+    id), :meth:`_is_member` and, for a family with modes, :meth:`_mode`; its ``receive``
+    documents what it answers and calls :meth:`_dispatch`.
+    """
+
+    _TABLE: ClassVar[ClientTable[Any, Any]]
+    _HANDLERS: ClassVar[Mapping[Any, Handler]]
+    _ABORTED: ClassVar[Any]
+
+    _state: StateT
+
+    def _route(self) -> tuple[bytes, int]:
+        raise NotImplementedError
+
+    def _is_member(self) -> bool:
+        raise NotImplementedError
+
+    def _mode(self) -> str:
+        return ""
+
+    def _dispatch(self, message: Message) -> list[Message]:
+        """Check the route, find the row (the table's refusals leave the client as it was),
+        run its handler and enter the row's next state; a handler's ProtocolViolation
+        aborts the client for good.
+
+        Raises ProtocolViolation (party 0) for a message of another session or recipient, and
+        (party: the sender) for a message that does not come from the server.
+        """
+        session_id, client_id = self._route()
+        if message.session_id != session_id or message.recipient != client_id:
+            raise ProtocolViolation("message of another session or recipient", party=SERVER_ID)
+        if message.sender != SERVER_ID:
+            raise ProtocolViolation("clients only talk to the server", party=message.sender)
+        row = self._TABLE.lookup(
+            self._state, type(message), member=self._is_member(), mode=self._mode()
+        )
+        try:
+            replies = self._HANDLERS[row.action](self, message)
+        except ProtocolViolation:
+            self._state = self._ABORTED
+            raise
+        self._state = row.next_state
+        return replies
 
 
 class RoundServer(Generic[StateT, ActionT]):

@@ -31,6 +31,7 @@ from secagg.errors import (
 )
 from secagg.he.threshold_ckks import CiphertextMask, PublicKey, encrypt
 from secagg.protocols.base import SERVER_ID, Message
+from secagg.protocols.table import RoundClient
 from secagg.protocols.threshold_ckks.config import ThresholdCkksConfig
 from secagg.protocols.threshold_ckks.member import MemberRole
 from secagg.protocols.threshold_ckks.messages import (
@@ -45,7 +46,7 @@ from secagg.protocols.threshold_ckks.messages import (
     KeyDeal,
     KeyDealRequest,
 )
-from secagg.protocols.threshold_ckks.rounds import Action, ClientState, client_transition
+from secagg.protocols.threshold_ckks.rounds import CLIENT_TABLE, Action, ClientState
 from secagg.ring import check_values
 from secagg.secret import SecretHolder
 
@@ -54,7 +55,9 @@ __all__ = ["ThresholdCkksClient"]
 InputVector = np.ndarray | Callable[[], np.ndarray]
 
 
-class ThresholdCkksClient(SecretHolder, export="none: a client lives for one session"):
+class ThresholdCkksClient(
+    RoundClient[ClientState, Action], SecretHolder, export="none: a client lives for one session"
+):
     """One client (implements ClientProtocol); committee members also set up the key and
     decrypt.
 
@@ -118,19 +121,15 @@ class ThresholdCkksClient(SecretHolder, export="none: a client lives for one ses
         request aborts the client for good. ConfigurationError when a lazy input turns out
         invalid.
         """
-        config = self._config
-        if message.session_id != config.session_id or message.recipient != self._id:
-            raise ProtocolViolation("message of another session or recipient", party=SERVER_ID)
-        if message.sender != SERVER_ID:
-            raise ProtocolViolation("clients only talk to the server", party=message.sender)
-        row = client_transition(self._state, type(message), member=self._member is not None)
-        try:
-            replies = self._HANDLERS[row.action](self, message)
-        except ProtocolViolation:
-            self._state = ClientState.ABORTED
-            raise
-        self._state = row.next_state
-        return replies
+        return self._dispatch(message)
+
+    # -- the family's side of the shared dispatch (secagg.protocols.table.RoundClient) -----
+
+    def _route(self) -> tuple[bytes, int]:
+        return self._config.session_id, self._id
+
+    def _is_member(self) -> bool:
+        return self._member is not None
 
     # -- actions (found through the transition table) -----------------------------------
 
@@ -201,6 +200,8 @@ class ThresholdCkksClient(SecretHolder, export="none: a client lives for one ses
         Action.DECRYPT: _decrypt,
         Action.REFUSE_REPEAT: _refuse_repeat,
     }
+    _TABLE = CLIENT_TABLE
+    _ABORTED = ClientState.ABORTED
 
     # -- helpers -------------------------------------------------------------------------
 
