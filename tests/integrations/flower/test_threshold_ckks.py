@@ -84,6 +84,28 @@ def test_members_dropping_before_the_input_and_at_decryption() -> None:
     assert not report.ok and "abort" in (report.aborted or "")
 
 
+def test_a_node_outside_the_committee_vanishing_before_its_upload() -> None:
+    # The committee is drawn at random: the first node addressed only in the input stage
+    # (stage 3) is a non-member; its reply is lost, so it is left out of the sum.
+    grid = make_grid(range(5))
+    members: set[int] = set()
+    lost: list[int] = []
+
+    def lose_a_non_members_upload(node: int, stage: int, reply: Any) -> Any:
+        if stage == 0:
+            members.add(node)
+        elif stage == 3 and node not in members and not lost:
+            lost.append(node)
+            return None
+        return reply
+
+    grid.tamper = lose_a_non_members_upload
+    report = run_secure_round(grid, train_messages(grid), settings(degree=2, threshold=2))
+    assert len(members) == 2 and len(lost) == 1
+    check_report(report, [p for p in range(5) if node_of(p) != lost[0]], 1)
+    assert set(report.excluded_nodes) == set(lost)
+
+
 def test_committee_sizes_fractions_and_refused_settings() -> None:
     assert committee_for(settings(), 12) == (5, 3)
     assert committee_for(settings(), 2) == (2, 2)
