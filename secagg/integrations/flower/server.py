@@ -334,8 +334,9 @@ def _open_session(session: Session, plan: SessionPlan, layout: ArrayLayout,
         for client in plan.node_of_client
     }
     extras = 2 if settings.report_clipping else 0
-    session.max_reply_bytes = (packed_size(layout.size + extras + 1, settings.bits)
-                               + BASE_BYTES + _PER_PEER_BYTES * n)
+    session.max_reply_bytes = max(plan.max_reply_bytes,  # e.g. ciphertexts
+                                  packed_size(layout.size + extras + 1, settings.bits)
+                                  + BASE_BYTES + _PER_PEER_BYTES * n)
     return fixed
 
 
