@@ -197,15 +197,18 @@ class PrivateAggregation:
 
     ``privacy`` is a :class:`DistributedDP` or :class:`Compression`; ``protocol`` one of
     :data:`MASKING_PROTOCOLS`; ``protocol_options`` (``threshold``, ``degree``,
-    ``dropout_fraction``, ``corrupt_fraction``) go to the protocol. Reuse one object across
-    rounds (or calls of ``secure_weighted_mean``) so that the epsilon composes. Not
-    thread-safe.
+    ``dropout_fraction``, ``corrupt_fraction``) go to the protocol. ``plan`` is a plan
+    already made from ``privacy`` (planning a noisy config takes about a second; a plan is
+    JSON-ready and may be computed once and stored). Reuse one object across rounds (or
+    calls of ``secure_weighted_mean``) so that the epsilon composes. Not thread-safe.
 
-    Raises ConfigurationError for a bad config, protocol or option.
+    Raises ConfigurationError for a bad config, protocol or option, or a ``plan`` that does
+    not match ``privacy``.
     """
 
     def __init__(self, privacy: Privacy, *, protocol: str = "secagg+",
-                 protocol_options: Mapping[str, object] | None = None) -> None:
+                 protocol_options: Mapping[str, object] | None = None,
+                 plan: DPPlan | None = None) -> None:
         self.privacy = check_privacy(privacy)
         options = dict(protocol_options or {})
         unknown = sorted(set(options) - set(_OPTIONS))
@@ -217,6 +220,11 @@ class PrivateAggregation:
             **options)  # type: ignore[arg-type]
         self._plan: DPPlan | None = None
         self._ledger: PrivacyLedger | None = None
+        if plan is not None:
+            _check_plan_matches(plan, privacy)
+            prepare(plan)
+            self._plan = plan
+            self._ledger = PrivacyLedger(plan) if plan.private else None
 
     @property
     def protocol(self) -> str:
@@ -305,6 +313,19 @@ class PrivateAggregation:
     def __repr__(self) -> str:
         return (f"PrivateAggregation({type(self.privacy).__name__}, protocol={self.protocol!r},"
                 f" epsilon_spent={self.epsilon_spent:.4g})")
+
+
+def _check_plan_matches(plan: object, privacy: Privacy) -> None:
+    if not isinstance(plan, DPPlan):
+        raise ConfigurationError(f"plan must be a DPPlan, got a {type(plan).__name__}")
+    mechanism = privacy.mechanism if isinstance(privacy, DistributedDP) else "none"
+    epsilon = privacy.epsilon if isinstance(privacy, DistributedDP) else None
+    mismatched = [name for name, ours, theirs in (
+        ("mechanism", mechanism, plan.mechanism), ("bits", privacy.bits, plan.bits),
+        ("clip", float(privacy.clip), plan.clip), ("rotation", privacy.rotation, plan.rotation),
+        ("epsilon", epsilon, plan.target_epsilon)) if ours != theirs]
+    if mismatched:
+        raise ConfigurationError(f"the plan does not match the privacy config: {mismatched}")
 
 
 def _warn_budget(report: PrivacyReport) -> None:
