@@ -18,7 +18,7 @@ from torch import nn
 from secagg.dp import Compression, DistributedDP, DPPlan
 from secagg.errors import ConfigurationError, ProtocolAbort
 from secagg.integrations.torch import SecureFedAvg, secure_weighted_mean
-from secagg.integrations.torch import privacy as privacy_module
+from secagg.integrations.torch.backends import ClientId
 from secagg.integrations.torch.privacy import (
     ROUND_SEED_BYTES,
     PrivacyBudgetWarning,
@@ -80,7 +80,7 @@ def test_compressed_fedavg_mean_is_within_the_stated_error(rows: list[list[float
     error = np.abs(_flat(state) - start - truth)
     # Rounding error (std report.resolution) plus float32 storage of the new state.
     assert np.all(error <= 8 * report.max_resolution + 1e-6)
-    assert report.to_dict()["privacy"]["bytes_per_client"] == 2 * 8  # 16 bits, padded to 8
+    assert report.privacy.to_dict()["bytes_per_client"] == 2 * 8  # 16 bits, padded to 8
 
 
 def test_secure_weighted_mean_with_compression_and_clipping() -> None:
@@ -101,7 +101,8 @@ def test_secure_weighted_mean_with_compression_and_clipping() -> None:
 def test_epsilon_grows_every_round_and_dropouts_spend_more(dp_plan: DPPlan,
                                                             drops: list[int]) -> None:
     private = PrivateAggregation(DP, protocol="bonawitz", plan=dp_plan)
-    updates = {c: np.full(DIM, 0.1 * c) for c in range(1, CLIENTS + 1)}
+    updates: dict[ClientId, np.ndarray] = {c: np.full(DIM, 0.1 * c)
+                                           for c in range(1, CLIENTS + 1)}
     full_round = private.ledger.round_rdp(CLIENTS)  # type: ignore[union-attr]
     assert full_round is not None
     spent = [0.0]
@@ -136,7 +137,7 @@ def test_fedavg_with_distributed_dp_reports_epsilon_and_excludes_non_finite(
             seeds.append(out)
         return out
 
-    monkeypatch.setattr(privacy_module.os, "urandom", spy)
+    monkeypatch.setattr(os, "urandom", spy)
     model = _model()
     agg = SecureFedAvg(model, weighted=False, protocol="secagg+", privacy=DP)
     assert agg.private is not None and agg.private.plan is not None  # planned at once
