@@ -20,9 +20,9 @@ Rules both adapters enforce (:class:`~secagg.errors.ConfigurationError` naming t
 * **one plan per run**: a round holds at most the planned number of clients (the wrap bound
   and the bits are sized for it), updates keep the planned length.
 
-A client that receives a plan from a server checks it with :func:`verify_plan`: the
-sensitivities are recomputed from the scale and clip, and the epsilon from the noise, so a
-server cannot understate what the plan spends.
+A client that receives a plan from a server checks it with :func:`check_plan_bounds` (the
+sensitivities recomputed from the scale and clip) and, to bound it, :func:`verify_plan` (the
+epsilon recomputed from the noise), so a server cannot understate what the plan spends.
 """
 
 from __future__ import annotations
@@ -58,6 +58,7 @@ __all__ = [
     "PrivacyReport",
     "PrivacyRun",
     "check_masking_protocol",
+    "check_plan_bounds",
     "check_plan_matches",
     "check_privacy",
     "verify_plan",
@@ -116,19 +117,17 @@ def check_plan_matches(plan: object, privacy: Privacy) -> DPPlan:
     return plan
 
 
-def verify_plan(plan: DPPlan) -> float | None:
-    """The epsilon ``plan`` really spends over its rounds (``None`` without noise), with its
-    sensitivities recomputed from its scale, clip and rounding parameter.
+def check_plan_bounds(plan: DPPlan) -> None:
+    """For a client given a plan by a server: the plan's sensitivities are at least those
+    recomputed from its scale, clip and rounding parameter, its rounding bound at most its L2
+    sensitivity, its noise within the exact sampler's range. Needs no accountant.
 
-    For a client given a plan by a server. Raises ConfigurationError when the plan states
-    sensitivities below the recomputed ones, a rounding bound above its L2 sensitivity, or
-    noise beyond the exact sampler's range.
+    Raises ConfigurationError naming what fails.
     """
     if not plan.private:
-        return None
+        return
     assert plan.l2_sensitivity is not None and plan.l1_sensitivity is not None
-    assert plan.rounding_bound is not None and plan.delta is not None
-    assert plan.sampling_rate is not None and plan.rounds is not None
+    assert plan.rounding_bound is not None
     l2 = rounded_l2_bound(plan.scale * plan.clip, plan.beta, plan.padded_dim)
     l1 = rounded_l1_bound(l2, plan.padded_dim)
     if plan.l2_sensitivity < l2 * (1 - 1e-12) or plan.l1_sensitivity < l1 * (1 - 1e-12):
@@ -137,6 +136,21 @@ def verify_plan(plan: DPPlan) -> float | None:
         raise ConfigurationError("the plan's rounding bound exceeds its L2 sensitivity")
     if math.sqrt(float(plan.local_noise)) > MAX_LOCAL_STD:
         raise ConfigurationError("the plan's noise exceeds the exact sampler's range")
+
+
+def verify_plan(plan: DPPlan) -> float | None:
+    """The epsilon ``plan`` really spends over its rounds (``None`` without noise),
+    recomputed from its noise after :func:`check_plan_bounds`: a server cannot understate
+    it. Needs the accountant (``secagg[dp]``).
+
+    Raises ConfigurationError as :func:`check_plan_bounds`, or without ``dp-accounting``.
+    """
+    check_plan_bounds(plan)
+    if not plan.private:
+        return None
+    assert plan.l2_sensitivity is not None and plan.l1_sensitivity is not None
+    assert plan.delta is not None
+    assert plan.sampling_rate is not None and plan.rounds is not None
     return accounting.mechanism_epsilon(
         plan.mechanism, noise=float(plan.local_noise), clients=plan.noise_clients,
         l2=plan.l2_sensitivity, l1=plan.l1_sensitivity, dim=plan.padded_dim,

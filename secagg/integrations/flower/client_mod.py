@@ -27,8 +27,9 @@ same session is refused. Training messages without secagg records are refused to
 ``ClientPolicy.require_secure`` is off (a server cannot downgrade the client).
 
 Under distributed DP or compression (the setup carries a :class:`PrivacySetup`) the mod
-checks the plan (:func:`secagg.integrations.privacy.verify_plan` recomputes its epsilon;
-``ClientPolicy.require_privacy`` and ``max_epsilon`` bound it), keeps the global arrays it
+checks the plan (:func:`secagg.integrations.privacy.check_plan_bounds` recomputes its
+sensitivities; with ``ClientPolicy.max_epsilon``, ``verify_plan`` its epsilon;
+``ClientPolicy.require_privacy`` refuses a session without noise), keeps the global arrays it
 received, and after training encodes its update (trained minus global arrays) with
 :func:`secagg.dp.encode`: L2 clip, rounding and this node's share of the noise, drawn from
 its own CSPRNG. A training result with NaN or infinity is refused (an error reply: the node
@@ -74,7 +75,7 @@ from secagg.integrations.flower.wire import (
     strip_envelope,
     write_envelope,
 )
-from secagg.integrations.privacy import verify_plan
+from secagg.integrations.privacy import check_plan_bounds, verify_plan
 from secagg.protocols.base import SERVER_ID, ClientProtocol
 from secagg.secret import SecretHolder
 
@@ -264,10 +265,13 @@ def _check_privacy(setup: SessionSetup, policy: ClientPolicy) -> None:
         raise MaliciousRequestError("a private session must be unweighted, without metrics "
                                     "or clipping indicators", party=SERVER_ID)
     try:
-        epsilon = verify_plan(private.plan)
+        check_plan_bounds(private.plan)
     except ConfigurationError as exc:
         raise MaliciousRequestError(f"privacy plan refused: {exc}", party=SERVER_ID) from None
-    if epsilon is not None and policy.max_epsilon is not None and epsilon > policy.max_epsilon:
+    if policy.max_epsilon is None:
+        return
+    epsilon = verify_plan(private.plan)  # the accountant: ConfigurationError without it
+    if epsilon is not None and epsilon > policy.max_epsilon:
         raise MaliciousRequestError(
             f"the privacy plan spends epsilon {epsilon:.4g}, this node's policy allows "
             f"{policy.max_epsilon:g}", party=SERVER_ID)
