@@ -160,7 +160,7 @@ def verify_plan(plan: DPPlan) -> float | None:
 @dataclass(frozen=True)
 class PrivacyReport:
     """The privacy and compression figures of one released round (JSON-ready via
-    :meth:`to_dict`; nothing secret: the round seed is public).
+    :meth:`to_dict`; all public, the round seed included).
 
     ``mechanism`` is ``"skellam"``, ``"dgauss"`` or ``"none"`` (compression only: the
     epsilon fields are then ``None``). ``included`` clients were in the sum of a plan made

@@ -78,9 +78,9 @@ from secagg.integrations.torch.mean import (
     private_mean_report,
 )
 from secagg.integrations.torch.privacy import (
+    DPAggregation,
     Privacy,
     PrivacyReport,
-    PrivateAggregation,
     check_masking_protocol,
     check_privacy,
 )
@@ -241,15 +241,15 @@ class SecureFedAvg:
                                      f"{max_examples!r}")
         if not isinstance(protocol_options, Mapping | None):
             raise ConfigurationError("protocol_options must be a mapping")
-        self.private: PrivateAggregation | None = None
+        self.dp: DPAggregation | None = None
         if privacy is not None:
             _check_private_settings(weighted, clip=clip, bounds=bounds,
                                     max_examples=max_examples, bits=bits,
                                     integer_step_bound=integer_step_bound)
-            self.private = PrivateAggregation(
+            self.dp = DPAggregation(
                 check_privacy(privacy), protocol=check_masking_protocol(protocol),
                 protocol_options=protocol_options)
-            self.backend: AggregationBackend = self.private.backend
+            self.backend: AggregationBackend = self.dp.backend
         else:
             self.backend = make_backend(protocol, bits=None if protocol == PLAIN
                                         or not isinstance(protocol, str) else bits,
@@ -276,14 +276,14 @@ class SecureFedAvg:
         self._bounds = self._fixed_bounds(bounds)
         self._global = {k: v.detach().clone() for k, v in state.items()}
         self.rounds_done = 0
-        if self.private is not None:
+        if self.dp is not None:
             integers = [s.name for s in travelling if not s.is_floating]
             if integers:
                 raise ConfigurationError(
                     f"privacy clips the whole update in L2, so integer buffers {integers[:5]} "
                     "cannot travel: pass integer_buffers='keep'")
-            if self.private.privacy.expected_clients is not None:
-                self.private.plan_for(self.layout.size, self.private.privacy.expected_clients)
+            if self.dp.privacy.expected_clients is not None:
+                self.dp.plan_for(self.layout.size, self.dp.privacy.expected_clients)
 
     def _fixed_bounds(self, bounds: float | Mapping[str, float] | None) -> dict[str, float]:
         floats = [s.name for s in self.layout.specs if s.in_vector and s.is_floating]
@@ -309,7 +309,7 @@ class SecureFedAvg:
     @property
     def epsilon_spent(self) -> float:
         """Epsilon spent by the rounds so far (0.0 without distributed DP)."""
-        return self.private.epsilon_spent if self.private is not None else 0.0
+        return self.dp.epsilon_spent if self.dp is not None else 0.0
 
     @property
     def global_state(self) -> dict[str, torch.Tensor]:
@@ -358,10 +358,10 @@ class SecureFedAvg:
                 raise ConfigurationError(f"client {cid}: delta must be a real array of shape "
                                          f"({self.layout.size},)")
             vectors[cid] = delta.astype(np.float64, copy=False)
-        if self.private is not None:
-            mean, outcome = self.private.aggregate(vectors, dropouts=dropouts)
+        if self.dp is not None:
+            mean, outcome = self.dp.aggregate(vectors, dropouts=dropouts)
             report = private_mean_report(outcome, self._segments, protocol=self.protocol,
-                                         clip=self.private.privacy.clip,
+                                         clip=self.dp.privacy.clip,
                                          seconds=time.perf_counter() - started)
             return self._finish(mean, report, started)
         mean, report = aggregate_vectors(
@@ -427,7 +427,7 @@ class SecureFedAvg:
         ids = list(clients)
         if rounds < 0:
             raise ConfigurationError("rounds must be >= 0")
-        rate = getattr(self.private.privacy if self.private else None, "sampling_rate", 1.0)
+        rate = getattr(self.dp.privacy if self.dp else None, "sampling_rate", 1.0)
         if rate != 1.0:
             raise ConfigurationError(
                 f"run() trains every client every round, so the accountant's sampling_rate "

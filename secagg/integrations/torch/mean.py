@@ -72,10 +72,10 @@ from secagg.integrations.torch.backends import (
     SimulatedProtocolBackend,
 )
 from secagg.integrations.torch.privacy import (
+    DPAggregation,
+    DPOutcome,
     Privacy,
     PrivacyReport,
-    PrivateAggregation,
-    PrivateOutcome,
     check_privacy,
 )
 from secagg.integrations.torch.structure import Structure
@@ -509,7 +509,7 @@ def _warn_clipped(clipped: Mapping[ClientId, Clipping], included: int, stackleve
     warnings.warn(message, ClippingWarning, stacklevel=stacklevel + 1)
 
 
-def private_mean_report(outcome: PrivateOutcome, segments: Sequence[Segment], *,
+def private_mean_report(outcome: DPOutcome, segments: Sequence[Segment], *,
                         protocol: str, clip: float, seconds: float) -> MeanReport:
     """The :class:`MeanReport` of a private aggregation: uniform weights (the total weight
     is the number of included clients), ``clipped`` from the L2 clip (logged at debug level
@@ -531,17 +531,17 @@ def private_mean_report(outcome: PrivateOutcome, segments: Sequence[Segment], *,
         privacy=outcome.privacy)
 
 
-def _private_aggregation(privacy: object, protocol: object, options: Mapping[str, object]
-                         ) -> PrivateAggregation:
-    if isinstance(privacy, PrivateAggregation):
+def _dp_aggregation(privacy: object, protocol: object, options: Mapping[str, object]
+                         ) -> DPAggregation:
+    if isinstance(privacy, DPAggregation):
         if protocol != privacy.protocol or options:
             raise ConfigurationError(
-                f"the PrivateAggregation runs {privacy.protocol!r} with its own options: pass "
+                f"the DPAggregation runs {privacy.protocol!r} with its own options: pass "
                 f"protocol={privacy.protocol!r} and no protocol options")
         return privacy
     if not isinstance(protocol, str):
         raise ConfigurationError("privacy takes a protocol name, not a backend object")
-    return PrivateAggregation(check_privacy(privacy), protocol=protocol,
+    return DPAggregation(check_privacy(privacy), protocol=protocol,
                               protocol_options=options)
 
 
@@ -606,7 +606,7 @@ def secure_weighted_mean(states: Sequence[S] | Mapping[Any, S],
                          bounds: float | Mapping[str, float] | None = None,
                          max_weight: float | None = None, bits: int | None = None,
                          dropouts: Dropouts | None = None,
-                         privacy: Privacy | PrivateAggregation | None = None,
+                         privacy: Privacy | DPAggregation | None = None,
                          **options: object) -> tuple[S, MeanReport]:
     """The weighted mean of client states under a secure-aggregation protocol.
 
@@ -629,7 +629,7 @@ def secure_weighted_mean(states: Sequence[S] | Mapping[Any, S],
     the protocol. See the module docstring for the encoding and what the server learns.
 
     ``privacy`` (a :class:`~secagg.dp.DistributedDP`, a :class:`~secagg.dp.Compression`, or
-    a :class:`~secagg.integrations.torch.privacy.PrivateAggregation` reused across calls so
+    a :class:`~secagg.integrations.torch.privacy.DPAggregation` reused across calls so
     that epsilon composes) encodes each update with :mod:`secagg.dp` instead: the whole
     update is clipped to the config's L2 ``clip`` and summed at its ``bits`` by a masking
     protocol (``bonawitz``, ``secagg+``); the mean is then the plain mean of the included
@@ -655,11 +655,11 @@ def secure_weighted_mean(states: Sequence[S] | Mapping[Any, S],
         raise ConfigurationError(f"a secure mean needs at least two clients, got "
                                  f"{len(clients)}: a sum of one input is that input")
     ids = [cid for cid, _ in clients]
-    private: PrivateAggregation | None = None
+    private: DPAggregation | None = None
     if privacy is not None:
         _check_private_call(weights, clip=clip, clip_keys=clip_keys, bounds=bounds,
                             max_weight=max_weight, bits=bits)
-        private = _private_aggregation(privacy, protocol, options)
+        private = _dp_aggregation(privacy, protocol, options)
     weight_of = _weights(ids, weights, keyed=isinstance(states, Mapping))
     backend = private.backend if private is not None else make_backend(
         protocol, bits=bits, options=options)
@@ -715,7 +715,7 @@ def _check_private_call(weights: object, **fixed: object) -> None:
                                  "(its clip and bits): leave them unset")
 
 
-def _private_mean(private: PrivateAggregation, vectors: dict[ClientId, np.ndarray],
+def _private_mean(private: DPAggregation, vectors: dict[ClientId, np.ndarray],
                   structure: Structure, base: np.ndarray | None,
                   dropouts: Dropouts | None) -> tuple[Any, MeanReport]:
     started = time.perf_counter()

@@ -9,7 +9,7 @@
     state, report = agg.round(results)
     report.privacy.epsilon_spent, report.privacy.epsilon_round
 
-Theory of operation. A :class:`PrivateAggregation` holds the run's :class:`~secagg.dp.DPPlan`
+Theory of operation. A :class:`DPAggregation` holds the run's :class:`~secagg.dp.DPPlan`
 (made once, for the update length and the expected number of clients) and, for a
 :class:`~secagg.dp.DistributedDP` config, its :class:`~secagg.dp.PrivacyLedger`. Each round:
 
@@ -71,11 +71,11 @@ from secagg.sim.ledger import CostLedger
 __all__ = [
     "MASKING_PROTOCOLS",
     "ROUND_SEED_BYTES",
+    "DPAggregation",
+    "DPOutcome",
     "Privacy",
     "PrivacyBudgetWarning",
     "PrivacyReport",
-    "PrivateAggregation",
-    "PrivateOutcome",
     "check_masking_protocol",
     "check_privacy",
 ]
@@ -86,7 +86,7 @@ _OPTIONS = ("threshold", "degree", "dropout_fraction", "corrupt_fraction")
 
 
 @dataclass(frozen=True)
-class PrivateOutcome:
+class DPOutcome:
     """One private aggregation, in the caller's ids: who is in the mean, who is not and
     why, the clients whose update the L2 clip scaled (id -> norm before), costs, and the
     round's :class:`PrivacyReport`."""
@@ -101,7 +101,7 @@ class PrivateOutcome:
     costs: CostLedger | None = field(default=None, repr=False)
 
 
-class PrivateAggregation:
+class DPAggregation:
     """The private sums of one run: its plan, its privacy ledger, its protocol.
 
     ``privacy`` is a :class:`~secagg.dp.DistributedDP` or :class:`~secagg.dp.Compression`;
@@ -154,7 +154,7 @@ class PrivateAggregation:
         return self.run.plan_for(dim, clients)
 
     def aggregate(self, updates: Mapping[ClientId, np.ndarray], *,
-                  dropouts: Dropouts | None = None) -> tuple[np.ndarray, PrivateOutcome]:
+                  dropouts: Dropouts | None = None) -> tuple[np.ndarray, DPOutcome]:
         """The mean of the included clients' clipped updates, privately (module docstring).
 
         ``updates`` are float64 vectors of one length. Raises ConfigurationError (see
@@ -184,7 +184,7 @@ class PrivateAggregation:
         summed = self.backend.modular_sum(encoded, dropouts=dropouts)
         mean, report = self.run.release(summed.total, round_seed, len(summed.included),
                                         stacklevel=3)
-        outcome = PrivateOutcome(
+        outcome = DPOutcome(
             included=summed.included, excluded={**excluded, **summed.excluded},
             clipped_norms={c: n for c, n in norms.items() if c in summed.included},
             privacy=report, seconds=time.perf_counter() - started,
@@ -192,5 +192,5 @@ class PrivateAggregation:
         return mean, outcome
 
     def __repr__(self) -> str:
-        return (f"PrivateAggregation({type(self.privacy).__name__}, protocol={self.protocol!r},"
+        return (f"DPAggregation({type(self.privacy).__name__}, protocol={self.protocol!r},"
                 f" epsilon_spent={self.epsilon_spent:.4g})")

@@ -21,8 +21,8 @@ from secagg.integrations.torch import SecureFedAvg, secure_weighted_mean
 from secagg.integrations.torch.backends import ClientId
 from secagg.integrations.torch.privacy import (
     ROUND_SEED_BYTES,
+    DPAggregation,
     PrivacyBudgetWarning,
-    PrivateAggregation,
 )
 from secagg.protocols.bonawitz.messages import ROUND_MASKED_INPUT
 
@@ -100,7 +100,7 @@ def test_secure_weighted_mean_with_compression_and_clipping() -> None:
 @given(st.lists(st.integers(0, 1), min_size=2, max_size=3))
 def test_epsilon_grows_every_round_and_dropouts_spend_more(dp_plan: DPPlan,
                                                             drops: list[int]) -> None:
-    private = PrivateAggregation(DP, protocol="bonawitz", plan=dp_plan)
+    private = DPAggregation(DP, protocol="bonawitz", plan=dp_plan)
     updates: dict[ClientId, np.ndarray] = {c: np.full(DIM, 0.1 * c)
                                            for c in range(1, CLIENTS + 1)}
     full_round = private.ledger.round_rdp(CLIENTS)  # type: ignore[union-attr]
@@ -140,7 +140,7 @@ def test_fedavg_with_distributed_dp_reports_epsilon_and_excludes_non_finite(
     monkeypatch.setattr(os, "urandom", spy)
     model = _model()
     agg = SecureFedAvg(model, weighted=False, protocol="secagg+", privacy=DP)
-    assert agg.private is not None and agg.private.plan is not None  # planned at once
+    assert agg.dp is not None and agg.dp.plan is not None  # planned at once
     deltas = [np.full(7, 0.05 * c) for c in range(1, CLIENTS + 1)]
     _, first = agg.round(_states(model, deltas))
     results = _states(model, deltas)
@@ -195,7 +195,7 @@ def test_privacy_rules_are_enforced() -> None:
 
 
 def test_a_round_beyond_the_planned_clients_or_length_is_refused() -> None:
-    private = PrivateAggregation(Compression(bits=16, clip=1.0, expected_clients=2))
+    private = DPAggregation(Compression(bits=16, clip=1.0, expected_clients=2))
     with pytest.raises(ConfigurationError, match="clients <= expected_clients"):
         private.aggregate({c: np.zeros(4) for c in range(3)})
     private.aggregate({c: np.zeros(4) for c in range(2)})
@@ -204,5 +204,5 @@ def test_a_round_beyond_the_planned_clients_or_length_is_refused() -> None:
     with pytest.raises(ProtocolAbort, match="only 1 client"):
         private.aggregate({0: np.zeros(4), 1: np.full(4, np.inf)})
     with pytest.raises(ConfigurationError, match="does not match"):
-        PrivateAggregation(Compression(bits=12, clip=1.0),
+        DPAggregation(Compression(bits=12, clip=1.0),
                            plan=Compression(bits=16, clip=1.0).plan(4, 2))
