@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from flwr.serverapp.strategy import FedAvg
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from secagg.dp import Compression, DistributedDP, DPPlan
 from secagg.errors import ConfigurationError, DecodeError
@@ -164,3 +166,19 @@ def test_settings_rules_and_run_config_keys() -> None:
                         ({"dp-bits": 12, "dp-clip": -1.0}, "clip must be > 0")):
         with pytest.raises(ConfigurationError, match=needle):
             privacy_from_run_config(bad)
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(field=st.sampled_from(sorted(DPPlan.__dataclass_fields__)),
+       value=st.one_of(st.none(), st.booleans(), st.integers(-2**64 + 1, 2**64 - 1),
+                       st.floats(allow_nan=True), st.text(max_size=20), st.binary(max_size=8)))
+def test_a_hostile_plan_field_decodes_or_is_a_decode_error(dp_plan: DPPlan, field: str,
+                                                            value: object) -> None:
+    fields = dict(dp_plan.to_dict(), **{field: value})
+    try:
+        setup = PrivacySetup.from_wire([fields, bytes(32)])
+    except DecodeError as exc:
+        assert len(str(exc)) < 200  # bounded; names the field, never echoes the value
+    else:
+        assert isinstance(setup.plan, DPPlan)
