@@ -532,7 +532,7 @@ def private_mean_report(outcome: DPOutcome, segments: Sequence[Segment], *,
 
 
 def _dp_aggregation(privacy: object, protocol: object, options: Mapping[str, object]
-                         ) -> DPAggregation:
+                    ) -> DPAggregation:
     if isinstance(privacy, DPAggregation):
         if protocol != privacy.protocol or options:
             raise ConfigurationError(
@@ -541,8 +541,7 @@ def _dp_aggregation(privacy: object, protocol: object, options: Mapping[str, obj
         return privacy
     if not isinstance(protocol, str):
         raise ConfigurationError("privacy takes a protocol name, not a backend object")
-    return DPAggregation(check_privacy(privacy), protocol=protocol,
-                              protocol_options=options)
+    return DPAggregation(check_privacy(privacy), protocol=protocol, protocol_options=options)
 
 
 # --- the one-call API ---------------------------------------------------------------------

@@ -205,4 +205,4 @@ def test_a_round_beyond_the_planned_clients_or_length_is_refused() -> None:
         private.aggregate({0: np.zeros(4), 1: np.full(4, np.inf)})
     with pytest.raises(ConfigurationError, match="does not match"):
         DPAggregation(Compression(bits=12, clip=1.0),
-                           plan=Compression(bits=16, clip=1.0).plan(4, 2))
+                      plan=Compression(bits=16, clip=1.0).plan(4, 2))
