@@ -22,7 +22,9 @@ taking one SGD step on one image (distinct labels), from the same global model:
 * distributed DP (``secagg.dp``, Skellam, 16 bits, L2 clip 1.5: above every update's norm,
   so only the noise differs): each client adds its share of noise; the sum is released
   with (epsilon, delta = 1e-5) for that one round, for each epsilon of ``--epsilons``. The
-  attack fails (SSIM at chance level) already at epsilon = 1000.
+  image attack fails (SSIM at chance level) at every epsilon tried, up to 10^4 (seed 0, 4
+  clients, 30 L-BFGS steps); the labels, a much coarser secret, are still read off the
+  noisy sum down to epsilon = 10 (DP at a large epsilon bounds, not removes, leakage).
 
 The attacker is told the true labels in every case (its best case; whether the iDLG
 inference would have found them is reported too) and runs the same L-BFGS budget.
