@@ -243,14 +243,18 @@ def targets(speed: list[dict[str, Any]], ratios: list[dict[str, Any]],
     """(target, measured, goal, met) for every target of issue 13."""
     rows = {r["case"]: r for r in speed}
     encode_ratio = min(rows["encode skellam"]["x_floor"], rows["encode dgauss"]["x_floor"])
+    paired = min(rows["encode skellam"]["x_floor_median_paired"],
+                 rows["encode dgauss"]["x_floor_median_paired"])
     encode_seconds = 1e-3 * rows["encode skellam"]["ms"]
     noise = max(r["ratio"] for r in ratios if r["bits"] == 16)
     wrap = max(w["rate"] for w in wraps)
     out = [("noise multiplier / central, 16 bits (worse mechanism)", noise,
             f"<= {NOISE_GOAL_RATIO}", noise <= NOISE_GOAL_RATIO),
            ("measured wrap rate (worst width)", wrap, f"<= {WRAP_GOAL:g}", wrap <= WRAP_GOAL),
-           ("client encoding / floor (best mechanism)", encode_ratio,
+           ("client encoding / floor, best of each (best mechanism)", encode_ratio,
             f"<= {ENCODE_GOAL_RATIO}", encode_ratio <= ENCODE_GOAL_RATIO),
+           ("client encoding / floor, median of paired runs", paired,
+            f"<= {ENCODE_GOAL_RATIO}", paired <= ENCODE_GOAL_RATIO),
            ("client encoding seconds (skellam)", encode_seconds,
             f"<= {ENCODE_GOAL_SECONDS}", encode_seconds <= ENCODE_GOAL_SECONDS)]
     for bits, goal in UPLOAD_GOALS.items():
