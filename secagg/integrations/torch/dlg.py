@@ -7,6 +7,9 @@ implements that attack, with the label inferred from the last layer's gradient a
 (Zhao, Mopuri and Bilen, 2020), and simple image-similarity scores to report how well it
 worked. Secure aggregation's answer is that the server never sees one client's update: it
 sees a masked vector, uniform in Z_(2^b), on which the same attack rebuilds noise.
+But it still sees the sum: in a small round of one-image clients the released mean update is
+the gradient of the batch of their images, which the same attack (a batch ``shape``,
+labels from :func:`infer_labels`) rebuilds too, unless distributed DP noised the sum.
 
 The attack lives in the library (not only in ``examples/``) so that tests and users can
 measure what their own models leak; it is an auditing tool and needs no secrets.
@@ -133,7 +136,8 @@ def reconstruct(model: nn.Module, target: Sequence[torch.Tensor], *,
 
     Raises:
         ConfigurationError: ``target`` does not match the model's parameters, contains
-            non-finite values, ``iterations < 1``, or ``labels`` of the wrong shape.
+            non-finite values, ``iterations < 1``, ``labels`` of the wrong shape, or no
+            ``labels`` for a batch larger than the number of classes.
     """
     params = list(model.parameters())
     shapes = [tuple(p.shape) for p in params]
