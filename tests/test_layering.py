@@ -104,7 +104,7 @@ PACKAGE_LAYERS: dict[str, str] = {
 """A module in one of these packages (or the module itself) is in that layer."""
 
 SHARED_PROTOCOL_MODULES = frozenset(
-    {"base", "limits", "wire", "faults", "options", "registry"}
+    {"base", "limits", "wire", "faults", "options", "registry", "table"}
 )
 FAMILIES = frozenset({"bonawitz", "threshold_he", "threshold_ckks"})
 """The protocol family packages ``secagg.protocols.<family>`` (stated in

@@ -118,6 +118,9 @@ PUBLIC_LOOKALIKES: dict[str, str] = {
     "secagg.integrations.flower.wire.SessionSetup": "weighted_by_key names a record",
     "secagg.integrations.torch.fedavg.SecureFedAvg": "parameter_keys are state-dict names",
     "secagg.dp.ledger.RoundPrivacy": "noise_multiplier is a public figure of the plan",
+    "secagg.integrations.privacy.PrivacyReport": (
+        "noise_multiplier and noise_clients are public figures of the plan"
+    ),
     "secagg.protocols.threshold_ckks.messages.PeerKey": "a member's advertised PUBLIC key",
     "secagg.protocols.threshold_ckks.server.ThresholdCkksServer": (
         "_shares are decryption shares, sent TO the server to be combined"

@@ -2,7 +2,8 @@
 
 * ``secagg simulate`` runs one in-process aggregation (:mod:`secagg.cli.simulate`);
 * ``secagg cost`` prints a protocol's cost model (:mod:`secagg.cli.cost`);
-* ``secagg bench`` runs the benchmark suite and writes its reports (:mod:`secagg.cli.bench`).
+* ``secagg bench`` runs the benchmark suite and writes its reports (:mod:`secagg.cli.bench`);
+* ``secagg dp plan`` plans distributed differential privacy for a run (:mod:`secagg.cli.dp`).
 
 The flags they share are defined once (:mod:`secagg.cli.args`); every protocol-specific
 choice, and the check of every flag, goes through the protocol's registry spec.
@@ -11,7 +12,7 @@ Exit codes: 0 the result equals the plaintext sum of exactly the included client
 command is done); 1 it does not; 2 bad parameters, a flag the protocol does not take, or
 an optional extra that is not installed; 3 the protocol aborted or a party rejected a
 message. Every failure is ONE line on stderr (``secagg: ...``), never a traceback. With
-``--json`` (``simulate``, ``cost``) stdout carries exactly one JSON document whatever
+``--json`` (``simulate``, ``cost``, ``dp plan``) stdout carries exactly one JSON document whatever
 happens: the result, or ``{"error": ..., "exit_code": ..., "kind": ...}`` (the line on
 stderr is still written). A reader that closes the pipe early (``secagg simulate | head
 -1``) is not an error: the rest of the output is dropped, without a traceback, and the
@@ -28,7 +29,7 @@ from collections.abc import Sequence
 from typing import Any, TextIO, cast
 
 import secagg
-from secagg.cli import bench, cost, simulate
+from secagg.cli import bench, cost, dp, simulate
 from secagg.cli.args import (
     EXIT_ABORTED,
     EXIT_BAD_PARAMETERS,
@@ -44,7 +45,7 @@ __all__ = ["DESCRIPTION", "EXIT_INTERRUPTED", "JSON_COMMANDS", "build_parser", "
 
 DESCRIPTION = """\
 Secure aggregation for federated learning: simulate a protocol in-process, print its
-cost model, or run the benchmark suite.
+cost model, run the benchmark suite, or plan distributed differential privacy.
 
 exit codes: 0 done (simulate: the sum matches), 1 the sum does not match,
 2 bad parameters or a missing optional extra, 3 the protocol aborted."""
@@ -52,7 +53,7 @@ exit codes: 0 done (simulate: the sum matches), 1 the sum does not match,
 EXIT_INTERRUPTED = 130
 """Ctrl-C (128 + SIGINT, as shells report it): one line, no traceback."""
 
-JSON_COMMANDS = ("simulate", "cost")
+JSON_COMMANDS = ("simulate", "cost", "dp")
 """The subcommands whose ``--json`` switch makes errors JSON too."""
 
 
@@ -64,6 +65,7 @@ def build_parser() -> Parser:
     simulate.add_parser(commands)
     cost.add_parser(commands)
     bench.add_parser(commands)
+    dp.add_parser(commands)
     return parser
 
 

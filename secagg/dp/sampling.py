@@ -30,7 +30,7 @@ from secagg.errors import ConfigurationError
 
 __all__ = ["exact_variance", "noise_sampler", "sample_noise"]
 
-_CACHE_SIZE = 8
+_CACHE_SIZE = 32  # a run may rotate through several plans (one per width and epsilon)
 _cache: OrderedDict[tuple[str, Fraction], ExactTableSampler] = OrderedDict()
 _lock = threading.Lock()
 

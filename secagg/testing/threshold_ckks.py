@@ -116,7 +116,40 @@ class ThresholdCkksTarget(ConfigTarget):
         answering = [m for m in taking_part if answered(m, ROUND_DECRYPTION)]
         if len(answering) < config.threshold:
             return Prediction(True)
+        if len(answering) == config.threshold and any(
+            (m, ROUND_DECRYPTION) in lost and vanished.get(m) is None for m in taking_part
+        ):
+            # A live key holder's answer counted as lost may be a garbled share that did
+            # arrive: then t honest shares and one bad one give two decryptions that no
+            # t + 1 shares confirm, and nobody can tell which member lied (shares carry no
+            # proof). The server may abort or, the answer being only lost, complete.
+            return Prediction(None, inputs)
         return Prediction(False, inputs)
+
+    def unverifiable(
+        self,
+        faults: Sequence[ClientFault],
+        vanished: Mapping[int, str],
+        lost: AbstractSet[tuple[int, str]],
+    ) -> bool:
+        """True when a key holder's bad decryption share may be among exactly ``t`` shares:
+        nothing then cross-checks it, and the decryption's validity check catches a garbled
+        share only with a probability that grows with the vector's length (a crafted one
+        never). The trust model says so: a malicious member can corrupt the result unless
+        ``t + 1`` shares arrive (README, threshold-CKKS trust model)."""
+        bad = {
+            f.client
+            for f in faults
+            if f.kind in ("garbled_share", "junk_share") and f.round_name == ROUND_DECRYPTION
+        }
+        if not bad:
+            return False
+        answering = [
+            m
+            for m in self.config.committee
+            if vanished.get(m) is None and (m, ROUND_DECRYPTION) not in lost
+        ]
+        return len(answering) <= self.config.threshold
 
     def reveals(self, message: Message) -> Sequence[tuple[int, str]] | None:
         if isinstance(message, DecryptionShare):

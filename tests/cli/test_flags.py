@@ -209,7 +209,8 @@ _SWITCHES = ["--active", "--json"]
 def _command_lines(draw: st.DrawFn) -> list[str]:
     command = draw(st.sampled_from(["simulate", "cost"]))
     argv = [command, "--protocol", draw(st.sampled_from(
-        ["bonawitz", "secagg+", "threshold-paillier", "ckks", "other"]))]  # fmt: skip
+        ["bonawitz", "secagg+", "threshold-paillier", "ckks", "threshold-ckks",
+         "other"]))]  # fmt: skip
     argv += ["--clients", draw(st.integers(2, 8).map(str)), "--dim", "8"]
     if "threshold-paillier" in argv:
         argv += ["--key-bits", "512"]  # a real key of the default size takes seconds

@@ -108,6 +108,7 @@ def test_every_builtin_spec_describes_its_threshold_and_degree() -> None:
         ("bonawitz", {"clients": 5}),
         ("secagg+", {"clients": 12}),
         ("threshold-paillier", {"clients": 5, "key_bits": 512}),
+        ("threshold-ckks", {"clients": 6}),
     ):
         spec = get_protocol(name)
         config = spec.configure({"dim": 4, "bits": 8, **values})

@@ -38,7 +38,7 @@ def _parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
 
 def test_help_shows_defaults_and_no_rest_markup() -> None:
     parsers = _parsers(build_parser())
-    assert len(parsers) == 4
+    assert len(parsers) == 6  # secagg, simulate, cost, bench, dp, dp plan
     for parser in parsers:
         text = parser.format_help()
         assert "``" not in text, parser.prog

@@ -322,6 +322,32 @@ def _threshold_ckks(record: dict[str, list[bytes]]) -> None:
     ]
 
 
+def _threshold_ckks_states(record: dict[str, list[bytes]]) -> None:
+    """The saved states of committee member 1 and of non-member 4 after every round of a
+    session of :data:`tests.fuzz.targets.THRESHOLD_CKKS_STATE`'s config."""
+    from secagg.protocols.threshold_ckks.client import ThresholdCkksClient
+    from secagg.protocols.threshold_ckks.server import ThresholdCkksServer
+    from tests.fuzz.targets import threshold_ckks_state_config
+
+    config = threshold_ckks_state_config()
+    rng = np.random.default_rng(0)  # not-secret: test inputs
+    clients = {c: ThresholdCkksClient(config, c, rng.integers(0, 1 << 16, 6, dtype=np.uint64))
+               for c in config.clients}  # fmt: skip
+    kept = record["threshold-ckks-state"]
+    server = ThresholdCkksServer(config)
+    outgoing = server.start()
+    while outgoing:
+        replies = []
+        for message in outgoing:
+            client = clients[message.recipient]
+            replies += client.receive(message)
+            if message.recipient in (1, 4) and not client.done:
+                kept.append(client.to_state_bytes())
+        outgoing = [m for reply in replies for m in server.receive(reply)]
+    for fresh in (1, 4):  # before the session: a member and a non-member holding their input
+        kept.insert(0, ThresholdCkksClient(config, fresh, np.zeros(6, np.uint64)).to_state_bytes())
+
+
 def _unique(items: Iterable[bytes]) -> list[bytes]:
     return list(dict.fromkeys(items))
 
@@ -334,6 +360,7 @@ def main() -> None:
     fixtures.update(_threshold_paillier(record))
     fixtures.update(_ckks(record))
     _threshold_ckks(record)
+    _threshold_ckks_states(record)
     _flower(record)
     CORPUS.mkdir(parents=True, exist_ok=True)
     FIXTURES.write_text(json.dumps(fixtures, indent=1, sort_keys=True) + "\n", encoding="utf-8")

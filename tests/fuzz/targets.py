@@ -195,6 +195,33 @@ def _bonawitz_state_body(data: bytes) -> object:
     return Client.from_state_bytes(_bonawitz_config(), 1, _frame(data))
 
 
+THRESHOLD_CKKS_STATE = {"clients": [1, 2, 3, 4], "committee": [1, 2, 3], "threshold": 2,
+                        "bits": 16, "vector_length": 6, "session_id": bytes(range(16))}
+"""The public config the threshold-CKKS client states of the corpus belong to (fixed: the
+config is public and deterministic, so it needs no fixture)."""
+
+
+@functools.cache
+def threshold_ckks_state_config() -> Any:
+    from secagg.protocols.threshold_ckks.config import ThresholdCkksConfig
+
+    f = THRESHOLD_CKKS_STATE
+    return ThresholdCkksConfig.create(
+        f["clients"], bits=f["bits"], vector_length=f["vector_length"],
+        committee=f["committee"], threshold=f["threshold"], session_id=f["session_id"],
+    )  # fmt: skip
+
+
+def _threshold_ckks_state(data: bytes) -> object:
+    """A threshold-CKKS client's saved state (as Flower's mod stores it), restored as
+    committee member 1, and as non-member 4."""
+    from secagg.protocols.threshold_ckks.client import ThresholdCkksClient
+
+    config = threshold_ckks_state_config()
+    _also(lambda: ThresholdCkksClient.from_state_bytes(config, 4, data))
+    return ThresholdCkksClient.from_state_bytes(config, 1, data)
+
+
 def _share_box(data: bytes) -> object:
     """A Bonawitz box plaintext: decoded as a self-mask box (share and blinding values) and
     as a mask-key box (one share); each fails alone on the other's size."""
@@ -371,6 +398,7 @@ def _all_targets() -> dict[str, Target]:
     plain: dict[str, tuple[Callable[[bytes], object], str]] = {
         "bonawitz-state": (_bonawitz_state, "Client.from_state_bytes"),
         "bonawitz-state-body": (_bonawitz_state_body, "Client.from_state_bytes (framed)"),
+        "threshold-ckks-state": (_threshold_ckks_state, "ThresholdCkksClient.from_state_bytes"),
         "share-box": (_share_box, "bonawitz.bundles.decode_self_mask_box / decode_mask_key_box"),
         "shared-secret-proof": (_shared_secret_proof, "curve25519.verify_shared_secret"),
         "share": (_share, "shamir.Share.from_bytes"),

@@ -295,6 +295,16 @@ def test_noise_budget_is_consistent() -> None:
     assert t * budget.total_bound / PARAMS.rlwe.modulus <= 1 / 4
 
 
+@pytest.mark.parametrize("size", [60, 200, 256])
+def test_a_committee_too_large_for_any_modulus_is_refused_not_a_crash(size: int) -> None:
+    """(size!)^2 overflows a float: a typed refusal, also when a peer's record claims it."""
+    with pytest.raises(ConfigurationError):
+        ThresholdCkksParameters(committee_size=size)
+    record = {"n": 8192, "l": 4, "b": 32, "m": size, "s": 1000}
+    with pytest.raises(DecodeError, match="refused threshold CKKS parameters"):
+        ThresholdCkksParameters.from_dict(record)
+
+
 def test_combined_smudging_noise_stays_within_the_amplified_bound() -> None:
     # The combination's noise, measured: sum lambda'_j e_j + gamma e_ct, with the worst
     # active set of this committee, against the budget's A 2^b.

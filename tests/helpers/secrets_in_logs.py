@@ -7,7 +7,8 @@ message with its arguments, the logger name, any ``extra`` fields, exception and
 text. :class:`SecretHarvest` walks party objects (clients, servers, the simulation's
 config with its key material) through their private attributes and collects the secret
 material they hold, by type: X25519 / Ed25519 private keys (``KeyPair``, ``SigningKey``),
-Shamir shares' values, threshold-Paillier key shares, a CKKS context with its secret key,
+Shamir shares' values, threshold-Paillier key shares, threshold-CKKS key share deliveries,
+a CKKS context with its secret key,
 and any bytes, array or big int kept under a name that says secret (``seed``, ``key``,
 ``share``, ``secret``, ``mask``, ``private``, ``channel``, ``input``; names that say
 public, verify, session, fingerprint or digest are left out). Harvest *during* the session
@@ -152,6 +153,9 @@ class SecretHarvest:
             self._bytes(values.tobytes())
             if len(set(values[:4].tolist())) == 4:
                 self.limbs.add(tuple(int(v) for v in values[:4]))
+            return
+        if kind == "KeyShareDelivery" and isinstance(getattr(obj, "value", None), np.ndarray):
+            self._bytes(obj.value.tobytes())  # type: ignore[attr-defined]  # a threshold-CKKS Shamir share
             return
         if kind == "KeyShare":
             self.numbers.add(int(obj._secret))  # type: ignore[attr-defined]

@@ -31,6 +31,7 @@ SESSIONS: list[tuple[str, dict[str, Any], float]] = [
     ("secagg+", {"clients": 10, "dim": 16, "bits": 16, "degree": 4}, 0.2),
     ("threshold-paillier", {"clients": 5, "dim": 16, "bits": 16, "key_bits": 512}, 0.2),
     ("ckks", {"clients": 3, "dim": 16, "bits": 16}, 0.0),
+    ("threshold-ckks", {"clients": 5, "dim": 16, "bits": 16, "degree": 3}, 0.2),
 ]
 
 
@@ -56,7 +57,7 @@ def _session(
 @pytest.mark.parametrize(
     ("protocol", "values", "dropout"),
     SESSIONS,
-    ids=["bonawitz", "bonawitz-active", "secagg+", "threshold-paillier", "ckks"],
+    ids=["bonawitz", "bonawitz-active", "secagg+", "threshold-paillier", "ckks", "threshold-ckks"],
 )
 def test_a_whole_session_logs_no_secret(
     protocol: str, values: dict[str, Any], dropout: float

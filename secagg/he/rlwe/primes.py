@@ -62,7 +62,7 @@ def is_prime(n: int) -> bool:
     return True
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=MAX_PRIMES)  # every count: max_limbs asks for 1, 2, 3, ...
 def ntt_primes(count: int) -> tuple[int, ...]:
     """The ``count`` largest primes ``q < 2^32`` with ``q = 1 (mod 2^16)``, largest first.
 

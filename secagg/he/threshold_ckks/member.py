@@ -19,14 +19,17 @@ import numpy as np
 
 from secagg.errors import (
     ConfigurationError,
+    DecodeError,
     IncompatibleSharesError,
     InsufficientSharesError,
     MaliciousRequestError,
     UsageError,
 )
+from secagg.he._records import bytes_field, decode_record, encode_record, int_field
 from secagg.he.rlwe.ntt import mul_shoup, shoup_factor
 from secagg.he.rlwe.params import ERROR_ETA
 from secagg.he.rlwe.sampling import Sampler
+from secagg.he.rlwe.wire import pack_residues, unpack_residues
 from secagg.he.threshold_ckks.ciphertext import CiphertextMask
 from secagg.he.threshold_ckks.decryption import DecryptionShare
 from secagg.he.threshold_ckks.keys import (
@@ -57,6 +60,8 @@ MAX_DECRYPTED_CIPHERTEXTS = 1 << 20
 """Ciphertexts (of N values) one key share decrypts before it must be replaced."""
 MAX_REQUESTS = 1 << 16
 _DIGEST_BYTES = 16
+_STATE_VERSION = 1
+_STATE_WHAT = "threshold CKKS member state"
 _U64 = np.uint64
 
 
@@ -80,12 +85,17 @@ class MemberState(enum.Enum):
     READY = "ready"
 
 
-class CommitteeMember(SecretHolder, export="none: a member's key material stays in its process"):
+class CommitteeMember(
+    SecretHolder,
+    export="CommitteeMember.to_state_bytes() / from_state_bytes(), kept on the member's node",
+):
     """One committee member: its key material and the rules it keeps (see
     :mod:`secagg.he.threshold_ckks`).
 
     Lifecycle: :meth:`setup_message` (once), :meth:`finish_setup` (once), then
-    :meth:`decryption_share` per request. Holds secrets: never printed, never pickled.
+    :meth:`decryption_share` per request. Holds secrets: never printed, never pickled; a
+    transport whose member lives in several processes of one node (Flower's ClientApp)
+    carries it with :meth:`to_state_bytes` / :meth:`from_state_bytes`.
     Raises ConfigurationError for a member id outside the committee, a committee larger
     than ``committee_size``, a bad seed or ``min_summands`` outside 1..max_summands.
     """
@@ -236,6 +246,93 @@ class CommitteeMember(SecretHolder, export="none: a member's key material stays 
         self._key = scaled
         self._key_shoup = shoup_factor(scaled, q)
         self.state = MemberState.READY
+
+    # -- state export ------------------------------------------------------------------
+
+    def to_state_bytes(self) -> bytes:
+        """Everything this member holds, as a versioned msgpack record (no pickle), for
+        :meth:`from_state_bytes` in another process of the same node. SECRET: its own
+        Shamir share or its key share and its smudging key; it must never leave the node.
+
+        Restoring an older state cannot make the member give two different shares of one
+        chunk: a share is a deterministic function of (key, chunk), so the forgotten
+        answers would be answered again with the same bytes.
+        """
+        ring = self.params.ring
+        return encode_record({
+            "v": _STATE_VERSION,
+            "d": self.params.digest,
+            "i": self.member_id,
+            "s": self.state.value,
+            "o": None if self._own_share is None else pack_residues(ring, self._own_share),
+            "k": None if self._key is None else pack_residues(ring, self._key),
+            "m": self._smudge_key,
+            "a": sorted(self._answered),
+            "r": [[rid, digest] for rid, digest in sorted(self._requests.items())],
+        })  # fmt: skip
+
+    @classmethod
+    def from_state_bytes(
+        cls,
+        params: ThresholdCkksParameters,
+        committee: Committee,
+        member_id: int,
+        crs_seed: bytes,
+        data: bytes,
+        *,
+        min_summands: int = 2,
+    ) -> CommitteeMember:
+        """The member :meth:`to_state_bytes` saved, for the same parameters, committee,
+        member id and seed (ConfigurationError as the constructor for bad ones). Raises
+        DecodeError (``party=None``) when ``data`` is not such a state: garbled, of other
+        parameters or another member, residues out of range, fields that contradict its
+        lifecycle state."""
+        member = cls(params, committee, member_id, crs_seed, min_summands=min_summands)
+        if not isinstance(data, bytes):
+            raise DecodeError(f"malformed {_STATE_WHAT}")
+        obj = decode_record(data, set("vdisokmar"), _STATE_WHAT, None, version=_STATE_VERSION)
+        if bytes_field(obj, "d", _STATE_WHAT, None) != params.digest or \
+                int_field(obj, "i", _STATE_WHAT, None) != member_id:
+            raise DecodeError(f"{_STATE_WHAT} of other parameters or another member")
+        try:
+            state = MemberState(obj["s"])
+        except ValueError:
+            raise DecodeError(f"malformed {_STATE_WHAT}: s") from None
+        ring = params.ring
+        own = None if obj["o"] is None else unpack_residues(ring, obj["o"], 1, _STATE_WHAT)
+        key = None if obj["k"] is None else unpack_residues(ring, obj["k"], 1, _STATE_WHAT)
+        expected = {
+            MemberState.NEW: (False, False),
+            MemberState.SETUP_SENT: (True, False),
+            MemberState.READY: (False, True),
+        }[state]
+        if (own is not None, key is not None) != expected:
+            raise DecodeError(f"malformed {_STATE_WHAT}: fields contradict its state")
+        smudge_key = bytes_field(obj, "m", _STATE_WHAT, None)
+        answered, requests = obj["a"], obj["r"]
+        if (
+            len(smudge_key) != 32
+            or not isinstance(answered, list)
+            or len(answered) > MAX_DECRYPTED_CIPHERTEXTS
+            or any(not isinstance(d, bytes) or len(d) != _DIGEST_BYTES for d in answered)
+            or not isinstance(requests, list)
+            or len(requests) > MAX_REQUESTS
+            or any(
+                not isinstance(r, list) or len(r) != 2
+                or not isinstance(r[0], bytes) or not 1 <= len(r[0]) <= MAX_REQUEST_ID_BYTES
+                or not isinstance(r[1], bytes) or len(r[1]) != 32
+                for r in requests
+            )
+        ):  # fmt: skip
+            raise DecodeError(f"malformed {_STATE_WHAT}")
+        member.state = state
+        member._own_share = own
+        member._key = key
+        member._key_shoup = None if key is None else shoup_factor(key, ring.q)
+        member._smudge_key = smudge_key
+        member._answered = set(answered)
+        member._requests = {bytes(r[0]): bytes(r[1]) for r in requests}
+        return member
 
     # -- decryption --------------------------------------------------------------------
 

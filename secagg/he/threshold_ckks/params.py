@@ -139,7 +139,12 @@ class ThresholdCkksParameters:
         if not is_int(self.degree) or self.degree < 4096:
             raise ConfigurationError("degree must be 4096, 8192, 16384 or 32768")
         self.rlwe  # noqa: B018 - validates the ring against the HE standard
-        budget = self.noise
+        try:
+            budget = self.noise
+        except OverflowError:  # committee_size! squared exceeds a float: far beyond any Q
+            raise ConfigurationError(
+                "the noise bound overflows: lower committee_size or max_summands"
+            ) from None
         if budget.smudging_bits > MAX_WIDE_BITS:
             raise ConfigurationError(
                 f"smudging needs {budget.smudging_bits} bits, more than {MAX_WIDE_BITS}: "

@@ -17,6 +17,10 @@ Legacy strategies (``flwr.server.strategy``), in place of Flower's ``SecAggPlusW
 Client side: ``ClientApp(mods=[secagg_mod])`` (or ``make_secagg_mod(ClientPolicy(...))``).
 ``secagg.integrations.flower.testing.InProcessGrid`` runs ClientApps in process for tests.
 
+Distributed DP and compression: ``SecAggSettings.with_privacy(DistributedDP(...))`` (or the
+``dp-*`` keys of a run config, :func:`privacy_from_run_config`); every round report then
+carries the epsilon spent (docs/privacy.md).
+
 The Flower layer is transport only: it maps node ids to client ids ``1..n``, carries the
 protocol's message bytes in ``ArrayRecord``s, keeps the client's protocol state in the
 node's ``context.state`` between ClientApp processes, and calls ``close_round()`` when a
@@ -41,7 +45,12 @@ from secagg.integrations.flower.protocols import (
     register_flower_protocol,
 )
 from secagg.integrations.flower.server import RoundReport, is_train_message, run_secure_round
-from secagg.integrations.flower.settings import ClientPolicy, SecAggSettings, default_threshold
+from secagg.integrations.flower.settings import (
+    ClientPolicy,
+    SecAggSettings,
+    default_threshold,
+    privacy_from_run_config,
+)
 
 __all__ = [
     "SECAGG_ERROR_CODE",
@@ -64,6 +73,7 @@ __all__ = [
     "generate_identities",
     "is_train_message",
     "make_secagg_mod",
+    "privacy_from_run_config",
     "register_flower_protocol",
     "run_secure_round",
     "secagg_mod",

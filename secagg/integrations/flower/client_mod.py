@@ -25,6 +25,15 @@ server message, a setup below policy, an out-of-order stage, a model that does n
 gets an error reply and, once a session started, aborts it for good: a second try of the
 same session is refused. Training messages without secagg records are refused too unless
 ``ClientPolicy.require_secure`` is off (a server cannot downgrade the client).
+
+Under distributed DP or compression (the setup carries a :class:`PrivacySetup`) the mod
+checks the plan (:func:`secagg.integrations.privacy.check_plan_bounds` recomputes its
+sensitivities; with ``ClientPolicy.max_epsilon``, ``verify_plan`` its epsilon;
+``ClientPolicy.require_privacy`` refuses a session without noise), keeps the global arrays it
+received, and after training encodes its update (trained minus global arrays) with
+:func:`secagg.dp.encode`: L2 clip, rounding and this node's share of the noise, drawn from
+its own CSPRNG. A training result with NaN or infinity is refused (an error reply: the node
+sits the round out, and the server reports why).
 """
 
 from __future__ import annotations
@@ -38,6 +47,7 @@ import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, Context, Error, Message, RecordDict
 from flwr.clientapp.typing import ClientAppCallable, Mod
 
+from secagg.dp import encode as dp_encode
 from secagg.encoding import FixedPoint
 from secagg.errors import (
     ConfigurationError,
@@ -57,6 +67,7 @@ from secagg.integrations.flower.wire import (
     SECAGG_ERROR_CODE,
     Envelope,
     IdentifyRequest,
+    PrivacySetup,
     SessionSetup,
     check_payload_count,
     has_envelope,
@@ -64,6 +75,7 @@ from secagg.integrations.flower.wire import (
     strip_envelope,
     write_envelope,
 )
+from secagg.integrations.privacy import check_plan_bounds, verify_plan
 from secagg.protocols.base import SERVER_ID, ClientProtocol
 from secagg.secret import SecretHolder
 
@@ -240,8 +252,35 @@ def _identify(message: Message, envelope: Envelope, node: _Node) -> Message:
                                     identity=answer))
 
 
-def _check_setup(setup: SessionSetup, envelope: Envelope, policy: ClientPolicy) -> FixedPoint:
-    """Policy checks of a new session; returns the fixed-point codec to encode with."""
+def _check_privacy(setup: SessionSetup, policy: ClientPolicy) -> None:
+    """Policy checks of a session's privacy plan (or of its absence)."""
+    private = setup.privacy
+    if private is None or not private.plan.private:
+        if policy.require_privacy:
+            raise MaliciousRequestError("this node's policy requires distributed DP",
+                                        party=SERVER_ID)
+        if private is None:
+            return
+    if setup.weighted or setup.report_clipping or setup.layout.metrics:
+        raise MaliciousRequestError("a private session must be unweighted, without metrics "
+                                    "or clipping indicators", party=SERVER_ID)
+    try:
+        check_plan_bounds(private.plan)
+    except ConfigurationError as exc:
+        raise MaliciousRequestError(f"privacy plan refused: {exc}", party=SERVER_ID) from None
+    if policy.max_epsilon is None:
+        return
+    epsilon = verify_plan(private.plan)  # the accountant: ConfigurationError without it
+    if epsilon is not None and epsilon > policy.max_epsilon:
+        raise MaliciousRequestError(
+            f"the privacy plan spends epsilon {epsilon:.4g}, this node's policy allows "
+            f"{policy.max_epsilon:g}", party=SERVER_ID)
+
+
+def _check_setup(setup: SessionSetup, envelope: Envelope, policy: ClientPolicy
+                 ) -> FixedPoint | None:
+    """Policy checks of a new session; returns the fixed-point codec to encode with (None
+    under privacy: the plan encodes)."""
     if setup.session_id != envelope.session_id:
         raise ProtocolViolation("setup for another session", party=SERVER_ID)
     if setup.n < policy.min_clients:
@@ -252,6 +291,9 @@ def _check_setup(setup: SessionSetup, envelope: Envelope, policy: ClientPolicy) 
         raise ConfigurationError(f"bit width {setup.bits} outside this client's policy")
     if setup.vector_length > policy.max_vector_length:
         raise ConfigurationError("vector longer than this client's policy allows")
+    _check_privacy(setup, policy)
+    if setup.privacy is not None:
+        return None
     fp = setup.fixed_point
     # FixedPoint re-checks headroom: a server cannot make the client's sum wrap silently.
     fixed = FixedPoint(bits=setup.bits, clip=fp.clip, scale=fp.scale,
@@ -281,6 +323,23 @@ def _trained_values(message: Message, context: Context, call_next: ClientAppCall
     for record in content.metric_records.values():
         metrics.update(record)
     return arrays, metrics, None
+
+
+def _global_vector(message: Message, setup: SessionSetup) -> np.ndarray:
+    """The global arrays the server sent, flattened (the reference of a private update)."""
+    records = list(strip_envelope(message.content).array_records.values())
+    if len(records) != 1:
+        raise ConfigurationError("a training message must carry exactly one ArrayRecord")
+    return setup.layout.flatten(records[0], {})
+
+
+def _encode_private(private: PrivacySetup, setup: SessionSetup, base: np.ndarray,
+                    arrays: ArrayRecord) -> np.ndarray:
+    """This node's DP encoding of its update (trained minus global arrays)."""
+    update = setup.layout.flatten(arrays, {})  # ConfigurationError on NaN or infinity
+    update -= base
+    encoded: np.ndarray = dp_encode(update, private.plan, private.round_seed)
+    return encoded
 
 
 def _encode(setup: SessionSetup, fixed: FixedPoint, arrays: ArrayRecord,
@@ -336,12 +395,18 @@ def _start(message: Message, context: Context, call_next: ClientAppCallable,
                      setup=envelope.setup, seen=seen)
     stored.save(context)
     try:
+        base = _global_vector(message, setup) if setup.privacy is not None else None
         arrays, metrics, error_reply = _trained_values(message, context, call_next)
         if error_reply is not None or arrays is None:
             stored.status = _ABORTED
             stored.save(context)
             return error_reply or _refuse(message, UsageError("training produced no update"))
-        vector = _encode(setup, fixed, arrays, metrics)
+        if setup.privacy is not None:
+            assert base is not None
+            vector = _encode_private(setup.privacy, setup, base, arrays)
+        else:
+            assert fixed is not None
+            vector = _encode(setup, fixed, arrays, metrics)
         client = protocol.create_client(config, setup.client_id, vector, node.keys)
         log.info("secagg: joined session %s... (%s) as client %d of %d",
                  setup.session_id.hex()[:8], protocol.name, setup.client_id, setup.n)

@@ -36,6 +36,7 @@ from secagg.integrations.flower.server import (
 )
 from secagg.integrations.flower.settings import SecAggSettings
 from secagg.integrations.flower.wire import SECAGG_ERROR_CODE
+from secagg.integrations.privacy import PrivacyRun
 
 __all__ = ["SecAggGrid", "aggregate_replies"]
 
@@ -46,10 +47,12 @@ class SecAggGrid(Grid):
     """Wraps ``grid``; training rounds sent through it are securely aggregated.
 
     ``reports`` lists one :class:`RoundReport` per training round (included and excluded
-    nodes, reasons, sizes). ``identities`` caches the nodes identified so far (active
-    mode, committees). The strategy's ``timeout`` is replaced by the settings'
-    ``train_timeout`` / ``stage_timeout``. Only ``send_and_receive`` is intercepted: do not
-    push training messages with ``push_messages`` directly (the client mod refuses them).
+    nodes, reasons, sizes; with ``settings.privacy`` the epsilon spent). ``identities``
+    caches the nodes identified so far (active mode, committees); ``privacy`` is the run's
+    :class:`~secagg.integrations.privacy.PrivacyRun` (plan and ledger). The strategy's
+    ``timeout`` is replaced by the settings' ``train_timeout`` / ``stage_timeout``. Only
+    ``send_and_receive`` is intercepted: do not push training messages with
+    ``push_messages`` directly (the client mod refuses them).
     """
 
     def __init__(self, grid: Grid, settings: SecAggSettings | None = None, *,
@@ -59,6 +62,9 @@ class SecAggGrid(Grid):
         self._make_server = make_server
         self.reports: list[RoundReport] = []
         self.identities: IdentityCache = {}
+        # The run's privacy plan and ledger: epsilon composes over this object's rounds.
+        self.privacy: PrivacyRun | None = (PrivacyRun(self.settings.privacy)
+                                           if self.settings.privacy is not None else None)
         if self.settings.forward_logs:
             forward_to_flower()
 
@@ -102,7 +108,8 @@ class SecAggGrid(Grid):
             # Sending the training part in clear is not an option, nor is guessing.
             raise ConfigurationError("a batch mixes training and other messages")
         report = run_secure_round(self._grid, batch, self.settings,
-                                  make_server=self._make_server, identities=self.identities)
+                                  make_server=self._make_server, identities=self.identities,
+                                  privacy=self.privacy)
         self.reports.append(report)
         return aggregate_replies(report, batch)
 

@@ -37,6 +37,7 @@ from secagg.integrations.flower.server import (
     run_secure_round,
 )
 from secagg.integrations.flower.settings import SecAggSettings
+from secagg.integrations.privacy import PrivacyRun
 
 __all__ = ["LEGACY_WEIGHT_KEY", "SecAggWorkflow"]
 
@@ -50,7 +51,8 @@ class SecAggWorkflow:
     """The ``fit_workflow`` of a ``DefaultWorkflow``: secure FedAvg-style training rounds.
 
     ``settings.weighted_by_key`` is forced to the legacy ``num_examples``. ``reports``
-    lists one :class:`RoundReport` per round.
+    lists one :class:`RoundReport` per round; ``privacy`` is the run's
+    :class:`~secagg.integrations.privacy.PrivacyRun` with ``settings.privacy``.
     """
 
     def __init__(self, settings: SecAggSettings | None = None, *,
@@ -59,6 +61,9 @@ class SecAggWorkflow:
         self._make_server = make_server
         self.reports: list[RoundReport] = []
         self.identities: IdentityCache = {}
+        # The run's privacy plan and ledger: epsilon composes over this object's rounds.
+        self.privacy: PrivacyRun | None = (PrivacyRun(self.settings.privacy)
+                                           if self.settings.privacy is not None else None)
         if self.settings.forward_logs:
             forward_to_flower()
 
@@ -96,7 +101,7 @@ class SecAggWorkflow:
             for proxy, fitins in instructions
         ]
         report = run_secure_round(grid, messages, self.settings, make_server=self._make_server,
-                                  identities=self.identities)
+                                  identities=self.identities, privacy=self.privacy)
         self.reports.append(report)
         log.info("secagg: round %d: the strategy's aggregate_fit receives ONE FitRes, the "
                  "secure aggregate of %d nodes, and %d failures (nodes not in the sum)",

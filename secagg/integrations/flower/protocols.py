@@ -17,8 +17,9 @@ The protocol logic itself comes from the protocol registry
 (:func:`secagg.protocols.registry.get_protocol`): message decoding, round names, the
 server and client classes. Built in: ``"bonawitz"`` and ``"secagg+"``
 (:mod:`~secagg.integrations.flower.bonawitz`), ``"threshold-paillier"``
-(:mod:`~secagg.integrations.flower.threshold_he`). Another protocol (e.g. threshold CKKS)
-is one class implementing :class:`FlowerProtocol` plus :func:`register_flower_protocol`;
+(:mod:`~secagg.integrations.flower.threshold_he`) and ``"threshold-ckks"``
+(:mod:`~secagg.integrations.flower.threshold_ckks`). Another protocol is one class
+implementing :class:`FlowerProtocol` plus :func:`register_flower_protocol`;
 ``docs/flower_migration.md`` says what it must check.
 """
 
@@ -68,6 +69,9 @@ class SessionPlan:
     (e.g. a committee seat whose holder was not sampled): the transport never contacts
     them, so they drop out at once. ``refused`` maps a node left out of the session to
     the reason; ``summary`` describes the session for the log (no secret).
+    ``max_reply_bytes`` is the largest reply a node of this session may send when the
+    protocol's messages outgrow the transport's allowance (a packed vector plus keys and
+    shares, e.g. ciphertexts); 0 keeps the transport's.
     """
 
     config: Any
@@ -77,6 +81,7 @@ class SessionPlan:
     phantoms: frozenset[int] = frozenset()
     refused: Mapping[int, str] = field(default_factory=dict)
     summary: str = ""
+    max_reply_bytes: int = 0
 
     @property
     def n(self) -> int:
@@ -148,6 +153,7 @@ _BUILTINS: dict[str, str] = {
     "secagg+": "secagg.integrations.flower.bonawitz:secagg_plus",
     "bonawitz": "secagg.integrations.flower.bonawitz:bonawitz",
     "threshold-paillier": "secagg.integrations.flower.threshold_he:threshold_paillier",
+    "threshold-ckks": "secagg.integrations.flower.threshold_ckks:threshold_ckks",
 }
 _REGISTRY: dict[str, FlowerProtocol] = {}
 

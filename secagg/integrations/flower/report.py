@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from flwr.app import ArrayRecord, MetricRecord, RecordDict
 
 from secagg.errors import UsageError
+from secagg.integrations.privacy import PrivacyReport
 from secagg.protocols.base import AggregationResult
 
 __all__ = ["RoundReport", "log_outcome"]
@@ -36,7 +37,9 @@ class RoundReport:
     (``"registered as 'alice'"``, ``"holder of share 2"``). ``clipped`` gives the share of
     the included weight whose arrays / metrics were clipped (``report_clipping``).
     ``result`` is the protocol's raw :class:`AggregationResult` (client ids 1..n) and
-    ``client_of_node`` the mapping used.
+    ``client_of_node`` the mapping used. ``privacy`` (settings with ``privacy``, a released
+    round) carries the epsilon spent so far in the run and this round's, for the nodes
+    actually in the sum, and the compression figures (:class:`PrivacyReport`).
     """
 
     session_id: bytes
@@ -60,6 +63,7 @@ class RoundReport:
     bytes_sent: int = 0
     bytes_received: int = 0
     seconds: float = 0.0
+    privacy: PrivacyReport | None = None
 
     @property
     def ok(self) -> bool:
@@ -82,7 +86,8 @@ class RoundReport:
             f"included={sorted(self.included_nodes)}, "
             f"excluded={dict(sorted(self.excluded_nodes.items()))}, "
             f"failed_in_a_stage={sorted(self.stage_failures)}, "
-            f"total_weight={self.total_weight}, aborted={self.aborted!r}, stages={self.stages})"
+            f"total_weight={self.total_weight}, aborted={self.aborted!r}, stages={self.stages}"
+            + (f", epsilon_spent={self.privacy.epsilon_spent}" if self.privacy else "") + ")"
         )
 
 
@@ -98,6 +103,11 @@ def log_outcome(report: RoundReport) -> None:
                  report.stages, report.bytes_sent, report.bytes_received)
     for node, reason in sorted(report.excluded_nodes.items()):
         log.info("secagg: node %d not in the sum: %s", node, reason)
+    privacy = report.privacy
+    if privacy is not None and privacy.epsilon_spent is not None:
+        log.info("secagg: privacy: epsilon spent %.4g of %.4g (this round %.4g with %d of %d "
+                 "noise shares)", privacy.epsilon_spent, privacy.target_epsilon,
+                 privacy.epsilon_round, privacy.included, privacy.noise_clients)
     for kind, share in sorted(report.clipped.items()):
         if share > 0:
             log.warning("secagg: %.1f %% of the aggregated weight had %s clipped; raise "

@@ -27,6 +27,14 @@ What the strategy gets back is one reply whose ``ArrayRecord`` is the weighted m
 exactly the included clients and whose ``MetricRecord`` holds the total weight under
 ``weighted_by_key`` (and the secure metrics): FedAvg-style strategies average it to itself.
 No client's arrays, weight or metrics are ever seen in clear.
+
+With ``settings.privacy`` (distributed DP or compression, :mod:`secagg.integrations.privacy`)
+step 2 also fixes the run's plan (once, in the :class:`~secagg.integrations.privacy.PrivacyRun`
+the caller keeps across rounds) and draws the round's public rotation seed from
+``os.urandom``; every setup carries both, each client sends :func:`secagg.dp.encode` of its
+update (trained minus global arrays) instead of the fixed-point vector, and the server
+decodes the mean update, adds it to the global arrays and records the round in the run's
+ledger with the number of clients in the sum: the report's ``privacy`` holds the epsilon.
 """
 
 from __future__ import annotations
@@ -72,9 +80,11 @@ from secagg.integrations.flower.wire import (
     Envelope,
     FixedPointParams,
     IdentifyRequest,
+    PrivacySetup,
     SessionSetup,
     read_envelope,
 )
+from secagg.integrations.privacy import PrivacyRun
 from secagg.protocols.base import AggregationResult, ServerProtocol
 from secagg.protocols.base import Message as ProtocolMessage
 from secagg.ring import packed_size
@@ -124,6 +134,7 @@ def run_secure_round(
     *,
     make_server: ServerFactory | None = None,
     identities: IdentityCache | None = None,
+    privacy: PrivacyRun | None = None,
 ) -> RoundReport:
     """Securely aggregate the training round that ``messages`` (one per node) describe.
 
@@ -132,12 +143,16 @@ def run_secure_round(
     a node that misses a deadline, replies with an error, sends anything malformed or fails
     its identification is excluded (with the reason) and the others go on; nothing a client
     sends is ever exposed except through the protocol's sum. ``identities`` caches node
-    identifications across rounds (see :data:`IdentityCache`).
+    identifications across rounds (see :data:`IdentityCache`). ``privacy`` is the run's
+    :class:`PrivacyRun` for ``settings.privacy``, kept across rounds so that epsilon
+    composes (None: a fresh one, whose report covers this round alone).
 
     Raises ConfigurationError for unusable inputs (no messages, duplicate destinations,
-    several ArrayRecords, unsupported dtypes, settings that do not fit this many nodes). A
-    protocol abort (fewer than the threshold left) is not raised: the report says
-    ``aborted``.
+    several ArrayRecords, unsupported dtypes, settings that do not fit this many nodes; with
+    privacy: nodes sent different global arrays, a config that cannot be planned, a
+    ``privacy`` run of another config). A protocol abort (fewer than the threshold left) is
+    not raised: the report says ``aborted``; so does a round with more nodes than the
+    privacy plan holds.
     """
     settings = settings or SecAggSettings()
     started = time.perf_counter()
@@ -147,9 +162,15 @@ def run_secure_round(
     nodes = sorted({m.metadata.dst_node_id for m in train})
     if len(nodes) != len(train):
         raise ConfigurationError("two training messages go to the same node")
-    arrays_key, _, model_layout = _global_arrays(train)
+    arrays_key, global_record, model_layout = _global_arrays(train)
     layout = ArrayLayout(model_layout.arrays, settings.secure_metrics)
     extras = 2 if settings.report_clipping else 0
+    run: PrivacyRun | None = None
+    if settings.privacy is not None:
+        run = privacy if privacy is not None else PrivacyRun(settings.privacy)
+        if run.privacy != settings.privacy:
+            raise ConfigurationError("the PrivacyRun was made for another privacy config")
+        _check_same_arrays(train, global_record)
     protocol = flower_protocol(settings.protocol)
     session = Session(settings=settings, protocol=protocol, session_id=os.urandom(16),
                        group_id=train[0].metadata.group_id)
@@ -184,15 +205,27 @@ def run_secure_round(
         return finish(excluded_nodes=_with_default(session.excluded, nodes, "round not run"),
                       aborted=f"{len(candidates)} nodes identified, fewer than min_clients = "
                               f"{settings.min_clients}")
+    vector_length = layout.size + extras + 1
+    private: PrivacySetup | None = None
+    if run is not None:
+        try:
+            dp_plan = run.plan_for(layout.array_size, len(candidates))
+        except ConfigurationError as exc:
+            if run.plan is None:
+                raise  # the config cannot be planned: the settings are unusable
+            return finish(excluded_nodes=dict.fromkeys(nodes, "round not run"),
+                          aborted=f"privacy: {exc}")
+        private = PrivacySetup(dp_plan, run.round_seed())
+        vector_length = dp_plan.padded_dim
     plan = protocol.plan(settings, session_id=session.session_id, nodes=candidates,
-                         identities=known, vector_length=layout.size + extras + 1)
+                         identities=known, vector_length=vector_length)
     for node, reason in plan.refused.items():
         session.fail(node, _IDENTIFY, reason)
     if len(plan.node_of_client) < settings.min_clients:
         return finish(excluded_nodes=_with_default(session.excluded, nodes, "round not run"),
                       aborted=f"{len(plan.node_of_client)} nodes admitted, fewer than "
                               f"min_clients = {settings.min_clients}")
-    fixed = _open_session(session, plan, layout, make_server)
+    fixed = _open_session(session, plan, layout, make_server, private)
     report = replace(report, summary=plan.summary,
                      client_of_node={n: c for c, n in plan.node_of_client.items()})
     log.info("secagg: session %s...: %s; %d nodes", session.session_id.hex()[:8], plan.summary,
@@ -209,6 +242,17 @@ def run_secure_round(
         aborted = "the protocol finished without a result"
     if aborted is not None or result is None:
         return finish(result=result, excluded_nodes=excluded, aborted=aborted)
+    included_nodes = frozenset(session.node_of_client[c] for c in result.included
+                               if c in session.node_of_client)
+    if run is not None and private is not None:
+        delta, privacy_report = run.release(result.total, private.round_seed,
+                                            len(result.included))
+        base = model_layout.flatten(global_record, {})
+        arrays, _ = model_layout.unflatten(base + delta)
+        return finish(result=result, excluded_nodes=excluded, included_nodes=included_nodes,
+                      arrays=arrays, metrics={}, total_weight=float(len(result.included)),
+                      privacy=privacy_report)
+    assert fixed is not None
     try:
         mean, total_weight = fixed.decode_weighted(result.total)
     except UsageError:
@@ -221,11 +265,23 @@ def run_secure_round(
         clipped = {"arrays": _fraction(mean[layout.size] / clip),
                    "metrics": _fraction(mean[layout.size + 1] / clip)}
     return finish(
-        result=result, excluded_nodes=excluded,
-        included_nodes=frozenset(session.node_of_client[c] for c in result.included
-                                 if c in session.node_of_client),
+        result=result, excluded_nodes=excluded, included_nodes=included_nodes,
         arrays=arrays, metrics=metrics, total_weight=float(total_weight), clipped=clipped,
     )
+
+
+def _check_same_arrays(train: Sequence[Message], record: ArrayRecord) -> None:
+    """Under privacy every node must get the same global arrays: the server adds the mean
+    update to them, and a node's update is its trained arrays minus what it received."""
+    reference = [(name, array.numpy()) for name, array in record.items()]
+    for message in train[1:]:
+        records = list(message.content.array_records.values())
+        other = records[0] if len(records) == 1 else None
+        if other is None or list(other.keys()) != [n for n, _ in reference] or not all(
+                np.array_equal(other[name].numpy(), values) for name, values in reference):
+            raise ConfigurationError(
+                "with privacy every node must receive the same global arrays (its update is "
+                "its trained arrays minus them)")
 
 
 def _fraction(value: float) -> float:
@@ -310,16 +366,25 @@ def _check_identity(session: Session, node: int, reply: Message,
 
 
 def _open_session(session: Session, plan: SessionPlan, layout: ArrayLayout,
-                  make_server: ServerFactory | None) -> FixedPoint:
-    """Fix the encoding and the per-client setups of the planned session."""
+                  make_server: ServerFactory | None,
+                  private: PrivacySetup | None = None) -> FixedPoint | None:
+    """Fix the encoding and the per-client setups of the planned session (with ``private``
+    the clients encode with its plan: no fixed point, whose parameters the setup then
+    carries for information only)."""
     settings = session.settings
     n = plan.n
-    fixed = FixedPoint.for_precision(
-        bits=settings.bits, clip=settings.clip, max_clients=n,
-        max_weight=settings.max_weight if settings.weighted else 1.0,
-    )
-    params = FixedPointParams(clip=fixed.clip, scale=fixed.scale,
-                              max_clients=fixed.max_clients, max_weight=fixed.max_weight)
+    fixed: FixedPoint | None = None
+    if private is not None:
+        dp_plan = private.plan
+        params = FixedPointParams(clip=dp_plan.clip, scale=dp_plan.scale, max_clients=n,
+                                  max_weight=1.0)
+    else:
+        fixed = FixedPoint.for_precision(
+            bits=settings.bits, clip=settings.clip, max_clients=n,
+            max_weight=settings.max_weight if settings.weighted else 1.0,
+        )
+        params = FixedPointParams(clip=fixed.clip, scale=fixed.scale,
+                                  max_clients=fixed.max_clients, max_weight=fixed.max_weight)
     session.node_of_client = dict(plan.node_of_client)
     session.phantoms = plan.phantoms
     session.server = make_server(plan.config) if make_server is not None else plan.server
@@ -329,13 +394,15 @@ def _open_session(session: Session, plan: SessionPlan, layout: ArrayLayout,
             client_id=client, bits=settings.bits, fixed_point=params, layout=layout,
             weighted_by_key=settings.weighted_by_key, weighted=settings.weighted,
             params=plan.params, metric_scale=settings.metric_scale,
-            report_clipping=settings.report_clipping,
+            report_clipping=settings.report_clipping, privacy=private,
         ).to_bytes()
         for client in plan.node_of_client
     }
     extras = 2 if settings.report_clipping else 0
-    session.max_reply_bytes = (packed_size(layout.size + extras + 1, settings.bits)
-                               + BASE_BYTES + _PER_PEER_BYTES * n)
+    length = private.plan.padded_dim if private is not None else layout.size + extras + 1
+    session.max_reply_bytes = max(plan.max_reply_bytes,  # e.g. ciphertexts
+                                  packed_size(length, settings.bits)
+                                  + BASE_BYTES + _PER_PEER_BYTES * n)
     return fixed
 
 

@@ -9,6 +9,11 @@ refused by the protocol's own config).
 ``degree`` and ``threshold`` take fractions as Flower's ``SecAggPlusWorkflow`` takes
 ``num_shares`` and ``reconstruction_threshold``: a float in (0, 1] is resolved per round,
 from the number of sampled nodes (see :func:`resolve_degree`, :func:`resolve_threshold`).
+
+``privacy`` (a :class:`~secagg.dp.DistributedDP` or :class:`~secagg.dp.Compression`, also
+from a run config's ``dp-*`` keys: :func:`privacy_from_run_config`) makes every client
+encode its update with :mod:`secagg.dp` (docs/privacy.md); :meth:`SecAggSettings.with_privacy`
+builds settings that satisfy its rules.
 """
 
 from __future__ import annotations
@@ -18,15 +23,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from secagg.dp import Compression, DistributedDP
 from secagg.errors import ConfigurationError
 from secagg.integrations.flower.identity import IdentityRegistry
+from secagg.integrations.privacy import Privacy, check_masking_protocol, check_privacy
 from secagg.protocols.bonawitz.config import ACTIVE, MODES, SEMI_HONEST, Mode, default_threshold
 
 __all__ = [
     "DEADLINES",
+    "DP_RUN_CONFIG_KEYS",
     "ClientPolicy",
     "SecAggSettings",
     "default_threshold",
+    "privacy_from_run_config",
     "resolve_degree",
     "resolve_threshold",
 ]
@@ -136,6 +145,15 @@ class SecAggSettings:
     * ``protocol_options``: what a protocol needs beyond these (e.g. a public key).
     * ``forward_logs``: make secagg's log lines visible in Flower's console, and so in
       ``flwr run --stream`` (:func:`secagg.integrations.flower.logs.forward_to_flower`).
+    * ``privacy``: distributed DP (:class:`~secagg.dp.DistributedDP`) or compression
+      (:class:`~secagg.dp.Compression`): each client sends :func:`secagg.dp.encode` of its
+      update (trained arrays minus the global ones, L2-clipped to ``privacy.clip``), the
+      server decodes the mean update and adds it to the global arrays, and every report
+      carries the epsilon spent. Rules (ConfigurationError naming them): a masking protocol
+      (``bonawitz``, ``secagg+``), ``bits == privacy.bits``, uniform weights
+      (``weighted=False``), no ``secure_metrics`` and no ``report_clipping`` (their values
+      would be outside the clipped, noised vector). ``clip``, ``metric_clip`` and
+      ``max_weight`` do not apply. :meth:`with_privacy` sets all of that.
 
     Raises ConfigurationError on any invalid value.
     """
@@ -162,6 +180,7 @@ class SecAggSettings:
     poll_interval: float = 0.25
     protocol_options: Mapping[str, Any] = field(default_factory=dict)
     forward_logs: bool = True
+    privacy: Privacy | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.bits, bool) or not isinstance(self.bits, int):
@@ -209,10 +228,38 @@ class SecAggSettings:
         if not isinstance(self.protocol_options, Mapping):
             raise ConfigurationError("protocol_options must be a mapping")
         object.__setattr__(self, "protocol_options", dict(self.protocol_options))
+        if self.privacy is not None:
+            self._check_privacy()
         # The protocol checks its own settings (imported here: the adapters import this).
         from secagg.integrations.flower.protocols import flower_protocol
 
         flower_protocol(self.protocol).check_settings(self)
+
+    def _check_privacy(self) -> None:
+        privacy = check_privacy(self.privacy)
+        check_masking_protocol(self.protocol)
+        if self.bits != privacy.bits:
+            raise ConfigurationError(
+                f"bits={self.bits} but privacy.bits={privacy.bits}: the rule is that the secure "
+                "sum runs at the encodings' width (use SecAggSettings.with_privacy)")
+        if self.weighted:
+            raise ConfigurationError(
+                "privacy needs uniform weights: set weighted=False (the L2 clip bounds each "
+                "client's whole contribution; a weight would multiply it past the clip)")
+        if self.secure_metrics or self.report_clipping:
+            raise ConfigurationError(
+                "privacy covers the model update only: set secure_metrics=() and "
+                "report_clipping=False (their values would be summed without noise)")
+
+    @classmethod
+    def with_privacy(cls, privacy: Privacy, **changes: Any) -> SecAggSettings:
+        """Settings for ``privacy``: ``bits`` from it, ``weighted=False``,
+        ``report_clipping=False``, ``secure_metrics=()``, the rest defaults or ``changes``.
+        Raises ConfigurationError as the settings would."""
+        fields: dict[str, Any] = dict(bits=check_privacy(privacy).bits, weighted=False,
+                                      report_clipping=False, secure_metrics=())
+        fields.update(changes)
+        return cls(privacy=privacy, **fields)
 
     @classmethod
     def from_secaggplus(
@@ -290,6 +337,11 @@ class ClientPolicy:
     * ``require_active``: refuse a Bonawitz / SecAgg+ session that is not in active mode
       (a server cannot downgrade the client to the semi-honest protocol).
     * ``protocols``: the protocol names this client takes part in (None: any registered).
+    * ``require_privacy``: refuse a session whose setup carries no distributed-DP plan (a
+      server cannot make the client send an un-noised update).
+    * ``max_epsilon``: refuse a DP plan that spends more than this over its rounds; the
+      client recomputes the epsilon from the plan's noise, scale and clip
+      (:func:`secagg.integrations.privacy.verify_plan`), so a server cannot understate it.
 
     Raises ConfigurationError on invalid values.
     """
@@ -302,6 +354,8 @@ class ClientPolicy:
     max_payload_bytes: int = 2**30
     require_active: bool = False
     protocols: tuple[str, ...] | None = None
+    require_privacy: bool = False
+    max_epsilon: float | None = None
 
     def __post_init__(self) -> None:
         for name in ("min_clients", "max_vector_length", "min_bits", "max_bits",
@@ -313,10 +367,66 @@ class ClientPolicy:
             raise ConfigurationError("min_clients must be >= 2")
         if not 1 <= self.min_bits <= self.max_bits <= 64:
             raise ConfigurationError("need 1 <= min_bits <= max_bits <= 64")
-        if not isinstance(self.require_active, bool):
-            raise ConfigurationError("require_active must be a bool")
+        for name in ("require_active", "require_privacy"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigurationError(f"{name} must be a bool")
+        if self.max_epsilon is not None:
+            _positive("max_epsilon", self.max_epsilon)
         if self.protocols is not None:
             names = tuple(self.protocols)
             if not names or any(not isinstance(p, str) or not p for p in names):
                 raise ConfigurationError("protocols must be None or non-empty names")
             object.__setattr__(self, "protocols", names)
+
+
+DP_RUN_CONFIG_KEYS: dict[str, str] = {
+    "dp-epsilon": "epsilon", "dp-delta": "delta", "dp-rounds": "rounds",
+    "dp-sampling-rate": "sampling_rate", "dp-bits": "bits", "dp-clip": "clip",
+    "dp-mechanism": "mechanism", "dp-expected-clients": "expected_clients",
+    "dp-min-clients": "min_clients", "dp-wrap-probability": "wrap_probability",
+    "dp-rotation": "rotation",
+}
+"""Run config key (``pyproject.toml``'s ``[tool.flwr.app.config]``) -> config field."""
+
+_COMPRESSION_FIELDS = frozenset(
+    {"bits", "clip", "expected_clients", "rotation", "wrap_probability"})
+
+
+def privacy_from_run_config(run_config: Mapping[str, object]) -> Privacy | None:
+    """The privacy config a Flower run config's ``dp-*`` keys describe, or None without any.
+
+    With ``dp-epsilon``: a :class:`~secagg.dp.DistributedDP` (``dp-delta``, ``dp-rounds``,
+    ``dp-bits`` and ``dp-clip`` required; ``dp-sampling-rate``, ``dp-mechanism``,
+    ``dp-expected-clients``, ``dp-min-clients``, ``dp-wrap-probability``, ``dp-rotation``
+    optional). Without it: a :class:`~secagg.dp.Compression` (``dp-bits``, ``dp-clip``;
+    optional ``dp-expected-clients``, ``dp-wrap-probability``, ``dp-rotation``). TOML
+    values keep their types (``dp-bits = 16``, ``dp-delta = 1e-5``). Raises
+    ConfigurationError naming the key for an unknown ``dp-*`` key, a missing one, a key
+    that needs ``dp-epsilon``, or a bad value (the config's own rules).
+    """
+    given = {k: v for k, v in run_config.items() if isinstance(k, str) and k.startswith("dp-")}
+    if not given:
+        return None
+    unknown = sorted(set(given) - set(DP_RUN_CONFIG_KEYS))
+    if unknown:
+        raise ConfigurationError(f"unknown run config keys {unknown}; known: "
+                                 f"{sorted(DP_RUN_CONFIG_KEYS)}")
+    values = {DP_RUN_CONFIG_KEYS[k]: v for k, v in given.items()}
+    noisy = "epsilon" in values
+    required = ("epsilon", "delta", "rounds", "bits", "clip") if noisy else ("bits", "clip")
+    missing = [f"dp-{name.replace('_', '-')}" for name in required if name not in values]
+    if missing:
+        raise ConfigurationError(f"run config: {missing} required with "
+                                 f"{'dp-epsilon' if noisy else 'dp-* compression'}")
+    if not noisy:
+        extra = sorted(f"dp-{n.replace('_', '-')}" for n in set(values) - _COMPRESSION_FIELDS)
+        if extra:
+            raise ConfigurationError(f"run config: {extra} need dp-epsilon (without it the "
+                                     "dp-* keys describe compression only)")
+    try:
+        if noisy:
+            values.setdefault("sampling_rate", 1.0)
+            return DistributedDP(**values)  # type: ignore[arg-type]
+        return Compression(**values)  # type: ignore[arg-type]
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"run config dp-* keys: {exc}") from None

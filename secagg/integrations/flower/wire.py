@@ -12,6 +12,11 @@ Every Flower message of a secure aggregation carries two records in its ``Record
   ``to_bytes()`` encodings of secagg protocol messages, as raw ``uint8`` data with the
   stype :data:`PAYLOAD_STYPE` (never ``np.load``-ed, never unpickled).
 
+A setup of a session under distributed DP or compression (:mod:`secagg.integrations.privacy`)
+carries one more, trailing element: the :class:`PrivacySetup` (the run's public DP plan and
+the round's public rotation seed). A setup without privacy encodes exactly as before, and a
+client that does not know the trailing element refuses the setup instead of ignoring it.
+
 Decoding is strict: a record with unexpected keys, types, sizes or version raises
 :class:`DecodeError` naming the sending party (0 for the server, else the client id the
 transport authenticated). Types are exact (``True`` is not version 1, ``1.0`` not stage 1)
@@ -27,8 +32,10 @@ from dataclasses import dataclass
 import msgpack
 from flwr.app import Array, ArrayRecord, ConfigRecord, RecordDict
 
-from secagg.errors import DecodeError
+from secagg.dp import DPPlan
+from secagg.errors import ConfigurationError, DecodeError
 from secagg.integrations.flower.layout import ArrayLayout
+from secagg.integrations.privacy import ROUND_SEED_BYTES
 from secagg.protocols.limits import MAX_CLIENT_ID, SESSION_ID_BYTES
 from secagg.protocols.wire import shown
 
@@ -42,6 +49,7 @@ __all__ = [
     "Envelope",
     "FixedPointParams",
     "IdentifyRequest",
+    "PrivacySetup",
     "SessionSetup",
     "check_payload_count",
     "has_envelope",
@@ -221,6 +229,53 @@ class FixedPointParams:
     max_weight: float
 
 
+_PLAN_TYPES: dict[str, tuple[type, ...]] = {
+    "int": (int,), "int | None": (int, type(None)), "float": (int, float),
+    "float | None": (int, float, type(None)), "str": (str,),
+}
+_MAX_PLAN_STR = 16
+
+
+@dataclass(frozen=True)
+class PrivacySetup:
+    """The privacy part of a setup (all public): the run's :class:`~secagg.dp.DPPlan` and
+    this round's rotation seed (fresh from the server's CSPRNG every round)."""
+
+    plan: DPPlan
+    round_seed: bytes
+
+    def to_wire(self) -> list[object]:
+        """A msgpack-ready form: ``[plan fields, round seed]``."""
+        return [self.plan.to_dict(), self.round_seed]
+
+    @classmethod
+    def from_wire(cls, obj: object) -> PrivacySetup:
+        """Decode :meth:`to_wire` output received from the server (party 0): exact types per
+        plan field (a float where an int belongs is refused), the plan's own checks, a seed
+        of :data:`~secagg.integrations.privacy.ROUND_SEED_BYTES`. Raises DecodeError."""
+        if not isinstance(obj, list) or len(obj) != 2:
+            raise DecodeError("bad privacy setup", party=0)
+        fields, seed = obj
+        if not isinstance(seed, bytes) or len(seed) != ROUND_SEED_BYTES:
+            raise DecodeError("bad round seed", party=0)
+        known = DPPlan.__dataclass_fields__
+        if not isinstance(fields, dict) or set(fields) != set(known):
+            raise DecodeError("bad privacy plan fields", party=0)
+        values: dict[str, object] = {}
+        for name, value in fields.items():
+            kind = str(known[name].type)
+            allowed = _PLAN_TYPES.get(kind, ())
+            if isinstance(value, bool) or not isinstance(value, allowed) or (
+                    isinstance(value, str) and len(value) > _MAX_PLAN_STR):
+                raise DecodeError(f"bad privacy plan field {name}", party=0)
+            values[name] = float(value) if isinstance(value, int) and "float" in kind else value
+        try:
+            plan = DPPlan.from_dict(values)
+        except (ConfigurationError, TypeError, ValueError, OverflowError):
+            raise DecodeError("bad privacy plan", party=0) from None
+        return cls(plan, seed)
+
+
 @dataclass(frozen=True)
 class SessionSetup:
     """Everything a client needs to join one secure aggregation: all public.
@@ -234,7 +289,9 @@ class SessionSetup:
     The flat vector a client encodes is the layout's values, then (``report_clipping``)
     two clipping indicators, then the weight. Metrics are multiplied by ``metric_scale``
     before encoding (so that they may be bounded apart from the arrays) and divided back
-    after decoding.
+    after decoding. With ``privacy`` the vector is instead the client's
+    :func:`secagg.dp.encode` of its update (trained arrays minus the global ones),
+    ``plan.padded_dim`` values.
     """
 
     session_id: bytes
@@ -249,6 +306,7 @@ class SessionSetup:
     params: bytes
     metric_scale: float = 1.0
     report_clipping: bool = False
+    privacy: PrivacySetup | None = None
 
     @property
     def extra_values(self) -> int:
@@ -257,7 +315,10 @@ class SessionSetup:
 
     @property
     def vector_length(self) -> int:
-        """Model values, secure metrics, clipping indicators, then the weight."""
+        """Model values, secure metrics, clipping indicators, then the weight (with privacy:
+        the plan's padded length)."""
+        if self.privacy is not None:
+            return self.privacy.plan.padded_dim
         return self.layout.size + self.extra_values + 1
 
     def __repr__(self) -> str:
@@ -270,15 +331,15 @@ class SessionSetup:
     def to_bytes(self) -> bytes:
         """Versioned msgpack encoding."""
         fp = self.fixed_point
-        return bytes(msgpack.packb(
-            [
-                WIRE_VERSION, self.session_id, self.protocol, self.n, self.client_id,
-                self.bits, [fp.clip, fp.scale, fp.max_clients, fp.max_weight],
-                self.layout.to_wire(), self.weighted_by_key, self.weighted, self.params,
-                self.metric_scale, self.report_clipping,
-            ],
-            use_bin_type=True,
-        ))
+        fields: list[object] = [
+            WIRE_VERSION, self.session_id, self.protocol, self.n, self.client_id,
+            self.bits, [fp.clip, fp.scale, fp.max_clients, fp.max_weight],
+            self.layout.to_wire(), self.weighted_by_key, self.weighted, self.params,
+            self.metric_scale, self.report_clipping,
+        ]
+        if self.privacy is not None:
+            fields.append(self.privacy.to_wire())
+        return bytes(msgpack.packb(fields, use_bin_type=True))
 
     @classmethod
     def from_bytes(cls, data: bytes, *, max_vector_length: int) -> SessionSetup:
@@ -286,14 +347,17 @@ class SessionSetup:
 
         Raises DecodeError on malformed data (not bytes, not msgpack), an unknown version,
         a value of the wrong type (exact: a bool is not an int), out-of-range numbers, a
-        session id outside 16..64 bytes, or a layout longer than ``max_vector_length``.
+        session id outside 16..64 bytes, or a layout longer than ``max_vector_length``;
+        with privacy, a malformed plan (:meth:`PrivacySetup.from_wire`), one of other bits
+        or another model size, or a padded length beyond ``max_vector_length``.
         """
         obj = _unpack(data, _MAX_SETUP_BYTES, "setup")
-        if (not isinstance(obj, list) or len(obj) != 13 or type(obj[0]) is not int
+        if (not isinstance(obj, list) or len(obj) not in (13, 14) or type(obj[0]) is not int
                 or obj[0] != WIRE_VERSION):
             raise DecodeError("unsupported setup encoding", party=0)
         (_, session_id, protocol, n, client_id, bits, fp, layout, weight_key, weighted,
-         params, metric_scale, report_clipping) = obj
+         params, metric_scale, report_clipping) = obj[:13]
+        privacy = PrivacySetup.from_wire(obj[13]) if len(obj) == 14 else None
         if not isinstance(session_id, bytes) or not (
             SESSION_ID_BYTES[0] <= len(session_id) <= SESSION_ID_BYTES[1]
         ):
@@ -323,12 +387,19 @@ class SessionSetup:
             raise DecodeError(
                 f"malformed model layout, or one that exceeds {limit} values", party=0
             ) from None
+        if privacy is not None:
+            plan = privacy.plan
+            if (plan.bits != bits or plan.dim != array_layout.array_size
+                    or plan.padded_dim > max_vector_length):
+                raise DecodeError("privacy plan of other bits, another model size, or "
+                                  "longer than the limit", party=0)
         return cls(
             session_id=session_id, protocol=protocol, n=n, client_id=client_id, bits=bits,
             fixed_point=_fixed_point_from_wire(fp),
             layout=array_layout,
             weighted_by_key=weight_key, weighted=weighted, params=params,
             metric_scale=float(metric_scale), report_clipping=report_clipping,
+            privacy=privacy,
         )
 
 

@@ -11,6 +11,8 @@ Requires the ``torch`` extra; the rest of :mod:`secagg` never imports torch. The
 * :mod:`.state` and :mod:`.structure`: ``state_dict`` (and array structures) <-> flat
   float64 vectors;
 * :mod:`.backends`: the protocol backends and the plain float64 baseline;
+* :mod:`.privacy`: distributed DP and compression (``privacy=`` of both entry points,
+  :class:`DPAggregation`; docs/privacy.md);
 * :mod:`.digits`: the demo workload (digits data, Dirichlet split, small CNN, training);
 * :mod:`.dlg` and :mod:`.server_view`: the gradient-inversion privacy demonstration.
 """
@@ -31,6 +33,11 @@ from secagg.integrations.torch.mean import (
     MeanReport,
     secure_weighted_mean,
 )
+from secagg.integrations.torch.privacy import (
+    DPAggregation,
+    PrivacyBudgetWarning,
+    PrivacyReport,
+)
 from secagg.integrations.torch.state import IntegerPolicy, StateDict, StateLayout, TensorSpec
 
 __all__ = [
@@ -39,10 +46,13 @@ __all__ = [
     "ClientId",
     "Clipping",
     "ClippingWarning",
+    "DPAggregation",
     "IntegerPolicy",
     "LocalTrain",
     "MeanReport",
     "PlainBackend",
+    "PrivacyBudgetWarning",
+    "PrivacyReport",
     "RoundReport",
     "SecureFedAvg",
     "SimulatedProtocolBackend",

@@ -36,8 +36,8 @@ from secagg.protocols.registry import SimulationParams, get_protocol
 from secagg.sim.ledger import CostLedger
 from secagg.sim.simulator import DropoutSchedule, simulate
 
-__all__ = ["AggregateOutcome", "AggregationBackend", "ClientId", "Dropouts", "PlainBackend",
-           "SimulatedProtocolBackend"]
+__all__ = ["AggregateOutcome", "AggregationBackend", "ClientId", "Dropouts", "ModularSum",
+           "PlainBackend", "SimulatedProtocolBackend"]
 
 ClientId: TypeAlias = int | str
 """A caller's client id: an int or a str (the protocols number their clients themselves)."""
@@ -69,6 +69,19 @@ class AggregateOutcome:
     bytes_down: int
     costs: CostLedger | None = field(default=None, repr=False)
     scale: float | None = None
+
+
+@dataclass(frozen=True)
+class ModularSum:
+    """One protocol session's result in the caller's ids: ``total`` is the sum modulo
+    ``2^bits`` of exactly the ``included`` clients' vectors."""
+
+    total: np.ndarray
+    included: frozenset[ClientId]
+    excluded: Mapping[ClientId, str]
+    bytes_up: int
+    bytes_down: int
+    costs: CostLedger = field(repr=False)
 
 
 class AggregationBackend(Protocol):
@@ -192,7 +205,49 @@ class SimulatedProtocolBackend:
         started = time.perf_counter()
         ours = list(updates)
         _require_two(ours)
-        length = len(updates[ours[0]]) + 1  # the weight rides as one extra element
+        encoding = self.fixed_point(clip=clip, clients=len(ours), max_weight=max_weight)
+        exact = _exact_lane(weights.values(), clients=len(ours), max_weight=max_weight,
+                            bits=self.bits)
+        # Encoded once, eagerly: stochastic rounding draws fresh randomness at every call,
+        # and the simulator may ask for a vector twice (to check its plaintext sum).
+        encoded: dict[ClientId, np.ndarray] = {}
+        for c in ours:
+            vector = encoding.encode_weighted(updates[c], weights[c])
+            if exact:
+                # The exact lane: the weight itself, a non-negative int < 2^(bits-1).
+                vector[-1] = int(weights[c])
+            encoded[c] = vector
+        summed = self.modular_sum(encoded, dropouts=dropouts)
+        total_weight: int | float
+        if exact:
+            # Every included weight is in [1, max_weight] and their sum cannot wrap: the
+            # residue is the sum itself.
+            total_weight = int(summed.total[-1]) & ((1 << self.bits) - 1)
+            mean = encoding.decode(summed.total[:-1]) / total_weight
+        else:
+            mean, total_weight = encoding.decode_weighted(summed.total)
+        return AggregateOutcome(
+            mean=mean, total_weight=total_weight, included=summed.included,
+            excluded=summed.excluded, seconds=time.perf_counter() - started,
+            bytes_up=summed.bytes_up, bytes_down=summed.bytes_down, costs=summed.costs,
+            scale=encoding.scale)
+
+    def modular_sum(self, vectors: Mapping[ClientId, np.ndarray], *,
+                    dropouts: Dropouts | None = None) -> ModularSum:
+        """Run one session of the protocol on vectors already in Z_(2^bits) (all of one
+        length) and return their sum modulo 2^bits over the clients the protocol included.
+
+        The caller's client ids are mapped, in the order of ``vectors``, onto the
+        protocol's ids; ``dropouts`` use the caller's ids.
+
+        Raises:
+            ConfigurationError / HeadroomError: parameters the protocol refuses, or values
+                outside Z_(2^bits).
+            ProtocolAbort: fewer than two clients are included, or the protocol aborts.
+        """
+        ours = list(vectors)
+        _require_two(ours)
+        length = len(vectors[ours[0]])
         spec = get_protocol(self.name)
         params = SimulationParams(
             clients=len(ours), dim=length, bits=self.bits, threshold=self.threshold,
@@ -212,39 +267,19 @@ class SimulatedProtocolBackend:
                                      f"{len(ours)} clients of length {length}")
         to_protocol = dict(zip(ours, theirs, strict=True))
         to_caller = {p: c for c, p in to_protocol.items()}
-        encoding = self.fixed_point(clip=clip, clients=len(ours), max_weight=max_weight)
         schedule = DropoutSchedule({
             round_name: frozenset(to_protocol[c] for c in ids if c in to_protocol)
             for round_name, ids in (dropouts or {}).items()})
-        exact = _exact_lane(weights.values(), clients=len(ours), max_weight=max_weight,
-                            bits=self.bits)
-        # Encoded once, eagerly: stochastic rounding draws fresh randomness at every call,
-        # and the simulator may ask for a vector twice (to check its plaintext sum).
-        encoded: dict[int, np.ndarray] = {}
-        for c in ours:
-            vector = encoding.encode_weighted(updates[c], weights[c])
-            if exact:
-                # The exact lane: the weight itself, a non-negative int < 2^(bits-1).
-                vector[-1] = int(weights[c])
-            encoded[to_protocol[c]] = vector
-        result = simulate(config, encoded, dropouts=schedule)
+        result = simulate(config, {to_protocol[c]: v for c, v in vectors.items()},
+                          dropouts=schedule)
         aggregate = result.aggregate
         included = frozenset(to_caller[p] for p in aggregate.included)
         _require_two(included)
-        total_weight: int | float
-        if exact:
-            # Every included weight is in [1, max_weight] and their sum cannot wrap: the
-            # residue is the sum itself.
-            total_weight = int(aggregate.total[-1]) & ((1 << self.bits) - 1)
-            mean = encoding.decode(aggregate.total[:-1]) / total_weight
-        else:
-            mean, total_weight = encoding.decode_weighted(aggregate.total)
         server = result.costs.party_total(SERVER_ID)
-        return AggregateOutcome(
-            mean=mean, total_weight=total_weight, included=included,
+        return ModularSum(
+            total=aggregate.total, included=included,
             excluded={to_caller[p]: _reason(r) for p, r in aggregate.excluded.items()},
-            seconds=time.perf_counter() - started, bytes_up=server.bytes_up,
-            bytes_down=server.bytes_down, costs=result.costs, scale=encoding.scale)
+            bytes_up=server.bytes_up, bytes_down=server.bytes_down, costs=result.costs)
 
 
 def _exact_lane(weights: Collection[int | float], *, clients: int, max_weight: float,

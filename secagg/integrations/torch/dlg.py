@@ -7,6 +7,9 @@ implements that attack, with the label inferred from the last layer's gradient a
 (Zhao, Mopuri and Bilen, 2020), and simple image-similarity scores to report how well it
 worked. Secure aggregation's answer is that the server never sees one client's update: it
 sees a masked vector, uniform in Z_(2^b), on which the same attack rebuilds noise.
+But it still sees the sum: in a small round of one-image clients the released mean update is
+the gradient of the batch of their images, which the same attack (a batch ``shape``,
+labels from :func:`infer_labels`) rebuilds too, unless distributed DP noised the sum.
 
 The attack lives in the library (not only in ``examples/``) so that tests and users can
 measure what their own models leak; it is an auditing tool and needs no secrets.
@@ -27,8 +30,8 @@ from torch import nn
 from secagg.errors import ConfigurationError
 from secagg.integrations.torch.state import StateLayout
 
-__all__ = ["AttackResult", "DLGNet", "attack_update", "gradient_of", "infer_label", "ncc",
-           "psnr", "reconstruct", "sgd_step_update", "ssim"]
+__all__ = ["AttackResult", "DLGNet", "attack_update", "gradient_of", "infer_label",
+           "infer_labels", "ncc", "psnr", "reconstruct", "sgd_step_update", "ssim"]
 
 
 class DLGNet(nn.Module):
@@ -79,6 +82,31 @@ def infer_label(last_weight_grad: torch.Tensor) -> int:
     return int(last_weight_grad.sum(dim=1).argmin().item())
 
 
+def infer_labels(last_weight_grad: torch.Tensor, count: int) -> torch.Tensor:
+    """iDLG for a batch of ``count`` examples with distinct labels (e.g. a sum of
+    one-image updates): the ``count`` labels whose rows of the last linear layer's weight
+    gradient have the smallest sums, in increasing label order.
+
+    Row ``i`` of the batch-mean gradient is ``mean_j (softmax_ij - onehot_ij) h_j``: with
+    ``h >= 0`` it is negative (dominated by ``-h_j / count``) exactly for the labels present
+    when the labels are distinct, the model is not yet confident and the batch is small
+    (for larger batches a present label's row can turn positive: the sum of the batch's
+    softmax mass times ``h`` can outweigh its own ``-h``; measured on a fresh
+    :class:`DLGNet`: always right up to 6 labels, 8 wrong guesses in 600 batches of 7-8).
+
+    Raises:
+        ConfigurationError: not a 2-D gradient, or ``count`` not in [1, rows].
+    """
+    if last_weight_grad.ndim != 2:
+        raise ConfigurationError("expected the 2-D weight gradient of a linear layer")
+    if isinstance(count, bool) or not isinstance(count, int) or not (
+            1 <= count <= last_weight_grad.shape[0]):
+        raise ConfigurationError(f"count must be in [1, {last_weight_grad.shape[0]}]")
+    rows = last_weight_grad.sum(dim=1)
+    chosen = torch.topk(rows, count, largest=False).indices
+    return torch.sort(chosen).values.to(torch.long)
+
+
 def _squared_distance(grads: Sequence[torch.Tensor], targets: Sequence[torch.Tensor]
                       ) -> torch.Tensor:
     """The paper's objective: the squared L2 distance between two lists of gradients."""
@@ -101,12 +129,15 @@ def reconstruct(model: nn.Module, target: Sequence[torch.Tensor], *,
 
     The dummy image starts from seeded noise and is optimized with L-BFGS on the squared
     distance between gradients (the paper's objective); ``labels`` default to the iDLG
-    inference from ``target[-2]`` (the last linear layer's weight), one label repeated for
-    the batch. ``iterations`` is the number of L-BFGS steps (each up to 20 evaluations).
+    inference from ``target[-2]`` (the last linear layer's weight): :func:`infer_label` for
+    one image, :func:`infer_labels` for a batch (which assumes distinct labels). ``labels``
+    must hold one label per batch row. ``iterations`` is the number of L-BFGS steps (each up
+    to 20 evaluations).
 
     Raises:
         ConfigurationError: ``target`` does not match the model's parameters, contains
-            non-finite values, or ``iterations < 1``.
+            non-finite values, ``iterations < 1``, ``labels`` of the wrong shape, or no
+            ``labels`` for a batch larger than the number of classes.
     """
     params = list(model.parameters())
     shapes = [tuple(p.shape) for p in params]
@@ -117,7 +148,10 @@ def reconstruct(model: nn.Module, target: Sequence[torch.Tensor], *,
     if iterations < 1:
         raise ConfigurationError("iterations must be >= 1")
     if labels is None:
-        labels = torch.full((shape[0],), infer_label(target[-2]), dtype=torch.long)
+        labels = (torch.full((1,), infer_label(target[-2]), dtype=torch.long) if shape[0] == 1
+                  else infer_labels(target[-2], shape[0]))
+    elif tuple(labels.shape) != (shape[0],):
+        raise ConfigurationError(f"labels must have shape ({shape[0]},)")
     generator = torch.Generator().manual_seed(seed)  # not-secret: attack start point
     dummy = torch.rand(shape, generator=generator).requires_grad_(True)
     optimizer = torch.optim.LBFGS([dummy], lr=1.0, max_iter=20, history_size=100,
@@ -143,14 +177,17 @@ def reconstruct(model: nn.Module, target: Sequence[torch.Tensor], *,
 
 
 def attack_update(model: nn.Module, update: np.ndarray, *, lr: float, iterations: int = 50,
-                  seed: int = 0, shape: tuple[int, ...] = (1, 1, 8, 8)) -> AttackResult:
+                  seed: int = 0, shape: tuple[int, ...] = (1, 1, 8, 8),
+                  labels: torch.Tensor | None = None) -> AttackResult:
     """DLG against a flat update vector: one SGD step of learning rate ``lr`` from ``model``.
 
     ``update`` is the model's parameter delta flattened by
     :class:`~secagg.integrations.torch.state.StateLayout` (parameters only, in
     ``state_dict`` order); the observed gradient is ``-update / lr``. Whatever the vector
-    really is (a plain update, or a masked one decoded as if it were an update), the same
-    attack runs on it; a vector that is not finite is treated as zeros.
+    really is (a plain update, a masked one decoded as if it were an update, or the mean of
+    ``shape[0]`` clients' one-image updates released by secure aggregation, which is the
+    gradient of that batch), the same attack runs on it; a vector that is not finite is
+    treated as zeros. ``labels`` (one per batch row) default to :func:`reconstruct`'s.
 
     Raises:
         ConfigurationError: the model has buffers, or ``update`` has the wrong length.
@@ -163,7 +200,7 @@ def attack_update(model: nn.Module, update: np.ndarray, *, lr: float, iterations
     update = np.nan_to_num(np.asarray(update, dtype=np.float64), nan=0.0, posinf=0.0,
                            neginf=0.0)
     tensors = layout.unflatten(update * (-1.0 / lr))
-    return reconstruct(model, [tensors[name] for name in named], shape=shape,
+    return reconstruct(model, [tensors[name] for name in named], shape=shape, labels=labels,
                        iterations=iterations, seed=seed)
 
 

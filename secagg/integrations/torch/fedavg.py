@@ -75,6 +75,14 @@ from secagg.integrations.torch.mean import (
     aggregate_vectors,
     make_backend,
     positive_finite,
+    private_mean_report,
+)
+from secagg.integrations.torch.privacy import (
+    DPAggregation,
+    Privacy,
+    PrivacyReport,
+    check_masking_protocol,
+    check_privacy,
 )
 from secagg.integrations.torch.state import IntegerPolicy, StateDict, StateLayout
 from secagg.sim.ledger import CostLedger
@@ -99,7 +107,10 @@ class RoundReport:
     the same (clipped) updates; ``bounds`` are the entries' encoding ranges. ``seconds`` is
     the wall time of the aggregation (clipping, encoding, protocol, decoding);
     ``bytes_up``/``bytes_down`` the server's traffic; ``costs`` the per-protocol-round,
-    per-party ledger (``None`` for the plain baseline).
+    per-party ledger (``None`` for the plain baseline). ``privacy`` carries the round's
+    epsilon (spent so far, and this round's for the clients actually included) and
+    compression figures when the aggregator has ``privacy`` (``total_examples`` is then the
+    number of included clients: uniform weights).
     """
 
     round_index: int
@@ -115,6 +126,7 @@ class RoundReport:
     bounds: Mapping[str, float] = field(default_factory=dict, repr=False)
     resolution: Mapping[str, float] = field(default_factory=dict, repr=False)
     costs: CostLedger | None = field(default=None, repr=False)
+    privacy: PrivacyReport | None = None
 
     @classmethod
     def of(cls, round_index: int, report: MeanReport) -> RoundReport:
@@ -127,7 +139,7 @@ class RoundReport:
             bytes_up=report.bytes_up, bytes_down=report.bytes_down,
             clipped={int(c): v for c, v in report.clipped.items()},
             weights_exact=report.weights_exact, bounds=report.bounds,
-            resolution=report.resolution, costs=report.costs)
+            resolution=report.resolution, costs=report.costs, privacy=report.privacy)
 
     @property
     def max_resolution(self) -> float:
@@ -149,6 +161,7 @@ class RoundReport:
             "bytes_up": self.bytes_up,
             "bytes_down": self.bytes_down,
             "costs": self.costs.to_dict() if self.costs is not None else None,
+            "privacy": self.privacy.to_dict() if self.privacy is not None else None,
         }
 
 
@@ -187,22 +200,40 @@ class SecureFedAvg:
     ``integer_buffers`` is ``"average"`` (default) or ``"keep"``, ``integer_step_bound``
     an optional fixed range for their steps. ``protocol_options`` go to
     :class:`SimulatedProtocolBackend` (threshold, degree, dropout_fraction,
-    corrupt_fraction). The module docstring states the defaults and their guarantees.
+    corrupt_fraction). ``weighted=False`` gives every client weight 1 (a plain mean; the
+    example counts are still checked). The module docstring states the defaults and their
+    guarantees.
+
+    ``privacy`` (a :class:`~secagg.dp.DistributedDP` or :class:`~secagg.dp.Compression`)
+    encodes every update with :mod:`secagg.dp` and sums the encodings at the config's
+    ``bits`` (:mod:`~secagg.integrations.torch.privacy`): the whole travelling update is
+    clipped to the config's L2 ``clip``, the protocol must be ``"bonawitz"`` or
+    ``"secagg+"``, ``weighted=False`` is required (uniform weights), integer buffers must
+    stay home (``integer_buffers="keep"``), and ``clip``, ``bounds``, ``max_examples``,
+    ``bits`` and ``integer_step_bound`` are left unset. The plan is made at construction
+    when the config has ``expected_clients`` (else at the first round, for its clients);
+    every :class:`RoundReport` carries ``privacy`` (epsilon spent so far, this round's).
 
     Raises:
         ConfigurationError: bad bounds, an unknown protocol or protocol option, ``clip``
-            without a way to tell the parameters, unknown entry names.
+            without a way to tell the parameters, unknown entry names; with ``privacy``,
+            any of the rules above, or a config that cannot be planned.
     """
 
     def __init__(self, model: nn.Module | StateDict, *, protocol: str | AggregationBackend
                  = "secagg+", clip: float | None = None,
                  parameter_keys: Iterable[str] | None = None,
                  bounds: float | Mapping[str, float] | None = None,
-                 max_examples: int | None = None, bits: int = 32,
+                 max_examples: int | None = None, bits: int | None = None,
                  integer_buffers: IntegerPolicy = "average",
                  integer_step_bound: float | None = None,
-                 protocol_options: Mapping[str, object] | None = None) -> None:
+                 protocol_options: Mapping[str, object] | None = None,
+                 weighted: bool = True,
+                 privacy: Privacy | None = None) -> None:
         state = model.state_dict() if isinstance(model, nn.Module) else model
+        if not isinstance(weighted, bool):
+            raise ConfigurationError(f"weighted must be a bool, got {weighted!r}")
+        self.weighted = weighted
         if max_examples is not None and (isinstance(max_examples, bool)
                                          or not isinstance(max_examples, int)
                                          or max_examples < 1):
@@ -210,9 +241,19 @@ class SecureFedAvg:
                                      f"{max_examples!r}")
         if not isinstance(protocol_options, Mapping | None):
             raise ConfigurationError("protocol_options must be a mapping")
-        self.backend = make_backend(protocol, bits=None if protocol == PLAIN
-                                    or not isinstance(protocol, str) else bits,
-                                    options=protocol_options)
+        self.dp: DPAggregation | None = None
+        if privacy is not None:
+            _check_private_settings(weighted, clip=clip, bounds=bounds,
+                                    max_examples=max_examples, bits=bits,
+                                    integer_step_bound=integer_step_bound)
+            self.dp = DPAggregation(
+                check_privacy(privacy), protocol=check_masking_protocol(protocol),
+                protocol_options=protocol_options)
+            self.backend: AggregationBackend = self.dp.backend
+        else:
+            self.backend = make_backend(protocol, bits=None if protocol == PLAIN
+                                        or not isinstance(protocol, str) else bits,
+                                        options=protocol_options)
         self.layout = StateLayout.from_state(state, integer_buffers=integer_buffers)
         self.clip = None if clip is None else positive_finite("clip", clip)
         self.max_examples = max_examples
@@ -235,6 +276,14 @@ class SecureFedAvg:
         self._bounds = self._fixed_bounds(bounds)
         self._global = {k: v.detach().clone() for k, v in state.items()}
         self.rounds_done = 0
+        if self.dp is not None:
+            integers = [s.name for s in travelling if not s.is_floating]
+            if integers:
+                raise ConfigurationError(
+                    f"privacy clips the whole update in L2, so integer buffers {integers[:5]} "
+                    "cannot travel: pass integer_buffers='keep'")
+            if self.dp.privacy.expected_clients is not None:
+                self.dp.plan_for(self.layout.size, self.dp.privacy.expected_clients)
 
     def _fixed_bounds(self, bounds: float | Mapping[str, float] | None) -> dict[str, float]:
         floats = [s.name for s in self.layout.specs if s.in_vector and s.is_floating]
@@ -256,6 +305,11 @@ class SecureFedAvg:
     def protocol(self) -> str:
         """The backend's name."""
         return self.backend.name
+
+    @property
+    def epsilon_spent(self) -> float:
+        """Epsilon spent by the rounds so far (0.0 without distributed DP)."""
+        return self.dp.epsilon_spent if self.dp is not None else 0.0
 
     @property
     def global_state(self) -> dict[str, torch.Tensor]:
@@ -297,17 +351,28 @@ class SecureFedAvg:
         vectors: dict[ClientId, np.ndarray] = {}
         weights: dict[ClientId, int | float] = {}
         for cid, (delta, count) in deltas.items():
-            weights[cid] = self._check_examples(cid, count)
+            examples = self._check_examples(cid, count)
+            weights[cid] = examples if self.weighted else 1
             if not isinstance(delta, np.ndarray) or delta.shape != (self.layout.size,) \
                     or delta.dtype.kind not in "fiu":
                 raise ConfigurationError(f"client {cid}: delta must be a real array of shape "
                                          f"({self.layout.size},)")
             vectors[cid] = delta.astype(np.float64, copy=False)
+        if self.dp is not None:
+            mean, outcome = self.dp.aggregate(vectors, dropouts=dropouts)
+            report = private_mean_report(outcome, self._segments, protocol=self.protocol,
+                                         clip=self.dp.privacy.clip,
+                                         seconds=time.perf_counter() - started)
+            return self._finish(mean, report, started)
         mean, report = aggregate_vectors(
             vectors, weights, segments=self._segments, backend=self.backend, clip=self.clip,
             clip_entries=self._clip_entries, bounds=self._bounds,
             max_weight=None if self.max_examples is None else float(self.max_examples),
             non_finite="exclude", dropouts=dropouts, stacklevel=4)
+        return self._finish(mean, report, started)
+
+    def _finish(self, mean: np.ndarray, report: MeanReport, started: float
+                ) -> tuple[dict[str, torch.Tensor], RoundReport]:
         self._global = self.layout.apply_delta(self._global, mean)
         round_report = RoundReport.of(self.rounds_done, report)
         log.debug("round %d ends after %.3f s: %d included, excluded %s, %d clipped",
@@ -362,6 +427,12 @@ class SecureFedAvg:
         ids = list(clients)
         if rounds < 0:
             raise ConfigurationError("rounds must be >= 0")
+        rate = getattr(self.dp.privacy if self.dp else None, "sampling_rate", 1.0)
+        if rate != 1.0:
+            raise ConfigurationError(
+                f"run() trains every client every round, so the accountant's sampling_rate "
+                f"must be 1, got {rate}: sample clients yourself (Poisson, rate q) and call "
+                "round()")
         model.load_state_dict(self._global)
         worker = copy.deepcopy(model)
         reports: list[RoundReport] = []
@@ -381,3 +452,14 @@ class SecureFedAvg:
                 if on_round is not None:
                     on_round(report, model)
         return reports
+
+
+def _check_private_settings(weighted: bool, **fixed: object) -> None:
+    if weighted:
+        raise ConfigurationError(
+            "privacy needs uniform weights: pass weighted=False (the L2 clip bounds each "
+            "client's whole contribution to the sum; a weight would multiply it past the clip)")
+    given = sorted(name for name, value in fixed.items() if value is not None)
+    if given:
+        raise ConfigurationError(f"with privacy, {given} come from the privacy config "
+                                 "(its clip and bits): leave them unset")

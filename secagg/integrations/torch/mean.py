@@ -71,6 +71,13 @@ from secagg.integrations.torch.backends import (
     PlainBackend,
     SimulatedProtocolBackend,
 )
+from secagg.integrations.torch.privacy import (
+    DPAggregation,
+    DPOutcome,
+    Privacy,
+    PrivacyReport,
+    check_privacy,
+)
 from secagg.integrations.torch.structure import Structure
 from secagg.sim.ledger import CostLedger
 
@@ -81,6 +88,7 @@ __all__ = [
     "Segment",
     "aggregate_vectors",
     "make_backend",
+    "private_mean_report",
     "secure_weighted_mean",
 ]
 
@@ -155,6 +163,7 @@ class MeanReport:
     bounds: Mapping[str, float] = field(default_factory=dict, repr=False)
     resolution: Mapping[str, float] = field(default_factory=dict, repr=False)
     costs: CostLedger | None = field(default=None, repr=False)
+    privacy: PrivacyReport | None = None
 
     @property
     def max_resolution(self) -> float:
@@ -177,6 +186,7 @@ class MeanReport:
             "bounds": dict(self.bounds),
             "max_resolution": self.max_resolution,
             "costs": self.costs.to_dict() if self.costs is not None else None,
+            "privacy": self.privacy.to_dict() if self.privacy is not None else None,
         }
 
 
@@ -499,6 +509,41 @@ def _warn_clipped(clipped: Mapping[ClientId, Clipping], included: int, stackleve
     warnings.warn(message, ClippingWarning, stacklevel=stacklevel + 1)
 
 
+def private_mean_report(outcome: DPOutcome, segments: Sequence[Segment], *,
+                        protocol: str, clip: float, seconds: float) -> MeanReport:
+    """The :class:`MeanReport` of a private aggregation: uniform weights (the total weight
+    is the number of included clients), ``clipped`` from the L2 clip (logged at debug level
+    only: clipping is the mechanism's normal operation), ``resolution`` the standard
+    deviation of each value's error (rounding and noise; not a bound), ``privacy`` the
+    round's figures."""
+    error = outcome.privacy.error_std
+    clipped = {c: Clipping(norm=n, factor=clip / n, saturated=0)
+               for c, n in outcome.clipped_norms.items()}
+    if clipped:
+        log.debug("privacy: %d of %d clients clipped to L2 norm %g", len(clipped),
+                  len(outcome.included), clip)
+    return MeanReport(
+        protocol=protocol, included=outcome.included,
+        excluded=dict(outcome.excluded), total_weight=len(outcome.included), weights_exact=True,
+        weight_unit=1.0, clipped=clipped, seconds=seconds, bytes_up=outcome.bytes_up,
+        bytes_down=outcome.bytes_down, bounds={},
+        resolution=dict.fromkeys((s.name for s in segments), error), costs=outcome.costs,
+        privacy=outcome.privacy)
+
+
+def _dp_aggregation(privacy: object, protocol: object, options: Mapping[str, object]
+                    ) -> DPAggregation:
+    if isinstance(privacy, DPAggregation):
+        if protocol != privacy.protocol or options:
+            raise ConfigurationError(
+                f"the DPAggregation runs {privacy.protocol!r} with its own options: pass "
+                f"protocol={privacy.protocol!r} and no protocol options")
+        return privacy
+    if not isinstance(protocol, str):
+        raise ConfigurationError("privacy takes a protocol name, not a backend object")
+    return DPAggregation(check_privacy(privacy), protocol=protocol, protocol_options=options)
+
+
 # --- the one-call API ---------------------------------------------------------------------
 
 def _clients(states: object) -> list[tuple[ClientId, object]]:
@@ -559,8 +604,9 @@ def secure_weighted_mean(states: Sequence[S] | Mapping[Any, S],
                          clip_keys: Collection[str] | None = None,
                          bounds: float | Mapping[str, float] | None = None,
                          max_weight: float | None = None, bits: int | None = None,
-                         dropouts: Dropouts | None = None, **options: object
-                         ) -> tuple[S, MeanReport]:
+                         dropouts: Dropouts | None = None,
+                         privacy: Privacy | DPAggregation | None = None,
+                         **options: object) -> tuple[S, MeanReport]:
     """The weighted mean of client states under a secure-aggregation protocol.
 
     ``states``: a list (client ids 0, 1, ...) or a dict ``{client_id: state}`` (int or str
@@ -581,6 +627,16 @@ def secure_weighted_mean(states: Sequence[S] | Mapping[Any, S],
     ``options`` (``threshold``, ``degree``, ``dropout_fraction``, ``corrupt_fraction``) go to
     the protocol. See the module docstring for the encoding and what the server learns.
 
+    ``privacy`` (a :class:`~secagg.dp.DistributedDP`, a :class:`~secagg.dp.Compression`, or
+    a :class:`~secagg.integrations.torch.privacy.DPAggregation` reused across calls so
+    that epsilon composes) encodes each update with :mod:`secagg.dp` instead: the whole
+    update is clipped to the config's L2 ``clip`` and summed at its ``bits`` by a masking
+    protocol (``bonawitz``, ``secagg+``); the mean is then the plain mean of the included
+    clients' clipped updates, up to the noise and rounding (``report.resolution``: their
+    standard deviation per value) and ``report.privacy`` carries the epsilon spent. It
+    requires uniform weights (``weights=None``), leaves ``clip``, ``clip_keys``,
+    ``bounds``, ``max_weight`` and ``bits`` to the config, and floating entries only.
+
     Returns ``(mean, report)``: the mean in the structure of the states (a ``dict`` for
     mappings, a ``list`` for sequences; dtypes, shapes and devices of the first state;
     integer entries rounded to the nearest integer) and a :class:`MeanReport`.
@@ -598,8 +654,14 @@ def secure_weighted_mean(states: Sequence[S] | Mapping[Any, S],
         raise ConfigurationError(f"a secure mean needs at least two clients, got "
                                  f"{len(clients)}: a sum of one input is that input")
     ids = [cid for cid, _ in clients]
+    private: DPAggregation | None = None
+    if privacy is not None:
+        _check_private_call(weights, clip=clip, clip_keys=clip_keys, bounds=bounds,
+                            max_weight=max_weight, bits=bits)
+        private = _dp_aggregation(privacy, protocol, options)
     weight_of = _weights(ids, weights, keyed=isinstance(states, Mapping))
-    backend = make_backend(protocol, bits=bits, options=options)
+    backend = private.backend if private is not None else make_backend(
+        protocol, bits=bits, options=options)
     structure = Structure.of(clients[0][1], client=ids[0])
     try:
         vectors = {cid: structure.flatten(state, client=cid) for cid, state in clients}
@@ -616,6 +678,8 @@ def secure_weighted_mean(states: Sequence[S] | Mapping[Any, S],
             raise ConfigurationError("the reference state holds NaN or infinity")
         for vector in vectors.values():
             vector -= base
+    if private is not None:
+        return _private_mean(private, vectors, structure, base, dropouts)
     if clip is not None:
         clip = positive_finite("clip", clip)
         if clip_keys is not None:
@@ -637,3 +701,33 @@ def secure_weighted_mean(states: Sequence[S] | Mapping[Any, S],
         mean += base
     result: S = structure.rebuild(mean)  # type: ignore[assignment]
     return result, report
+
+
+def _check_private_call(weights: object, **fixed: object) -> None:
+    if weights is not None:
+        raise ConfigurationError(
+            "privacy needs uniform weights (weights=None): the L2 clip bounds each client's "
+            "whole contribution to the sum, and a weight would multiply it past the clip")
+    given = sorted(name for name, value in fixed.items() if value is not None)
+    if given:
+        raise ConfigurationError(f"with privacy, {given} come from the privacy config "
+                                 "(its clip and bits): leave them unset")
+
+
+def _private_mean(private: DPAggregation, vectors: dict[ClientId, np.ndarray],
+                  structure: Structure, base: np.ndarray | None,
+                  dropouts: Dropouts | None) -> tuple[Any, MeanReport]:
+    started = time.perf_counter()
+    integers = [e.name for e in structure.entries if e.is_integer]
+    if integers:
+        raise ConfigurationError(
+            f"privacy clips the whole update in L2, integer entries {integers[:5]} cannot be "
+            "in it: leave them out of the states")
+    mean, outcome = private.aggregate(vectors, dropouts=dropouts)
+    segments = [Segment(e.name, e.offset, e.size) for e in structure.entries]
+    report = private_mean_report(outcome, segments, protocol=private.protocol,
+                                 clip=private.privacy.clip,
+                                 seconds=time.perf_counter() - started)
+    if base is not None:
+        mean += base
+    return structure.rebuild(mean), report

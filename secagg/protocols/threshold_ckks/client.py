@@ -13,6 +13,11 @@ included list. Which message it takes in which state is the one table of
 
 The input is checked once, where the client takes it (:func:`secagg.ring.check_values`):
 at construction for a vector, at first use for a callable.
+
+A transport that runs a client in several processes of one node (Flower's ClientApp)
+carries it with :meth:`ThresholdCkksClient.to_state_bytes` /
+:meth:`~ThresholdCkksClient.from_state_bytes`: versioned msgpack, no pickle, secret (the
+input until it is sent, a member's key material), never to leave the node.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, ClassVar
 
+import msgpack
 import numpy as np
 
 from secagg.errors import (
@@ -31,6 +37,7 @@ from secagg.errors import (
 )
 from secagg.he.threshold_ckks import CiphertextMask, PublicKey, encrypt
 from secagg.protocols.base import SERVER_ID, Message
+from secagg.protocols.table import RoundClient
 from secagg.protocols.threshold_ckks.config import ThresholdCkksConfig
 from secagg.protocols.threshold_ckks.member import MemberRole
 from secagg.protocols.threshold_ckks.messages import (
@@ -45,7 +52,7 @@ from secagg.protocols.threshold_ckks.messages import (
     KeyDeal,
     KeyDealRequest,
 )
-from secagg.protocols.threshold_ckks.rounds import Action, ClientState, client_transition
+from secagg.protocols.threshold_ckks.rounds import CLIENT_TABLE, Action, ClientState
 from secagg.ring import check_values
 from secagg.secret import SecretHolder
 
@@ -54,7 +61,15 @@ __all__ = ["ThresholdCkksClient"]
 InputVector = np.ndarray | Callable[[], np.ndarray]
 
 
-class ThresholdCkksClient(SecretHolder, export="none: a client lives for one session"):
+_STATE_TAG = "secagg/threshold-ckks/client-state"
+_STATE_VERSION = 1
+
+
+class ThresholdCkksClient(
+    RoundClient[ClientState, Action],
+    SecretHolder,
+    export="ThresholdCkksClient.to_state_bytes() / from_state_bytes(), kept on its node",
+):
     """One client (implements ClientProtocol); committee members also set up the key and
     decrypt.
 
@@ -118,19 +133,75 @@ class ThresholdCkksClient(SecretHolder, export="none: a client lives for one ses
         request aborts the client for good. ConfigurationError when a lazy input turns out
         invalid.
         """
-        config = self._config
-        if message.session_id != config.session_id or message.recipient != self._id:
-            raise ProtocolViolation("message of another session or recipient", party=SERVER_ID)
-        if message.sender != SERVER_ID:
-            raise ProtocolViolation("clients only talk to the server", party=message.sender)
-        row = client_transition(self._state, type(message), member=self._member is not None)
+        return self._dispatch(message)
+
+    # -- the family's side of the shared dispatch (secagg.protocols.table.RoundClient) -----
+
+    def _route(self) -> tuple[bytes, int]:
+        return self._config.session_id, self._id
+
+    def _is_member(self) -> bool:
+        return self._member is not None
+
+    # -- state export --------------------------------------------------------------------
+
+    def to_state_bytes(self) -> bytes:
+        """This client as versioned msgpack bytes (no pickle): its state, its input while
+        not sent, a member's key material (:meth:`MemberRole.to_state_bytes`). SECRET:
+        keep it on the client's node. Raises UsageError for a lazy input not taken yet
+        (export the vector instead: build the client with it)."""
+        if callable(self._input):
+            raise UsageError("a lazy input cannot be exported: build the client with a vector")
+        vector = None if self._input is None else self._input.astype("<u8").tobytes()
+        member = None if self._member is None else self._member.to_state_bytes()
+        return bytes(msgpack.packb(
+            [_STATE_TAG, _STATE_VERSION, self._config.session_id, self._id,
+             self._state.value, vector, member],
+            use_bin_type=True,
+        ))  # fmt: skip
+
+    @classmethod
+    def from_state_bytes(
+        cls, config: ThresholdCkksConfig, client_id: int, data: bytes
+    ) -> ThresholdCkksClient:
+        """The client :meth:`to_state_bytes` saved, in ``config``'s session as
+        ``client_id``. Raises DecodeError (``party=None``) when ``data`` is not such a
+        state (garbled, another session or client, an unknown state, an input of the wrong
+        size or range, member material on a non-member or missing on a member),
+        ConfigurationError as the constructor."""
+        client = cls(config, client_id, lambda: np.zeros(0))
         try:
-            replies = self._HANDLERS[row.action](self, message)
-        except ProtocolViolation:
-            self._state = ClientState.ABORTED
-            raise
-        self._state = row.next_state
-        return replies
+            record = msgpack.unpackb(
+                data, raw=False, use_list=True, max_array_len=8, max_map_len=0, max_str_len=64
+            )
+        except Exception:  # msgpack raises several unrelated exception types
+            raise DecodeError("a threshold-CKKS client state is not msgpack") from None
+        if (not isinstance(record, list) or len(record) != 7 or record[0] != _STATE_TAG
+                or type(record[1]) is not int or record[1] != _STATE_VERSION):
+            raise DecodeError("not a threshold-CKKS client state of this version")
+        _, _, session_id, stored_id, state, vector, member = record
+        if session_id != config.session_id or stored_id != client_id:
+            raise DecodeError("a client state of another session or client")
+        try:
+            client._state = ClientState(state)
+        except ValueError:
+            raise DecodeError("unknown threshold-CKKS client state") from None
+        if vector is None:
+            client._input = None
+        else:
+            if not isinstance(vector, bytes) or len(vector) != 8 * config.vector_length:
+                raise DecodeError("a stored input of the wrong size")
+            try:
+                client._input = client._checked(np.frombuffer(vector, dtype="<u8").copy())
+            except ConfigurationError:
+                raise DecodeError("a stored input out of range") from None
+        if (member is None) != (client._member is None) or (
+            member is not None and not isinstance(member, bytes)
+        ):
+            raise DecodeError("a client state whose committee role contradicts the config")
+        if member is not None:
+            client._member = MemberRole.from_state_bytes(config, client_id, member)
+        return client
 
     # -- actions (found through the transition table) -----------------------------------
 
@@ -201,6 +272,8 @@ class ThresholdCkksClient(SecretHolder, export="none: a client lives for one ses
         Action.DECRYPT: _decrypt,
         Action.REFUSE_REPEAT: _refuse_repeat,
     }
+    _TABLE = CLIENT_TABLE
+    _ABORTED = ClientState.ABORTED
 
     # -- helpers -------------------------------------------------------------------------
 

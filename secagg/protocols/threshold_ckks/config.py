@@ -15,8 +15,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
-import numpy as np
-
 from secagg.errors import ConfigurationError
 from secagg.he.threshold_ckks import (
     MAX_COMMITTEE,
@@ -24,7 +22,12 @@ from secagg.he.threshold_ckks import (
     ThresholdCkksParameters,
     derive_crs_seed,
 )
-from secagg.protocols.limits import MAX_CLIENT_ID, MAX_VECTOR_LENGTH, SESSION_ID_BYTES
+from secagg.protocols.limits import (
+    MAX_VECTOR_LENGTH,
+    SESSION_ID_BYTES,
+    check_client_ids,
+    is_int,
+)
 from secagg.ring import check_bits
 
 __all__ = ["DEFAULT_COMMITTEE", "DEGREES", "MAX_BITS", "ThresholdCkksConfig"]
@@ -35,23 +38,6 @@ DEGREES = (8192, 16384, 32768)
 """Ring degrees tried in turn when the parameters are chosen."""
 MAX_BITS = 60
 """The widest plaintext the scheme takes (its body holds bits + log2(n) + 3 <= 64 bits)."""
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int | np.integer) and not isinstance(value, bool)
-
-
-def _ids(values: object, what: str) -> list[int]:
-    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
-        raise ConfigurationError(f"{what} must be a sequence of client ids")
-    ids = []
-    for value in values:
-        if not _is_int(value) or not 1 <= value <= MAX_CLIENT_ID:
-            raise ConfigurationError(f"{what}: {value!r} is not a client id")
-        ids.append(int(value))
-    if len(set(ids)) != len(ids):
-        raise ConfigurationError(f"{what}: duplicate ids")
-    return ids
 
 
 def choose_parameters(committee: int, clients: int, bits: int) -> ThresholdCkksParameters:
@@ -97,11 +83,11 @@ class ThresholdCkksConfig:
             SESSION_ID_BYTES[0] <= len(self.session_id) <= SESSION_ID_BYTES[1]
         ):
             raise ConfigurationError("session_id must be 16 to 64 bytes")
-        clients = tuple(sorted(_ids(self.clients, "clients")))
+        clients = tuple(sorted(check_client_ids(self.clients, "clients")))
         if len(clients) < 2:
             raise ConfigurationError("an aggregation needs at least two clients")
         object.__setattr__(self, "clients", clients)
-        committee = tuple(sorted(_ids(self.committee, "committee")))
+        committee = tuple(sorted(check_client_ids(self.committee, "committee")))
         if not committee or not set(committee) <= set(clients):
             raise ConfigurationError("the committee must be a non-empty subset of the clients")
         if len(committee) > MAX_COMMITTEE:
@@ -113,7 +99,7 @@ class ThresholdCkksConfig:
             ("threshold", self.threshold, 1, len(committee)),
             ("min_clients", self.min_clients, 2, len(clients)),
         ):
-            if not _is_int(value) or not low <= value <= high:
+            if not is_int(value) or not low <= value <= high:
                 raise ConfigurationError(f"{name} must be an int in [{low}, {high}]")
             object.__setattr__(self, name, int(value))
         params = self.params

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import msgpack
+
 from secagg.channel import open_sealed, seal
 from secagg.errors import (
     AuthenticationError,
@@ -34,6 +36,7 @@ from secagg.he.threshold_ckks import (
     CiphertextMask,
     CommitteeMember,
     KeyShareDelivery,
+    MemberState,
     PublicKey,
 )
 from secagg.keys import KeyPair, Purpose, agree
@@ -45,7 +48,14 @@ from secagg.secret import SecretHolder
 __all__ = ["MemberRole"]
 
 
-class MemberRole(SecretHolder, export="none: a committee member's keys stay in its process"):
+_STATE_TAG = "secagg/threshold-ckks/member-role"
+_STATE_VERSION = 1
+
+
+class MemberRole(
+    SecretHolder,
+    export="MemberRole.to_state_bytes() / from_state_bytes(), kept on the member's node",
+):
     """What one committee member holds and does (see the module docstring).
 
     Every method that takes a server message raises ProtocolViolation (party 0) when the
@@ -74,6 +84,75 @@ class MemberRole(SecretHolder, export="none: a committee member's keys stay in i
     def __repr__(self) -> str:
         return f"MemberRole(id={self._id}, ready={self.ready})"
 
+
+    # -- state export --------------------------------------------------------------------
+
+    def to_state_bytes(self) -> bytes:
+        """Everything this member holds as versioned msgpack (no pickle), for
+        :meth:`from_state_bytes` in another process of the same node. SECRET (its sealing
+        key, the pair keys, the deliveries it opened, its key share): never send it."""
+        return bytes(msgpack.packb(
+            [_STATE_TAG, _STATE_VERSION, self._config.session_id, self._id,
+             self._keys.private_bytes(), sorted(self._pair_keys.items()),
+             [[peer, d.to_bytes()] for peer, d in sorted(self._deliveries.items())],
+             self.ready, self._scheme.to_state_bytes()],
+            use_bin_type=True,
+        ))  # fmt: skip
+
+    @classmethod
+    def from_state_bytes(cls, config: ThresholdCkksConfig, member_id: int,
+                         data: bytes) -> MemberRole:
+        """The member :meth:`to_state_bytes` saved, in ``config``'s session. Raises
+        DecodeError (``party=None``) when ``data`` is not such a state (garbled, another
+        session or member, a peer outside the committee, a delivery of another pair)."""
+        role = cls(config, member_id)
+        committee = config.committee
+        peers = len(committee)
+        try:
+            record = msgpack.unpackb(
+                data, raw=False, use_list=True, strict_map_key=True,
+                max_array_len=max(peers + 1, 9), max_map_len=0, max_str_len=64,
+            )  # fmt: skip
+        except Exception:  # msgpack raises several unrelated exception types
+            raise DecodeError("a threshold-CKKS member state is not msgpack") from None
+        if (not isinstance(record, list) or len(record) != 9 or record[0] != _STATE_TAG
+                or type(record[1]) is not int or record[1] != _STATE_VERSION):
+            raise DecodeError("not a threshold-CKKS member state of this version")
+        _, _, session_id, stored_id, private, pair_keys, deliveries, ready, scheme = record
+        if session_id != config.session_id or stored_id != member_id:
+            raise DecodeError("a member state of another session or member")
+
+        def pairs(value: object) -> list[tuple[int, bytes]]:
+            if not isinstance(value, list) or any(
+                not isinstance(p, list) or len(p) != 2 or type(p[0]) is not int
+                or p[0] not in committee or p[0] == member_id or not isinstance(p[1], bytes)
+                for p in value
+            ):  # fmt: skip
+                raise DecodeError("malformed threshold-CKKS member state")
+            return [(p[0], p[1]) for p in value]
+
+        pair_list, delivery_list = pairs(pair_keys), pairs(deliveries)
+        if not isinstance(private, bytes) or not isinstance(ready, bool):
+            raise DecodeError("malformed threshold-CKKS member state")
+        role._keys = KeyPair.from_private_bytes(private)
+        role._pair_keys = dict(pair_list)
+        if any(len(key) != 32 for key in role._pair_keys.values()):
+            raise DecodeError("malformed threshold-CKKS member state")
+        for peer, blob in delivery_list:
+            delivery = KeyShareDelivery.from_bytes(config.scheme, blob)
+            if delivery.sender != peer or delivery.recipient != member_id:
+                raise DecodeError("a stored delivery of another pair")
+            role._deliveries[peer] = delivery
+        if not isinstance(scheme, bytes):
+            raise DecodeError("malformed threshold-CKKS member state")
+        role._scheme = CommitteeMember.from_state_bytes(
+            config.scheme, config.members, member_id, config.crs_seed, scheme,
+            min_summands=config.min_clients,
+        )  # fmt: skip
+        role.ready = ready
+        if ready != (role._scheme.state is MemberState.READY):
+            raise DecodeError("a member state whose key share contradicts it")
+        return role
 
     # -- setup ---------------------------------------------------------------------------
 

@@ -6,6 +6,8 @@ listed once, in :data:`CLIENT_TRANSITIONS` and :data:`SERVER_TRANSITIONS`: a row
 state, the event (a message type, or :class:`RoundEnd` when a round's answers are in or its
 deadline passed), the :class:`Action` that handles it and the state entered when the
 action returns. A client row may hold for committee members only (``members_only``).
+The rows, the tables that index them and the server's receive/close envelope are the shared
+ones of :mod:`secagg.protocols.table` (one definition for the threshold families).
 
 Both parties consult their table once per event (:func:`client_transition`,
 :func:`server_transition`). An event without a row is refused by that lookup alone: the
@@ -28,12 +30,9 @@ The rows, in words:
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Final, Generic, TypeAlias, TypeVar
+from typing import Final
 
-from secagg.errors import ProtocolViolation
-from secagg.protocols.base import SERVER_ID, Message
+from secagg.protocols.table import ClientTable, Event, RoundEnd, Row, ServerTable
 from secagg.protocols.threshold_ckks.messages import (
     ROUND_DECRYPTION,
     ROUND_ENCRYPTED_INPUT,
@@ -53,14 +52,16 @@ from secagg.protocols.threshold_ckks.messages import (
 )
 
 __all__ = [
+    "CLIENT_TABLE",
     "CLIENT_TRANSITIONS",
+    "SERVER_TABLE",
     "SERVER_TRANSITIONS",
     "SESSION_OVER",
     "Action",
     "ClientState",
+    "Event",
     "RoundEnd",
     "ServerState",
-    "Transition",
     "client_transition",
     "server_transition",
 ]
@@ -91,11 +92,6 @@ SESSION_OVER: Final = frozenset({ServerState.DONE, ServerState.ABORTED})
 """Server states in which whatever still arrives is dropped without a note."""
 
 
-class RoundEnd:
-    """The server's event that closes a round: every expected party answered, or the
-    round's deadline passed (``close_round``). Never sent: a row key, like a message type."""
-
-
 class Action(enum.Enum):
     """What a party does for a row; each party maps its actions to its handlers."""
 
@@ -120,110 +116,56 @@ class Action(enum.Enum):
     FINISH = "combine the shares (any t, checked against the rest), or abort"
 
 
-StateT = TypeVar("StateT", ClientState, ServerState)
-Event: TypeAlias = type[Message] | type[RoundEnd]
-"""A row's key besides the state: the type of a message, or :class:`RoundEnd`."""
-
-
-@dataclass(frozen=True)
-class Transition(Generic[StateT]):
-    """One row: in ``state``, ``event`` is handled by ``action``, then ``next_state``."""
-
-    state: StateT
-    event: Event
-    action: Action
-    next_state: StateT
-    members_only: bool = False
-
-
 _C = ClientState
 _S = ServerState
 _BEFORE_INPUT = (_C.WAITING, _C.ADVERTISED, _C.DEALT, _C.CHECKED)
 
-CLIENT_TRANSITIONS: tuple[Transition[ClientState], ...] = (
-    Transition(_C.WAITING, KeyAdvertiseRequest, Action.ADVERTISE, _C.ADVERTISED, True),
-    Transition(_C.ADVERTISED, KeyDealRequest, Action.DEAL, _C.DEALT, True),
-    Transition(_C.DEALT, KeyCheckRequest, Action.CHECK, _C.CHECKED, True),
+CLIENT_TRANSITIONS: tuple[Row[ClientState, Action], ...] = (
+    Row(_C.WAITING, KeyAdvertiseRequest, Action.ADVERTISE, _C.ADVERTISED, True),
+    Row(_C.ADVERTISED, KeyDealRequest, Action.DEAL, _C.DEALT, True),
+    Row(_C.DEALT, KeyCheckRequest, Action.CHECK, _C.CHECKED, True),
     # Every client uploads once; a member that missed part of the setup still does.
-    Transition(_C.WAITING, InputRequest, Action.SEND_INPUT, _C.INPUT_SENT),
+    Row(_C.WAITING, InputRequest, Action.SEND_INPUT, _C.INPUT_SENT),
     *(
-        Transition(state, InputRequest, Action.SEND_INPUT, _C.INPUT_SENT, True)
+        Row(state, InputRequest, Action.SEND_INPUT, _C.INPUT_SENT, True)
         for state in _BEFORE_INPUT[1:]
     ),
-    Transition(_C.INPUT_SENT, DecryptionRequest, Action.DECRYPT, _C.DECRYPTED, True),
+    Row(_C.INPUT_SENT, DecryptionRequest, Action.DECRYPT, _C.DECRYPTED, True),
     # One decryption per member and session.
-    Transition(_C.DECRYPTED, DecryptionRequest, Action.REFUSE_REPEAT, _C.ABORTED, True),
+    Row(_C.DECRYPTED, DecryptionRequest, Action.REFUSE_REPEAT, _C.ABORTED, True),
 )
 """Every event a client accepts (see the module docstring)."""
 
-SERVER_TRANSITIONS: tuple[Transition[ServerState], ...] = (
-    Transition(_S.KEY_ADVERTISE, KeyAdvertise, Action.ADD_ADVERTISE, _S.KEY_ADVERTISE),
-    Transition(_S.KEY_ADVERTISE, RoundEnd, Action.REQUEST_DEALS, _S.KEY_DEAL),
-    Transition(_S.KEY_DEAL, KeyDeal, Action.ADD_DEAL, _S.KEY_DEAL),
-    Transition(_S.KEY_DEAL, RoundEnd, Action.FORWARD_DELIVERIES, _S.KEY_CHECK),
-    Transition(_S.KEY_CHECK, KeyCheck, Action.ADD_CHECK, _S.KEY_CHECK),
-    Transition(_S.KEY_CHECK, RoundEnd, Action.PUBLISH_KEY, _S.ENCRYPTED_INPUT),
-    Transition(_S.ENCRYPTED_INPUT, EncryptedInput, Action.ADD_INPUT, _S.ENCRYPTED_INPUT),
-    Transition(_S.ENCRYPTED_INPUT, RoundEnd, Action.REQUEST_DECRYPTION, _S.DECRYPTION),
-    Transition(_S.DECRYPTION, DecryptionShare, Action.ADD_SHARE, _S.DECRYPTION),
-    Transition(_S.DECRYPTION, RoundEnd, Action.FINISH, _S.DONE),
+SERVER_TRANSITIONS: tuple[Row[ServerState, Action], ...] = (
+    Row(_S.KEY_ADVERTISE, KeyAdvertise, Action.ADD_ADVERTISE, _S.KEY_ADVERTISE),
+    Row(_S.KEY_ADVERTISE, RoundEnd, Action.REQUEST_DEALS, _S.KEY_DEAL),
+    Row(_S.KEY_DEAL, KeyDeal, Action.ADD_DEAL, _S.KEY_DEAL),
+    Row(_S.KEY_DEAL, RoundEnd, Action.FORWARD_DELIVERIES, _S.KEY_CHECK),
+    Row(_S.KEY_CHECK, KeyCheck, Action.ADD_CHECK, _S.KEY_CHECK),
+    Row(_S.KEY_CHECK, RoundEnd, Action.PUBLISH_KEY, _S.ENCRYPTED_INPUT),
+    Row(_S.ENCRYPTED_INPUT, EncryptedInput, Action.ADD_INPUT, _S.ENCRYPTED_INPUT),
+    Row(_S.ENCRYPTED_INPUT, RoundEnd, Action.REQUEST_DECRYPTION, _S.DECRYPTION),
+    Row(_S.DECRYPTION, DecryptionShare, Action.ADD_SHARE, _S.DECRYPTION),
+    Row(_S.DECRYPTION, RoundEnd, Action.FINISH, _S.DONE),
 )
 """Every event the server handles (see the module docstring)."""
 
-_ClientKey = tuple[ClientState, Event, bool]
-_ServerKey = tuple[ServerState, Event]
+CLIENT_TABLE: Final = ClientTable(CLIENT_TRANSITIONS, ended=ClientState.ABORTED)
+SERVER_TABLE: Final = ServerTable(SERVER_TRANSITIONS)
 
 
-def _index_client() -> dict[_ClientKey, Transition[ClientState]]:
-    index: dict[_ClientKey, Transition[ClientState]] = {}
-    for row in CLIENT_TRANSITIONS:
-        for member in (True,) if row.members_only else (True, False):
-            key = (row.state, row.event, member)
-            if key in index:
-                raise AssertionError(f"two client rows for {key}")
-            index[key] = row
-    return index
-
-
-def _index_server() -> dict[_ServerKey, Transition[ServerState]]:
-    index: dict[_ServerKey, Transition[ServerState]] = {}
-    for row in SERVER_TRANSITIONS:
-        key = (row.state, row.event)
-        if key in index:
-            raise AssertionError(f"two server rows for {key}")
-        index[key] = row
-    return index
-
-
-_CLIENT_INDEX: Final[Mapping[_ClientKey, Transition[ClientState]]] = _index_client()
-_SERVER_INDEX: Final[Mapping[_ServerKey, Transition[ServerState]]] = _index_server()
-
-
-def client_transition(state: ClientState, event: Event, *, member: bool) -> Transition[ClientState]:
+def client_transition(
+    state: ClientState, event: Event, *, member: bool
+) -> Row[ClientState, Action]:
     """The row for ``event`` reaching a client (a committee ``member`` or not) in ``state``.
 
-    Raises ProtocolViolation (party 0: the server sent it) when there is none: an event
-    after the session ended for this client, a request for members to a non-member, a
-    request out of turn (the client's state is named) or a message type the client never
-    takes. The texts name types and states only, never a field of the message.
+    Raises ProtocolViolation (party 0: the server sent it) when there is none
+    (:meth:`~secagg.protocols.table.ClientTable.lookup` says which refusal).
     """
-    row = _CLIENT_INDEX.get((state, event, member))
-    if row is not None:
-        return row
-    name = event.__name__
-    if state is ClientState.ABORTED:
-        text = f"{name} after the session ended for this client ({state.value})"
-    elif not member and not any(key[1] is event and not key[2] for key in _CLIENT_INDEX):
-        text = f"{name} to a non-member"
-    elif any(key[1] is event for key in _CLIENT_INDEX):
-        accepted = sorted({key[0].value for key in _CLIENT_INDEX if key[1] is event})
-        text = f"{name} out of turn: this client is {state.value}, not {' or '.join(accepted)}"
-    else:
-        text = f"unexpected {name}"
-    raise ProtocolViolation(text, party=SERVER_ID)
+    return CLIENT_TABLE.lookup(state, event, member=member)
 
 
-def server_transition(state: ServerState, event: Event) -> Transition[ServerState] | None:
+def server_transition(state: ServerState, event: Event) -> Row[ServerState, Action] | None:
     """The row for ``event`` reaching the server in ``state``, or None when the table has
     none (an out-of-round message; ``RoundEnd``: no open round)."""
-    return _SERVER_INDEX.get((state, event))
+    return SERVER_TABLE.lookup(state, event)

@@ -58,7 +58,8 @@ from secagg.he.threshold_ckks import (
 from secagg.he.threshold_ckks import DecryptionShare as ShareRecord
 from secagg.keys import KeyPair
 from secagg.protocols.base import SERVER_ID, AggregationResult, Message
-from secagg.protocols.faults import Exclusion, FaultLog
+from secagg.protocols.faults import Exclusion
+from secagg.protocols.table import RoundServer
 from secagg.protocols.threshold_ckks.config import ThresholdCkksConfig
 from secagg.protocols.threshold_ckks.messages import (
     ROUND_ENCRYPTED_INPUT,
@@ -75,14 +76,7 @@ from secagg.protocols.threshold_ckks.messages import (
     PeerKey,
     Sealed,
 )
-from secagg.protocols.threshold_ckks.rounds import (
-    SESSION_OVER,
-    Action,
-    RoundEnd,
-    ServerState,
-    Transition,
-    server_transition,
-)
+from secagg.protocols.threshold_ckks.rounds import SERVER_TABLE, SESSION_OVER, Action, ServerState
 from secagg.ring import dtype_for_bits
 
 __all__ = ["ThresholdCkksServer"]
@@ -91,7 +85,7 @@ COMPLAINTS_TO_EXCLUDE = 2
 """A dealer about whom this many members complain is left out of the key and blamed."""
 
 
-class ThresholdCkksServer:
+class ThresholdCkksServer(RoundServer[ServerState, Action]):
     """The aggregator (implements ServerProtocol). Holds public keys, sealed boxes and
     ciphertexts only.
 
@@ -105,10 +99,7 @@ class ThresholdCkksServer:
         if not isinstance(config, ThresholdCkksConfig):
             raise ConfigurationError("config must be a ThresholdCkksConfig")
         self._config = config
-        self._state = ServerState.IDLE
-        self._expected: set[int] = set()
-        self._answered: set[int] = set()
-        self._faults = FaultLog()
+        self._init_rounds()
         self._excluded: dict[int, Exclusion] = {}
         self._misbehaved: set[int] = set()  # no committee role any more
         self._advertised: dict[int, bytes] = {}
@@ -133,11 +124,6 @@ class ThresholdCkksServer:
         return self._result
 
     @property
-    def faults(self) -> dict[int, list[str]]:
-        """party -> its fault notes so far (a copy; bounded)."""
-        return self._faults.as_dict()
-
-    @property
     def key_holders(self) -> tuple[int, ...]:
         """The members asked to decrypt (fixed when the collective key is published)."""
         return self._holders
@@ -151,79 +137,16 @@ class ThresholdCkksServer:
             raise UsageError("start() was already called")
         config = self._config
         self._state = ServerState.KEY_ADVERTISE
-        self._expected, self._answered = set(config.committee), set()
+        self._ask(config.committee)
         return [KeyAdvertiseRequest(SERVER_ID, m, config.session_id) for m in config.committee]
 
-    def receive(self, message: Message) -> list[Message]:
-        """Record one client message; return the next round's messages when it completes.
+    # -- the family's side of the shared envelope (secagg.protocols.table.RoundServer) --
 
-        A message of another session or recipient, one the transition table does not take
-        in this state (out of round), or one from a party not asked in this round or that
-        already answered, is recorded as a fault against its sender and otherwise ignored.
-        After the session ended, messages are dropped. Raises UsageError before start(),
-        ProtocolAbort when the round that completes leaves too few parties.
-        """
-        if self._state is ServerState.IDLE:
-            raise UsageError("call start() before receive()")
-        if self._state in SESSION_OVER:
-            return []
-        sender, name = message.sender, type(message).__name__
-        if message.recipient != SERVER_ID or message.session_id != self._config.session_id:
-            self._fault(
-                sender, ExclusionReason.MISROUTED, "message of another session or recipient"
-            )
-        else:
-            row = server_transition(self._state, type(message))
-            if row is None:
-                self._fault(sender, ExclusionReason.OUT_OF_ROUND, f"out-of-round {name}")
-            elif sender not in self._expected or sender in self._answered:
-                self._fault(sender, self._unexpected(sender), f"unexpected or duplicate {name}")
-            else:
-                self._answered.add(sender)
-                self._run(row, message)
-        if self._state not in SESSION_OVER and self._expected <= self._answered:
-            return self._end_round()
-        return []
+    def _session_id(self) -> bytes:
+        return self._config.session_id
 
-    def close_round(self) -> list[Message]:
-        """The round's deadline passed: go on with those who answered.
-
-        Raises ProtocolAbort when too few remain, UsageError when no round is open.
-        """
-        if server_transition(self._state, RoundEnd) is None:
-            raise UsageError(f"no round to close in state {self._state.value}")
-        return self._end_round()
-
-    # -- dispatch ----------------------------------------------------------------------
-
-    def _run(self, row: Transition[ServerState], argument: object) -> list[Message]:
-        replies = self._HANDLERS[row.action](self, argument)
-        if self._state not in SESSION_OVER:
-            self._state = row.next_state
-        return replies
-
-    def _end_round(self) -> list[Message]:
-        row = server_transition(self._state, RoundEnd)
-        assert row is not None  # an open round always has a RoundEnd row
-        missing = sorted(self._expected - self._answered)
-        return self._run(row, missing)
-
-    def _fault(self, party: int, reason: ExclusionReason, detail: str) -> None:
-        self._faults.record(party, reason, self._state.value, detail)
-
-    def _unexpected(self, sender: int) -> ExclusionReason:
-        if sender in self._answered:
-            return ExclusionReason.DUPLICATE
-        if sender not in self._config.clients:
-            return ExclusionReason.UNKNOWN_SENDER
-        return ExclusionReason.OUT_OF_ROUND
-
-    def _ask(self, parties: Sequence[int]) -> None:
-        self._expected, self._answered = set(parties), set()
-
-    def _dropped(self, missing: Sequence[int], reason: ExclusionReason, detail: str) -> None:
-        for party in missing:
-            self._fault(party, reason, detail)
+    def _parties(self) -> tuple[int, ...]:
+        return self._config.clients
 
     def _bad(self, sender: int, detail: str) -> list[Message]:
         self._fault(sender, ExclusionReason.INVALID_CONTENT, detail)
@@ -451,3 +374,6 @@ class ThresholdCkksServer:
         Action.ADD_SHARE: _add_share,
         Action.FINISH: _finish,
     }
+    _TABLE = SERVER_TABLE
+    _IDLE = ServerState.IDLE
+    _OVER = SESSION_OVER

@@ -6,11 +6,13 @@ needs (the server and every client are built from it alone).
 
 CLI parameters: ``--threshold`` is the committee's t (default: a majority of it) and
 ``--degree`` the committee size (default: min(5, n), the first clients); no variant
-(``--active``, ``--decryption``) applies.
+(``--active``, ``--decryption``, ``--key-bits``...) applies. The ranges, and why the other
+flags are refused, are the table of :mod:`~secagg.protocols.threshold_ckks.spec_options`.
 """
 
 from __future__ import annotations
 
+from secagg.errors import ConfigurationError
 from secagg.protocols.base import Message
 from secagg.protocols.registry import InputSource, ProtocolSpec, SimulationParams, client_ids_of
 from secagg.protocols.threshold_ckks.client import ThresholdCkksClient
@@ -21,17 +23,23 @@ from secagg.protocols.threshold_ckks.messages import (
     decode_threshold_ckks_message,
 )
 from secagg.protocols.threshold_ckks.server import ThresholdCkksServer
+from secagg.protocols.threshold_ckks.spec_options import REFUSALS, describe, options
 
 __all__ = ["make_config", "threshold_ckks_spec"]
 
 
 def make_config(params: SimulationParams) -> ThresholdCkksConfig:
-    """Clients ``1..params.clients``, the committee their first ``params.degree`` (default
+    """Clients ``1..params.clients``, the committee their first ``params.degree`` (None:
     min(5, n)), t ``params.threshold`` (default a majority of the committee), the scheme's
-    parameters chosen for them. Raises ConfigurationError for fewer than two clients or
-    anything the config refuses."""
+    parameters chosen for them. Raises ConfigurationError for fewer than two clients, a
+    degree outside 1..n (never silently another committee) or anything the config refuses."""
     clients = client_ids_of(params)
-    committee = clients[: params.degree or min(DEFAULT_COMMITTEE, len(clients))]
+    size = params.degree
+    if size is None:
+        size = min(DEFAULT_COMMITTEE, len(clients))
+    elif not 1 <= size <= len(clients):
+        raise ConfigurationError(f"the committee size must be in 1..{len(clients)}")
+    committee = clients[:size]
     return ThresholdCkksConfig.create(
         clients,
         bits=params.bits,
@@ -70,4 +78,7 @@ def threshold_ckks_spec() -> ProtocolSpec:
             "n members decrypt"
         ),
         cost_model="secagg.cost.threshold_ckks_spec:THRESHOLD_CKKS",
+        options=options(),
+        refusals=REFUSALS,
+        describe=describe,
     )

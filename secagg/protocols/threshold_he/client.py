@@ -38,6 +38,7 @@ from secagg.he.paillier import EncryptedVector, RandomnessSource, encrypt_vector
 from secagg.he.threshold_paillier import KeyShare
 from secagg.packing import pack
 from secagg.protocols.base import SERVER_ID, Message
+from secagg.protocols.table import RoundClient
 from secagg.protocols.threshold_he.blocks import block_bounds
 from secagg.protocols.threshold_he.config import THRESHOLD_PAILLIER, ThresholdHEConfig
 from secagg.protocols.threshold_he.messages import (
@@ -46,7 +47,7 @@ from secagg.protocols.threshold_he.messages import (
     EncryptedInput,
     InputRequest,
 )
-from secagg.protocols.threshold_he.rounds import Action, ClientState, client_transition
+from secagg.protocols.threshold_he.rounds import CLIENT_TABLE, Action, ClientState
 from secagg.ring import check_values, dtype_for_bits, value_mask
 from secagg.secret import SecretHolder
 
@@ -85,7 +86,9 @@ def _from_rounded(rounded: np.ndarray, bits: int) -> np.ndarray:
 
 
 class ThresholdHEClient(
-    SecretHolder, export="none: keep it in its process; KeyShare.to_bytes() moves a key share"
+    RoundClient[ClientState, Action],
+    SecretHolder,
+    export="none: keep it in its process; KeyShare.to_bytes() moves a key share",
 ):
     """One client (implements ClientProtocol); committee members also decrypt.
 
@@ -297,19 +300,18 @@ class ThresholdHEClient(
         any further request outside balanced mode. A refused decryption request aborts the
         client for good. ConfigurationError when a lazy input turns out invalid.
         """
-        config = self._config
-        if message.session_id != config.session_id or message.recipient != self._id:
-            raise ProtocolViolation("message of another session or recipient", party=SERVER_ID)
-        if message.sender != SERVER_ID:
-            raise ProtocolViolation("clients only talk to the server", party=message.sender)
-        row = client_transition(self._state, type(message), member=self._member, mode=config.mode)
-        try:
-            replies = self._HANDLERS[row.action](self, message)
-        except ProtocolViolation:
-            self._state = ClientState.ABORTED
-            raise
-        self._state = row.next_state
-        return replies
+        return self._dispatch(message)
+
+    # -- the family's side of the shared dispatch (secagg.protocols.table.RoundClient) -----
+
+    def _route(self) -> tuple[bytes, int]:
+        return self._config.session_id, self._id
+
+    def _is_member(self) -> bool:
+        return self._member
+
+    def _mode(self) -> str:
+        return self._config.mode
 
     # -- actions (found through the transition table) -----------------------------------
 
@@ -342,6 +344,8 @@ class ThresholdHEClient(
         Action.DECRYPT_MORE: _decrypt_more,
         Action.REFUSE_REPEAT: _refuse_repeat,
     }
+    _TABLE = CLIENT_TABLE
+    _ABORTED = ClientState.ABORTED
 
     # -- input -------------------------------------------------------------------------
 

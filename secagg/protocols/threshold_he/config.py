@@ -17,11 +17,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Literal
 
-import numpy as np
-
 from secagg.errors import ConfigurationError, UsageError
 from secagg.he.slots import SlotLayout
-from secagg.protocols.limits import MAX_CLIENT_ID, MAX_VECTOR_LENGTH, SESSION_ID_BYTES
+from secagg.protocols.limits import (
+    MAX_VECTOR_LENGTH,
+    SESSION_ID_BYTES,
+    check_client_ids,
+    is_int,
+)
 from secagg.protocols.threshold_he.blocks import assigned_blocks
 from secagg.ring import check_bits
 
@@ -58,10 +61,6 @@ DEFAULT_DECRYPTION: str = FULL
 """Threshold Paillier's default decryption mode (see :class:`ThresholdHEConfig`)."""
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, int | np.integer) and not isinstance(value, bool)
-
-
 @dataclass(frozen=True)
 class ThresholdHEConfig:
     """Public parameters of one session; every party holds the same copy. No secret in it.
@@ -95,11 +94,11 @@ class ThresholdHEConfig:
             SESSION_ID_BYTES[0] <= len(self.session_id) <= SESSION_ID_BYTES[1]
         ):
             raise ConfigurationError("session_id must be 16 to 64 bytes")
-        clients = tuple(sorted(self._ids(self.clients, "clients")))
+        clients = tuple(sorted(check_client_ids(self.clients, "clients")))
         if len(clients) < 2:
             raise ConfigurationError("an aggregation needs at least two clients")
         object.__setattr__(self, "clients", clients)
-        committee = tuple(self._ids(self.committee, "committee"))
+        committee = tuple(check_client_ids(self.committee, "committee"))
         if not committee or not set(committee) <= set(clients):
             raise ConfigurationError("the committee must be a non-empty subset of the clients")
         object.__setattr__(self, "committee", committee)
@@ -109,7 +108,7 @@ class ThresholdHEConfig:
             ("threshold", self.threshold, 1, len(committee)),
             ("min_clients", self.min_clients, 2, len(clients)),
         ):
-            if not _is_int(value) or not low <= value <= high:
+            if not is_int(value) or not low <= value <= high:
                 raise ConfigurationError(f"{name} must be an int in [{low}, {high}]")
         if (self.public_key is None) == (self.ckks is None):
             raise ConfigurationError("give exactly one of public_key (Paillier) and ckks")
@@ -135,19 +134,6 @@ class ThresholdHEConfig:
                 raise ConfigurationError(
                     f"CKKS sums are exact only up to {CKKS_MAX_SUM_BITS} bits: lower bits"
                 )
-
-    @staticmethod
-    def _ids(values: object, what: str) -> list[int]:
-        if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
-            raise ConfigurationError(f"{what} must be a sequence of client ids")
-        ids = []
-        for value in values:
-            if not _is_int(value) or not 1 <= value <= MAX_CLIENT_ID:
-                raise ConfigurationError(f"{what}: {value!r} is not a client id")
-            ids.append(int(value))
-        if len(set(ids)) != len(ids):
-            raise ConfigurationError(f"{what}: duplicate ids")
-        return ids
 
     @property
     def backend(self) -> Backend:

@@ -9,7 +9,8 @@ and :data:`SERVER_TRANSITIONS`: a row names the state, the event (a message type
 :class:`Action` that handles it and the state entered when the action returns. A row may
 hold for committee members only (``members_only``) or for some decryption modes only
 (``modes``, keyed by :attr:`ThresholdHEConfig.mode`: ``"full"``, ``"balanced"``,
-``"ckks"``).
+``"ckks"``). The rows, the tables that index them and the server's receive/close envelope
+are the shared ones of :mod:`secagg.protocols.table`.
 
 Both parties consult the table once per event (:func:`client_transition`,
 :func:`server_transition`). An event without a row is refused by that lookup alone: the
@@ -38,12 +39,9 @@ The rows, in words:
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Final, Generic, TypeAlias, TypeVar
+from typing import Final
 
-from secagg.errors import ProtocolViolation
-from secagg.protocols.base import SERVER_ID, Message
+from secagg.protocols.table import ClientTable, Event, RoundEnd, Row, ServerTable
 from secagg.protocols.threshold_he.config import BALANCED, CKKS, FULL
 from secagg.protocols.threshold_he.messages import (
     ROUND_DECRYPTION,
@@ -56,14 +54,16 @@ from secagg.protocols.threshold_he.messages import (
 
 __all__ = [
     "ALL_MODES",
+    "CLIENT_TABLE",
     "CLIENT_TRANSITIONS",
+    "SERVER_TABLE",
     "SERVER_TRANSITIONS",
     "SESSION_OVER",
     "Action",
     "ClientState",
+    "Event",
     "RoundEnd",
     "ServerState",
-    "Transition",
     "client_transition",
     "server_transition",
 ]
@@ -89,11 +89,6 @@ SESSION_OVER: Final = frozenset({ServerState.DONE, ServerState.ABORTED})
 are normal once the session ended)."""
 
 
-class RoundEnd:
-    """The server's event that closes a round: every expected party answered, or the
-    round's deadline passed (``close_round``). Never sent: a row key, like a message type."""
-
-
 class Action(enum.Enum):
     """What a party does for a row; each party maps its actions to its handlers."""
 
@@ -112,33 +107,16 @@ class Action(enum.Enum):
 
 ALL_MODES: Final = frozenset({FULL, BALANCED, CKKS})
 
-StateT = TypeVar("StateT", ClientState, ServerState)
-Event: TypeAlias = type[Message] | type[RoundEnd]
-"""A row's key besides the state: the type of a message, or :class:`RoundEnd`."""
-
-
-@dataclass(frozen=True)
-class Transition(Generic[StateT]):
-    """One row: in ``state``, ``event`` is handled by ``action``, then ``next_state``."""
-
-    state: StateT
-    event: Event
-    action: Action
-    next_state: StateT
-    members_only: bool = False
-    modes: frozenset[str] = ALL_MODES
-
-
 _C = ClientState
 _S = ServerState
 
-CLIENT_TRANSITIONS: tuple[Transition[ClientState], ...] = (
-    Transition(_C.WAITING, InputRequest, Action.SEND_INPUT, _C.INPUT_SENT),
+CLIENT_TRANSITIONS: tuple[Row[ClientState, Action], ...] = (
+    Row(_C.WAITING, InputRequest, Action.SEND_INPUT, _C.INPUT_SENT),
     # A member decrypts whether or not its own upload left (or arrived).
-    Transition(_C.WAITING, DecryptionRequest, Action.DECRYPT, _C.DECRYPTED, members_only=True),
-    Transition(_C.INPUT_SENT, DecryptionRequest, Action.DECRYPT, _C.DECRYPTED, members_only=True),
+    Row(_C.WAITING, DecryptionRequest, Action.DECRYPT, _C.DECRYPTED, members_only=True),
+    Row(_C.INPUT_SENT, DecryptionRequest, Action.DECRYPT, _C.DECRYPTED, members_only=True),
     # Balanced mode: a fallback wave may ask for new blocks of the same aggregate.
-    Transition(
+    Row(
         _C.DECRYPTED,
         DecryptionRequest,
         Action.DECRYPT_MORE,
@@ -147,7 +125,7 @@ CLIENT_TRANSITIONS: tuple[Transition[ClientState], ...] = (
         modes=frozenset({BALANCED}),
     ),
     # Full and CKKS mode: one decryption per member and session.
-    Transition(
+    Row(
         _C.DECRYPTED,
         DecryptionRequest,
         Action.REFUSE_REPEAT,
@@ -158,96 +136,52 @@ CLIENT_TRANSITIONS: tuple[Transition[ClientState], ...] = (
 )
 """Every event a client accepts (see the module docstring)."""
 
-SERVER_TRANSITIONS: tuple[Transition[ServerState], ...] = (
-    Transition(_S.ENCRYPTED_INPUT, EncryptedInput, Action.ADD_INPUT, _S.ENCRYPTED_INPUT),
-    Transition(_S.ENCRYPTED_INPUT, RoundEnd, Action.REQUEST_DECRYPTION, _S.DECRYPTION),
-    Transition(_S.DECRYPTION, DecryptionShare, Action.ADD_SHARE, _S.DECRYPTION),
+SERVER_TRANSITIONS: tuple[Row[ServerState, Action], ...] = (
+    Row(_S.ENCRYPTED_INPUT, EncryptedInput, Action.ADD_INPUT, _S.ENCRYPTED_INPUT),
+    Row(_S.ENCRYPTED_INPUT, RoundEnd, Action.REQUEST_DECRYPTION, _S.DECRYPTION),
+    Row(_S.DECRYPTION, DecryptionShare, Action.ADD_SHARE, _S.DECRYPTION),
     # A decryption round that ends short: threshold Paillier asks other live members for
     # the short blocks (same round); CKKS members all hold the same key: the votes decide.
-    Transition(
+    Row(
         _S.DECRYPTION,
         RoundEnd,
         Action.FALLBACK_WAVE,
         _S.DECRYPTION,
         modes=frozenset({FULL, BALANCED}),
     ),
-    Transition(
+    Row(
         _S.DECRYPTION, RoundEnd, Action.FINISH_OR_ABORT, _S.ABORTED, modes=frozenset({CKKS})
     ),
 )
 """Every event the server handles (see the module docstring)."""
 
-_ClientKey = tuple[ClientState, Event, bool, str]
-_ServerKey = tuple[ServerState, Event, str]
-
-
-def _index_client() -> dict[_ClientKey, Transition[ClientState]]:
-    index: dict[_ClientKey, Transition[ClientState]] = {}
-    for row in CLIENT_TRANSITIONS:
-        for member in (True, False) if not row.members_only else (True,):
-            for mode in row.modes:
-                key = (row.state, row.event, member, mode)
-                if key in index:
-                    raise AssertionError(f"two client rows for {key}")
-                index[key] = row
-    return index
-
-
-def _index_server() -> dict[_ServerKey, Transition[ServerState]]:
-    index: dict[_ServerKey, Transition[ServerState]] = {}
-    for row in SERVER_TRANSITIONS:
-        for mode in row.modes:
-            key = (row.state, row.event, mode)
-            if key in index:
-                raise AssertionError(f"two server rows for {key}")
-            index[key] = row
-    return index
-
-
-_CLIENT_INDEX: Final[Mapping[_ClientKey, Transition[ClientState]]] = _index_client()
-_SERVER_INDEX: Final[Mapping[_ServerKey, Transition[ServerState]]] = _index_server()
-
-_DESCRIBED: Final[Mapping[Event, tuple[str, str]]] = {  # (article, what) for refusal texts
-    InputRequest: ("an", "input request"),
-    DecryptionRequest: ("a", "decryption request"),
-}
+CLIENT_TABLE: Final = ClientTable(
+    CLIENT_TRANSITIONS,
+    ended=ClientState.ABORTED,
+    modes=ALL_MODES,
+    described={
+        InputRequest: ("an", "input request"),
+        DecryptionRequest: ("a", "decryption request"),
+    },
+)
+SERVER_TABLE: Final = ServerTable(SERVER_TRANSITIONS, modes=ALL_MODES)
 
 
 def client_transition(
     state: ClientState, event: Event, *, member: bool, mode: str
-) -> Transition[ClientState]:
+) -> Row[ClientState, Action]:
     """The row for ``event`` reaching a client (a committee ``member`` or not) in ``state``
     in decryption ``mode``.
 
-    Raises ProtocolViolation (party 0: the server sent it) when there is none: an event
-    after the session ended for this client, a request for members to a non-member, a
-    request out of turn (the client's state is named) or a message type the client never
-    takes. The texts name types and states only, never a field of the message.
+    Raises ProtocolViolation (party 0: the server sent it) when there is none
+    (:meth:`~secagg.protocols.table.ClientTable.lookup` says which refusal).
     """
-    row = _CLIENT_INDEX.get((state, event, member, mode))
-    if row is not None:
-        return row
-    name = event.__name__
-    article, what = _DESCRIBED.get(event, ("", ""))
-    if state is ClientState.ABORTED:
-        text = f"{name} after the session ended for this client ({state.value})"
-    elif not what:
-        text = f"unexpected {name}"
-    elif not member and (state, event, True, mode) in _CLIENT_INDEX:
-        text = f"{what} to a non-member"
-    else:
-        accepted = sorted(
-            {r.state.value for r in CLIENT_TRANSITIONS if r.event is event and mode in r.modes}
-        )
-        text = f"{article} {what} out of turn: this client is {state.value}, " + (
-            f"not {' or '.join(accepted)}"
-        )
-    raise ProtocolViolation(text, party=SERVER_ID)
+    return CLIENT_TABLE.lookup(state, event, member=member, mode=mode)
 
 
 def server_transition(
     state: ServerState, event: Event, mode: str
-) -> Transition[ServerState] | None:
-    """The row for ``event`` reaching the server in ``state`` in decryption ``mode``, or
-    None when the table has none (an out-of-round message; ``RoundEnd``: no open round)."""
-    return _SERVER_INDEX.get((state, event, mode))
+) -> Row[ServerState, Action] | None:
+    """The row for ``event`` reaching the server in ``state`` in ``mode``, or None when the
+    table has none (an out-of-round message; ``RoundEnd``: no open round)."""
+    return SERVER_TABLE.lookup(state, event, mode)

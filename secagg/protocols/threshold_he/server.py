@@ -65,7 +65,8 @@ from secagg.he.threshold_paillier import (
 )
 from secagg.packing import unpack
 from secagg.protocols.base import SERVER_ID, AggregationResult, Message
-from secagg.protocols.faults import Exclusion, FaultLog
+from secagg.protocols.faults import Exclusion
+from secagg.protocols.table import RoundServer
 from secagg.protocols.threshold_he.blocks import block_bounds, plan_fallback
 from secagg.protocols.threshold_he.config import ThresholdHEConfig
 from secagg.protocols.threshold_he.messages import (
@@ -75,14 +76,7 @@ from secagg.protocols.threshold_he.messages import (
     EncryptedInput,
     InputRequest,
 )
-from secagg.protocols.threshold_he.rounds import (
-    SESSION_OVER,
-    Action,
-    RoundEnd,
-    ServerState,
-    Transition,
-    server_transition,
-)
+from secagg.protocols.threshold_he.rounds import SERVER_TABLE, SESSION_OVER, Action, ServerState
 from secagg.ring import dtype_for_bits
 
 if TYPE_CHECKING:
@@ -91,7 +85,7 @@ if TYPE_CHECKING:
 __all__ = ["ThresholdHEServer"]
 
 
-class ThresholdHEServer:
+class ThresholdHEServer(RoundServer[ServerState, Action]):
     """The aggregator (implements ServerProtocol). Holds public keys and ciphertexts only.
 
     Refuses (ConfigurationError) to be built in a process that holds a key share of the
@@ -118,11 +112,8 @@ class ThresholdHEServer:
                 "or pass simulation=True when one process plays every party on purpose"
             )
         self._config = config
-        self._state = ServerState.IDLE
-        self._expected: set[int] = set()
-        self._answered: set[int] = set()
+        self._init_rounds()
         self._excluded: dict[int, Exclusion] = {}
-        self._faults = FaultLog()
         self._included: set[int] = set()
         self._paillier_sum: EncryptedVector | None = None
         self._ckks_sum: CkksVector | None = None
@@ -149,11 +140,6 @@ class ThresholdHEServer:
     def result(self) -> AggregationResult | None:
         return self._result
 
-    @property
-    def faults(self) -> dict[int, list[str]]:
-        """party -> its fault notes so far (a copy; bounded, see the class docstring)."""
-        return self._faults.as_dict()
-
     def __repr__(self) -> str:
         return f"ThresholdHEServer(n={self._config.n}, state={self._state.name})"
 
@@ -163,79 +149,19 @@ class ThresholdHEServer:
             raise UsageError("start() was already called")
         config = self._config
         self._state = ServerState.ENCRYPTED_INPUT
-        self._expected, self._answered = set(config.clients), set()
+        self._ask(config.clients)
         return [InputRequest(SERVER_ID, c, config.session_id) for c in config.clients]
 
-    def receive(self, message: Message) -> list[Message]:
-        """Record one client message; return the next round's messages when it completes.
+    # -- the family's side of the shared envelope (secagg.protocols.table.RoundServer) --
 
-        A message of another session or recipient, one the transition table does not take
-        in this state (out of round), or one from a party not asked in this round or that
-        already answered, is recorded as a fault against its sender and otherwise ignored.
-        After the session ended, messages are dropped. Raises UsageError before start(),
-        ProtocolAbort when the round that completes leaves too few clients or valid
-        decryption shares.
-        """
-        if self._state is ServerState.IDLE:
-            raise UsageError("call start() before receive()")
-        if self._state in SESSION_OVER:
-            return []
-        sender, name = message.sender, type(message).__name__
-        if message.recipient != SERVER_ID or message.session_id != self._config.session_id:
-            note = "message of another session or recipient"
-            self._fault(sender, ExclusionReason.MISROUTED, note)
-        else:
-            row = server_transition(self._state, type(message), self._config.mode)
-            if row is None:
-                self._fault(sender, ExclusionReason.OUT_OF_ROUND, f"out-of-round {name}")
-            elif sender not in self._expected or sender in self._answered:
-                self._fault(sender, self._unexpected(sender), f"unexpected or duplicate {name}")
-            else:
-                self._answered.add(sender)
-                replies = self._run(row, message)
-                if self._state in SESSION_OVER:
-                    return replies  # the message completed the sum
-        if self._expected <= self._answered:
-            return self._end_round()
-        return []
+    def _session_id(self) -> bytes:
+        return self._config.session_id
 
-    def close_round(self) -> list[Message]:
-        """The round's deadline passed: go on with those who answered.
+    def _parties(self) -> tuple[int, ...]:
+        return self._config.clients
 
-        Raises ProtocolAbort when too few remain, UsageError when no round is open.
-        """
-        if server_transition(self._state, RoundEnd, self._config.mode) is None:
-            raise UsageError(f"no round to close in state {self._state.value}")
-        return self._end_round()
-
-    # -- dispatch ----------------------------------------------------------------------
-
-    def _run(self, row: Transition[ServerState], argument: object) -> list[Message]:
-        """Run ``row``'s action, then enter its next state unless the action ended the
-        session (done, or aborted by raising ProtocolAbort)."""
-        replies = self._HANDLERS[row.action](self, argument)
-        if self._state not in SESSION_OVER:
-            self._state = row.next_state
-        return replies
-
-    def _end_round(self) -> list[Message]:
-        """The open round ends (answers in, or deadline): its table row handles the
-        parties that did not answer, then moves on."""
-        row = server_transition(self._state, RoundEnd, self._config.mode)
-        assert row is not None  # an open round always has a RoundEnd row
-        missing = sorted(self._expected - self._answered)
-        self._expected &= self._answered
-        return self._run(row, missing)
-
-    def _fault(self, party: int, reason: ExclusionReason, detail: str) -> None:
-        self._faults.record(party, reason, self._state.value, detail)
-
-    def _unexpected(self, sender: int) -> ExclusionReason:
-        if sender in self._answered:
-            return ExclusionReason.DUPLICATE
-        if sender not in self._config.clients:
-            return ExclusionReason.UNKNOWN_SENDER
-        return ExclusionReason.OUT_OF_ROUND  # a client this round (or wave) did not ask
+    def _mode(self) -> str:
+        return self._config.mode
 
     # -- actions (found through the transition table) ------------------------------------
 
@@ -290,7 +216,7 @@ class ThresholdHEServer:
         payload = aggregate.to_bytes()
         self._context = config.decryption_context(included)
         members = list(config.committee)
-        self._expected, self._answered = set(members), set()
+        self._ask(members)
         if self._paillier_sum is None:
             sid = config.session_id
             return [DecryptionRequest(SERVER_ID, m, sid, included, payload) for m in members]
@@ -373,6 +299,9 @@ class ThresholdHEServer:
         Action.FALLBACK_WAVE: _fallback_wave,
         Action.FINISH_OR_ABORT: _finish_or_abort,
     }
+    _TABLE = SERVER_TABLE
+    _IDLE = ServerState.IDLE
+    _OVER = SESSION_OVER
 
     # -- decryption bookkeeping ----------------------------------------------------------
 
@@ -455,7 +384,7 @@ class ThresholdHEServer:
                     SERVER_ID, member, config.session_id, included, payload, blocks, count
                 )
             )
-        self._expected, self._answered = set(plan), set()
+        self._ask(plan)
         return messages
 
     # -- the end -------------------------------------------------------------------------

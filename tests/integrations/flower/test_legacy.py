@@ -19,6 +19,7 @@ from flwr.server.strategy import FedAvg
 from flwr.server.workflow import DefaultWorkflow
 from flwr.server.workflow.constant import MAIN_PARAMS_RECORD
 
+from secagg.dp import Compression
 from secagg.errors import ConfigurationError
 from secagg.integrations.flower import SecAggSettings, make_secagg_mod
 from secagg.integrations.flower.legacy import SecAggWorkflow
@@ -49,7 +50,8 @@ def client_fn(context: Context) -> object:
     return LegacyClient(int(context.node_config["partition-id"])).to_client()
 
 
-def run_legacy(partitions: range, drop: dict[int, tuple[int, int]] | None = None
+def run_legacy(partitions: range, drop: dict[int, tuple[int, int]] | None = None,
+               settings: SecAggSettings | None = None
                ) -> tuple[InProcessGrid, LegacyContext, SecAggWorkflow]:
     app = ClientApp(client_fn=client_fn, mods=[make_secagg_mod()])  # type: ignore[arg-type]
     grid = InProcessGrid.create(app, {100 + p: {"partition-id": p} for p in partitions})
@@ -61,10 +63,9 @@ def run_legacy(partitions: range, drop: dict[int, tuple[int, int]] | None = None
     context = LegacyContext(
         Context(run_id=1, node_id=0, node_config={}, state=RecordDict(), run_config={}),
         config=ServerConfig(num_rounds=2), strategy=strategy)
-    workflow = SecAggWorkflow(SecAggSettings(clip=4.0, max_weight=100.0,
-                                             secure_metrics=("train_loss",),
-                                             train_timeout=0.05, stage_timeout=0.05,
-                                             poll_interval=0.01))
+    workflow = SecAggWorkflow(settings or SecAggSettings(
+        clip=4.0, max_weight=100.0, secure_metrics=("train_loss",), train_timeout=0.05,
+        stage_timeout=0.05, poll_interval=0.01))
     DefaultWorkflow(fit_workflow=workflow)(grid, context)
     return grid, context, workflow
 
@@ -88,3 +89,18 @@ def test_workflow_needs_a_legacy_context() -> None:
     plain = Context(run_id=1, node_id=0, node_config={}, state=RecordDict(), run_config={})
     with pytest.raises(ConfigurationError, match="LegacyContext"):
         SecAggWorkflow()(InProcessGrid(apps={}), plain)
+
+
+def test_legacy_fedavg_with_compression_is_the_unweighted_mean() -> None:
+    settings = SecAggSettings.with_privacy(
+        Compression(bits=16, clip=8.0, expected_clients=4, wrap_probability=1e-9),
+        train_timeout=0.05, stage_timeout=0.05, poll_interval=0.01)
+    _, context, workflow = run_legacy(range(4), settings=settings)
+    last = workflow.reports[-1].privacy
+    assert last is not None and last.included == 4
+    final = parameters_to_ndarrays(compat.arrayrecord_to_parameters(
+        context.state.array_records[MAIN_PARAMS_RECORD], keep_input=True))
+    updates = [client_update(p, 2)[0] for p in range(4)]
+    for got, name in zip(final, SHAPES, strict=True):
+        want = np.mean([u[name] for u in updates], axis=0)
+        np.testing.assert_allclose(got, want, atol=8 * last.error_std + 1e-6)

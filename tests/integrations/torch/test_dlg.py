@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from secagg.errors import ConfigurationError
@@ -21,6 +21,7 @@ from secagg.integrations.torch.dlg import (
     attack_update,
     gradient_of,
     infer_label,
+    infer_labels,
     ncc,
     psnr,
     reconstruct,
@@ -89,6 +90,48 @@ def test_infer_label_reads_the_last_layer() -> None:
         assert infer_label(grads[-2]) == label
     with pytest.raises(ConfigurationError):
         infer_label(torch.zeros(3))
+
+
+@given(st.sets(st.integers(0, 9), min_size=1, max_size=5), st.integers(0, 2**16))
+@settings(max_examples=10, deadline=None)
+def test_infer_labels_reads_a_batch_of_distinct_labels(labels: set[int], seed: int) -> None:
+    # The mean gradient of a batch is what a sum of one-image updates reveals. Measured on
+    # 600 random batches: always right up to 6 labels; 7-8 labels failed 8 times (a present
+    # label's row turns positive when the batch's softmax mass outweighs its own -h).
+    generator = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    model = DLGNet()
+    ys = torch.tensor(sorted(labels))
+    x = torch.rand((len(ys), 1, 8, 8), generator=generator)
+    grads = gradient_of(model, x, ys)
+    assert infer_labels(grads[-2], len(ys)).tolist() == sorted(labels)
+
+
+def test_infer_labels_and_reconstruct_refuse_bad_counts_and_labels() -> None:
+    model = DLGNet()
+    grads = gradient_of(model, torch.rand(2, 1, 8, 8), torch.tensor([1, 7]))
+    for count in (0, 11, True):
+        with pytest.raises(ConfigurationError):
+            infer_labels(grads[-2], count)
+    with pytest.raises(ConfigurationError):
+        infer_labels(grads[0], 1)
+    with pytest.raises(ConfigurationError):
+        reconstruct(model, grads, shape=(2, 1, 8, 8), labels=torch.tensor([1]))
+
+
+def test_dlg_recovers_a_batch_from_its_mean_update() -> None:
+    data = load_digits_data(seed=0)
+    torch.manual_seed(7)
+    model = DLGNet()
+    picks = [int((data.y_train == label).nonzero()[0]) for label in (1, 4, 8)]
+    updates = [sgd_step_update(model, data.x_train[i:i + 1], data.y_train[i:i + 1], lr=LR)
+               for i in picks]
+    # labels inferred from the mean (iDLG for a batch), batch rows in label order
+    result = attack_update(model, np.mean(updates, axis=0), lr=LR, iterations=4, seed=0,
+                           shape=(3, 1, 8, 8))
+    assert result.labels.tolist() == [1, 4, 8]
+    for row, i in enumerate(picks):
+        assert ssim(data.x_train[i].numpy(), result.images[row].numpy()) > PLAIN_MIN_SSIM
 
 
 def test_reconstruct_refuses_mismatched_or_non_finite_targets() -> None:
