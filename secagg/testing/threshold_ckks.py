@@ -46,7 +46,7 @@ from secagg.protocols.threshold_ckks.messages import (
     decode_threshold_ckks_message,
 )
 from secagg.protocols.threshold_ckks.server import ThresholdCkksServer
-from secagg.testing.model import ClientFault, DropoutModel, Quorum
+from secagg.testing.model import CONTAINED_FAULTS, ClientFault, DropoutModel, Quorum
 from secagg.testing.target import ConfigTarget, Prediction
 
 __all__ = ["DECRYPTION_SHARE", "ThresholdCkksTarget"]
@@ -125,6 +125,40 @@ class ThresholdCkksTarget(ConfigTarget):
             # proof). The server may abort or, the answer being only lost, complete.
             return Prediction(None, inputs)
         return Prediction(False, inputs)
+
+    def predict_faults(
+        self,
+        vanished: Mapping[int, str],
+        lost: AbstractSet[tuple[int, str]],
+        faults: Sequence[ClientFault],
+    ) -> Prediction:
+        """The outcome with ``faults`` injected: between "the fault costs nothing" and "the
+        faulty answer is lost" (a dealer's bad box also costs its recipient the key share:
+        the lone complaint leaves it without one). Where the two disagree on aborting, the
+        target does not say (``aborts=None``); a completed session includes the clients of
+        the pessimistic case (a bad upload is left out)."""
+        optimistic = self.predict(vanished, lost)
+        worse = set(lost)
+        for fault in faults:
+            if fault.kind in CONTAINED_FAULTS:
+                continue  # the genuine answer arrives too: the outcome is unchanged
+            worse.add((fault.client, fault.round_name))
+            if fault.kind == "bad_tag" and fault.round_name == ROUND_KEY_DEAL:
+                # The flipped box is the first one: that of the lowest advertised peer.
+                peers = [
+                    m
+                    for m in sorted(self.config.committee)
+                    if m != fault.client
+                    and vanished.get(m) != ROUND_KEY_ADVERTISE
+                    and (m, ROUND_KEY_ADVERTISE) not in lost
+                ]
+                worse |= {(m, ROUND_KEY_CHECK) for m in peers[:1]}
+        pessimistic = self.predict(vanished, worse)
+        if optimistic.aborts is True:
+            return optimistic
+        if pessimistic.aborts is False:
+            return pessimistic
+        return Prediction(None, pessimistic.included)
 
     def unverifiable(
         self,
