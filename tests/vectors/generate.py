@@ -754,6 +754,24 @@ def flower_records() -> dict[str, Any]:
         report_clipping=True,
     )
 
+    from secagg.dp import Compression
+    from secagg.integrations.flower.wire import PrivacySetup
+
+    plan = Compression(bits=16, clip=8.0, expected_clients=3, wrap_probability=1e-9).plan(6)
+    private = SessionSetup(
+        session_id=SID,
+        protocol="secagg+",
+        n=3,
+        client_id=1,
+        bits=16,
+        fixed_point=FixedPointParams(clip=8.0, scale=1.0, max_clients=3, max_weight=1.0),
+        layout=ArrayLayout((ArraySpec("w", (2, 3), "<f4"),)),
+        weighted_by_key="num-examples",
+        weighted=False,
+        params=bytes(msgpack.packb([2, None, "semi-honest", None], use_bin_type=True)),
+        privacy=PrivacySetup(plan, bytes(range(32))),
+    )
+
     def setup_vector(name: str, setup: SessionSetup) -> dict[str, Any]:
         fp = setup.fixed_point
         return {
@@ -771,6 +789,12 @@ def flower_records() -> dict[str, Any]:
                 "params": setup.params.hex(),
                 "metric_scale": setup.metric_scale,
                 "report_clipping": setup.report_clipping,
+                "privacy": None
+                if setup.privacy is None
+                else {
+                    "plan": setup.privacy.plan.to_dict(),
+                    "round_seed": setup.privacy.round_seed.hex(),
+                },
             },
             "encoding": setup.to_bytes().hex(),
         }
@@ -814,7 +838,11 @@ def flower_records() -> dict[str, Any]:
     identity = Envelope(0, SID, (), identity=bytes(msgpack.packb([bytes(32), bytes(64)])))
     return {
         "wire_version": FLOWER_WIRE_VERSION,
-        "session_setup": [setup_vector("complete graph", plain), setup_vector("SecAgg+", rich)],
+        "session_setup": [
+            setup_vector("complete graph", plain),
+            setup_vector("SecAgg+", rich),
+            setup_vector("compression (privacy setup)", private),
+        ],
         "envelope": [
             envelope_vector("first stage, with setup", first),
             envelope_vector("later stage, two payloads", later),

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from flwr.app import Array, ArrayRecord, ConfigRecord, RecordDict
 
+from secagg.dp import DPPlan
 from secagg.integrations.flower.layout import ArrayLayout
 from secagg.integrations.flower.wire import (
     HEADER_KEY,
@@ -20,6 +21,7 @@ from secagg.integrations.flower.wire import (
     WIRE_VERSION,
     Envelope,
     FixedPointParams,
+    PrivacySetup,
     SessionSetup,
     read_envelope,
     write_envelope,
@@ -50,6 +52,11 @@ def test_session_setup(vector: dict[str, Any]) -> None:
         params=unhex(fields["params"]),
         metric_scale=fields["metric_scale"],
         report_clipping=fields["report_clipping"],
+        privacy=None
+        if fields["privacy"] is None
+        else PrivacySetup(
+            DPPlan.from_dict(fields["privacy"]["plan"]), unhex(fields["privacy"]["round_seed"])
+        ),
     )
     data = unhex(vector["encoding"])
     assert setup.to_bytes() == data
