@@ -9,7 +9,13 @@ from flwr.app import Context
 from flwr.serverapp import Grid, ServerApp
 from flwr.serverapp.strategy import FedAvg
 
-from secagg.integrations.flower import IdentityRegistry, RoundReport, SecAggGrid, SecAggSettings
+from secagg.integrations.flower import (
+    IdentityRegistry,
+    RoundReport,
+    SecAggGrid,
+    SecAggSettings,
+    privacy_from_run_config,
+)
 from secagg.integrations.flower.node_keys import load_he_public_key
 from secagg_flower_app.task import as_count_or_fraction, as_float, as_int, initial_arrays
 
@@ -50,22 +56,29 @@ def settings_of(cfg: dict[str, object]) -> SecAggSettings:
     metric_clip = as_float(cfg.get("metric-clip", 0.0))
     train_timeout = as_float(cfg["train-timeout"])
     stage_timeout = as_float(cfg["stage-timeout"])
-    return SecAggSettings(
+    common = dict(
         protocol=protocol,
-        mode=mode,  # type: ignore[arg-type]
+        mode=mode,
         identities=IdentityRegistry.load(registry) if registry else None,
         protocol_options={"public_key": load_he_public_key(public_key)} if public_key else {},
-        bits=as_int(cfg["bits"]),
-        clip=as_float(cfg["clip"]),
-        metric_clip=metric_clip or None,
-        max_weight=as_float(cfg["max-weight"]),
         degree=as_count_or_fraction(cfg.get("degree", 0)),
         threshold=as_count_or_fraction(cfg.get("threshold", 0)),
         min_clients=as_int(cfg["min-nodes"]),
         train_timeout=train_timeout or None,
         stage_timeout=stage_timeout or None,
-        deadline=str(cfg.get("deadline", "fixed")),  # type: ignore[arg-type]
+        deadline=str(cfg.get("deadline", "fixed")),
+    )
+    privacy = privacy_from_run_config(cfg)  # the dp-* keys, if any (docs/privacy.md)
+    if privacy is not None:
+        # The plan owns bits and the clip; the mean is unweighted; metrics stay home.
+        return SecAggSettings.with_privacy(privacy, **common)
+    return SecAggSettings(
+        bits=as_int(cfg["bits"]),
+        clip=as_float(cfg["clip"]),
+        metric_clip=metric_clip or None,
+        max_weight=as_float(cfg["max-weight"]),
         secure_metrics=("train_loss",),
+        **common,  # type: ignore[arg-type]
     )
 
 

@@ -182,3 +182,24 @@ def test_a_hostile_plan_field_decodes_or_is_a_decode_error(dp_plan: DPPlan, fiel
         assert len(str(exc)) < 200  # bounded; names the field, never echoes the value
     else:
         assert isinstance(setup.plan, DPPlan)
+
+
+def test_the_example_app_reads_the_dp_keys_of_its_run_config() -> None:
+    """examples/flower_app: dp-* run config keys turn its settings into a private session
+    (the plan owns bits and clip, the mean is unweighted); without them nothing changes."""
+    from pathlib import Path
+
+    import tomllib
+    from secagg_flower_app.server_app import settings_of
+
+    root = Path(__file__).resolve().parents[3]
+    project = tomllib.loads((root / "examples/flower_app/pyproject.toml").read_text("utf-8"))
+    base = dict(project["tool"]["flwr"]["app"]["config"])
+    plain = settings_of(base)
+    assert plain.privacy is None and plain.bits == base["bits"]
+    private = settings_of({**base, "dp-epsilon": 10.0, "dp-delta": 1e-5, "dp-rounds": 2,
+                           "dp-bits": 16, "dp-clip": 4.0, "dp-expected-clients": 3})
+    assert isinstance(private.privacy, DistributedDP)
+    assert private.bits == 16 and not private.weighted and private.secure_metrics == ()
+    compressed = settings_of({**base, "dp-bits": 12, "dp-clip": 4.0})
+    assert isinstance(compressed.privacy, Compression) and compressed.bits == 12
