@@ -15,7 +15,14 @@ import numpy as np
 from secagg.errors import ConfigurationError
 from secagg.shamir import PRIME
 
-__all__ = ["MAX_CLIENT_ID", "MAX_VECTOR_LENGTH", "SESSION_ID_BYTES", "check_client_ids", "is_int"]
+__all__ = [
+    "MAX_CLIENT_ID",
+    "MAX_VECTOR_LENGTH",
+    "SESSION_ID_BYTES",
+    "check_client_ids",
+    "check_session_id",
+    "is_int",
+]
 
 SESSION_ID_BYTES = (16, 64)
 """Accepted session id sizes (bytes): at least 16 so random ids do not collide."""
@@ -44,3 +51,12 @@ def check_client_ids(values: object, what: str) -> list[int]:
     if len(set(ids)) != len(ids):
         raise ConfigurationError(f"{what}: duplicate ids")
     return ids
+
+
+def check_session_id(value: object) -> bytes:
+    """``value`` if it is a session id (bytes of an accepted size, :data:`SESSION_ID_BYTES`);
+    else ConfigurationError."""
+    low, high = SESSION_ID_BYTES
+    if not isinstance(value, bytes) or not low <= len(value) <= high:
+        raise ConfigurationError(f"session_id must be {low} to {high} bytes")
+    return value

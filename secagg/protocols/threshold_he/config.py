@@ -21,8 +21,8 @@ from secagg.errors import ConfigurationError, UsageError
 from secagg.he.slots import SlotLayout
 from secagg.protocols.limits import (
     MAX_VECTOR_LENGTH,
-    SESSION_ID_BYTES,
     check_client_ids,
+    check_session_id,
     is_int,
 )
 from secagg.protocols.threshold_he.blocks import assigned_blocks
@@ -90,10 +90,7 @@ class ThresholdHEConfig:
     decryption: str = DEFAULT_DECRYPTION
 
     def __post_init__(self) -> None:
-        if not isinstance(self.session_id, bytes) or not (
-            SESSION_ID_BYTES[0] <= len(self.session_id) <= SESSION_ID_BYTES[1]
-        ):
-            raise ConfigurationError("session_id must be 16 to 64 bytes")
+        check_session_id(self.session_id)
         clients = tuple(sorted(check_client_ids(self.clients, "clients")))
         if len(clients) < 2:
             raise ConfigurationError("an aggregation needs at least two clients")
