@@ -239,3 +239,35 @@ def test_a_flower_setup_with_a_dtype_numpy_cannot_parse_is_a_decode_error() -> N
         obj[7][0][0][2] = dtype
         with pytest.raises(DecodeError):
             SessionSetup.from_bytes(_pack(obj), max_vector_length=4096)
+
+
+# A context found by `make fuzz` (atheris, target ckks-context): its second embedded SEAL
+# header names zlib instead of zstd. TenSEAL's context_from made the C++ runtime abort the
+# whole process (std::ios_base::failure escaping, exit 134) instead of raising.
+_ABORTING_CONTEXT = (
+    "g6F2AaZwYXJhbXODoW7NIAChcZQ8KCg8oXMoo2N0eMRkClVeoRAEAwIAAFUAAAAAAAAAKLUv/SCJ5QEAdAICACAA"
+    "BABeoRAEAwEAAOgAAYD+/////w/A9P//wP3/AAAAAAAAAAAHAEv4xM4aT0WTnZMDjMDgCxABEgsQBxkAAAAAAABwQg=="
+)
+
+
+def test_a_context_that_aborts_the_native_loader_is_a_decode_error() -> None:
+    import base64
+    import subprocess
+    import sys
+
+    data = base64.b64decode(_ABORTING_CONTEXT)
+    probe = (
+        "import base64, sys\n"
+        "from secagg.errors import DecodeError\n"
+        "from secagg.he.ckks import CkksContext\n"
+        "try:\n"
+        f"    CkksContext.from_bytes(base64.b64decode({_ABORTING_CONTEXT!r}))\n"
+        "except DecodeError as exc:\n"
+        "    print(exc)\n"
+    )
+    # In a child of its own, so that a regression aborts that child, not the test run.
+    run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         timeout=120, check=False)
+    assert run.returncode == 0, run.stderr[-500:]
+    assert run.stdout.strip() == "CKKS context does not deserialize"
+    assert data  # the bytes themselves are committed in the fuzz corpus too

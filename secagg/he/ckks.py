@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import functools
 import math
+import subprocess
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -206,6 +208,8 @@ class CkksContext(
             raise DecodeError("CKKS context with unexpected parameters", party=party)
         if not isinstance(obj["ctx"], bytes):
             raise DecodeError("malformed CKKS context", party=party)
+        if not _parses_in_a_child(obj["ctx"]):
+            raise DecodeError("CKKS context does not deserialize", party=party)
         try:
             context = ts.context_from(obj["ctx"])
             actual = _modulus_chain(context)
@@ -309,6 +313,34 @@ class CkksContext(
         (ciphertext,) = chunk.data.ciphertext()
         data = self._context.seal_context().data.get_context_data(ciphertext.parms_id())
         return int(data.chain_index()), int(ciphertext.size())
+
+
+_CHILD_PARSE = "import sys, tenseal; tenseal.context_from(sys.stdin.buffer.read())"
+_CHILD_SECONDS = 120.0
+
+
+def _parses_in_a_child(data: bytes) -> bool:
+    """True when TenSEAL parses ``data`` as a context in a separate Python process.
+
+    Why a child: SEAL's loader does not always raise on malformed input. A context whose
+    embedded SEAL header names another compression mode makes it throw a C++
+    ``std::ios_base::failure`` across a boundary that cannot carry it, and the C++ runtime
+    aborts the whole process (found by ``make fuzz``, target ``ckks-context``). A context
+    is loaded once per session, so the ~0.2 s of a child that imports tenseal and parses
+    the peer's bytes first is affordable; only bytes it survives reach this process. A
+    child that fails, crashes or hangs past the limit means "does not deserialize".
+    """
+    try:
+        run = subprocess.run(  # noqa: S603 - a fixed command; the peer bytes go to stdin
+            [sys.executable, "-I", "-c", _CHILD_PARSE],
+            input=data,
+            capture_output=True,
+            timeout=_CHILD_SECONDS,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return run.returncode == 0
 
 
 def _modulus_chain(context: Any) -> tuple[int, tuple[int, ...]]:
