@@ -111,8 +111,7 @@ def flower_client_masking(k: int, length: int, repeat: int = 3) -> float:
         ciphertexts.append(encrypt(generate_shared_key(peer_sk2, keys[own][1][1]), plain))
         srcs.append(nid)
     configs: Any = {Key.CIPHERTEXT_LIST: ciphertexts, Key.SOURCE_LIST: srcs}
-    # not-secret: benchmark data.
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(0)  # not-secret: benchmark data
     params = ndarrays_to_parameters([rng.uniform(-1, 1, length).astype(np.float32)])
     best = float("inf")
     for _ in range(repeat):
@@ -145,8 +144,7 @@ def flower_timed_unmasking(
     from flwr.common.secure_aggregation.secaggplus_utils import pseudo_rand_gen
     from flwr.supercore.primitives.asymmetric import bytes_to_private_key, bytes_to_public_key
 
-    # not-secret: benchmark data.
-    rng = np.random.default_rng(1)
+    rng = np.random.default_rng(1)  # not-secret: benchmark data
     masked = [rng.integers(0, FLOWER_MOD_RANGE, length, dtype=np.int64)]
     start = time.perf_counter()
     for nid, share_list in collected.items():

@@ -2,7 +2,7 @@
 
 Theory of operation. A :class:`RandomSource` owns one :class:`secagg.prg.Prg` stream of 64-bit
 words whose 32-byte seed comes from ``os.urandom`` (a CSPRNG), so every random bit a sampler
-uses is a keystream bit: nothing here touches ``numpy.random`` or ``random``. Words are written
+uses is a keystream bit: nothing here touches NumPy's or Python's random modules. Words are written
 with ``update_into`` into reused buffers, so drawing millions of them costs a few milliseconds.
 
 Everything built on top consumes *uniform integers* and compares them with integer

@@ -11,7 +11,7 @@ Which sampler runs where:
   both against the exact pmf and against each other.
 
 Every random bit comes from :class:`secagg.dp.randomness.RandomSource` (AES-128-CTR keyed by
-``os.urandom``); nothing touches ``numpy.random``. Tables are built once per parameter and
+``os.urandom``); nothing touches NumPy's random module. Tables are built once per parameter and
 cached (they hold no secret).
 """
 
