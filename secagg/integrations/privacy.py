@@ -57,6 +57,7 @@ __all__ = [
     "PrivacyBudgetWarning",
     "PrivacyReport",
     "PrivacyRun",
+    "check_left_unset",
     "check_masking_protocol",
     "check_plan_bounds",
     "check_plan_matches",
@@ -91,6 +92,15 @@ def check_masking_protocol(protocol: object) -> str:
         "that the secure sum is the modular sum of the clients' Z_(2^bits) encodings "
         "(threshold-HE protocols sum fixed-point plaintexts at their own modulus, and the "
         "plain baseline shows each client's encoding to the server)")
+
+
+def check_left_unset(**fixed: object) -> None:
+    """ConfigurationError naming every argument of ``fixed`` that is set (not None): with
+    privacy, the clip and the bits come from the privacy config, never from the caller."""
+    given = sorted(name for name, value in fixed.items() if value is not None)
+    if given:
+        raise ConfigurationError(f"with privacy, {given} come from the privacy config "
+                                 "(its clip and bits): leave them unset")
 
 
 def check_privacy(privacy: object) -> Privacy:

@@ -66,6 +66,7 @@ from torch import nn
 from tqdm import tqdm
 
 from secagg.errors import ConfigurationError
+from secagg.integrations.privacy import check_left_unset
 from secagg.integrations.torch.backends import AggregationBackend, ClientId, Dropouts
 from secagg.integrations.torch.mean import (
     PLAIN,
@@ -459,7 +460,4 @@ def _check_private_settings(weighted: bool, **fixed: object) -> None:
         raise ConfigurationError(
             "privacy needs uniform weights: pass weighted=False (the L2 clip bounds each "
             "client's whole contribution to the sum; a weight would multiply it past the clip)")
-    given = sorted(name for name, value in fixed.items() if value is not None)
-    if given:
-        raise ConfigurationError(f"with privacy, {given} come from the privacy config "
-                                 "(its clip and bits): leave them unset")
+    check_left_unset(**fixed)

@@ -64,6 +64,7 @@ import numpy as np
 import torch
 
 from secagg.errors import ConfigurationError, HeadroomError, ProtocolAbort
+from secagg.integrations.privacy import check_left_unset
 from secagg.integrations.torch.backends import (
     AggregationBackend,
     ClientId,
@@ -708,10 +709,7 @@ def _check_private_call(weights: object, **fixed: object) -> None:
         raise ConfigurationError(
             "privacy needs uniform weights (weights=None): the L2 clip bounds each client's "
             "whole contribution to the sum, and a weight would multiply it past the clip")
-    given = sorted(name for name, value in fixed.items() if value is not None)
-    if given:
-        raise ConfigurationError(f"with privacy, {given} come from the privacy config "
-                                 "(its clip and bits): leave them unset")
+    check_left_unset(**fixed)
 
 
 def _private_mean(private: DPAggregation, vectors: dict[ClientId, np.ndarray],
