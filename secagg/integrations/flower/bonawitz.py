@@ -40,6 +40,7 @@ from secagg.integrations.flower.client_state import BonawitzBackend, ClientBacke
 from secagg.integrations.flower.identity import check_identify_proof, identify_proof
 from secagg.integrations.flower.protocols import Identity, SessionPlan
 from secagg.integrations.flower.settings import resolve_degree, resolve_threshold
+from secagg.integrations.flower.wire import unpack_peer
 from secagg.protocols.base import SERVER_ID, ClientProtocol, Message
 from secagg.protocols.bonawitz.config import (
     ACTIVE,
@@ -107,12 +108,8 @@ def _cached_config(session_id: bytes, n: int, threshold: int, bits: int, vector_
 
 
 def _decode_params(data: bytes, n: int) -> tuple[int, int | None, Mode, tuple[bytes, ...] | None]:
-    try:
-        obj = msgpack.unpackb(data, raw=False, use_list=True, strict_map_key=True,
-                              max_bin_len=_MAX_PARAMS, max_str_len=64,
-                              max_array_len=n + 8)
-    except (ValueError, TypeError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError):
-        raise DecodeError("Bonawitz parameters are not valid msgpack", party=SERVER_ID) from None
+    obj = unpack_peer(data, error="Bonawitz parameters are not valid msgpack", party=SERVER_ID,
+                      max_bin_len=_MAX_PARAMS, max_str_len=64, max_array_len=n + 8)
     if not isinstance(obj, list) or len(obj) != 4:
         raise DecodeError("bad Bonawitz parameters", party=SERVER_ID)
     threshold, degree, mode, identities = obj
@@ -179,11 +176,8 @@ class BonawitzOverFlower:
         outside the registry or a proof that does not verify; DecodeError if malformed."""
         registry = settings.identities
         assert registry is not None  # checked with the settings
-        try:
-            obj = msgpack.unpackb(answer, raw=False, use_list=True, max_bin_len=256)
-        except (ValueError, TypeError, msgpack.ExtraData, msgpack.FormatError,
-                msgpack.StackError):
-            raise DecodeError("identity answer is not msgpack", party=node_id) from None
+        obj = unpack_peer(answer, error="identity answer is not msgpack", party=node_id,
+                          max_bin_len=256)
         if (not isinstance(obj, list) or len(obj) != 2 or not isinstance(obj[0], bytes)
                 or len(obj[0]) != VERIFY_KEY_BYTES or not isinstance(obj[1], bytes)
                 or len(obj[1]) != SIGNATURE_BYTES):

@@ -43,6 +43,7 @@ import numpy as np
 from secagg.errors import ConfigurationError, DecodeError, MaliciousRequestError, UsageError
 from secagg.integrations.flower.exchange import BASE_BYTES
 from secagg.integrations.flower.protocols import Identity, SessionPlan
+from secagg.integrations.flower.wire import unpack_peer
 from secagg.protocols.base import SERVER_ID, ClientProtocol, Message
 from secagg.protocols.bonawitz.config import SEMI_HONEST
 from secagg.protocols.registry import ProtocolSpec, get_protocol
@@ -199,14 +200,9 @@ class ThresholdCkksOverFlower:
         """The config the setup describes. DecodeError for malformed or inconsistent
         parameters (the config's own checks), MaliciousRequestError for a ``min_clients``
         below the policy's."""
-        try:
-            obj = msgpack.unpackb(setup.params, raw=False, use_list=True, strict_map_key=True,
-                                  max_bin_len=0, max_str_len=8, max_map_len=8,
-                                  max_array_len=max(setup.n, _MAX_PARAMS_ARRAY))
-        except (ValueError, TypeError, msgpack.ExtraData, msgpack.FormatError,
-                msgpack.StackError):
-            raise DecodeError("threshold-ckks parameters are not msgpack",
-                              party=SERVER_ID) from None
+        obj = unpack_peer(setup.params, error="threshold-ckks parameters are not msgpack",
+                          party=SERVER_ID, max_bin_len=0, max_str_len=8, max_map_len=8,
+                          max_array_len=max(setup.n, _MAX_PARAMS_ARRAY))
         if not isinstance(obj, list) or len(obj) != 4 or not isinstance(obj[3], dict):
             raise DecodeError("bad threshold-ckks parameters", party=SERVER_ID)
         committee, threshold, min_clients, scheme = obj

@@ -38,6 +38,7 @@ from secagg.errors import (
     UsageError,
 )
 from secagg.integrations.flower.protocols import Identity, SessionPlan
+from secagg.integrations.flower.wire import unpack_peer
 from secagg.protocols.base import SERVER_ID, ClientProtocol, Message
 from secagg.protocols.bonawitz.config import SEMI_HONEST
 from secagg.protocols.registry import ProtocolSpec, get_protocol
@@ -117,11 +118,8 @@ class ThresholdPaillierOverFlower:
     def check_identity(self, settings: SecAggSettings, *, node_id: int, session_id: bytes,
                        challenge: bytes, answer: bytes) -> Identity:
         key = _public_key(settings)
-        try:
-            obj = msgpack.unpackb(answer, raw=False, use_list=True, max_bin_len=256)
-        except (ValueError, TypeError, msgpack.ExtraData, msgpack.FormatError,
-                msgpack.StackError):
-            raise DecodeError("identity answer is not msgpack", party=node_id) from None
+        obj = unpack_peer(answer, error="identity answer is not msgpack", party=node_id,
+                          max_bin_len=256)
         if (not isinstance(obj, list) or len(obj) != 2 or not isinstance(obj[0], bytes)
                 or len(obj[0]) != _DIGEST_BYTES or isinstance(obj[1], bool)
                 or not isinstance(obj[1], int) or not 0 <= obj[1] <= key.holders):
@@ -198,14 +196,9 @@ class ThresholdPaillierOverFlower:
         if keys.he_public_key is None:
             raise ConfigurationError("threshold-paillier: this node has no committee public "
                                      "key to check the server's against")
-        try:
-            obj = msgpack.unpackb(setup.params, raw=False, use_list=True, strict_map_key=True,
-                                  max_bin_len=_MAX_PARAMS, max_str_len=64,
-                                  max_array_len=max(setup.n, 8))
-        except (ValueError, TypeError, msgpack.ExtraData, msgpack.FormatError,
-                msgpack.StackError):
-            raise DecodeError("threshold-paillier parameters are not msgpack",
-                              party=SERVER_ID) from None
+        obj = unpack_peer(setup.params, error="threshold-paillier parameters are not msgpack",
+                          party=SERVER_ID, max_bin_len=_MAX_PARAMS, max_str_len=64,
+                          max_array_len=max(setup.n, 8))
         if not isinstance(obj, list) or len(obj) != 5:
             raise DecodeError("bad threshold-paillier parameters", party=SERVER_ID)
         key_bytes, committee, min_clients, guard_bits, decryption = obj

@@ -55,6 +55,7 @@ __all__ = [
     "has_envelope",
     "read_envelope",
     "strip_envelope",
+    "unpack_peer",
     "write_envelope",
 ]
 
@@ -127,14 +128,21 @@ class IdentifyRequest:
         return cls(protocol, challenge)
 
 
+def unpack_peer(data: bytes, *, error: str, party: int, **limits: int) -> object:
+    """A peer's msgpack ``data`` (lists, strict map keys) under msgpack's ``max_*_len``
+    ``limits``. Raises DecodeError with the text ``error`` for anything msgpack refuses:
+    never msgpack's own text, which may quote the peer's bytes."""
+    try:
+        return msgpack.unpackb(data, raw=False, strict_map_key=True, use_list=True, **limits)
+    except Exception:  # msgpack raises several unrelated types on bad input
+        raise DecodeError(error, party=party) from None
+
+
 def _unpack(data: bytes, limit: int, what: str, *, party: int = 0) -> object:
     if not isinstance(data, bytes) or len(data) > limit:
         raise DecodeError(f"{what} is not bytes of at most {limit}", party=party)
-    try:
-        return msgpack.unpackb(data, raw=False, strict_map_key=True, use_list=True,
-                               max_bin_len=limit, max_str_len=limit)
-    except Exception:  # msgpack raises several unrelated types on bad input
-        raise DecodeError(f"{what} is not valid msgpack", party=party) from None
+    return unpack_peer(data, error=f"{what} is not valid msgpack", party=party,
+                       max_bin_len=limit, max_str_len=limit)
 
 
 def has_envelope(content: RecordDict) -> bool:
