@@ -190,11 +190,11 @@ class RunReport:
             raise self._fail("the result does not account for every configured client")
         if self.attacked:
             return  # a malicious server can always publish a wrong sum
-        if not self.attacked and self._predictions()[0].free & result.included:
+        prediction = self._predictions()[0]
+        if prediction.free & result.included:
             return  # a faulty client's contribution the protocol does not pin
-        unverifiable = getattr(self.target, "unverifiable", None)
-        if callable(unverifiable) and unverifiable(self.log.injected, self.log.gone, self.lost):
-            return  # the target's trust model lets these faults corrupt the sum unseen
+        if not prediction.pinned:
+            return  # the target's trust model lets these faults change the sum unseen
         total = np.asarray(result.total)
         if total.dtype != dtype_for_bits(self.target.bits) or total.shape != (
             self.target.vector_length,

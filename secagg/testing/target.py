@@ -60,12 +60,15 @@ class Prediction:
     the faulty clients the result must blame (``predict_faults`` only); ``free``: included
     faulty clients whose contribution the protocol does not pin (their masked input is
     in the sum, but what it holds is theirs to choose): the total is then not checked.
+    ``pinned`` False: the faults may change the whole total unseen, as the protocol's trust
+    model allows (e.g. a bad decryption share that nothing cross-checks): it is not checked.
     """
 
     aborts: bool | None
     included: frozenset[int] | None = None
     blamed: frozenset[int] = frozenset()
     free: frozenset[int] = frozenset()
+    pinned: bool = True
 
 
 UNKNOWN = Prediction(None)

@@ -46,13 +46,31 @@ from secagg.protocols.threshold_ckks.messages import (
     decode_threshold_ckks_message,
 )
 from secagg.protocols.threshold_ckks.server import ThresholdCkksServer
-from secagg.testing.model import CONTAINED_FAULTS, ClientFault, DropoutModel, Quorum
+from secagg.testing.model import (
+    CONTAINED_FAULTS,
+    SHARE_FAULTS,
+    ClientFault,
+    DropoutModel,
+    Quorum,
+)
 from secagg.testing.target import ConfigTarget, Prediction
 
 __all__ = ["DECRYPTION_SHARE", "ThresholdCkksTarget"]
 
 DECRYPTION_SHARE = "decryption share"
 _SETUP = (ROUND_KEY_ADVERTISE, ROUND_KEY_DEAL, ROUND_KEY_CHECK)
+
+
+def _answered(
+    vanished: Mapping[int, str], lost: AbstractSet[tuple[int, str]], party: int, round_name: str
+) -> bool:
+    """Whether ``party``'s answer of ``round_name`` reaches the server."""
+    gone = vanished.get(party)
+    if gone is not None and THRESHOLD_CKKS_ROUNDS.index(gone) <= THRESHOLD_CKKS_ROUNDS.index(
+        round_name
+    ):
+        return False
+    return (party, round_name) not in lost
 
 
 class ThresholdCkksTarget(ConfigTarget):
@@ -97,34 +115,41 @@ class ThresholdCkksTarget(ConfigTarget):
         self, vanished: Mapping[int, str], lost: AbstractSet[tuple[int, str]]
     ) -> Prediction:
         config = self.config
-        rounds = THRESHOLD_CKKS_ROUNDS
-
-        def answered(party: int, round_name: str) -> bool:
-            gone = vanished.get(party)
-            if gone is not None and rounds.index(gone) <= rounds.index(round_name):
-                return False
-            return (party, round_name) not in lost
-
-        taking_part = list(config.committee)
-        for round_name in _SETUP:
-            taking_part = [m for m in taking_part if answered(m, round_name)]
-            if len(taking_part) < config.threshold:
-                return Prediction(True)
-        inputs = frozenset(c for c in config.clients if answered(c, ROUND_ENCRYPTED_INPUT))
+        holders = self._key_holders(vanished, lost)
+        if len(holders) < config.threshold:
+            return Prediction(True)
+        inputs = frozenset(
+            c for c in config.clients if _answered(vanished, lost, c, ROUND_ENCRYPTED_INPUT)
+        )
         if len(inputs) < config.min_clients:
             return Prediction(True)
-        answering = [m for m in taking_part if answered(m, ROUND_DECRYPTION)]
-        if len(answering) < config.threshold:
+        shares = [m for m in holders if _answered(vanished, lost, m, ROUND_DECRYPTION)]
+        if len(shares) < config.threshold:
             return Prediction(True)
-        if len(answering) == config.threshold and any(
-            (m, ROUND_DECRYPTION) in lost and vanished.get(m) is None for m in taking_part
-        ):
-            # A live key holder's answer counted as lost may be a garbled share that did
-            # arrive: then t honest shares and one bad one give two decryptions that no
-            # t + 1 shares confirm, and nobody can tell which member lied (shares carry no
-            # proof). The server may abort or, the answer being only lost, complete.
-            return Prediction(None, inputs)
         return Prediction(False, inputs)
+
+    def _key_holders(
+        self, vanished: Mapping[int, str], lost: AbstractSet[tuple[int, str]]
+    ) -> list[int]:
+        """The members that answered every setup round (no fewer than t at any of them,
+        else the empty list: the setup aborts)."""
+        taking_part = list(self.config.committee)
+        for round_name in _SETUP:
+            taking_part = [m for m in taking_part if _answered(vanished, lost, m, round_name)]
+            if len(taking_part) < self.config.threshold:
+                return []
+        return taking_part
+
+    def _shares_arriving(
+        self, vanished: Mapping[int, str], lost: AbstractSet[tuple[int, str]]
+    ) -> list[int]:
+        """The key holders whose decryption share arrives (a lost one counts as missing:
+        with a faulty share's answer among ``lost``, the honest shares)."""
+        return [
+            m
+            for m in self._key_holders(vanished, lost)
+            if _answered(vanished, lost, m, ROUND_DECRYPTION)
+        ]
 
     def predict_faults(
         self,
@@ -136,7 +161,15 @@ class ThresholdCkksTarget(ConfigTarget):
         faulty answer is lost" (a dealer's bad box also costs its recipient the key share:
         the lone complaint leaves it without one). Where the two disagree on aborting, the
         target does not say (``aborts=None``); a completed session includes the clients of
-        the pessimistic case (a bad upload is left out)."""
+        the pessimistic case (a bad upload is left out).
+
+        A bad decryption share (shares carry no proof) is located only by ``t + 1`` honest
+        shares that agree. With exactly ``t`` honest ones beside it the server may abort
+        (two decryptions that no ``t + 1`` shares confirm) or complete; and when at most
+        ``t`` shares can arrive nothing cross-checks it: the decryption's validity check
+        catches a garbled share only with a probability that grows with the vector's length
+        (a crafted one never), so the total is not pinned (README, threshold-CKKS trust
+        model: a malicious member can corrupt the result unless ``t + 1`` shares arrive)."""
         optimistic = self.predict(vanished, lost)
         worse = set(lost)
         for fault in faults:
@@ -154,36 +187,23 @@ class ThresholdCkksTarget(ConfigTarget):
                 ]
                 worse |= {(m, ROUND_KEY_CHECK) for m in peers[:1]}
         pessimistic = self.predict(vanished, worse)
-        if optimistic.aborts is True:
-            return optimistic
-        if pessimistic.aborts is False:
-            return pessimistic
-        return Prediction(None, pessimistic.included)
-
-    def unverifiable(
-        self,
-        faults: Sequence[ClientFault],
-        vanished: Mapping[int, str],
-        lost: AbstractSet[tuple[int, str]],
-    ) -> bool:
-        """True when a key holder's bad decryption share may be among exactly ``t`` shares:
-        nothing then cross-checks it, and the decryption's validity check catches a garbled
-        share only with a probability that grows with the vector's length (a crafted one
-        never). The trust model says so: a malicious member can corrupt the result unless
-        ``t + 1`` shares arrive (README, threshold-CKKS trust model)."""
-        bad = {
-            f.client
-            for f in faults
-            if f.kind in ("garbled_share", "junk_share") and f.round_name == ROUND_DECRYPTION
-        }
-        if not bad:
-            return False
-        answering = [
+        bad_share = any(
+            f.kind in SHARE_FAULTS and f.round_name == ROUND_DECRYPTION for f in faults
+        )
+        t = self.config.threshold
+        arriving = [
             m
             for m in self.config.committee
             if vanished.get(m) is None and (m, ROUND_DECRYPTION) not in lost
         ]
-        return len(answering) <= self.config.threshold
+        pinned = not bad_share or len(arriving) > t
+        if optimistic.aborts is True:
+            return replace(optimistic, pinned=pinned)
+        if pessimistic.aborts is False and not (
+            bad_share and len(self._shares_arriving(vanished, worse)) == t
+        ):
+            return replace(pessimistic, pinned=pinned)
+        return Prediction(None, pessimistic.included, pinned=pinned)
 
     def reveals(self, message: Message) -> Sequence[tuple[int, str]] | None:
         if isinstance(message, DecryptionShare):
